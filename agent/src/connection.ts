@@ -1,0 +1,130 @@
+import * as grpc from '@grpc/grpc-js';
+import {
+  type AgentMessage,
+  AgentServiceClient,
+  type ControlMessage,
+  type DesiredState,
+  type Hello,
+  type StatusReport,
+} from '../../proto/gen/fleet/v1/agent.js';
+import { Backoff } from './backoff.js';
+import type { Logger } from './log.js';
+
+export interface ConnectionOptions {
+  address: string;
+  token: string;
+  node: string;
+  log: Logger;
+  hello: () => Promise<Hello>;
+  onDesired: (d: DesiredState) => void;
+  /** Called on every (re)connect; returns the report to send first. */
+  latestReport: () => StatusReport | undefined;
+  heartbeatMs?: number;
+  backoff?: Backoff;
+}
+
+/**
+ * The agent's end of the stream. The agent always dials; on any failure it redials with jittered
+ * exponential backoff, forever. Nothing here decides what runs: the reconciler does, from the
+ * persisted desired state, whether or not this connection is up.
+ *
+ *   dialing ──stream open + hello sent──▶ open ──error/end──▶ waiting(backoff) ──▶ dialing
+ */
+export class Connection {
+  private readonly client: AgentServiceClient;
+  private stream: grpc.ClientDuplexStream<AgentMessage, ControlMessage> | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private redial: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly backoff: Backoff;
+  connected = false;
+
+  constructor(private readonly opts: ConnectionOptions) {
+    this.backoff = opts.backoff ?? new Backoff(250, 10_000);
+    this.client = new AgentServiceClient(opts.address, grpc.credentials.createInsecure(), {
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.initial_reconnect_backoff_ms': 250,
+      'grpc.max_reconnect_backoff_ms': 5_000,
+    });
+  }
+
+  start() {
+    void this.dial();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.redial);
+    clearInterval(this.heartbeat);
+    this.stream?.cancel();
+    this.client.close();
+  }
+
+  /** Sends a report now when connected; otherwise the latest one goes out on reconnect. */
+  sendStatus(report: StatusReport) {
+    this.send({ msg: { $case: 'status', status: report } });
+  }
+
+  private send(m: AgentMessage) {
+    if (this.connected && this.stream) this.stream.write(m);
+  }
+
+  private async dial() {
+    if (this.stopped) return;
+    const log = this.opts.log;
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${this.opts.token}`);
+    md.set('x-fleet-node', this.opts.node);
+    let hello: Hello;
+    try {
+      hello = await this.opts.hello();
+    } catch (err) {
+      log.warn({ err }, 'collecting hello failed');
+      return this.retry();
+    }
+    const stream = this.client.connect(md);
+    this.stream = stream;
+    let opened = false;
+    stream.on('data', (m: ControlMessage) => {
+      if (m.msg?.$case !== 'desired') return;
+      if (!opened) {
+        opened = true;
+        this.backoff.reset();
+        log.info({ address: this.opts.address }, 'connected to control plane');
+      }
+      this.opts.onDesired(m.msg.desired);
+      stream.write({ msg: { $case: 'ack', ack: { desiredVersion: m.msg.desired.version } } });
+    });
+    stream.on('error', (err: grpc.ServiceError) => {
+      if (err.code === grpc.status.UNAUTHENTICATED || err.code === grpc.status.PERMISSION_DENIED) {
+        log.error({ code: err.code, details: err.details }, 'control plane refused this agent');
+      } else {
+        log.warn({ code: err.code, details: err.details }, 'stream failed');
+      }
+    });
+    stream.on('close', () => {
+      if (this.stream !== stream) return;
+      this.connected = false;
+      clearInterval(this.heartbeat);
+      this.retry();
+    });
+    this.connected = true;
+    stream.write({ msg: { $case: 'hello', hello } });
+    const report = this.opts.latestReport();
+    if (report) this.sendStatus(report);
+    this.heartbeat = setInterval(
+      () => this.send({ msg: { $case: 'heartbeat', heartbeat: { sentAtMs: Date.now() } } }),
+      this.opts.heartbeatMs ?? 5_000,
+    );
+  }
+
+  private retry() {
+    if (this.stopped) return;
+    const delay = this.backoff.next();
+    this.opts.log.info({ delayMs: delay, attempt: this.backoff.attempts }, 'redialing control plane');
+    clearTimeout(this.redial);
+    this.redial = setTimeout(() => void this.dial(), delay);
+  }
+}

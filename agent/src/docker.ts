@@ -1,0 +1,126 @@
+import Docker from 'dockerode';
+import { LABEL, type DesiredContainer, type ObservedContainer, fromLabels, labelsFor } from './model.js';
+import { type ContainerRuntime, RuntimeError, classify } from './runtime.js';
+
+export interface DockerRuntimeOptions {
+  node: string;
+  socketPath?: string;
+  /** Seconds a container gets between SIGTERM and SIGKILL when removed. */
+  stopTimeoutS?: number;
+}
+
+/** ContainerRuntime over the Docker Engine API. Only containers labelled for this node are seen. */
+export class DockerRuntime implements ContainerRuntime {
+  private readonly docker: Docker;
+
+  constructor(private readonly opts: DockerRuntimeOptions) {
+    this.docker = new Docker({ socketPath: opts.socketPath ?? '/var/run/docker.sock' });
+  }
+
+  async list(): Promise<ObservedContainer[]> {
+    const items = await this.call(() =>
+      this.docker.listContainers({
+        all: true,
+        filters: { label: [`${LABEL.managed}=true`, `${LABEL.node}=${this.opts.node}`] },
+      }),
+    );
+    const out: ObservedContainer[] = [];
+    for (const c of items) {
+      const o = fromLabels(
+        {
+          id: c.Id,
+          name: (c.Names[0] ?? '').replace(/^\//, ''),
+          image: c.Image,
+          state: c.State,
+          createdAtMs: c.Created * 1000,
+        },
+        c.Labels,
+      );
+      if (o) out.push(o);
+    }
+    return out;
+  }
+
+  async imagePresent(image: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return true;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return false;
+      throw classify(err);
+    }
+  }
+
+  async pull(image: string): Promise<void> {
+    const stream = await this.call(() => this.docker.pull(image));
+    await new Promise<void>((resolve, reject) =>
+      this.docker.modem.followProgress(stream, (err: Error | null, output: { error?: string }[]) => {
+        const failed = err?.message ?? output?.find((o) => o.error)?.error;
+        if (failed) reject(new RuntimeError(`pull ${image}: ${failed}`, true));
+        else resolve();
+      }),
+    );
+  }
+
+  async create(c: DesiredContainer): Promise<string> {
+    const s = c.spec;
+    const portKey = `${s.port}/tcp`;
+    const container = await this.call(() =>
+      this.docker.createContainer({
+        name: c.name,
+        Image: s.image,
+        Env: Object.entries(s.env).map(([k, v]) => `${k}=${v}`),
+        Cmd: s.command.length ? s.command : undefined,
+        Labels: labelsFor(c),
+        ExposedPorts: s.port ? { [portKey]: {} } : undefined,
+        HostConfig: {
+          Binds: s.volumes.length ? s.volumes : undefined,
+          PortBindings: s.publish ? { [portKey]: [{ HostIp: '127.0.0.1', HostPort: String(s.publish) }] } : undefined,
+          // The agent restarts what fails (with backoff and a truthful status); Docker must not.
+          RestartPolicy: { Name: 'no' },
+          Init: true,
+        },
+      }),
+    );
+    try {
+      await this.call(() => container.start());
+    } catch (err) {
+      // A container that cannot start (port taken, bad command) is removed, not left behind.
+      await container.remove({ force: true }).catch(() => {});
+      throw err;
+    }
+    return container.id;
+  }
+
+  async start(id: string): Promise<void> {
+    await this.call(() => this.docker.getContainer(id).start());
+  }
+
+  async remove(id: string): Promise<void> {
+    const c = this.docker.getContainer(id);
+    try {
+      await c.stop({ t: this.opts.stopTimeoutS ?? 10 });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code !== 304 && code !== 404) throw classify(err);
+    }
+    try {
+      await c.remove({ force: true });
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) throw classify(err);
+    }
+  }
+
+  async version(): Promise<string> {
+    const v = await this.call(() => this.docker.version());
+    return v.Version;
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw classify(err);
+    }
+  }
+}

@@ -1,0 +1,44 @@
+import type { DesiredContainer, ObservedContainer } from './model.js';
+
+/**
+ * The agent's only view of a container engine. Docker implements it in production; loop tests
+ * use an in-memory fake. Each method is one engine operation, so costs stay visible.
+ */
+export interface ContainerRuntime {
+  /** Every container this node manages (one list call). */
+  list(): Promise<ObservedContainer[]>;
+  imagePresent(image: string): Promise<boolean>;
+  pull(image: string): Promise<void>;
+  /** Creates and starts; returns the container id. */
+  create(c: DesiredContainer): Promise<string>;
+  start(id: string): Promise<void>;
+  /** Stops (bounded grace period) and removes. */
+  remove(id: string): Promise<void>;
+  version(): Promise<string>;
+}
+
+/** A failure the reconcile loop can act on: retry soon, or report and retry rarely. */
+export class RuntimeError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Classifies engine errors. Bad references and missing images will not fix themselves in a
+ * second; a daemon that is down, a conflict or a 5xx might.
+ */
+export function classify(err: unknown): RuntimeError {
+  if (err instanceof RuntimeError) return err;
+  const e = err as { statusCode?: number; code?: string; message?: string; json?: { message?: string } };
+  const message = e.json?.message ?? e.message ?? String(err);
+  if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'EPIPE' || e.code === 'ECONNRESET') {
+    return new RuntimeError(`docker unreachable: ${message}`, true, err);
+  }
+  if (e.statusCode === 400 || e.statusCode === 404) return new RuntimeError(message, false, err);
+  return new RuntimeError(message, true, err);
+}

@@ -1,0 +1,140 @@
+import { type Static, Type as T } from '@sinclair/typebox';
+
+/** Request and response schemas of every REST route; the types handlers use derive from them. */
+
+export const ErrorBody = T.Object({
+  error: T.String({ description: 'machine-readable code' }),
+  message: T.String(),
+  errors: T.Optional(
+    T.Array(
+      T.Object({
+        file: T.String(),
+        line: T.Integer(),
+        col: T.Integer(),
+        message: T.String(),
+        hint: T.Optional(T.String()),
+      }),
+    ),
+  ),
+});
+export type ErrorBody = Static<typeof ErrorBody>;
+
+export const Health = T.Object({ status: T.Literal('ok'), version: T.String(), agentsConnected: T.Integer() });
+
+export const ApplyBody = T.Object(
+  {
+    source: T.String({ maxLength: 512 * 1024, description: 'playbook YAML text' }),
+    file: T.String({ minLength: 1, maxLength: 1024, description: 'file name used in error positions' }),
+    check: T.Optional(T.Boolean({ description: 'return the plan and store nothing' })),
+  },
+  { additionalProperties: false },
+);
+export type ApplyBody = Static<typeof ApplyBody>;
+
+export const NodePlan = T.Object({
+  node: T.String(),
+  connected: T.Boolean(),
+  services: T.Array(
+    T.Object({
+      service: T.String(),
+      action: T.Union([T.Literal('create'), T.Literal('replace'), T.Literal('remove'), T.Literal('unchanged')]),
+    }),
+  ),
+});
+
+export const ApplyReply = T.Object({
+  deployment: T.String(),
+  revision: T.Integer(),
+  previousRevision: T.Integer(),
+  hash: T.String(),
+  changed: T.Boolean(),
+  check: T.Boolean(),
+  nodes: T.Array(NodePlan),
+});
+
+const Labels = T.Record(T.String(), T.String());
+
+export const NodeView = T.Object({
+  name: T.String(),
+  labels: Labels,
+  agentVersion: T.String(),
+  facts: T.Record(T.String(), T.Unknown()),
+  connected: T.Boolean(),
+  firstSeenMs: T.Integer(),
+  lastSeenMs: T.Integer(),
+  ackedVersion: T.String(),
+  desiredVersion: T.String(),
+});
+export type NodeView = Static<typeof NodeView>;
+
+export const NodeList = T.Object({ nodes: T.Array(NodeView) });
+export const NameParam = T.Object({ name: T.String({ maxLength: 253 }) });
+
+export const ContainerView = T.Object({
+  id: T.String(),
+  name: T.String(),
+  replica: T.Integer(),
+  state: T.String(),
+  specHash: T.String(),
+  createdAtMs: T.Integer(),
+  image: T.String(),
+});
+
+export const ServiceStatusView = T.Object({
+  service: T.String(),
+  revision: T.Integer(),
+  state: T.String(),
+  ready: T.Integer(),
+  desired: T.Integer(),
+  lastError: T.String(),
+  containers: T.Array(ContainerView),
+  updatedMs: T.Integer(),
+});
+
+export const EventView = T.Object({
+  id: T.Integer(),
+  atMs: T.Integer(),
+  node: T.String(),
+  deployment: T.String(),
+  service: T.String(),
+  kind: T.String(),
+  message: T.String(),
+});
+
+export const DeploymentSummary = T.Object({
+  name: T.String(),
+  revision: T.Integer(),
+  hash: T.String(),
+  file: T.String(),
+  createdMs: T.Integer(),
+  nodes: T.Integer(),
+  nodesReady: T.Integer(),
+});
+
+export const DeploymentList = T.Object({ deployments: T.Array(DeploymentSummary) });
+
+export const DeploymentDetail = T.Object({
+  name: T.String(),
+  revision: T.Integer(),
+  hash: T.String(),
+  file: T.String(),
+  createdMs: T.Integer(),
+  services: T.Array(T.String()),
+  ready: T.Boolean({ description: 'every assigned node runs every service at this revision' }),
+  nodes: T.Array(
+    T.Object({
+      node: T.String(),
+      connected: T.Boolean(),
+      revision: T.Integer({ description: 'revision assigned to this node' }),
+      services: T.Array(ServiceStatusView),
+    }),
+  ),
+  events: T.Array(EventView),
+});
+export type DeploymentDetail = Static<typeof DeploymentDetail>;
+
+export const EventsQuery = T.Object({
+  limit: T.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  deployment: T.Optional(T.String({ maxLength: 253 })),
+});
+export const EventList = T.Object({ events: T.Array(EventView) });

@@ -1,0 +1,52 @@
+import { readFileSync } from 'node:fs';
+import { formatError } from '../playbook/parse.js';
+import { ClientError, type FleetClient } from './client.js';
+import { CliError, type OutputFormat, printJson } from './output.js';
+import { table } from './table.js';
+import { renderStatus, waitReady } from './status.js';
+
+export interface ApplyFlags {
+  check: boolean;
+  wait: boolean;
+  timeoutMs: number;
+  output: OutputFormat;
+}
+
+/** `fleet apply FILE`: send the playbook, print the plan or the new revision, optionally wait. */
+export async function applyCommand(client: FleetClient, file: string, flags: ApplyFlags) {
+  let source: string;
+  try {
+    source = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 2);
+  }
+  let result: Awaited<ReturnType<FleetClient['apply']>>;
+  try {
+    result = await client.apply(source, file, flags.check);
+  } catch (err) {
+    if (err instanceof ClientError && err.body?.errors?.length) {
+      if (flags.output === 'json') printJson(err.body);
+      else for (const e of err.body.errors) process.stderr.write(`${formatError(e)}\n`);
+      throw new CliError(`${file}: playbook rejected, nothing applied`, 2);
+    }
+    if (err instanceof ClientError && err.status >= 400 && err.status < 500) {
+      throw new CliError(`${file}: ${err.message}; nothing applied`, 2);
+    }
+    throw err;
+  }
+  if (flags.output === 'json' && !flags.wait) return printJson(result);
+  if (flags.output === 'text') {
+    const verb = flags.check ? 'would apply' : result.changed ? 'applied' : 'unchanged at';
+    const was = result.previousRevision && result.previousRevision !== result.revision ? ` (was ${result.previousRevision})` : '';
+    process.stdout.write(`${result.deployment}: ${verb} revision ${result.revision}${was}\n`);
+    const rows = result.nodes.flatMap((n) =>
+      n.services.map((s) => [n.node, n.connected ? 'connected' : 'offline', s.service, s.action]),
+    );
+    if (rows.length) process.stdout.write(`${table(['NODE', 'AGENT', 'SERVICE', 'ACTION'], rows)}\n`);
+  }
+  if (flags.wait && !flags.check) {
+    const detail = await waitReady(client, result.deployment, result.revision, flags.timeoutMs, flags.output === 'text');
+    if (flags.output === 'json') printJson({ apply: result, status: detail });
+    else process.stdout.write(`${renderStatus(detail)}\n`);
+  }
+}

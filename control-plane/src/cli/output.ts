@@ -1,0 +1,21 @@
+/** How a command prints: `-o json` for scripts, text tables for people. */
+export type OutputFormat = 'text' | 'json';
+
+export function parseOutput(v: string): OutputFormat {
+  if (v !== 'text' && v !== 'json') throw new Error(`invalid output format ${JSON.stringify(v)} (text or json)`);
+  return v;
+}
+
+export function printJson(value: unknown) {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** An error that ends the command with a message and an exit code, never a stack trace. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}

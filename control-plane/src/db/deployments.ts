@@ -1,0 +1,124 @@
+import type { Database } from 'better-sqlite3';
+import type { Playbook } from '../playbook/types.js';
+
+export interface RevisionRecord {
+  deployment: string;
+  revision: number;
+  hash: string;
+  file: string;
+  source: string;
+  spec: Playbook;
+  createdMs: number;
+}
+
+interface RevisionRow {
+  deployment: string;
+  revision: number;
+  hash: string;
+  file: string;
+  source: string;
+  spec: string;
+  created_ms: number;
+}
+
+const fromRow = (r: RevisionRow): RevisionRecord => ({
+  deployment: r.deployment,
+  revision: r.revision,
+  hash: r.hash,
+  file: r.file,
+  source: r.source,
+  spec: JSON.parse(r.spec),
+  createdMs: r.created_ms,
+});
+
+export interface Assignment {
+  deployment: string;
+  node: string;
+  revision: number;
+}
+
+/**
+ * Deployments, their immutable revisions and which node runs which revision. Owns the SQL on
+ * `deployments`, `revisions` and `assignments`; callers group writes in `Store.transaction`.
+ */
+export class DeploymentRepo {
+  private readonly currentStmt;
+  private readonly revisionStmt;
+  private readonly listStmt;
+  private readonly insertDeploymentStmt;
+  private readonly bumpStmt;
+  private readonly insertRevisionStmt;
+  private readonly assignmentsStmt;
+  private readonly nodeAssignmentsStmt;
+  private readonly deleteAssignmentsStmt;
+  private readonly insertAssignmentStmt;
+
+  constructor(db: Database) {
+    this.currentStmt = db.prepare<[string], RevisionRow>(
+      `SELECT r.* FROM deployments d JOIN revisions r ON r.deployment = d.name AND r.revision = d.current_revision
+       WHERE d.name = ?`,
+    );
+    this.revisionStmt = db.prepare<[string, number], RevisionRow>(
+      'SELECT * FROM revisions WHERE deployment = ? AND revision = ?',
+    );
+    this.listStmt = db.prepare<[], RevisionRow>(
+      `SELECT r.* FROM deployments d JOIN revisions r ON r.deployment = d.name AND r.revision = d.current_revision
+       ORDER BY d.name`,
+    );
+    this.insertDeploymentStmt = db.prepare(
+      'INSERT INTO deployments (name, current_revision, created_ms, updated_ms) VALUES (?, ?, ?, ?)',
+    );
+    this.bumpStmt = db.prepare('UPDATE deployments SET current_revision = ?, updated_ms = ? WHERE name = ?');
+    this.insertRevisionStmt = db.prepare(
+      `INSERT INTO revisions (deployment, revision, hash, file, source, spec, created_ms)
+       VALUES (@deployment, @revision, @hash, @file, @source, @spec, @createdMs)`,
+    );
+    this.assignmentsStmt = db.prepare<[string], Assignment>(
+      'SELECT deployment, node, revision FROM assignments WHERE deployment = ? ORDER BY node',
+    );
+    this.nodeAssignmentsStmt = db.prepare<[string], Assignment>(
+      'SELECT deployment, node, revision FROM assignments WHERE node = ? ORDER BY deployment',
+    );
+    this.deleteAssignmentsStmt = db.prepare('DELETE FROM assignments WHERE deployment = ?');
+    this.insertAssignmentStmt = db.prepare(
+      'INSERT INTO assignments (deployment, node, revision) VALUES (?, ?, ?)',
+    );
+  }
+
+  current(name: string): RevisionRecord | undefined {
+    const row = this.currentStmt.get(name);
+    return row && fromRow(row);
+  }
+
+  revision(name: string, revision: number): RevisionRecord | undefined {
+    const row = this.revisionStmt.get(name, revision);
+    return row && fromRow(row);
+  }
+
+  listCurrent(): RevisionRecord[] {
+    return this.listStmt.all().map(fromRow);
+  }
+
+  /** Stores the next revision of a deployment and makes it current; returns its number. */
+  addRevision(r: Omit<RevisionRecord, 'revision'>): number {
+    const cur = this.current(r.deployment);
+    const revision = (cur?.revision ?? 0) + 1;
+    if (cur) this.bumpStmt.run(revision, r.createdMs, r.deployment);
+    else this.insertDeploymentStmt.run(r.deployment, revision, r.createdMs, r.createdMs);
+    this.insertRevisionStmt.run({ ...r, revision, spec: JSON.stringify(r.spec) });
+    return revision;
+  }
+
+  assignments(deployment: string): Assignment[] {
+    return this.assignmentsStmt.all(deployment);
+  }
+
+  nodeAssignments(node: string): Assignment[] {
+    return this.nodeAssignmentsStmt.all(node);
+  }
+
+  setAssignments(deployment: string, nodes: readonly string[], revision: number) {
+    this.deleteAssignmentsStmt.run(deployment);
+    for (const n of nodes) this.insertAssignmentStmt.run(deployment, n, revision);
+  }
+}

@@ -1,0 +1,90 @@
+import type { Database } from 'better-sqlite3';
+
+/**
+ * Numbered, append-only schema migrations. A migration once released is never edited: add a new
+ * one. `user_version` records how far a database file has come, so an old file upgrades in place.
+ */
+export const migrations: readonly string[] = [
+  // 1: nodes, deployments with immutable revisions, per-node assignments, reported status, events.
+  `
+  CREATE TABLE nodes (
+    name          TEXT PRIMARY KEY,
+    labels        TEXT NOT NULL DEFAULT '{}',
+    agent_version TEXT NOT NULL DEFAULT '',
+    facts         TEXT NOT NULL DEFAULT '{}',
+    connected     INTEGER NOT NULL DEFAULT 0,
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms  INTEGER NOT NULL,
+    acked_version TEXT NOT NULL DEFAULT ''
+  ) STRICT;
+
+  CREATE TABLE deployments (
+    name             TEXT PRIMARY KEY,
+    current_revision INTEGER NOT NULL,
+    created_ms       INTEGER NOT NULL,
+    updated_ms       INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE revisions (
+    deployment TEXT NOT NULL REFERENCES deployments(name),
+    revision   INTEGER NOT NULL,
+    hash       TEXT NOT NULL,
+    file       TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    spec       TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (deployment, revision)
+  ) STRICT;
+
+  CREATE TRIGGER revisions_immutable BEFORE UPDATE ON revisions
+  BEGIN SELECT RAISE(ABORT, 'revisions are immutable'); END;
+
+  CREATE TABLE assignments (
+    deployment TEXT NOT NULL REFERENCES deployments(name),
+    node       TEXT NOT NULL,
+    revision   INTEGER NOT NULL,
+    PRIMARY KEY (deployment, node)
+  ) STRICT;
+  CREATE INDEX assignments_node ON assignments(node);
+
+  CREATE TABLE service_status (
+    node        TEXT NOT NULL,
+    deployment  TEXT NOT NULL,
+    service     TEXT NOT NULL,
+    revision    INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    ready       INTEGER NOT NULL,
+    desired     INTEGER NOT NULL,
+    last_error  TEXT NOT NULL,
+    containers  TEXT NOT NULL,
+    updated_ms  INTEGER NOT NULL,
+    PRIMARY KEY (node, deployment, service)
+  ) STRICT;
+
+  CREATE TABLE events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms      INTEGER NOT NULL,
+    node       TEXT NOT NULL DEFAULT '',
+    deployment TEXT NOT NULL DEFAULT '',
+    service    TEXT NOT NULL DEFAULT '',
+    kind       TEXT NOT NULL,
+    message    TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX events_deployment ON events(deployment, id);
+  `,
+];
+
+/** Applies every migration past the file's `user_version`, each in its own transaction. */
+export function migrate(db: Database): number {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > migrations.length) {
+    throw new Error(`database schema v${current} is newer than this fleet (v${migrations.length}); upgrade fleet`);
+  }
+  for (let v = current; v < migrations.length; v++) {
+    db.transaction(() => {
+      db.exec(migrations[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+  return migrations.length;
+}

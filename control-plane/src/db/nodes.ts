@@ -1,0 +1,89 @@
+import type { Database } from 'better-sqlite3';
+
+export interface NodeRecord {
+  name: string;
+  labels: Record<string, string>;
+  agentVersion: string;
+  facts: Record<string, unknown>;
+  connected: boolean;
+  firstSeenMs: number;
+  lastSeenMs: number;
+  ackedVersion: string;
+}
+
+interface NodeRow {
+  name: string;
+  labels: string;
+  agent_version: string;
+  facts: string;
+  connected: number;
+  first_seen_ms: number;
+  last_seen_ms: number;
+  acked_version: string;
+}
+
+const fromRow = (r: NodeRow): NodeRecord => ({
+  name: r.name,
+  labels: JSON.parse(r.labels),
+  agentVersion: r.agent_version,
+  facts: JSON.parse(r.facts),
+  connected: r.connected === 1,
+  firstSeenMs: r.first_seen_ms,
+  lastSeenMs: r.last_seen_ms,
+  ackedVersion: r.acked_version,
+});
+
+/** Nodes as their agents last described themselves. Owns every SQL statement on `nodes`. */
+export class NodeRepo {
+  private readonly upsertStmt;
+  private readonly seenStmt;
+  private readonly connectedStmt;
+  private readonly ackStmt;
+  private readonly getStmt;
+  private readonly listStmt;
+
+  constructor(db: Database) {
+    this.upsertStmt = db.prepare(
+      `INSERT INTO nodes (name, labels, agent_version, facts, connected, first_seen_ms, last_seen_ms)
+       VALUES (@name, @labels, @agentVersion, @facts, 1, @now, @now)
+       ON CONFLICT(name) DO UPDATE SET labels = @labels, agent_version = @agentVersion, facts = @facts,
+         connected = 1, last_seen_ms = @now`,
+    );
+    this.seenStmt = db.prepare('UPDATE nodes SET last_seen_ms = ? WHERE name = ?');
+    this.connectedStmt = db.prepare('UPDATE nodes SET connected = ?, last_seen_ms = ? WHERE name = ?');
+    this.ackStmt = db.prepare('UPDATE nodes SET acked_version = ? WHERE name = ?');
+    this.getStmt = db.prepare<[string], NodeRow>('SELECT * FROM nodes WHERE name = ?');
+    this.listStmt = db.prepare<[], NodeRow>('SELECT * FROM nodes ORDER BY name');
+  }
+
+  upsertHello(n: { name: string; labels: Record<string, string>; agentVersion: string; facts: object }, now: number) {
+    this.upsertStmt.run({
+      name: n.name,
+      labels: JSON.stringify(n.labels),
+      agentVersion: n.agentVersion,
+      facts: JSON.stringify(n.facts),
+      now,
+    });
+  }
+
+  markSeen(name: string, now: number) {
+    this.seenStmt.run(now, name);
+  }
+
+  setConnected(name: string, connected: boolean, now: number) {
+    this.connectedStmt.run(connected ? 1 : 0, now, name);
+  }
+
+  setAcked(name: string, version: string) {
+    this.ackStmt.run(version, name);
+  }
+
+  get(name: string): NodeRecord | undefined {
+    const row = this.getStmt.get(name);
+    return row && fromRow(row);
+  }
+
+  list(): NodeRecord[] {
+    return this.listStmt.all().map(fromRow);
+  }
+}

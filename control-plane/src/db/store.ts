@@ -1,0 +1,34 @@
+import type { Database } from 'better-sqlite3';
+import { DeploymentRepo } from './deployments.js';
+import { EventRepo } from './events.js';
+import { NodeRepo } from './nodes.js';
+import { openDatabase } from './open.js';
+import { StatusRepo } from './status.js';
+
+/** The repositories over one SQLite file, and the only way to group their writes atomically. */
+export class Store {
+  readonly nodes: NodeRepo;
+  readonly deployments: DeploymentRepo;
+  readonly status: StatusRepo;
+  readonly events: EventRepo;
+
+  constructor(readonly db: Database) {
+    this.nodes = new NodeRepo(db);
+    this.deployments = new DeploymentRepo(db);
+    this.status = new StatusRepo(db);
+    this.events = new EventRepo(db);
+  }
+
+  static open(file: string): Store {
+    return new Store(openDatabase(file));
+  }
+
+  /** Runs `fn` in one transaction: everything it writes lands, or nothing does. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  close() {
+    this.db.close();
+  }
+}

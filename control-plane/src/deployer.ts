@@ -1,0 +1,161 @@
+import { contentHash } from '../../proto/canonical.js';
+import type { DeploymentSpec } from '../../proto/gen/fleet/v1/agent.js';
+import type { Store } from './db/store.js';
+import { desiredStateFor, toDeploymentSpec, toServiceSpec } from './desired.js';
+import { parsePlaybook } from './playbook/parse.js';
+import type { Playbook, PlaybookError } from './playbook/types.js';
+import { matchHosts } from './selector.js';
+
+export type ServiceAction = 'create' | 'replace' | 'remove' | 'unchanged';
+
+export interface NodePlan {
+  node: string;
+  connected: boolean;
+  services: { service: string; action: ServiceAction }[];
+}
+
+export type ApplyResult =
+  | { ok: false; reason: 'invalid'; errors: PlaybookError[] }
+  | { ok: false; reason: 'no-nodes'; message: string }
+  | {
+      ok: true;
+      deployment: string;
+      revision: number;
+      previousRevision: number;
+      hash: string;
+      changed: boolean;
+      check: boolean;
+      nodes: NodePlan[];
+    };
+
+/** Where desired state goes once stored; the gRPC hub in production, a recorder in tests. */
+export interface DesiredStatePusher {
+  push(nodes: readonly string[]): void;
+}
+
+/**
+ * Turns playbooks into revisions and revisions into per-node desired state. Validation, storage
+ * and assignment happen in one transaction before anything is pushed, so a rejected or failed
+ * apply leaves no trace; check mode runs the same path and stores nothing.
+ */
+export class Deployer {
+  constructor(
+    private readonly store: Store,
+    private readonly pusher: DesiredStatePusher,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  apply(source: string, file: string, check: boolean): ApplyResult {
+    const parsed = parsePlaybook(source, file);
+    if (!parsed.ok) return { ok: false, reason: 'invalid', errors: parsed.errors };
+    const playbook = parsed.playbook;
+    const nodes = this.store.nodes.list();
+    const matched = matchHosts(playbook.hosts, nodes);
+    if (matched.length === 0) {
+      const known = nodes.map((n) => n.name).join(', ') || 'none registered yet';
+      return {
+        ok: false,
+        reason: 'no-nodes',
+        message: `hosts ${JSON.stringify(playbook.hosts)} match no node (nodes: ${known})`,
+      };
+    }
+    const hash = contentHash(playbook);
+    const current = this.store.deployments.current(playbook.name);
+    const assigned = current ? this.store.deployments.assignments(playbook.name).map((a) => a.node) : [];
+    const plans = planNodes(current?.spec, assigned, playbook, matched, nodes);
+    const sameAssignment = assigned.join() === matched.join();
+    const changed = !(current && current.hash === hash && sameAssignment);
+    const base = {
+      ok: true as const,
+      deployment: playbook.name,
+      previousRevision: current?.revision ?? 0,
+      hash,
+      check,
+      nodes: plans,
+    };
+    if (check || !changed) {
+      return { ...base, revision: current && !changed ? current.revision : (current?.revision ?? 0) + 1, changed };
+    }
+    const revision = this.store.transaction(() => {
+      const rev =
+        current && current.hash === hash
+          ? current.revision
+          : this.store.deployments.addRevision({
+              deployment: playbook.name,
+              hash,
+              file,
+              source,
+              spec: playbook,
+              createdMs: this.now(),
+            });
+      this.store.deployments.setAssignments(playbook.name, matched, rev);
+      this.store.events.add({
+        atMs: this.now(),
+        deployment: playbook.name,
+        kind: 'deployment.applied',
+        message: `revision ${rev} from ${file} to ${matched.join(', ')}`,
+      });
+      return rev;
+    });
+    this.pusher.push([...new Set([...assigned, ...matched])]);
+    return { ...base, revision, changed: true };
+  }
+
+  /**
+   * Re-evaluates every deployment's `hosts:` for one node (it joined or its labels changed), so a
+   * host that joins a group gets that group's workloads, like a DaemonSet. Returns whether
+   * anything changed.
+   */
+  syncNode(name: string): boolean {
+    const node = this.store.nodes.get(name);
+    if (!node) return false;
+    let changed = false;
+    this.store.transaction(() => {
+      for (const rev of this.store.deployments.listCurrent()) {
+        const assigned = this.store.deployments.assignments(rev.deployment).map((a) => a.node);
+        const wants = matchHosts(rev.spec.hosts, [node]).length > 0;
+        const has = assigned.includes(name);
+        if (wants === has) continue;
+        const next = wants ? [...assigned, name].sort() : assigned.filter((n) => n !== name);
+        this.store.deployments.setAssignments(rev.deployment, next, rev.revision);
+        changed = true;
+      }
+    });
+    return changed;
+  }
+
+  /** The DesiredState for one node, built from its assignments. */
+  desiredFor(node: string) {
+    const specs: DeploymentSpec[] = [];
+    for (const a of this.store.deployments.nodeAssignments(node)) {
+      const rev = this.store.deployments.revision(a.deployment, a.revision);
+      if (rev) specs.push(toDeploymentSpec(rev));
+    }
+    return desiredStateFor(specs);
+  }
+}
+
+/** Per node, what an apply would do to each service compared with what it runs now. */
+function planNodes(
+  current: Playbook | undefined,
+  assigned: readonly string[],
+  next: Playbook,
+  matched: readonly string[],
+  nodes: readonly { name: string; connected: boolean }[],
+): NodePlan[] {
+  const names = [...new Set([...assigned, ...matched])].sort();
+  return names.map((node) => {
+    const before = current && assigned.includes(node) ? current.services : {};
+    const after = matched.includes(node) ? next.services : {};
+    const services = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort().map((service) => {
+      const a = before[service];
+      const b = after[service];
+      let action: ServiceAction = 'unchanged';
+      if (!a) action = 'create';
+      else if (!b) action = 'remove';
+      else if (contentHash(toServiceSpec(service, a)) !== contentHash(toServiceSpec(service, b))) action = 'replace';
+      return { service, action };
+    });
+    return { node, connected: nodes.find((n) => n.name === node)?.connected ?? false, services };
+  });
+}

@@ -1,0 +1,182 @@
+import { type ServerDuplexStream, status as GrpcStatus } from '@grpc/grpc-js';
+import type {
+  AgentMessage,
+  ControlMessage,
+  Hello,
+  StatusReport,
+} from '../../../proto/gen/fleet/v1/agent.js';
+import { ServiceState } from '../../../proto/gen/fleet/v1/agent.js';
+import type { Store } from '../db/store.js';
+import type { Deployer, DesiredStatePusher } from '../deployer.js';
+import type { Logger } from '../log.js';
+import type { AgentAuthenticator } from './auth.js';
+
+type AgentStream = ServerDuplexStream<AgentMessage, ControlMessage>;
+
+const stateName: Record<ServiceState, string> = {
+  [ServiceState.SERVICE_STATE_UNSPECIFIED]: 'unknown',
+  [ServiceState.SERVICE_STATE_PENDING]: 'pending',
+  [ServiceState.SERVICE_STATE_RUNNING]: 'running',
+  [ServiceState.SERVICE_STATE_FAILED]: 'failed',
+  [ServiceState.UNRECOGNIZED]: 'unknown',
+};
+
+/**
+ * Holds the open agent streams and speaks the protocol on them:
+ *
+ *   connect ──auth ok──▶ awaiting hello ──hello(node = identity)──▶ attached ──end/error──▶ detached
+ *        └─auth fails──▶ UNAUTHENTICATED      └─anything else or wrong node──▶ PERMISSION_DENIED
+ *
+ * Once attached, every message is attributed to the stream's identity; a newer stream for the
+ * same node replaces the older one.
+ */
+export class AgentHub implements DesiredStatePusher {
+  private readonly streams = new Map<string, AgentStream>();
+  private deployer?: Deployer;
+
+  constructor(
+    private readonly store: Store,
+    private readonly auth: AgentAuthenticator,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Set once at wiring: the deployer pushes through the hub and the hub reads desired state from it. */
+  bind(deployer: Deployer) {
+    this.deployer = deployer;
+  }
+
+  connectedNodes(): string[] {
+    return [...this.streams.keys()].sort();
+  }
+
+  push(nodes: readonly string[]) {
+    for (const node of nodes) {
+      const stream = this.streams.get(node);
+      if (stream && this.deployer) stream.write({ msg: { $case: 'desired', desired: this.deployer.desiredFor(node) } });
+    }
+  }
+
+  /** The gRPC handler for AgentService.Connect. */
+  readonly connect = (call: AgentStream) => {
+    const auth = this.auth.authenticate(call as ServerDuplexStream<unknown, unknown>);
+    if (!auth.ok) {
+      this.log.warn({ peer: call.getPeer(), reason: auth.message }, 'agent rejected');
+      call.emit('error', { code: GrpcStatus.UNAUTHENTICATED, details: auth.message });
+      return;
+    }
+    const node = auth.identity.node;
+    const log = this.log.child({ node });
+    let attached = false;
+
+    call.on('data', (m: AgentMessage) => {
+      try {
+        if (!attached) {
+          if (m.msg?.$case !== 'hello' || m.msg.hello.node !== node) {
+            const claimed = m.msg?.$case === 'hello' ? m.msg.hello.node : m.msg?.$case;
+            call.emit('error', {
+              code: GrpcStatus.PERMISSION_DENIED,
+              details: `first message must be hello from node ${node}, got ${claimed}`,
+            });
+            return;
+          }
+          attached = true;
+          this.attach(node, m.msg.hello, call, log);
+          return;
+        }
+        this.handle(node, m);
+      } catch (err) {
+        log.error({ err }, 'agent message failed');
+        call.emit('error', { code: GrpcStatus.INTERNAL, details: 'control plane failed to handle message' });
+      }
+    });
+    const detach = () => {
+      if (attached && this.streams.get(node) === call) {
+        this.streams.delete(node);
+        this.store.nodes.setConnected(node, false, this.now());
+        this.store.events.add({ atMs: this.now(), node, kind: 'node.disconnected', message: 'stream closed' });
+        log.info('agent disconnected');
+      }
+    };
+    call.on('end', () => {
+      detach();
+      call.end();
+    });
+    call.on('error', detach);
+    call.on('cancelled', detach);
+    call.on('close', detach);
+  };
+
+  private attach(node: string, hello: Hello, call: AgentStream, log: Logger) {
+    const previous = this.streams.get(node);
+    this.streams.set(node, call);
+    if (previous && previous !== call) previous.end();
+    this.store.transaction(() => {
+      this.store.nodes.upsertHello(
+        { name: node, labels: hello.labels, agentVersion: hello.agentVersion, facts: hello.facts ?? {} },
+        this.now(),
+      );
+      this.store.events.add({ atMs: this.now(), node, kind: 'node.connected', message: `agent ${hello.agentVersion}` });
+    });
+    this.deployer?.syncNode(node);
+    log.info({ labels: hello.labels, version: hello.agentVersion }, 'agent connected');
+    this.push([node]);
+  }
+
+  private handle(node: string, m: AgentMessage) {
+    const now = this.now();
+    switch (m.msg?.$case) {
+      case 'heartbeat':
+        this.store.nodes.markSeen(node, now);
+        return;
+      case 'ack':
+        this.store.nodes.setAcked(node, m.msg.ack.desiredVersion);
+        return;
+      case 'status':
+        this.recordStatus(node, m.msg.status, now);
+        return;
+      case 'hello':
+        throw new Error('hello sent twice on one stream');
+      default:
+        return;
+    }
+  }
+
+  private recordStatus(node: string, report: StatusReport, now: number) {
+    this.store.transaction(() => {
+      this.store.nodes.markSeen(node, now);
+      this.store.status.replaceNode(
+        node,
+        report.services.map((s) => ({
+          deployment: s.deployment,
+          service: s.service,
+          revision: s.revision,
+          state: stateName[s.state] ?? 'unknown',
+          ready: s.readyReplicas,
+          desired: s.desiredReplicas,
+          lastError: s.lastError,
+          containers: s.containers.map((c) => ({
+            id: c.id,
+            name: c.name,
+            replica: c.replica,
+            state: c.state,
+            specHash: c.specHash,
+            createdAtMs: c.createdAtMs,
+            image: c.image,
+          })),
+          updatedMs: now,
+        })),
+      );
+      for (const e of report.events) {
+        this.store.events.add({
+          atMs: e.atMs || now,
+          node,
+          deployment: e.deployment,
+          service: e.service,
+          kind: e.kind,
+          message: e.message,
+        });
+      }
+    });
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Docker image reference validation, following the grammar of distribution/reference:
+ *
+ *   reference := name [":" tag] ["@" digest]
+ *   name      := [domain "/"] path-component ("/" path-component)*
+ *   domain    := host [":" port]
+ *
+ * Checked at parse time so a typo fails `fleet apply` before any host pulls anything. One deliberate
+ * tightening: the first component is a registry only if it contains "." or ":" or is "localhost"; otherwise it
+ * is part of the (lowercase) repository path, so `UPPER/case` is rejected. IPv6 registry hosts are not supported.
+ */
+
+/** A problem with a reference, with a hint when one helps. */
+export interface RefProblem {
+  reason: string;
+  hint?: string;
+}
+
+const TAG = /^[\w][\w.-]{0,127}$/;
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const DOMAIN_COMPONENT = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
+const ALLOWED_CHARS = /^[A-Za-z0-9._:/@-]*$/;
+const NAME_MAX = 255;
+const FORM_HINT =
+  'expected registry[:port]/path[:tag][@sha256:digest], e.g. registry.internal:5000/team/app:1.2';
+
+/** Returns why `ref` is not a valid image reference, or null when it is. */
+export function checkImageRef(ref: string): RefProblem | null {
+  if (ref === '') return { reason: 'image reference is empty', hint: FORM_HINT };
+  if (/\s/.test(ref)) return { reason: 'image reference contains whitespace', hint: FORM_HINT };
+  if (!ALLOWED_CHARS.test(ref)) {
+    const bad = [...ref].find((c) => !ALLOWED_CHARS.test(c)) ?? '?';
+    return { reason: `image reference contains invalid character ${JSON.stringify(bad)}`, hint: FORM_HINT };
+  }
+  let rest = ref;
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    const digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!DIGEST.test(digest)) {
+      return {
+        reason: `invalid digest '${digest}'`,
+        hint: "a digest is 'sha256:' followed by 64 lowercase hex digits",
+      };
+    }
+  }
+  const colon = rest.lastIndexOf(':');
+  if (colon > rest.lastIndexOf('/')) {
+    const tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+    if (tag === '')
+      return { reason: "empty tag after ':'", hint: 'write a tag such as :1.2.3 or drop the colon' };
+    if (!TAG.test(tag)) {
+      return {
+        reason: `invalid tag '${tag}'`,
+        hint: 'a tag starts with a letter, digit or _, then letters, digits, _ . -; at most 128 characters',
+      };
+    }
+  }
+  if (rest === '') return { reason: 'image reference has no repository name', hint: FORM_HINT };
+  if (rest.length > NAME_MAX) return { reason: `repository name is longer than ${NAME_MAX} characters` };
+  const components = rest.split('/');
+  const first = components[0]!;
+  if (components.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost')) {
+    const problem = checkDomain(first);
+    if (problem) return problem;
+    components.shift();
+  }
+  for (const c of components) {
+    if (c === '')
+      return { reason: "repository path has an empty component ('//' or a leading/trailing '/')" };
+    if (PATH_COMPONENT.test(c)) continue;
+    if (PATH_COMPONENT.test(c.toLowerCase())) {
+      return { reason: 'repository path must be lowercase', hint: `write '${rest.toLowerCase()}'` };
+    }
+    return {
+      reason: `invalid repository path component '${c}'`,
+      hint: 'use lowercase letters and digits, separated by one of . _ __ or dashes',
+    };
+  }
+  return null;
+}
+
+function checkDomain(domain: string): RefProblem | null {
+  const [host = '', port, ...extra] = domain.split(':');
+  if (extra.length > 0) return { reason: `invalid registry '${domain}'`, hint: FORM_HINT };
+  if (port !== undefined && (!/^\d{1,5}$/.test(port) || Number(port) > 65535 || Number(port) === 0)) {
+    return { reason: `invalid registry port '${port}'`, hint: 'a port is an integer 1..65535' };
+  }
+  if (!host.split('.').every((c) => DOMAIN_COMPONENT.test(c))) {
+    return { reason: `invalid registry host '${host}'`, hint: FORM_HINT };
+  }
+  return null;
+}

@@ -1,0 +1,131 @@
+/**
+ * Runs the ajv schema and turns its errors into `PlaybookError`s placed at YAML nodes: unknown keys at the
+ * key, wrong values at the value, missing keys at the key of the mapping that lacks them.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { childPointer, describePointer, type PositionIndex } from './positions.js';
+import { ANNOTATION_KEYWORDS, playbookSchema } from './schema.js';
+import { closest } from './suggest.js';
+import type { PlaybookError } from './types.js';
+import { kindOf } from './vars.js';
+
+/** Keys from the design sketch that v1 refuses; named so the hint can say so instead of guessing a typo. */
+const NOT_IN_V1 = new Set(['serial', 'max_fail_percentage', 'proxy', 'gpus', 'health']);
+
+/** JSON schema type names in the words a YAML author uses. */
+const YAML_TYPE_NAMES: Record<string, string> = { object: 'mapping', array: 'list' };
+
+let compiled: ValidateFunction | undefined;
+
+/** Compiled once, on first use (keeps module load free of work). */
+function validator(): ValidateFunction {
+  if (!compiled) {
+    const ajv = new Ajv({
+      strict: true,
+      allErrors: true,
+      coerceTypes: false,
+      useDefaults: true,
+      verbose: true,
+      allowUnionTypes: true,
+    });
+    ajv.addVocabulary(ANNOTATION_KEYWORDS);
+    compiled = ajv.compile(playbookSchema);
+  }
+  return compiled;
+}
+
+/** Validate `data` in place (defaults are filled in) and map every ajv error to a located error. */
+export function validateSchema(
+  data: unknown,
+  index: PositionIndex,
+  typed: Map<string, string>,
+): PlaybookError[] {
+  const validate = validator();
+  if (validate(data)) return [];
+  return (validate.errors ?? []).map((e) => toPlaybookError(e, index, typed));
+}
+
+function quote(v: unknown): string {
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  return `'${s.length > 40 ? `${s.slice(0, 37)}...` : s}'`;
+}
+
+function got(v: unknown): string {
+  const kind = kindOf(v);
+  if (typeof v === 'string') return `string ${quote(v)}`;
+  if (kind === 'integer' || kind === 'number' || kind === 'boolean') return `${kind} ${String(v)}`;
+  return kind;
+}
+
+function toPlaybookError(e: ErrorObject, index: PositionIndex, typed: Map<string, string>): PlaybookError {
+  const path = e.instancePath;
+  const where = describePointer(path);
+  const schema = (e.parentSchema ?? {}) as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = String(e.params.additionalProperty);
+      const allowed = Object.keys((schema.properties as object | undefined) ?? {});
+      const guess = closest(key, allowed);
+      const hint = NOT_IN_V1.has(key)
+        ? `'${key}' is not supported in playbook v1`
+        : guess
+          ? `did you mean '${guess}'?`
+          : `allowed keys: ${allowed.join(', ')}`;
+      const scope = path === '' ? 'at top level' : `in ${where}`;
+      return index.error(index.keyPos(childPointer(path, key)), `unknown key '${key}' ${scope}`, hint);
+    }
+    case 'required': {
+      const key = String(e.params.missingProperty);
+      const scope = path === '' ? 'at top level' : `in ${where}`;
+      return index.error(index.keyPos(path), `missing required key '${key}' ${scope}`);
+    }
+    case 'type': {
+      const expected = String(e.params.type)
+        .split(',')
+        .map((t) => YAML_TYPE_NAMES[t] ?? t)
+        .join(' or ');
+      const value = e.data;
+      let hint: string | undefined;
+      const fromVar = typed.get(path);
+      if (fromVar) {
+        hint = `the ${kindOf(value)} ${String(value)} came from '{{ ${fromVar} }}'`;
+        if (expected === 'string') hint += '; quote it under vars: to make it a string';
+      } else if (
+        typeof value === 'string' &&
+        (expected === 'integer' || expected === 'number') &&
+        value.trim() !== '' &&
+        !Number.isNaN(Number(value))
+      ) {
+        hint = `remove the quotes: ${value.trim()}`;
+      } else if (expected === 'string' && (typeof value === 'number' || typeof value === 'boolean')) {
+        const origin = index.get(path)?.value as { source?: unknown } | undefined;
+        const text =
+          typeof origin?.source === 'string' && origin.source !== '' ? origin.source : String(value);
+        hint = `quote it: "${text}"`;
+      }
+      return index.error(index.valuePos(path), `${where}: expected ${expected}, got ${got(value)}`, hint);
+    }
+    case 'minimum':
+    case 'maximum': {
+      const range = `${String(schema.minimum)}..${String(schema.maximum)}`;
+      return index.error(index.valuePos(path), `${where} must be between ${range}, got ${String(e.data)}`);
+    }
+    case 'pattern': {
+      const what = typeof schema['x-what'] === 'string' ? schema['x-what'] : where;
+      const hint = typeof schema['x-hint'] === 'string' ? schema['x-hint'] : undefined;
+      return index.error(index.valuePos(path), `invalid ${what} ${quote(e.data)}`, hint);
+    }
+    case 'minItems':
+      return index.error(index.valuePos(path), `${where} must not be an empty list`);
+    case 'minProperties':
+      return index.error(
+        index.valuePos(path),
+        `${where} must define at least one entry`,
+        path === '/services' ? 'add a service with at least an image' : undefined,
+      );
+    case 'minLength':
+      return index.error(index.valuePos(path), `${where} must not be empty`);
+    default:
+      return index.error(index.valuePos(path), `${where} ${e.message ?? 'is invalid'}`);
+  }
+}

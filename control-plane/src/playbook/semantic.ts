@@ -1,0 +1,115 @@
+/**
+ * Checks that need more than a schema: key formats of free-form maps, image references, volume safety, and
+ * rules that relate fields (publish needs port and a single replica; one host port per playbook).
+ * Runs on data that may have failed the schema elsewhere, so every field is type-checked before use.
+ */
+import { checkImageRef } from './image-ref.js';
+import { childPointer, type PositionIndex } from './positions.js';
+import type { PlaybookError } from './types.js';
+import { checkVolume } from './volumes.js';
+
+/** Service names become part of container names and DNS names; kept short to leave room for suffixes. */
+export const SERVICE_NAME = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;
+/** Environment variable names as POSIX shells accept them. */
+export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** All semantic problems in `data` (the substituted, defaulted document). */
+export function checkSemantics(data: unknown, index: PositionIndex): PlaybookError[] {
+  const errors: PlaybookError[] = [];
+  if (!isObject(data) || !isObject(data.services)) return errors;
+  const published = new Map<number, string>();
+  // Source order, not JS key order (integer-like keys sort first), so "the second" really is the second.
+  const services = Object.entries(data.services)
+    .map(([name, svc]) => ({ name, svc, base: childPointer('/services', name) }))
+    .map((s) => ({ ...s, pos: index.keyPos(s.base) }))
+    .sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col);
+  for (const { name, svc, base } of services) {
+    if (!SERVICE_NAME.test(name)) {
+      errors.push(
+        index.error(
+          index.keyPos(base),
+          `invalid service name '${name}'`,
+          "use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 40 characters",
+        ),
+      );
+    }
+    if (!isObject(svc)) continue;
+    const at = (key: string) => childPointer(base, key);
+
+    if (typeof svc.image === 'string' && svc.image !== '') {
+      const problem = checkImageRef(svc.image);
+      if (problem) {
+        errors.push(
+          index.error(
+            index.valuePos(at('image')),
+            `invalid image '${svc.image}': ${problem.reason}`,
+            problem.hint,
+          ),
+        );
+      }
+    }
+
+    if (isObject(svc.env)) {
+      for (const key of Object.keys(svc.env)) {
+        if (ENV_KEY.test(key)) continue;
+        errors.push(
+          index.error(
+            index.keyPos(childPointer(at('env'), key)),
+            `invalid environment variable name '${key}'`,
+            'use letters, digits and _, not starting with a digit',
+          ),
+        );
+      }
+    }
+
+    if (Array.isArray(svc.volumes)) {
+      svc.volumes.forEach((v, i) => {
+        if (typeof v !== 'string') return;
+        const problem = checkVolume(v);
+        if (problem)
+          errors.push(
+            index.error(index.valuePos(childPointer(at('volumes'), i)), problem.reason, problem.hint),
+          );
+      });
+    }
+
+    if (typeof svc.publish === 'number') {
+      const pos = index.valuePos(at('publish'));
+      if (svc.port === undefined) {
+        errors.push(
+          index.error(
+            pos,
+            `publish requires port in services.${name}`,
+            'set port: to the port the container listens on',
+          ),
+        );
+      }
+      if (typeof svc.replicas === 'number' && svc.replicas !== 1) {
+        errors.push(
+          index.error(
+            pos,
+            `publish requires replicas: 1 in services.${name} (has ${svc.replicas})`,
+            'several replicas cannot share one host port; drop publish and put a proxy in front (planned after v1)',
+          ),
+        );
+      }
+      const owner = published.get(svc.publish);
+      if (owner !== undefined) {
+        errors.push(
+          index.error(
+            pos,
+            `host port ${svc.publish} is already published by services.${owner}`,
+            'each service needs its own host port',
+          ),
+        );
+      } else {
+        published.set(svc.publish, name);
+      }
+    }
+  }
+  return errors;
+}

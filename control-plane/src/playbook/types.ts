@@ -1,0 +1,50 @@
+/**
+ * Types for playbook v1: the file a user writes to say what should run where.
+ * The parser turns YAML text into a `Playbook` or a list of `PlaybookError`s; nothing downstream
+ * ever sees a half-valid playbook ("nothing half-applied, ever").
+ */
+
+/** One problem in a playbook file, located at the YAML node that caused it so an editor can jump there. */
+export interface PlaybookError {
+  file: string;
+  /** 1-based line of the offending node (the key for unknown keys, the value for wrong values). */
+  line: number;
+  /** 1-based column of the offending node. */
+  col: number;
+  message: string;
+  /** What to change, when we can tell. */
+  hint?: string;
+}
+
+/** All errors are collected rather than stopping at the first, so one edit round fixes a whole file. */
+export type ParseResult = { ok: true; playbook: Playbook } | { ok: false; errors: PlaybookError[] };
+
+/** A validated deployment: variables already substituted, defaults already filled in. */
+export interface Playbook {
+  /** Deployment name, a DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`); it names containers and labels. */
+  name: string;
+  /** Host selectors: "all", a label key ("gpu") or "key=value". YAML may give one string; it is normalized to a list. */
+  hosts: string[];
+  /** The `vars:` mapping as written (kept so a plan can show where values came from). */
+  vars: Record<string, string | number | boolean>;
+  /** At least one service, keyed by a DNS-label name of at most 40 characters. */
+  services: Record<string, ServiceSpec>;
+}
+
+/** What runs on each selected host for one service. */
+export interface ServiceSpec {
+  /** Docker image reference: `registry[:port]/path[:tag][@sha256:...]`, lowercase repository path. */
+  image: string;
+  /** Replicas per host, 1..64 (default 1). */
+  replicas: number;
+  /** Environment; values are strings only (YAML numbers/booleans are rejected, never coerced). Default {}. */
+  env: Record<string, string>;
+  /** Container port the service listens on, 1..65535. */
+  port?: number;
+  /** Host port published on 127.0.0.1 to `port`; needs `port` and exactly one replica. */
+  publish?: number;
+  /** argv override; every element a non-empty string. */
+  command?: string[];
+  /** Bind mounts "HOST:CONTAINER[:ro|rw]" with absolute paths; sensitive host paths are refused. Default []. */
+  volumes: string[];
+}

@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import Fastify from 'fastify';
+import { AgentServiceService } from '../../proto/gen/fleet/v1/agent.js';
+import { api } from './api/app.js';
+import { Store } from './db/store.js';
+import { Deployer } from './deployer.js';
+import { TokenAuthenticator } from './grpc/auth.js';
+import { AgentHub } from './grpc/hub.js';
+import { createLogger } from './log.js';
+import { VERSION } from './version.js';
+
+export interface ServerOptions {
+  dataDir: string;
+  /** host:port for the REST API */
+  listen: string;
+  /** host:port for agents' gRPC streams */
+  grpcListen: string;
+  /** file holding the agent token; created with a random token when missing */
+  agentTokenFile?: string;
+  bodyLimit?: number;
+}
+
+export interface RunningServer {
+  httpUrl: string;
+  grpcAddress: string;
+  agentTokenFile: string;
+  close(): Promise<void>;
+}
+
+/** Reads the agent token, creating one (0600) on first start so a fresh install is never open. */
+export function ensureAgentToken(file: string): string {
+  if (!existsSync(file)) writeFileSync(file, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+  return readFileSync(file, 'utf8').trim();
+}
+
+function splitHostPort(addr: string): { host: string; port: number } {
+  const i = addr.lastIndexOf(':');
+  const port = Number(addr.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid address ${addr}`);
+  return { host: addr.slice(0, i).replace(/^\[|\]$/g, ''), port };
+}
+
+/** The control plane process: SQLite store, gRPC hub for agents, REST API for users. */
+export async function runServer(opts: ServerOptions): Promise<RunningServer> {
+  const log = createLogger('fleet-server');
+  mkdirSync(opts.dataDir, { recursive: true });
+  const store = Store.open(join(opts.dataDir, 'fleet.db'));
+  const agentTokenFile = opts.agentTokenFile ?? join(opts.dataDir, 'agent-token');
+  const hub = new AgentHub(store, new TokenAuthenticator(ensureAgentToken(agentTokenFile)), log.child({ component: 'hub' }));
+  const deployer = new Deployer(store, hub);
+  hub.bind(deployer);
+
+  const grpcServer = new grpc.Server({
+    'grpc.keepalive_time_ms': 10_000,
+    'grpc.keepalive_timeout_ms': 5_000,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+  });
+  grpcServer.addService(AgentServiceService, { connect: hub.connect });
+  const grpcPort = await new Promise<number>((resolve, reject) =>
+    grpcServer.bindAsync(opts.grpcListen, grpc.ServerCredentials.createInsecure(), (err, port) =>
+      err ? reject(err) : resolve(port),
+    ),
+  );
+
+  const app = Fastify({ loggerInstance: log.child({ component: 'api' }), bodyLimit: opts.bodyLimit ?? 1024 * 1024 });
+  await app.register(api, { store, deployer, version: VERSION, connectedAgents: () => hub.connectedNodes().length });
+  const { host, port } = splitHostPort(opts.listen);
+  const httpUrl = await app.listen({ host, port });
+  const grpcHost = splitHostPort(opts.grpcListen).host;
+  const grpcAddress = `${grpcHost.includes(':') ? `[${grpcHost}]` : grpcHost}:${grpcPort}`;
+  log.info({ httpUrl, grpcAddress, dataDir: opts.dataDir, version: VERSION }, 'control plane started');
+
+  return {
+    httpUrl,
+    grpcAddress,
+    agentTokenFile,
+    async close() {
+      await app.close();
+      // Agent streams never end on their own: cut them; agents keep enforcing and reconnect later.
+      grpcServer.forceShutdown();
+      store.close();
+    },
+  };
+}

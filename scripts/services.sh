@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Brings up the real engines fleet needs on a bare Debian 12 machine, idempotently:
+# Debian packages, dockerd, a registry on 127.0.0.1, the debootstrap base image and the test images.
+# Sourced by scripts/quickstart.sh and scripts/test.sh; each function is safe to call again.
+set -euo pipefail
+
+FLEET_CACHE=${FLEET_CACHE:-/var/cache/fleet}
+FLEET_REGISTRY=${FLEET_REGISTRY:-127.0.0.1:5000}
+FLEET_BASE_IMAGE=${FLEET_BASE_IMAGE:-fleet/base:bookworm}
+FLEET_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Debian packages: the Docker engine, the registry, debootstrap and a static busybox for test images.
+ensure_packages() {
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v docker-registry >/dev/null || missing+=(docker-registry)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  [ -x /bin/busybox ] || missing+=(busybox-static)
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v curl >/dev/null || missing+=(curl)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# Node dependencies and the compiled TypeScript.
+ensure_build() {
+  cd "$FLEET_ROOT"
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    log "installing npm dependencies"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+  log "building"
+  npm run --silent build
+}
+
+docker_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+# dockerd in the background when no daemon answers on /var/run/docker.sock.
+ensure_dockerd() {
+  if docker_up; then return; fi
+  log "starting dockerd (log: /var/log/fleet-dockerd.log)"
+  mkdir -p /var/log
+  nohup dockerd >/var/log/fleet-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do docker_up && return; sleep 1; done
+  echo "dockerd did not come up; see /var/log/fleet-dockerd.log" >&2
+  tail -20 /var/log/fleet-dockerd.log >&2
+  return 1
+}
+
+registry_up() { curl -fsS "http://$FLEET_REGISTRY/v2/" >/dev/null 2>&1; }
+
+# A registry v2 on 127.0.0.1 with our own config (no auth); storage survives across runs in the cache.
+ensure_registry() {
+  if registry_up; then return; fi
+  mkdir -p "$FLEET_CACHE/registry"
+  cat >"$FLEET_CACHE/registry.yml" <<YML
+version: 0.1
+log: { level: warn }
+storage:
+  filesystem: { rootdirectory: $FLEET_CACHE/registry }
+  delete: { enabled: true }
+http:
+  addr: $FLEET_REGISTRY
+YML
+  log "starting registry on $FLEET_REGISTRY (log: /var/log/fleet-registry.log)"
+  nohup docker-registry serve "$FLEET_CACHE/registry.yml" >/var/log/fleet-registry.log 2>&1 &
+  for _ in $(seq 1 30); do registry_up && return; sleep 0.5; done
+  echo "registry did not come up; see /var/log/fleet-registry.log" >&2
+  return 1
+}
+
+apt_mirror() {
+  local uri
+  uri=$(grep -hE '^(URIs:|deb )' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null |
+    grep -m1 -E 'debian/?$|debian ' | sed -E 's/^URIs: *//; s/^deb +(\[[^]]*\] +)?//; s/ .*//' || true)
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+# The debootstrap base image (no public registry is reachable). Cached as a tarball so a lost
+# Docker data directory costs an import, not a debootstrap.
+ensure_base_image() {
+  if docker image inspect "$FLEET_BASE_IMAGE" >/dev/null 2>&1; then return; fi
+  local tarball="$FLEET_CACHE/base-bookworm.tar"
+  if [ ! -s "$tarball" ]; then
+    local dir
+    dir=$(mktemp -d)
+    log "debootstrap bookworm from $(apt_mirror) (about 30 s)"
+    debootstrap --variant=minbase bookworm "$dir" "$(apt_mirror)" >/var/log/fleet-debootstrap.log 2>&1
+    mkdir -p "$FLEET_CACHE"
+    tar -C "$dir" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    rm -rf "$dir"
+  fi
+  log "importing $FLEET_BASE_IMAGE"
+  docker import "$tarball" "$FLEET_BASE_IMAGE" >/dev/null
+}
+
+# Test images, pushed to the local registry so agents really pull them.
+ensure_test_images() {
+  local ctx
+  ctx=$(mktemp -d)
+  cp /bin/busybox "$ctx/busybox"
+  cp -r "$FLEET_ROOT/test/images/web/." "$ctx/"
+  for v in 1 2; do
+    local ref="$FLEET_REGISTRY/fleet-test/web:$v"
+    if ! curl -fsS "http://$FLEET_REGISTRY/v2/fleet-test/web/manifests/$v" -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' >/dev/null 2>&1 ||
+      ! docker image inspect "$ref" >/dev/null 2>&1; then
+      log "building $ref"
+      docker build -q --build-arg BASE="$FLEET_BASE_IMAGE" --build-arg VERSION="$v" -t "$ref" "$ctx" >/dev/null
+      docker push -q "$ref" >/dev/null
+    fi
+  done
+  rm -rf "$ctx"
+}
+
+ensure_engines() {
+  ensure_packages
+  ensure_dockerd
+  ensure_registry
+  ensure_base_image
+  ensure_test_images
+}
