@@ -1,0 +1,113 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fleet, freePort, startFleet, stop, waitFor } from './procs.js';
+
+/**
+ * A control plane and agents as real processes on loopback, each with its own data folder and
+ * log file under `dir`. Used by end-to-end tests and benchmarks.
+ */
+export class Cluster {
+  readonly dir = mkdtempSync(join(tmpdir(), 'fleet-e2e-'));
+  server?: ChildProcess;
+  readonly agents = new Map<string, ChildProcess>();
+  httpPort = 0;
+  grpcPort = 0;
+
+  get url() {
+    return `http://127.0.0.1:${this.httpPort}`;
+  }
+
+  async startServer() {
+    if (!this.httpPort) {
+      this.httpPort = await freePort();
+      this.grpcPort = await freePort();
+    }
+    this.server = startFleet(
+      [
+        'server',
+        '--data-dir',
+        join(this.dir, 'cp'),
+        '--listen',
+        `127.0.0.1:${this.httpPort}`,
+        '--grpc-listen',
+        `127.0.0.1:${this.grpcPort}`,
+      ],
+      join(this.dir, 'server.log'),
+    );
+    await waitFor('control plane /healthz', async () => (await fetch(`${this.url}/healthz`)).ok, 15_000);
+  }
+
+  async stopServer(signal: NodeJS.Signals = 'SIGTERM') {
+    if (this.server) await stop(this.server, signal);
+  }
+
+  startAgent(node: string, labels: Record<string, string> = {}, extra: string[] = []) {
+    const args = [
+      'agent',
+      '--node',
+      node,
+      '--control-plane',
+      `127.0.0.1:${this.grpcPort}`,
+      '--token-file',
+      join(this.dir, 'cp', 'agent-token'),
+      '--state-dir',
+      join(this.dir, 'agents'),
+      '--resync',
+      '1s',
+      '--heartbeat',
+      '1s',
+      ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
+      ...extra,
+    ];
+    const p = startFleet(args, join(this.dir, `agent-${node}.log`));
+    this.agents.set(node, p);
+    return p;
+  }
+
+  async killAgent(node: string, signal: NodeJS.Signals = 'SIGKILL') {
+    const p = this.agents.get(node);
+    if (p) await stop(p, signal);
+  }
+
+  /** Resolves once the control plane lists `node` as connected. */
+  async nodeConnected(node: string, timeoutMs = 20_000) {
+    await waitFor(
+      `node ${node} connected`,
+      async () => {
+        const { nodes } = (await (await fetch(`${this.url}/v1/nodes`)).json()) as {
+          nodes: { name: string; connected: boolean }[];
+        };
+        return nodes.some((n) => n.name === node && n.connected);
+      },
+      timeoutMs,
+    );
+  }
+
+  /** Writes a playbook into the cluster folder and returns its path. */
+  playbook(name: string, yaml: string) {
+    const file = join(this.dir, name);
+    writeFileSync(file, yaml);
+    return file;
+  }
+
+  cli(...args: string[]) {
+    return fleet(['--server', this.url, ...args]);
+  }
+
+  async cliJson<T>(...args: string[]): Promise<T> {
+    const r = await this.cli(...args, '-o', 'json');
+    if (r.code !== 0) throw new Error(`fleet ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as T;
+  }
+
+  log(name: string) {
+    return readFileSync(join(this.dir, name), 'utf8');
+  }
+
+  async close() {
+    for (const node of this.agents.keys()) await this.killAgent(node, 'SIGTERM');
+    await this.stopServer();
+  }
+}
