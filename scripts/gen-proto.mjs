@@ -2,7 +2,7 @@
 // Regenerates proto/gen from proto/fleet/v1 with buf + ts-proto (no system protoc needed).
 // `--check` generates into a temporary folder and fails when the committed code is stale.
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,8 +29,12 @@ try {
   const fresh = join(work, 'gen');
   const committed = join(protoDir, 'gen');
   if (check) {
-    const a = files(fresh).map((f) => relative(fresh, f)).sort();
-    const b = files(committed).map((f) => relative(committed, f)).sort();
+    const a = files(fresh)
+      .map((f) => relative(fresh, f))
+      .sort();
+    const b = files(committed)
+      .map((f) => relative(committed, f))
+      .sort();
     const stale =
       a.join() !== b.join() ||
       a.some((f) => readFileSync(join(fresh, f), 'utf8') !== readFileSync(join(committed, f), 'utf8'));

@@ -99,22 +99,31 @@ ensure_base_image() {
   docker import "$tarball" "$FLEET_BASE_IMAGE" >/dev/null
 }
 
-# Test images, pushed to the local registry so agents really pull them.
+# Test images, pushed to the local registry so agents really pull them. Rebuilt only when the
+# image's folder changes (its content hash is kept in the cache) or the registry lost them.
 ensure_test_images() {
+  local src="$FLEET_ROOT/test/images/web" sum stamp="$FLEET_CACHE/web-image.sum"
+  sum=$( (cd "$src" && find . -type f -print0 | sort -z | xargs -0 sha256sum; cat /bin/busybox | sha256sum; echo "$FLEET_BASE_IMAGE") | sha256sum | cut -c1-16)
+  local fresh=1
+  [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ] || fresh=0
+  for v in 1 2; do
+    curl -fsS -o /dev/null -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+      "http://$FLEET_REGISTRY/v2/fleet-test/web/manifests/$v" 2>/dev/null || fresh=0
+  done
+  [ "$fresh" = 1 ] && return
   local ctx
   ctx=$(mktemp -d)
   cp /bin/busybox "$ctx/busybox"
-  cp -r "$FLEET_ROOT/test/images/web/." "$ctx/"
+  cp -r "$src/." "$ctx/"
   for v in 1 2; do
     local ref="$FLEET_REGISTRY/fleet-test/web:$v"
-    if ! curl -fsS "http://$FLEET_REGISTRY/v2/fleet-test/web/manifests/$v" -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' >/dev/null 2>&1 ||
-      ! docker image inspect "$ref" >/dev/null 2>&1; then
-      log "building $ref"
-      docker build -q --build-arg BASE="$FLEET_BASE_IMAGE" --build-arg VERSION="$v" -t "$ref" "$ctx" >/dev/null
-      docker push -q "$ref" >/dev/null
-    fi
+    log "building $ref"
+    docker build -q --build-arg BASE="$FLEET_BASE_IMAGE" --build-arg VERSION="$v" -t "$ref" "$ctx" >/dev/null 2>"$FLEET_CACHE/build.err" ||
+      { cat "$FLEET_CACHE/build.err" >&2; return 1; }
+    docker push -q "$ref" >/dev/null
   done
   rm -rf "$ctx"
+  echo "$sum" >"$stamp"
 }
 
 ensure_engines() {

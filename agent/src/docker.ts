@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
-import { LABEL, type DesiredContainer, type ObservedContainer, fromLabels, labelsFor } from './model.js';
-import { type ContainerRuntime, RuntimeError, classify } from './runtime.js';
+import { type DesiredContainer, fromLabels, LABEL, labelsFor, type ObservedContainer } from './model.js';
+import { type ContainerRuntime, classify, RuntimeError } from './runtime.js';
 
 export interface DockerRuntimeOptions {
   node: string;
@@ -75,7 +75,9 @@ export class DockerRuntime implements ContainerRuntime {
         ExposedPorts: s.port ? { [portKey]: {} } : undefined,
         HostConfig: {
           Binds: s.volumes.length ? s.volumes : undefined,
-          PortBindings: s.publish ? { [portKey]: [{ HostIp: '127.0.0.1', HostPort: String(s.publish) }] } : undefined,
+          PortBindings: s.publish
+            ? { [portKey]: [{ HostIp: '127.0.0.1', HostPort: String(s.publish) }] }
+            : undefined,
           // The agent restarts what fails (with backoff and a truthful status); Docker must not.
           RestartPolicy: { Name: 'no' },
           Init: true,

@@ -65,7 +65,10 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
     onDesired: (d) => {
       if (d.version === reconciler.desiredVersion) return;
       store.save(d);
-      log.info({ version: d.version.slice(0, 12), deployments: d.deployments.map((x) => `${x.name}@${x.revision}`) }, 'desired state received');
+      log.info(
+        { version: d.version.slice(0, 12), deployments: d.deployments.map((x) => `${x.name}@${x.revision}`) },
+        'desired state received',
+      );
       reconciler.setDesired(d);
     },
   });

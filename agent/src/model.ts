@@ -52,7 +52,8 @@ export const LABEL = {
   revision: 'fleet.revision',
 } as const;
 
-export const keyOf = (deployment: string, service: string, replica: number) => `${deployment}/${service}/${replica}`;
+export const keyOf = (deployment: string, service: string, replica: number) =>
+  `${deployment}/${service}/${replica}`;
 
 /** The hash covers everything that shapes the container, and nothing else (not the revision). */
 export const specHash = (spec: ContainerSpec) => contentHash(spec).slice(0, 16);

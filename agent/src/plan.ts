@@ -21,7 +21,11 @@ export interface PlanContext {
 
 const ORDER: Record<Step['kind'], number> = { remove: 0, pull: 1, create: 2, start: 3 };
 
-export function plan(observed: readonly ObservedContainer[], desired: readonly DesiredContainer[], ctx: PlanContext): Step[] {
+export function plan(
+  observed: readonly ObservedContainer[],
+  desired: readonly DesiredContainer[],
+  ctx: PlanContext,
+): Step[] {
   const steps: Step[] = [];
   const byKey = new Map<string, ObservedContainer[]>();
   for (const o of observed) byKey.set(o.key, [...(byKey.get(o.key) ?? []), o]);
@@ -30,7 +34,8 @@ export function plan(observed: readonly ObservedContainer[], desired: readonly D
 
   for (const [key, list] of byKey) {
     if (!wanted.has(key)) {
-      for (const o of list) steps.push({ kind: 'remove', id: o.id, name: o.name, key, reason: 'no longer desired' });
+      for (const o of list)
+        steps.push({ kind: 'remove', id: o.id, name: o.name, key, reason: 'no longer desired' });
     }
   }
 
@@ -41,22 +46,37 @@ export function plan(observed: readonly ObservedContainer[], desired: readonly D
     // Keep one matching container, preferring a running one; everything else goes.
     const keep = matching.find((o) => o.state === 'running') ?? matching[0];
     for (const o of matching) {
-      if (o !== keep) steps.push({ kind: 'remove', id: o.id, name: o.name, key: d.key, reason: 'duplicate replica' });
+      if (o !== keep)
+        steps.push({ kind: 'remove', id: o.id, name: o.name, key: d.key, reason: 'duplicate replica' });
     }
     if (keep) {
-      for (const o of stale) steps.push({ kind: 'remove', id: o.id, name: o.name, key: d.key, reason: 'stale spec' });
+      for (const o of stale)
+        steps.push({ kind: 'remove', id: o.id, name: o.name, key: d.key, reason: 'stale spec' });
       if (keep.state !== 'running') {
-        steps.push({ kind: 'start', id: keep.id, name: keep.name, key: d.key, reason: `container is ${keep.state}` });
+        steps.push({
+          kind: 'start',
+          id: keep.id,
+          name: keep.name,
+          key: d.key,
+          reason: `container is ${keep.state}`,
+        });
       }
       continue;
     }
     if (!ctx.imagesPresent.has(d.spec.image)) {
-      if (!pulls.has(d.spec.image)) steps.push({ kind: 'pull', image: d.spec.image, reason: `needed by ${d.key}` });
+      if (!pulls.has(d.spec.image))
+        steps.push({ kind: 'pull', image: d.spec.image, reason: `needed by ${d.key}` });
       pulls.add(d.spec.image);
       continue;
     }
     for (const o of stale) {
-      steps.push({ kind: 'remove', id: o.id, name: o.name, key: d.key, reason: `spec changed (${o.hash} → ${d.hash})` });
+      steps.push({
+        kind: 'remove',
+        id: o.id,
+        name: o.name,
+        key: d.key,
+        reason: `spec changed (${o.hash} → ${d.hash})`,
+      });
     }
     steps.push({ kind: 'create', container: d, reason: stale.length ? 'replacing stale spec' : 'missing' });
   }

@@ -2,8 +2,8 @@ import { canonicalJson } from '../../proto/canonical.js';
 import type { DesiredState, Event, StatusReport } from '../../proto/gen/fleet/v1/agent.js';
 import { Backoff } from './backoff.js';
 import type { Logger } from './log.js';
-import { type DesiredContainer, type ObservedContainer, fromSpec } from './model.js';
-import { type Step, plan } from './plan.js';
+import { type DesiredContainer, fromSpec, type ObservedContainer } from './model.js';
+import { plan, type Step } from './plan.js';
 import { type ContainerRuntime, classify } from './runtime.js';
 import { buildStatus } from './status.js';
 
@@ -79,10 +79,15 @@ export class Reconciler {
       create: async (s) => {
         try {
           const id = await rt.create(s.container);
-          this.event('container.started', s.container.key, `${s.container.name} (${id.slice(0, 12)}): ${s.reason}`);
+          this.event(
+            'container.started',
+            s.container.key,
+            `${s.container.name} (${id.slice(0, 12)}): ${s.reason}`,
+          );
         } catch (err) {
           // The image vanished since we last saw it: forget it so the next round pulls again.
-          if (/no such image/i.test(String((err as Error).message))) this.imagesPresent.delete(s.container.spec.image);
+          if (/no such image/i.test(String((err as Error).message)))
+            this.imagesPresent.delete(s.container.spec.image);
           throw err;
         }
       },
@@ -165,7 +170,14 @@ export class Reconciler {
         this.finish(observed, desired, true, true);
         return;
       }
-      log.info({ steps: steps.map((s) => `${s.kind} ${'key' in s ? s.key : 'image' in s ? s.image : s.container.key}`) }, 'executing plan');
+      log.info(
+        {
+          steps: steps.map(
+            (s) => `${s.kind} ${'key' in s ? s.key : 'image' in s ? s.image : s.container.key}`,
+          ),
+        },
+        'executing plan',
+      );
       for (const step of steps) {
         if (this.stopped) return;
         try {
@@ -186,7 +198,12 @@ export class Reconciler {
   }
 
   /** Reports the outcome; a run that did not converge schedules its own retry. */
-  private finish(observed: ObservedContainer[], desired: DesiredContainer[], converged: boolean, retryable: boolean) {
+  private finish(
+    observed: ObservedContainer[],
+    desired: DesiredContainer[],
+    converged: boolean,
+    retryable: boolean,
+  ) {
     const services = buildStatus(observed, desired, this.errors);
     const report: StatusReport = {
       desiredVersion: this.desiredVersion,

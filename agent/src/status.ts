@@ -1,4 +1,4 @@
-import { type ServiceStatus, ServiceState } from '../../proto/gen/fleet/v1/agent.js';
+import { ServiceState, type ServiceStatus } from '../../proto/gen/fleet/v1/agent.js';
 import type { DesiredContainer, ObservedContainer } from './model.js';
 
 /**
@@ -21,7 +21,9 @@ export function buildStatus(
     const keys = new Set(replicas.map((r) => r.key));
     const hashes = new Map(replicas.map((r) => [r.key, r.hash]));
     const mine = observed.filter((o) => keys.has(o.key));
-    const ready = replicas.filter((r) => mine.some((o) => o.key === r.key && o.hash === r.hash && o.state === 'running'));
+    const ready = replicas.filter((r) =>
+      mine.some((o) => o.key === r.key && o.hash === r.hash && o.state === 'running'),
+    );
     const lastError = errors.get(k) ?? '';
     let state = ServiceState.SERVICE_STATE_PENDING;
     if (ready.length === replicas.length) state = ServiceState.SERVICE_STATE_RUNNING;

@@ -74,7 +74,11 @@ export class Deployer {
       nodes: plans,
     };
     if (check || !changed) {
-      return { ...base, revision: current && !changed ? current.revision : (current?.revision ?? 0) + 1, changed };
+      return {
+        ...base,
+        revision: current && !changed ? current.revision : (current?.revision ?? 0) + 1,
+        changed,
+      };
     }
     const revision = this.store.transaction(() => {
       const rev =
@@ -153,7 +157,8 @@ function planNodes(
       let action: ServiceAction = 'unchanged';
       if (!a) action = 'create';
       else if (!b) action = 'remove';
-      else if (contentHash(toServiceSpec(service, a)) !== contentHash(toServiceSpec(service, b))) action = 'replace';
+      else if (contentHash(toServiceSpec(service, a)) !== contentHash(toServiceSpec(service, b)))
+        action = 'replace';
       return { service, action };
     });
     return { node, connected: nodes.find((n) => n.name === node)?.connected ?? false, services };

@@ -16,7 +16,12 @@ export function toServiceSpec(name: string, s: Playbook['services'][string]): Se
   };
 }
 
-export function toDeploymentSpec(revision: { deployment: string; revision: number; hash: string; spec: Playbook }): DeploymentSpec {
+export function toDeploymentSpec(revision: {
+  deployment: string;
+  revision: number;
+  hash: string;
+  spec: Playbook;
+}): DeploymentSpec {
   return {
     name: revision.deployment,
     revision: revision.revision,

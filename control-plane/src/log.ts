@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 /**
  * One pino root per process; components take child loggers (`log.child({ component })`).
@@ -9,7 +9,14 @@ export function createLogger(name: string, level = process.env.FLEET_LOG_LEVEL ?
     name,
     level,
     redact: {
-      paths: ['token', 'authorization', '*.authorization', '*.token', 'headers.authorization', 'req.headers.authorization'],
+      paths: [
+        'token',
+        'authorization',
+        '*.authorization',
+        '*.token',
+        'headers.authorization',
+        'req.headers.authorization',
+      ],
       censor: '[redacted]',
     },
   });

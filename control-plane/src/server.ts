@@ -39,7 +39,8 @@ export function ensureAgentToken(file: string): string {
 function splitHostPort(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(':');
   const port = Number(addr.slice(i + 1));
-  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid address ${addr}`);
+  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`invalid address ${addr}`);
   return { host: addr.slice(0, i).replace(/^\[|\]$/g, ''), port };
 }
 
@@ -49,7 +50,11 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
   mkdirSync(opts.dataDir, { recursive: true });
   const store = Store.open(join(opts.dataDir, 'fleet.db'));
   const agentTokenFile = opts.agentTokenFile ?? join(opts.dataDir, 'agent-token');
-  const hub = new AgentHub(store, new TokenAuthenticator(ensureAgentToken(agentTokenFile)), log.child({ component: 'hub' }));
+  const hub = new AgentHub(
+    store,
+    new TokenAuthenticator(ensureAgentToken(agentTokenFile)),
+    log.child({ component: 'hub' }),
+  );
   const deployer = new Deployer(store, hub);
   hub.bind(deployer);
 
@@ -66,8 +71,16 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
     ),
   );
 
-  const app = Fastify({ loggerInstance: log.child({ component: 'api' }), bodyLimit: opts.bodyLimit ?? 1024 * 1024 });
-  await app.register(api, { store, deployer, version: VERSION, connectedAgents: () => hub.connectedNodes().length });
+  const app = Fastify({
+    loggerInstance: log.child({ component: 'api' }),
+    bodyLimit: opts.bodyLimit ?? 1024 * 1024,
+  });
+  await app.register(api, {
+    store,
+    deployer,
+    version: VERSION,
+    connectedAgents: () => hub.connectedNodes().length,
+  });
   const { host, port } = splitHostPort(opts.listen);
   const httpUrl = await app.listen({ host, port });
   const grpcHost = splitHostPort(opts.grpcListen).host;

@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify';
-import type { Deployer } from '../deployer.js';
 import type { Store } from '../db/store.js';
+import type { Deployer } from '../deployer.js';
 import {
   ApplyBody,
   ApplyReply,
@@ -53,16 +53,25 @@ export const api: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     agentsConnected: deps.connectedAgents(),
   }));
 
-  f.post('/v1/apply', { schema: { body: ApplyBody, response: { 200: ApplyReply, ...errors } } }, async (req) => {
-    const { source, file, check = false } = req.body;
-    const result = deps.deployer.apply(source, file, check);
-    if (result.ok) return result;
-    if (result.reason === 'invalid') {
-      const n = result.errors.length;
-      throw new ApiError(400, 'invalid_playbook', `${file}: ${n} error${n === 1 ? '' : 's'}`, result.errors);
-    }
-    throw new ApiError(422, 'no_matching_nodes', result.message);
-  });
+  f.post(
+    '/v1/apply',
+    { schema: { body: ApplyBody, response: { 200: ApplyReply, ...errors } } },
+    async (req) => {
+      const { source, file, check = false } = req.body;
+      const result = deps.deployer.apply(source, file, check);
+      if (result.ok) return result;
+      if (result.reason === 'invalid') {
+        const n = result.errors.length;
+        throw new ApiError(
+          400,
+          'invalid_playbook',
+          `${file}: ${n} error${n === 1 ? '' : 's'}`,
+          result.errors,
+        );
+      }
+      throw new ApiError(422, 'no_matching_nodes', result.message);
+    },
+  );
 
   f.get('/v1/nodes', { schema: { response: { 200: NodeList } } }, async () => ({ nodes: views.nodes() }));
 
@@ -82,9 +91,13 @@ export const api: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     async (req) => views.deployment(req.params.name) ?? notFound('deployment', req.params.name),
   );
 
-  f.get('/v1/events', { schema: { querystring: EventsQuery, response: { 200: EventList } } }, async (req) => ({
-    events: deps.store.events.list(req.query.limit, req.query.deployment),
-  }));
+  f.get(
+    '/v1/events',
+    { schema: { querystring: EventsQuery, response: { 200: EventList } } },
+    async (req) => ({
+      events: deps.store.events.list(req.query.limit, req.query.deployment),
+    }),
+  );
 };
 
 function notFound(kind: string, name: string): never {
@@ -94,7 +107,9 @@ function notFound(kind: string, name: string): never {
 function installErrorHandler(app: FastifyInstance) {
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
     if (err instanceof ApiError) {
-      return reply.status(err.statusCode).send({ error: err.code, message: err.message, errors: err.details });
+      return reply
+        .status(err.statusCode)
+        .send({ error: err.code, message: err.message, errors: err.details });
     }
     if (err.validation) {
       return reply.status(400).send({ error: 'bad_request', message: err.message });

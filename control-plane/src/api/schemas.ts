@@ -19,7 +19,11 @@ export const ErrorBody = T.Object({
 });
 export type ErrorBody = Static<typeof ErrorBody>;
 
-export const Health = T.Object({ status: T.Literal('ok'), version: T.String(), agentsConnected: T.Integer() });
+export const Health = T.Object({
+  status: T.Literal('ok'),
+  version: T.String(),
+  agentsConnected: T.Integer(),
+});
 
 export const ApplyBody = T.Object(
   {
@@ -37,7 +41,12 @@ export const NodePlan = T.Object({
   services: T.Array(
     T.Object({
       service: T.String(),
-      action: T.Union([T.Literal('create'), T.Literal('replace'), T.Literal('remove'), T.Literal('unchanged')]),
+      action: T.Union([
+        T.Literal('create'),
+        T.Literal('replace'),
+        T.Literal('remove'),
+        T.Literal('unchanged'),
+      ]),
     }),
   ),
 });

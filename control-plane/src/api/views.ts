@@ -13,7 +13,9 @@ export class Views {
   ) {}
 
   nodes(): NodeView[] {
-    return this.store.nodes.list().map((n) => ({ ...n, desiredVersion: this.deployer.desiredFor(n.name).version }));
+    return this.store.nodes
+      .list()
+      .map((n) => ({ ...n, desiredVersion: this.deployer.desiredFor(n.name).version }));
   }
 
   node(name: string): NodeView | undefined {
@@ -31,9 +33,7 @@ export class Views {
         node: a.node,
         connected: node?.connected ?? false,
         revision: a.revision,
-        services: statuses
-          .filter((s) => s.node === a.node)
-          .map(({ node: _n, deployment: _d, ...s }) => s),
+        services: statuses.filter((s) => s.node === a.node).map(({ node: _n, deployment: _d, ...s }) => s),
       };
     });
     const ready = nodes.length > 0 && nodes.every((n) => nodeReady(n, services));

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { formatError } from '../playbook/parse.js';
+import { formatError } from '../playbook/format.js';
 import { ClientError, type FleetClient } from './client.js';
 import { CliError, type OutputFormat, printJson } from './output.js';
-import { table } from './table.js';
 import { renderStatus, waitReady } from './status.js';
+import { table } from './table.js';
 
 export interface ApplyFlags {
   check: boolean;
@@ -18,7 +18,10 @@ export async function applyCommand(client: FleetClient, file: string, flags: App
   try {
     source = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 2);
+    throw new CliError(
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      2,
+    );
   }
   let result: Awaited<ReturnType<FleetClient['apply']>>;
   try {
@@ -37,7 +40,10 @@ export async function applyCommand(client: FleetClient, file: string, flags: App
   if (flags.output === 'json' && !flags.wait) return printJson(result);
   if (flags.output === 'text') {
     const verb = flags.check ? 'would apply' : result.changed ? 'applied' : 'unchanged at';
-    const was = result.previousRevision && result.previousRevision !== result.revision ? ` (was ${result.previousRevision})` : '';
+    const was =
+      result.previousRevision && result.previousRevision !== result.revision
+        ? ` (was ${result.previousRevision})`
+        : '';
     process.stdout.write(`${result.deployment}: ${verb} revision ${result.revision}${was}\n`);
     const rows = result.nodes.flatMap((n) =>
       n.services.map((s) => [n.node, n.connected ? 'connected' : 'offline', s.service, s.action]),
@@ -45,7 +51,13 @@ export async function applyCommand(client: FleetClient, file: string, flags: App
     if (rows.length) process.stdout.write(`${table(['NODE', 'AGENT', 'SERVICE', 'ACTION'], rows)}\n`);
   }
   if (flags.wait && !flags.check) {
-    const detail = await waitReady(client, result.deployment, result.revision, flags.timeoutMs, flags.output === 'text');
+    const detail = await waitReady(
+      client,
+      result.deployment,
+      result.revision,
+      flags.timeoutMs,
+      flags.output === 'text',
+    );
     if (flags.output === 'json') printJson({ apply: result, status: detail });
     else process.stdout.write(`${renderStatus(detail)}\n`);
   }

@@ -59,7 +59,10 @@ export class FleetClient {
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-      throw new ClientError(`cannot reach the control plane at ${this.baseUrl} (${cause}); is \`fleet server\` running? (--server or FLEET_SERVER)`, 0);
+      throw new ClientError(
+        `cannot reach the control plane at ${this.baseUrl} (${cause}); is \`fleet server\` running? (--server or FLEET_SERVER)`,
+        0,
+      );
     }
     const text = await res.text();
     let json: unknown;

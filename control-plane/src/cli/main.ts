@@ -1,8 +1,6 @@
 import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { runAgent } from '../../../agent/src/main.js';
 import { NODE_NAME } from '../grpc/auth.js';
-import { runServer } from '../server.js';
 import { VERSION } from '../version.js';
 import { applyCommand } from './apply.js';
 import { ClientError, FleetClient } from './client.js';
@@ -28,7 +26,12 @@ function parseLabel(v: string, prev: Record<string, string> = {}) {
 }
 
 function defaultNodeName() {
-  return hostname().toLowerCase().replace(/[^a-z0-9.-]/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '') || 'node';
+  return (
+    hostname()
+      .toLowerCase()
+      .replace(/[^a-z0-9.-]/g, '-')
+      .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '') || 'node'
+  );
 }
 
 const outputOption = () =>
@@ -54,7 +57,11 @@ export function buildProgram(): Command {
   const program = new Command('fleet')
     .description('Deploy LLM inference onto GPU hosts and keep it healthy')
     .version(VERSION)
-    .option('--server <url>', 'control plane REST URL (env FLEET_SERVER)', process.env.FLEET_SERVER ?? 'http://127.0.0.1:7080')
+    .option(
+      '--server <url>',
+      'control plane REST URL (env FLEET_SERVER)',
+      process.env.FLEET_SERVER ?? 'http://127.0.0.1:7080',
+    )
     .option('--debug', 'print stack traces on errors')
     .showHelpAfterError();
   const client = () => new FleetClient(program.opts().server);
@@ -62,29 +69,58 @@ export function buildProgram(): Command {
   program
     .command('server')
     .description('run the control plane: REST API, agent gRPC endpoint, SQLite store')
-    .option('--data-dir <dir>', 'where the SQLite file and agent token live', process.env.FLEET_DATA_DIR ?? '/var/lib/fleet')
+    .option(
+      '--data-dir <dir>',
+      'where the SQLite file and agent token live',
+      process.env.FLEET_DATA_DIR ?? '/var/lib/fleet',
+    )
     .option('--listen <host:port>', 'REST API address', '127.0.0.1:7080')
     .option('--grpc-listen <host:port>', 'agent stream address', '127.0.0.1:7443')
-    .option('--agent-token-file <file>', 'agent token file (default DATA_DIR/agent-token, created if missing)')
+    .option(
+      '--agent-token-file <file>',
+      'agent token file (default DATA_DIR/agent-token, created if missing)',
+    )
     .action(async (o) => {
-      const s = await runServer({ dataDir: o.dataDir, listen: o.listen, grpcListen: o.grpcListen, agentTokenFile: o.agentTokenFile });
-      process.stderr.write(`fleet server: REST ${s.httpUrl}, agents ${s.grpcAddress}, agent token in ${s.agentTokenFile}\n`);
+      // Daemons load lazily so client commands start fast (no gRPC, SQLite or Docker modules).
+      const { runServer } = await import('../server.js');
+      const s = await runServer({
+        dataDir: o.dataDir,
+        listen: o.listen,
+        grpcListen: o.grpcListen,
+        agentTokenFile: o.agentTokenFile,
+      });
+      process.stderr.write(
+        `fleet server: REST ${s.httpUrl}, agents ${s.grpcAddress}, agent token in ${s.agentTokenFile}\n`,
+      );
       untilSignal(() => s.close());
     });
 
   program
     .command('agent')
     .description('run the host agent: dial the control plane, run what it asks through Docker')
-    .option('--node <name>', 'this node\'s name', process.env.FLEET_NODE ?? defaultNodeName())
+    .option('--node <name>', "this node's name", process.env.FLEET_NODE ?? defaultNodeName())
     .option('--label <key=value>', 'a node label (repeatable)', parseLabel, {})
-    .option('--control-plane <host:port>', 'control plane agent address (env FLEET_CONTROL_PLANE)', process.env.FLEET_CONTROL_PLANE ?? '127.0.0.1:7443')
+    .option(
+      '--control-plane <host:port>',
+      'control plane agent address (env FLEET_CONTROL_PLANE)',
+      process.env.FLEET_CONTROL_PLANE ?? '127.0.0.1:7443',
+    )
     .option('--token-file <file>', 'file holding the agent token (or env FLEET_AGENT_TOKEN)')
-    .option('--state-dir <dir>', 'where the last desired state is kept', process.env.FLEET_STATE_DIR ?? '/var/lib/fleet-agent')
+    .option(
+      '--state-dir <dir>',
+      'where the last desired state is kept',
+      process.env.FLEET_STATE_DIR ?? '/var/lib/fleet-agent',
+    )
     .option('--docker-socket <path>', 'Docker Engine API socket', '/var/run/docker.sock')
     .option('--resync <duration>', 'periodic reconcile even without changes', arg(parseDuration), 10_000)
     .option('--heartbeat <duration>', 'heartbeat interval', arg(parseDuration), 5_000)
     .action(async (o) => {
-      if (!NODE_NAME.test(o.node)) throw new CliError(`invalid node name ${JSON.stringify(o.node)} (lowercase letters, digits, '.', '-')`, 2);
+      if (!NODE_NAME.test(o.node))
+        throw new CliError(
+          `invalid node name ${JSON.stringify(o.node)} (lowercase letters, digits, '.', '-')`,
+          2,
+        );
+      const { runAgent } = await import('../../../agent/src/main.js');
       const agent = await runAgent({
         node: o.node,
         labels: o.label,
@@ -107,7 +143,9 @@ export function buildProgram(): Command {
     .option('--wait', 'wait until every selected node runs the new revision', false)
     .option('--timeout <duration>', 'how long --wait waits', arg(parseDuration), 300_000)
     .addOption(outputOption())
-    .action((file, o) => applyCommand(client(), file, { check: o.check, wait: o.wait, timeoutMs: o.timeout, output: o.output }));
+    .action((file, o) =>
+      applyCommand(client(), file, { check: o.check, wait: o.wait, timeoutMs: o.timeout, output: o.output }),
+    );
 
   program
     .command('nodes')
@@ -133,7 +171,12 @@ export async function main(argv: string[]) {
     await program.parseAsync(argv);
   } catch (err) {
     const debug = program.opts().debug || argv.includes('--debug');
-    const code = err instanceof CliError ? err.exitCode : err instanceof ClientError && err.status >= 400 && err.status < 500 ? 2 : 1;
+    const code =
+      err instanceof CliError
+        ? err.exitCode
+        : err instanceof ClientError && err.status >= 400 && err.status < 500
+          ? 2
+          : 1;
     process.stderr.write(`fleet: ${(err as Error).message}\n`);
     if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     process.exitCode = code;

@@ -7,10 +7,13 @@ export async function nodesCommand(client: FleetClient, name: string | undefined
   if (name) {
     const n = await client.node(name);
     if (output === 'json') return printJson(n);
-    const labels = Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-';
+    const labels =
+      Object.entries(n.labels)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',') || '-';
     const f = n.facts as Record<string, unknown>;
     process.stdout.write(
-      [
+      `${[
         `name:          ${n.name}`,
         `status:        ${n.connected ? 'connected' : 'offline'} (last seen ${ago(n.lastSeenMs)})`,
         `labels:        ${labels}`,
@@ -19,7 +22,7 @@ export async function nodesCommand(client: FleetClient, name: string | undefined
         `cpus/memory:   ${f.cpus ?? '?'} / ${Math.round(Number(f.memoryBytes ?? 0) / 2 ** 30)} GiB`,
         `docker:        ${f.dockerVersion ?? '?'}`,
         `desired state: ${n.desiredVersion.slice(0, 12)} (acked ${n.ackedVersion.slice(0, 12) || 'never'})`,
-      ].join('\n') + '\n',
+      ].join('\n')}\n`,
     );
     return;
   }
@@ -28,7 +31,9 @@ export async function nodesCommand(client: FleetClient, name: string | undefined
   const rows = nodes.map((n) => [
     n.name,
     n.connected ? 'connected' : 'offline',
-    Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+    Object.entries(n.labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',') || '-',
     n.agentVersion,
     n.ackedVersion === n.desiredVersion ? 'in sync' : 'pending',
     ago(n.lastSeenMs),

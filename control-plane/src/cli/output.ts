@@ -2,7 +2,8 @@
 export type OutputFormat = 'text' | 'json';
 
 export function parseOutput(v: string): OutputFormat {
-  if (v !== 'text' && v !== 'json') throw new Error(`invalid output format ${JSON.stringify(v)} (text or json)`);
+  if (v !== 'text' && v !== 'json')
+    throw new Error(`invalid output format ${JSON.stringify(v)} (text or json)`);
   return v;
 }
 

@@ -8,7 +8,13 @@ export async function statusCommand(client: FleetClient, name: string | undefine
   if (!name) {
     const { deployments } = await client.deployments();
     if (output === 'json') return printJson({ deployments });
-    const rows = deployments.map((d) => [d.name, String(d.revision), `${d.nodesReady}/${d.nodes}`, d.file, ago(d.createdMs)]);
+    const rows = deployments.map((d) => [
+      d.name,
+      String(d.revision),
+      `${d.nodesReady}/${d.nodes}`,
+      d.file,
+      ago(d.createdMs),
+    ]);
     process.stdout.write(`${table(['DEPLOYMENT', 'REVISION', 'READY', 'FILE', 'APPLIED'], rows)}\n`);
     return;
   }
@@ -65,7 +71,9 @@ export async function waitReady(
     }
     if (d.ready && d.revision === revision) return d;
     if (Date.now() > deadline) {
-      throw new CliError(`${name}: revision ${revision} not ready after ${Math.round(timeoutMs / 1000)}s\n${renderStatus(d)}`);
+      throw new CliError(
+        `${name}: revision ${revision} not ready after ${Math.round(timeoutMs / 1000)}s\n${renderStatus(d)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 250));
   }

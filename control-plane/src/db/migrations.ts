@@ -78,7 +78,9 @@ export const migrations: readonly string[] = [
 export function migrate(db: Database): number {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > migrations.length) {
-    throw new Error(`database schema v${current} is newer than this fleet (v${migrations.length}); upgrade fleet`);
+    throw new Error(
+      `database schema v${current} is newer than this fleet (v${migrations.length}); upgrade fleet`,
+    );
   }
   for (let v = current; v < migrations.length; v++) {
     db.transaction(() => {

@@ -56,7 +56,10 @@ export class NodeRepo {
     this.listStmt = db.prepare<[], NodeRow>('SELECT * FROM nodes ORDER BY name');
   }
 
-  upsertHello(n: { name: string; labels: Record<string, string>; agentVersion: string; facts: object }, now: number) {
+  upsertHello(
+    n: { name: string; labels: Record<string, string>; agentVersion: string; facts: object },
+    now: number,
+  ) {
     this.upsertStmt.run({
       name: n.name,
       labels: JSON.stringify(n.labels),

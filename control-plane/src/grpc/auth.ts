@@ -1,4 +1,4 @@
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Metadata, ServerDuplexStream } from '@grpc/grpc-js';
 
 /** Who is on the other end of an agent stream, as proven by the transport, never by a message. */

@@ -1,10 +1,5 @@
-import { type ServerDuplexStream, status as GrpcStatus } from '@grpc/grpc-js';
-import type {
-  AgentMessage,
-  ControlMessage,
-  Hello,
-  StatusReport,
-} from '../../../proto/gen/fleet/v1/agent.js';
+import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { AgentMessage, ControlMessage, Hello, StatusReport } from '../../../proto/gen/fleet/v1/agent.js';
 import { ServiceState } from '../../../proto/gen/fleet/v1/agent.js';
 import type { Store } from '../db/store.js';
 import type { Deployer, DesiredStatePusher } from '../deployer.js';
@@ -53,7 +48,8 @@ export class AgentHub implements DesiredStatePusher {
   push(nodes: readonly string[]) {
     for (const node of nodes) {
       const stream = this.streams.get(node);
-      if (stream && this.deployer) stream.write({ msg: { $case: 'desired', desired: this.deployer.desiredFor(node) } });
+      if (stream && this.deployer)
+        stream.write({ msg: { $case: 'desired', desired: this.deployer.desiredFor(node) } });
     }
   }
 
@@ -94,7 +90,12 @@ export class AgentHub implements DesiredStatePusher {
       if (attached && this.streams.get(node) === call) {
         this.streams.delete(node);
         this.store.nodes.setConnected(node, false, this.now());
-        this.store.events.add({ atMs: this.now(), node, kind: 'node.disconnected', message: 'stream closed' });
+        this.store.events.add({
+          atMs: this.now(),
+          node,
+          kind: 'node.disconnected',
+          message: 'stream closed',
+        });
         log.info('agent disconnected');
       }
     };
@@ -116,7 +117,12 @@ export class AgentHub implements DesiredStatePusher {
         { name: node, labels: hello.labels, agentVersion: hello.agentVersion, facts: hello.facts ?? {} },
         this.now(),
       );
-      this.store.events.add({ atMs: this.now(), node, kind: 'node.connected', message: `agent ${hello.agentVersion}` });
+      this.store.events.add({
+        atMs: this.now(),
+        node,
+        kind: 'node.connected',
+        message: `agent ${hello.agentVersion}`,
+      });
     });
     this.deployer?.syncNode(node);
     log.info({ labels: hello.labels, version: hello.agentVersion }, 'agent connected');

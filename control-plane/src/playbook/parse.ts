@@ -35,11 +35,7 @@ export function parsePlaybook(text: string, file: string): ParseResult {
   }
 }
 
-/** `file:line:col: message (hint: ...)`, the shape editors and CI annotators understand. */
-export function formatError(e: PlaybookError): string {
-  const base = `${e.file}:${e.line}:${e.col}: ${e.message}`;
-  return e.hint ? `${base} (hint: ${e.hint})` : base;
-}
+export { formatError } from './format.js';
 
 function parseUnchecked(text: string, file: string): ParseResult {
   const lineCounter = new LineCounter();

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# README command 1: on a bare Debian 12 machine, installs what is missing, starts Docker and a
+# local registry, the control plane and one agent on this machine, applies playbooks/dev.yaml,
+# waits until it runs and prints what to try next. Safe to run again; `stop` stops fleet again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+
+STATE="$FLEET_ROOT/.fleet"
+API=127.0.0.1:7080
+GRPC=127.0.0.1:7443
+NODE=${FLEET_NODE:-local}
+export FLEET_SERVER="http://$API"
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+if [ "${1:-}" = stop ]; then
+  for p in agent server; do
+    if pid_alive "$STATE/$p.pid"; then kill "$(cat "$STATE/$p.pid")" && log "stopped fleet $p"; fi
+  done
+  exit 0
+fi
+
+ensure_packages
+ensure_build
+ensure_dockerd
+ensure_registry
+ensure_base_image
+ensure_test_images # dev.yaml runs the small web image until the inference image lands
+ln -sf "$FLEET_ROOT/bin/fleet.js" /usr/local/bin/fleet
+mkdir -p "$STATE"
+
+if ! curl -fsS "http://$API/healthz" >/dev/null 2>&1; then
+  log "starting fleet server on $API (log: .fleet/server.log)"
+  nohup fleet server --data-dir "$STATE/server" --listen "$API" --grpc-listen "$GRPC" >>"$STATE/server.log" 2>&1 &
+  echo $! >"$STATE/server.pid"
+  for _ in $(seq 1 50); do curl -fsS "http://$API/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+fi
+if ! pid_alive "$STATE/agent.pid"; then
+  log "starting fleet agent for node '$NODE' (log: .fleet/agent.log)"
+  nohup fleet agent --node "$NODE" --label role=dev --control-plane "$GRPC" \
+    --token-file "$STATE/server/agent-token" --state-dir "$STATE/agent" >>"$STATE/agent.log" 2>&1 &
+  echo $! >"$STATE/agent.pid"
+fi
+for _ in $(seq 1 100); do
+  fleet nodes -o json 2>/dev/null | grep -q '"connected": true' && break
+  sleep 0.2
+done
+
+log "fleet apply playbooks/dev.yaml --wait"
+fleet apply playbooks/dev.yaml --wait --timeout 120s
+echo
+fleet nodes
+echo
+cat <<TXT
+fleet is running: control plane on http://$API, one agent (node '$NODE'), deployment 'dev'.
+
+Try:
+  curl http://127.0.0.1:18080/cgi-bin/env      # the service dev.yaml runs
+  fleet status dev                              # per node and service
+  fleet apply playbooks/dev.yaml --check        # edit dev.yaml first to see a plan
+  fleet status dev -o json
+Logs: .fleet/server.log, .fleet/agent.log.  Stop: bash scripts/quickstart.sh stop
+TXT

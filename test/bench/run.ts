@@ -1,0 +1,161 @@
+/**
+ * `npm run bench`: the walking skeleton's figures, measured side by side in one run on this
+ * machine against the real engines (Docker, the local registry, real fleet processes).
+ *
+ * 1. `fleet apply` → container running, against `docker run -d` of the same container, image
+ *    already present, interleaved so both see the same machine state.
+ * 2. A reconcile round with nothing to change: Docker calls per round and its duration.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { DockerRuntime } from '../../agent/src/docker.js';
+import { createLogger } from '../../agent/src/log.js';
+import { Reconciler } from '../../agent/src/reconciler.js';
+import type { ContainerRuntime } from '../../agent/src/runtime.js';
+import { StateStore } from '../../agent/src/state-store.js';
+import { Cluster } from '../helpers/cluster.js';
+import { docker, REGISTRY, requireEngines } from '../helpers/engines.js';
+import { freePort, waitFor } from '../helpers/procs.js';
+import { fmt, median, quantile } from './stats.js';
+
+const run = promisify(execFile);
+const IMAGE = `${REGISTRY}/fleet-test/web:1`;
+const NODE = 'bench';
+const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 15);
+
+async function runningCount(label: string) {
+  const list = await docker.listContainers({ filters: { label: [label], status: ['running'] } });
+  return list.length;
+}
+
+async function cleanup() {
+  for (const label of ['fleet-bench=1', `fleet.node=${NODE}`]) {
+    for (const c of await docker.listContainers({ all: true, filters: { label: [label] } })) {
+      await docker.getContainer(c.Id).remove({ force: true });
+    }
+  }
+}
+
+async function applyVsDockerRun(cluster: Cluster) {
+  const fleetMs: number[] = [];
+  const dockerMs: number[] = [];
+  for (let i = 0; i < ITERATIONS; i++) {
+    const port = await freePort();
+    let t0 = performance.now();
+    await run('docker', [
+      'run',
+      '-d',
+      '--name',
+      `fleet-bench-docker-${i}`,
+      '--label',
+      'fleet-bench=1',
+      '-p',
+      `127.0.0.1:${port}:8080`,
+      '-e',
+      `GREETING=${i}`,
+      IMAGE,
+    ]);
+    // `docker run -d` returns once the container has started.
+    dockerMs.push(performance.now() - t0);
+
+    const fport = await freePort();
+    const file = cluster.playbook(
+      `bench-${i}.yaml`,
+      `name: bench-${i}\nhosts: all\nservices:\n  web:\n    image: ${IMAGE}\n    env: { GREETING: "${i}" }\n    port: 8080\n    publish: ${fport}\n`,
+    );
+    t0 = performance.now();
+    const r = await cluster.cli('apply', file);
+    if (r.code !== 0) throw new Error(`fleet apply failed: ${r.stderr}`);
+    await waitFor(
+      'fleet container running',
+      async () => (await runningCount(`fleet.deployment=bench-${i}`)) === 1,
+      20_000,
+      2,
+    );
+    fleetMs.push(performance.now() - t0);
+  }
+  return { fleetMs, dockerMs };
+}
+
+/** Wraps a runtime to count engine calls by method. */
+function counting(rt: ContainerRuntime) {
+  const calls: Record<string, number> = {};
+  const proxy = new Proxy(rt, {
+    get(target, prop, recv) {
+      const v = Reflect.get(target, prop, recv);
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        calls[String(prop)] = (calls[String(prop)] ?? 0) + 1;
+        return v.apply(target, args);
+      };
+    },
+  });
+  return { runtime: proxy, calls };
+}
+
+async function noopRound(cluster: Cluster) {
+  await cluster.killAgent(NODE, 'SIGTERM');
+  const state = new StateStore(join(cluster.dir, 'agents', NODE)).load();
+  if (!state) throw new Error('agent left no desired state');
+  const { runtime, calls } = counting(new DockerRuntime({ node: NODE }));
+  const rec = new Reconciler({
+    node: NODE,
+    runtime,
+    log: createLogger('bench', 'warn'),
+    report: () => {},
+    resyncMs: 3_600_000,
+  });
+  rec.setDesired(state);
+  await rec.idle();
+  for (const k of Object.keys(calls)) delete calls[k];
+  const ms: number[] = [];
+  const rounds = 50;
+  const roundsBefore = rec.rounds;
+  for (let i = 0; i < rounds; i++) {
+    const t0 = performance.now();
+    rec.trigger('bench');
+    await rec.idle();
+    ms.push(performance.now() - t0);
+  }
+  await rec.stop();
+  return { ms, calls, rounds: rec.rounds - roundsBefore, containers: state.deployments.length };
+}
+
+async function main() {
+  await requireEngines([IMAGE]);
+  await run('docker', ['pull', '-q', IMAGE]);
+  await cleanup();
+  const cluster = new Cluster();
+  try {
+    await cluster.startServer();
+    cluster.startAgent(NODE, {}, ['--resync', '60s']);
+    await cluster.nodeConnected(NODE);
+    const a = await applyVsDockerRun(cluster);
+    const r = await noopRound(cluster);
+    const cpu = (await run('sh', ['-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"])).stdout.trim();
+    const dv = (await docker.version()).Version;
+    const lines = [
+      `machine: ${cpu}, ${(await run('nproc')).stdout.trim()} cores; Docker ${dv}; node ${process.version}`,
+      '',
+      `apply → running (image present), ${ITERATIONS} interleaved runs:`,
+      `  docker run -d      median ${fmt(median(a.dockerMs))}  p90 ${fmt(quantile(a.dockerMs, 0.9))}`,
+      `  fleet apply (CLI)  median ${fmt(median(a.fleetMs))}  p90 ${fmt(quantile(a.fleetMs, 0.9))}`,
+      `  fleet adds at the median: ${fmt(median(a.fleetMs) - median(a.dockerMs))} (target ≤ 300 ms); ratio ${(median(a.fleetMs) / median(a.dockerMs)).toFixed(2)}×`,
+      '',
+      `no-op reconcile, ${r.rounds} rounds over ${r.containers} deployment(s) on node ${NODE}:`,
+      `  median ${fmt(median(r.ms))}  p90 ${fmt(quantile(r.ms, 0.9))}  (target ≤ 20 ms)`,
+      `  Docker calls per round: ${
+        Object.entries(r.calls)
+          .map(([k, v]) => `${k} ${(v / r.rounds).toFixed(2)}`)
+          .join(', ') || 'none'
+      } (target: one list)`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    await cluster.close();
+    await cleanup();
+  }
+}
+
+await main();
