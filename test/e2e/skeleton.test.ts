@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Cluster } from '../helpers/cluster.js';
-import { REGISTRY, docker, managedContainers, removeLocalImage, removeManaged, requireEngines } from '../helpers/engines.js';
+import {
+  docker,
+  managedContainers,
+  REGISTRY,
+  removeLocalImage,
+  removeManaged,
+  requireEngines,
+} from '../helpers/engines.js';
 import { freePort, waitFor } from '../helpers/procs.js';
 
 /**
@@ -17,7 +24,11 @@ const NODE_B = 'e2e-b';
 interface Detail {
   revision: number;
   ready: boolean;
-  nodes: { node: string; revision: number; services: { service: string; state: string; revision: number; containers: { id: string }[] }[] }[];
+  nodes: {
+    node: string;
+    revision: number;
+    services: { service: string; state: string; revision: number; containers: { id: string }[] }[];
+  }[];
 }
 
 const webPlaybook = (opts: { tag: string; greeting: string; port: number; side?: boolean }) => `
@@ -88,12 +99,22 @@ describe('walking skeleton: apply → control plane → gRPC → agent → conta
   after(async () => {
     await cluster.close();
     await removeManaged([NODE_A, NODE_B]);
-    if (bystander) await docker.getContainer(bystander).remove({ force: true }).catch(() => {});
+    if (bystander)
+      await docker
+        .getContainer(bystander)
+        .remove({ force: true })
+        .catch(() => {});
   });
 
-  test('apply runs the container with the playbook\'s labels, env and port, pulled from the registry', async () => {
+  test("apply runs the container with the playbook's labels, env and port, pulled from the registry", async () => {
     const file = cluster.playbook('v1.yaml', webPlaybook({ tag: '1', greeting: 'one', port }));
-    const out = await cluster.cliJson<{ apply: { revision: number }; status: Detail }>('apply', file, '--wait', '--timeout', '60s');
+    const out = await cluster.cliJson<{ apply: { revision: number }; status: Detail }>(
+      'apply',
+      file,
+      '--wait',
+      '--timeout',
+      '60s',
+    );
     assert.equal(out.apply.revision, 1);
     const info = await webContainer();
     assert.equal(info.State.Running, true);
@@ -103,7 +124,9 @@ describe('walking skeleton: apply → control plane → gRPC → agent → conta
     assert.equal(info.Config.Labels['fleet.service'], 'web');
     assert.equal(info.Config.Image, IMAGE_1);
     assert.ok(info.Config.Env.includes('GREETING=one'), `env has GREETING=one: ${info.Config.Env}`);
-    assert.deepEqual(info.HostConfig.PortBindings, { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] });
+    assert.deepEqual(info.HostConfig.PortBindings, {
+      '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }],
+    });
     assert.equal(await httpText(port, '/version'), '1');
     assert.equal(await httpText(port, '/cgi-bin/env'), 'GREETING=one');
 
@@ -120,7 +143,13 @@ describe('walking skeleton: apply → control plane → gRPC → agent → conta
   test('a changed playbook replaces the container and advances the revision', async () => {
     const before = await webContainer();
     const file = cluster.playbook('v2.yaml', webPlaybook({ tag: '2', greeting: 'two', port, side: true }));
-    const out = await cluster.cliJson<{ apply: { revision: number } }>('apply', file, '--wait', '--timeout', '60s');
+    const out = await cluster.cliJson<{ apply: { revision: number } }>(
+      'apply',
+      file,
+      '--wait',
+      '--timeout',
+      '60s',
+    );
     assert.equal(out.apply.revision, 2);
     const after = await webContainer();
     assert.notEqual(after.Id, before.Id);
@@ -133,13 +162,19 @@ describe('walking skeleton: apply → control plane → gRPC → agent → conta
     const status = await cluster.cliJson<Detail>('status', 'e2e');
     assert.deepEqual(
       status.nodes[0]!.services.map((s) => [s.service, s.state, s.revision]),
-      [['side', 'running', 2], ['web', 'running', 2]],
+      [
+        ['side', 'running', 2],
+        ['web', 'running', 2],
+      ],
     );
   });
 
   test('applying the same playbook again restarts nothing', async () => {
     const before = await webContainer();
-    const r = await cluster.cliJson<{ changed: boolean; revision: number }>('apply', cluster.playbook('v2.yaml', webPlaybook({ tag: '2', greeting: 'two', port, side: true })));
+    const r = await cluster.cliJson<{ changed: boolean; revision: number }>(
+      'apply',
+      cluster.playbook('v2.yaml', webPlaybook({ tag: '2', greeting: 'two', port, side: true })),
+    );
     assert.equal(r.changed, false);
     assert.equal(r.revision, 2);
     await new Promise((res) => setTimeout(res, 2500)); // two agent resyncs
@@ -152,11 +187,27 @@ describe('walking skeleton: apply → control plane → gRPC → agent → conta
     const before = await webContainer();
     const cases: [string, string, RegExp][] = [
       ['syntax.yaml', 'name: e2e\nhosts: [role=a\n', /syntax\.yaml:\d+:\d+: /],
-      ['unknown.yaml', webPlaybook({ tag: '3', greeting: 'x', port }).replace('    port: 8080', '    prot: 8080'), /unknown\.yaml:\d+:5: unknown key 'prot'.*did you mean 'port'/],
-      ['type.yaml', webPlaybook({ tag: '3', greeting: 'x', port }).replace('port: 8080', 'port: "8080"'), /type\.yaml:\d+:11: .*expected integer/],
+      [
+        'unknown.yaml',
+        webPlaybook({ tag: '3', greeting: 'x', port }).replace('    port: 8080', '    prot: 8080'),
+        /unknown\.yaml:\d+:5: unknown key 'prot'.*did you mean 'port'/,
+      ],
+      [
+        'type.yaml',
+        webPlaybook({ tag: '3', greeting: 'x', port }).replace('port: 8080', 'port: "8080"'),
+        /type\.yaml:\d+:11: .*expected integer/,
+      ],
       ['image.yaml', webPlaybook({ tag: 'Bad Tag', greeting: 'x', port }), /image\.yaml:\d+:\d+: .*image/i],
-      ['yes.yaml', webPlaybook({ tag: '3', greeting: 'x', port }).replace('GREETING: "x"', 'GREETING: yes'), /yes\.yaml:\d+:\d+: YAML 1\.1 boolean/],
-      ['nohost.yaml', webPlaybook({ tag: '3', greeting: 'x', port }).replace('hosts: role=a', 'hosts: role=nowhere'), /match no node/],
+      [
+        'yes.yaml',
+        webPlaybook({ tag: '3', greeting: 'x', port }).replace('GREETING: "x"', 'GREETING: yes'),
+        /yes\.yaml:\d+:\d+: YAML 1\.1 boolean/,
+      ],
+      [
+        'nohost.yaml',
+        webPlaybook({ tag: '3', greeting: 'x', port }).replace('hosts: role=a', 'hosts: role=nowhere'),
+        /match no node/,
+      ],
       ['big.yaml', `name: e2e\nhosts: all\n# ${'x'.repeat(2 * 1024 * 1024)}\n`, /too large|body/i],
     ];
     for (const [name, yaml, expected] of cases) {
@@ -176,9 +227,17 @@ describe('walking skeleton: apply → control plane → gRPC → agent → conta
     const side = await webContainer(NODE_A, 'side');
     const web = await webContainer();
     const file = cluster.playbook('v3.yaml', webPlaybook({ tag: '2', greeting: 'two', port }));
-    const out = await cluster.cliJson<{ apply: { revision: number } }>('apply', file, '--wait', '--timeout', '60s');
+    const out = await cluster.cliJson<{ apply: { revision: number } }>(
+      'apply',
+      file,
+      '--wait',
+      '--timeout',
+      '60s',
+    );
     assert.equal(out.apply.revision, 3);
-    await waitFor('side container removed', async () => (await managedContainers(NODE_A)).every((c) => c.Labels['fleet.service'] !== 'side'));
+    await waitFor('side container removed', async () =>
+      (await managedContainers(NODE_A)).every((c) => c.Labels['fleet.service'] !== 'side'),
+    );
     await assert.rejects(docker.getContainer(side.Id).inspect(), /no such container/i);
     const after = await webContainer();
     assert.equal(after.Id, web.Id, 'web untouched');
@@ -207,7 +266,11 @@ describe('walking skeleton: apply → control plane → gRPC → agent → conta
     assert.equal(during.State.StartedAt, before.State.StartedAt);
     // A container that exits while the control plane is away is started again from local state.
     await docker.getContainer(before.Id).kill();
-    await waitFor('container started again by the agent', async () => (await webContainer()).State.Running, 15_000);
+    await waitFor(
+      'container started again by the agent',
+      async () => (await webContainer()).State.Running,
+      15_000,
+    );
     await cluster.startServer();
     await cluster.nodeConnected(NODE_A, 30_000);
     const status = await waitFor('status reported after reconnect', async () => {
@@ -221,15 +284,24 @@ describe('walking skeleton: apply → control plane → gRPC → agent → conta
     cluster.startAgent(NODE_B, { role: 'b' });
     await cluster.nodeConnected(NODE_B);
     const aBefore = await webContainer();
-    const file = cluster.playbook('b.yaml', `
+    const file = cluster.playbook(
+      'b.yaml',
+      `
 name: e2e-b
 hosts: role=b
 services:
   web:
     image: ${IMAGE_1}
     env: { GREETING: bee }
-`);
-    const out = await cluster.cliJson<{ apply: { revision: number } }>('apply', file, '--wait', '--timeout', '60s');
+`,
+    );
+    const out = await cluster.cliJson<{ apply: { revision: number } }>(
+      'apply',
+      file,
+      '--wait',
+      '--timeout',
+      '60s',
+    );
     assert.equal(out.apply.revision, 1);
     const b = await webContainer(NODE_B);
     assert.equal(b.Config.Labels['fleet.node'], NODE_B);
@@ -240,10 +312,19 @@ services:
     assert.equal(aAfter.State.StartedAt, aBefore.State.StartedAt);
     assert.equal((await webContainer(NODE_B)).Id, b.Id);
     const aDetail = await cluster.cliJson<Detail>('status', 'e2e');
-    assert.deepEqual(aDetail.nodes.map((n) => n.node), [NODE_A]);
+    assert.deepEqual(
+      aDetail.nodes.map((n) => n.node),
+      [NODE_A],
+    );
     const bystanderInfo = await docker.getContainer(bystander).inspect();
     assert.equal(bystanderInfo.State.Running, true, 'an unmanaged container is never touched');
     const nodes = await cluster.cliJson<{ nodes: { name: string; connected: boolean }[] }>('nodes');
-    assert.deepEqual(nodes.nodes.map((n) => [n.name, n.connected]), [[NODE_A, true], [NODE_B, true]]);
+    assert.deepEqual(
+      nodes.nodes.map((n) => [n.name, n.connected]),
+      [
+        [NODE_A, true],
+        [NODE_B, true],
+      ],
+    );
   });
 });

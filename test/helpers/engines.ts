@@ -13,7 +13,9 @@ export async function requireEngines(images: string[] = []) {
   try {
     await docker.ping();
   } catch (err) {
-    throw new Error(`Docker daemon not reachable on /var/run/docker.sock (${(err as Error).message}); ${HOW}`);
+    throw new Error(
+      `Docker daemon not reachable on /var/run/docker.sock (${(err as Error).message}); ${HOW}`,
+    );
   }
   try {
     const res = await fetch(`http://${REGISTRY}/v2/`, { signal: AbortSignal.timeout(3000) });
