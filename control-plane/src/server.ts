@@ -49,6 +49,7 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
   const log = createLogger('fleet-server');
   mkdirSync(opts.dataDir, { recursive: true });
   const store = Store.open(join(opts.dataDir, 'fleet.db'));
+  store.nodes.resetConnections();
   const agentTokenFile = opts.agentTokenFile ?? join(opts.dataDir, 'agent-token');
   const hub = new AgentHub(
     store,

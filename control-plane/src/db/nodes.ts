@@ -41,6 +41,7 @@ export class NodeRepo {
   private readonly ackStmt;
   private readonly getStmt;
   private readonly listStmt;
+  private readonly resetStmt;
 
   constructor(db: Database) {
     this.upsertStmt = db.prepare(
@@ -54,6 +55,7 @@ export class NodeRepo {
     this.ackStmt = db.prepare('UPDATE nodes SET acked_version = ? WHERE name = ?');
     this.getStmt = db.prepare<[string], NodeRow>('SELECT * FROM nodes WHERE name = ?');
     this.listStmt = db.prepare<[], NodeRow>('SELECT * FROM nodes ORDER BY name');
+    this.resetStmt = db.prepare('UPDATE nodes SET connected = 0');
   }
 
   upsertHello(
@@ -75,6 +77,11 @@ export class NodeRepo {
 
   setConnected(name: string, connected: boolean, now: number) {
     this.connectedStmt.run(connected ? 1 : 0, now, name);
+  }
+
+  /** At start no stream is open yet, whatever the file says after a crash. */
+  resetConnections() {
+    this.resetStmt.run();
   }
 
   setAcked(name: string, version: string) {
