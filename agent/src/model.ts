@@ -109,7 +109,8 @@ export function fromLabels(
 ): ObservedContainer | undefined {
   const deployment = labels[LABEL.deployment];
   const service = labels[LABEL.service];
-  const replica = Number(labels[LABEL.replica]);
+  const replicaText = labels[LABEL.replica] ?? '';
+  const replica = /^\d{1,3}$/.test(replicaText) ? Number(replicaText) : Number.NaN;
   const hash = labels[LABEL.hash];
   if (labels[LABEL.managed] !== 'true' || !deployment || !service || !hash || !Number.isInteger(replica)) {
     return undefined;

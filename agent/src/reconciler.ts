@@ -212,7 +212,7 @@ export class Reconciler {
       events: this.events,
       converged,
     };
-    const json = canonicalJson({ ...report, observedAtMs: 0 });
+    const json = canonicalJson({ ...report, observedAtMs: 0, events: [] });
     this.lastReport = { ...report, events: [] };
     if (json !== this.lastReportJson || report.events.length) {
       this.lastReportJson = json;

@@ -74,11 +74,9 @@ export class Deployer {
       nodes: plans,
     };
     if (check || !changed) {
-      return {
-        ...base,
-        revision: current && !changed ? current.revision : (current?.revision ?? 0) + 1,
-        changed,
-      };
+      // Same content keeps the current revision, even when only the set of nodes changes.
+      const revision = current && current.hash === hash ? current.revision : (current?.revision ?? 0) + 1;
+      return { ...base, revision, changed };
     }
     const revision = this.store.transaction(() => {
       const rev =

@@ -94,6 +94,7 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
     agentTokenFile,
     async close() {
       await app.close();
+      hub.shutdown();
       // Agent streams never end on their own: cut them; agents keep enforcing and reconnect later.
       grpcServer.forceShutdown();
       store.close();

@@ -15,6 +15,7 @@ import {
   NodeList,
   NodeView,
 } from './schemas.js';
+import { installValidation } from './validation.js';
 import { Views } from './views.js';
 
 export interface ApiDeps {
@@ -46,6 +47,7 @@ export const api: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   const f = app.withTypeProvider<TypeBoxTypeProvider>();
   const views = new Views(deps.store, deps.deployer);
   installErrorHandler(app);
+  installValidation(app);
 
   f.get('/healthz', { schema: { response: { 200: Health } } }, async () => ({
     status: 'ok' as const,

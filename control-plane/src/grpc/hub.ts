@@ -41,6 +41,16 @@ export class AgentHub implements DesiredStatePusher {
     this.deployer = deployer;
   }
 
+  /**
+   * Forgets every stream before the server cuts them, so their close handlers write nothing to a
+   * store that is about to close; the nodes are marked disconnected here instead.
+   */
+  shutdown() {
+    const now = this.now();
+    for (const node of this.streams.keys()) this.store.nodes.setConnected(node, false, now);
+    this.streams.clear();
+  }
+
   connectedNodes(): string[] {
     return [...this.streams.keys()].sort();
   }

@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { type DesiredContainer, fromSpec, type ObservedContainer } from '../../../agent/src/model.js';
+import { buildStatus } from '../../../agent/src/status.js';
+import { type DesiredState, ServiceState } from '../../../proto/gen/fleet/v1/agent.js';
+
+const svc = (name: string, replicas: number, image = 'img:1') => ({
+  name,
+  image,
+  replicas,
+  env: {},
+  port: 0,
+  publish: 0,
+  command: [],
+  volumes: [],
+});
+
+const STATE: DesiredState = {
+  version: 'v1',
+  deployments: [{ name: 'web', revision: 3, revisionHash: 'rh', services: [svc('api', 2), svc('db', 1)] }],
+};
+const DESIRED = fromSpec(STATE, 'n1');
+const api0 = DESIRED[0]!;
+const api1 = DESIRED[1]!;
+const db0 = DESIRED[2]!;
+
+let nextId = 0;
+function running(d: DesiredContainer, over: Partial<ObservedContainer> = {}): ObservedContainer {
+  return {
+    id: `c${nextId++}`,
+    key: d.key,
+    name: d.name,
+    deployment: d.spec.deployment,
+    service: d.spec.service,
+    replica: d.spec.replica,
+    hash: d.hash,
+    image: d.spec.image,
+    state: 'running',
+    createdAtMs: 1000,
+    ...over,
+  };
+}
+
+const noErrors = new Map<string, string>();
+const byService = (list: ReturnType<typeof buildStatus>) => new Map(list.map((s) => [s.service, s]));
+
+describe('buildStatus', () => {
+  test('one entry per desired service, with desired replica counts and revision', () => {
+    const out = buildStatus([], DESIRED, noErrors);
+    assert.deepEqual(
+      out.map((s) => [s.deployment, s.service, s.desiredReplicas, s.revision]),
+      [
+        ['web', 'api', 2, 3],
+        ['web', 'db', 1, 3],
+      ],
+    );
+  });
+
+  test('nothing desired: no entries, even with containers observed', () => {
+    assert.deepEqual(buildStatus([running(api0)], [], noErrors), []);
+  });
+
+  test('RUNNING only when every replica runs the desired hash', () => {
+    const all = byService(buildStatus([running(api0), running(api1), running(db0)], DESIRED, noErrors));
+    assert.equal(all.get('api')!.state, ServiceState.SERVICE_STATE_RUNNING);
+    assert.equal(all.get('api')!.readyReplicas, 2);
+    assert.equal(all.get('db')!.state, ServiceState.SERVICE_STATE_RUNNING);
+
+    const partial = byService(buildStatus([running(api0), running(db0)], DESIRED, noErrors));
+    assert.equal(partial.get('api')!.state, ServiceState.SERVICE_STATE_PENDING);
+    assert.equal(partial.get('api')!.readyReplicas, 1);
+    assert.equal(partial.get('db')!.state, ServiceState.SERVICE_STATE_RUNNING);
+  });
+
+  test('an exited replica with the right hash is not ready', () => {
+    const s = byService(buildStatus([running(api0), running(api1, { state: 'exited' })], DESIRED, noErrors));
+    assert.equal(s.get('api')!.state, ServiceState.SERVICE_STATE_PENDING);
+    assert.equal(s.get('api')!.readyReplicas, 1);
+    assert.deepEqual(
+      s.get('api')!.containers.map((c) => c.state),
+      ['running', 'exited'],
+    );
+  });
+
+  test('two containers for one replica count that replica once', () => {
+    const s = byService(buildStatus([running(api0), running(api0)], DESIRED, noErrors));
+    assert.equal(s.get('api')!.readyReplicas, 1);
+    assert.equal(s.get('api')!.state, ServiceState.SERVICE_STATE_PENDING);
+    assert.equal(s.get('api')!.containers.length, 2);
+  });
+
+  test('a running stale container is PENDING and its state text says stale', () => {
+    const s = byService(
+      buildStatus(
+        [running(api0), running(api1, { hash: 'oldhash', id: 'stale1' }), running(db0)],
+        DESIRED,
+        noErrors,
+      ),
+    );
+    const api = s.get('api')!;
+    assert.equal(api.state, ServiceState.SERVICE_STATE_PENDING);
+    assert.equal(api.readyReplicas, 1);
+    const stale = api.containers.find((c) => c.id === 'stale1');
+    assert.equal(stale?.state, 'running (stale)');
+    assert.equal(stale?.specHash, 'oldhash');
+    assert.equal(api.containers.find((c) => c.id !== 'stale1')?.state, 'running');
+  });
+
+  test('containers of other services or deployments are not attributed', () => {
+    const foreign: ObservedContainer = {
+      ...running(api0),
+      key: 'other/api/0',
+      deployment: 'other',
+      id: 'f1',
+    };
+    const s = byService(buildStatus([foreign, running(db0)], DESIRED, noErrors));
+    assert.deepEqual(s.get('api')!.containers, []);
+    assert.deepEqual(
+      s.get('db')!.containers.map((c) => c.replica),
+      [0],
+    );
+  });
+
+  test('an error and not ready: FAILED with lastError', () => {
+    const errors = new Map([['web/api', 'pull failed: registry down']]);
+    const s = byService(buildStatus([running(api0), running(db0)], DESIRED, errors));
+    assert.equal(s.get('api')!.state, ServiceState.SERVICE_STATE_FAILED);
+    assert.equal(s.get('api')!.lastError, 'pull failed: registry down');
+    assert.equal(s.get('db')!.state, ServiceState.SERVICE_STATE_RUNNING, 'the error belongs to api only');
+    assert.equal(s.get('db')!.lastError, '');
+  });
+
+  test('RUNNING clears the error', () => {
+    const errors = new Map([['web/api', 'start failed: boom']]);
+    const s = byService(buildStatus([running(api0), running(api1), running(db0)], DESIRED, errors));
+    assert.equal(s.get('api')!.state, ServiceState.SERVICE_STATE_RUNNING);
+    assert.equal(s.get('api')!.lastError, '');
+  });
+
+  test('container details are copied from the observation', () => {
+    const o = running(db0, { id: 'xyz', createdAtMs: 1234, image: 'img:9' });
+    const [c] = byService(buildStatus([o], DESIRED, noErrors)).get('db')!.containers;
+    assert.deepEqual(c, {
+      id: 'xyz',
+      name: db0.name,
+      replica: 0,
+      state: 'running',
+      specHash: db0.hash,
+      createdAtMs: 1234,
+      image: 'img:9',
+    });
+  });
+});

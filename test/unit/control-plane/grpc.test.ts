@@ -1,0 +1,395 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import type { DeploymentDetail, NodeView } from '../../../control-plane/src/api/schemas.js';
+import { type RunningServer, runServer } from '../../../control-plane/src/server.js';
+import {
+  type AgentMessage,
+  AgentServiceClient,
+  type ControlMessage,
+  type DesiredState,
+  ServiceState,
+} from '../../../proto/gen/fleet/v1/agent.js';
+
+const TOKEN = 'test-agent-token-0123456789abcdef';
+
+/** Rejects when `p` takes longer than `ms`: a deadline, never a sleep. */
+function within<T>(p: Promise<T>, what: string, ms = 3_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Retries `check` until it stops throwing (a few ms in practice; 2 s at most). */
+async function eventually<T>(check: () => Promise<T>, ms = 2_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > until) throw err;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+const hello = (node: string, labels: Record<string, string> = {}): AgentMessage => ({
+  msg: { $case: 'hello', hello: { node, labels, agentVersion: 'test-1', facts: undefined } },
+});
+
+interface Agent {
+  call: grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
+  received: DesiredState[];
+  /** Resolves with the n-th DesiredState received on this stream (0-based). */
+  desired(n: number): Promise<DesiredState>;
+  /** Resolves with the error the stream ended with. */
+  failure: Promise<grpc.ServiceError>;
+  /** Resolves when the stream has ended, whatever the status. */
+  ended: Promise<grpc.StatusObject>;
+}
+
+describe('agent gRPC stream (real server on loopback)', () => {
+  let dir: string;
+  let server: RunningServer;
+  const clients: AgentServiceClient[] = [];
+  const calls: grpc.ClientDuplexStream<AgentMessage, ControlMessage>[] = [];
+
+  before(async () => {
+    process.env.FLEET_LOG_LEVEL = 'silent';
+    dir = mkdtempSync(join(tmpdir(), 'fleet-grpc-'));
+    const agentTokenFile = join(dir, 'agent-token');
+    writeFileSync(agentTokenFile, `${TOKEN}\n`, { mode: 0o600 });
+    server = await runServer({
+      dataDir: join(dir, 'data'),
+      listen: '127.0.0.1:0',
+      grpcListen: '127.0.0.1:0',
+      agentTokenFile,
+    });
+  });
+
+  after(async () => {
+    // End every stream and let the hub detach before closing: see the shutdown test below.
+    try {
+      for (const c of calls) c.cancel();
+      await eventually(async () => assert.equal(await healthz(), 0));
+    } finally {
+      for (const c of clients) c.close();
+      await server?.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  function connect(headerNode: string, token = TOKEN): Agent {
+    const client = new AgentServiceClient(server.grpcAddress, grpc.credentials.createInsecure(), {
+      'grpc.use_local_subchannel_pool': 1,
+    });
+    clients.push(client);
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${token}`);
+    md.set('x-fleet-node', headerNode);
+    const call = client.connect(md);
+    calls.push(call);
+    const received: DesiredState[] = [];
+    const waiters: { n: number; resolve: (d: DesiredState) => void }[] = [];
+    call.on('data', (m: ControlMessage) => {
+      if (m.msg?.$case !== 'desired') return;
+      received.push(m.msg.desired);
+      for (const w of waiters.filter((x) => x.n < received.length)) w.resolve(received[w.n]!);
+    });
+    const failure = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
+    const ended = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+    return {
+      call,
+      received,
+      failure,
+      ended,
+      desired: (n) =>
+        within(
+          new Promise<DesiredState>((resolve) => {
+            if (received[n]) resolve(received[n]);
+            else waiters.push({ n, resolve });
+          }),
+          `desired state #${n} for ${headerNode}`,
+        ),
+    };
+  }
+
+  const http = async <T = Record<string, unknown>>(path: string, init?: RequestInit) => {
+    const res = await fetch(`${server.httpUrl}${path}`, init);
+    return { status: res.status, body: (await res.json()) as T };
+  };
+  const healthz = async () => (await http<{ agentsConnected: number }>('/healthz')).body.agentsConnected;
+  const nodes = async () => (await http<{ nodes: NodeView[] }>('/v1/nodes')).body.nodes;
+  const events = async (query = '') =>
+    (await http<{ events: { kind: string; node: string }[] }>(`/v1/events${query}`)).body.events;
+  const applyPlaybook = (source: string) =>
+    http('/v1/apply', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ source, file: 'test.yml' }),
+    });
+
+  test('a wrong token is UNAUTHENTICATED', async () => {
+    const a = connect('nodex', 'wrong-token-wrong-token-wrong');
+    a.call.write(hello('nodex'));
+    const err = await within(a.failure, 'UNAUTHENTICATED');
+    assert.equal(err.code, grpc.status.UNAUTHENTICATED);
+    assert.match(err.details, /token/);
+    assert.deepEqual(a.received, []);
+    assert.equal((await nodes()).length, 0, 'nothing registered');
+  });
+
+  test('a missing token is UNAUTHENTICATED', async () => {
+    const a = connect('nodex', '');
+    const err = await within(a.failure, 'UNAUTHENTICATED');
+    assert.equal(err.code, grpc.status.UNAUTHENTICATED);
+  });
+
+  test('hello for another node than the header is PERMISSION_DENIED', async () => {
+    const a = connect('nodex');
+    a.call.write(hello('nodey'));
+    const err = await within(a.failure, 'PERMISSION_DENIED');
+    assert.equal(err.code, grpc.status.PERMISSION_DENIED);
+    assert.match(err.details, /nodey/);
+    assert.deepEqual(a.received, []);
+    assert.equal((await nodes()).length, 0);
+  });
+
+  test('a first message other than hello is PERMISSION_DENIED', async () => {
+    const a = connect('nodex');
+    a.call.write({ msg: { $case: 'heartbeat', heartbeat: { sentAtMs: 1 } } });
+    const err = await within(a.failure, 'PERMISSION_DENIED');
+    assert.equal(err.code, grpc.status.PERMISSION_DENIED);
+    assert.equal((await nodes()).length, 0);
+  });
+
+  // The remaining tests share nodes A and B, in order.
+  let a: Agent;
+  let b: Agent;
+
+  test('a proper hello gets a DesiredState and shows the node as connected', async () => {
+    a = connect('nodea');
+    a.call.write(hello('nodea', { zone: 'a' }));
+    const first = await a.desired(0);
+    assert.deepEqual(first.deployments, []);
+    assert.ok(first.version.length > 0);
+    const list = await nodes();
+    assert.deepEqual(
+      list.map((n) => [n.name, n.connected, n.labels]),
+      [['nodea', true, { zone: 'a' }]],
+    );
+
+    b = connect('nodeb');
+    b.call.write(hello('nodeb', { zone: 'b' }));
+    assert.deepEqual((await b.desired(0)).deployments, []);
+    assert.deepEqual(
+      (await nodes()).map((n) => [n.name, n.connected]),
+      [
+        ['nodea', true],
+        ['nodeb', true],
+      ],
+    );
+    assert.equal(await healthz(), 2);
+  });
+
+  test('an apply reaches the matching node only; the other never sees that deployment', async () => {
+    const res = await applyPlaybook(
+      'name: web\nhosts: nodea\nservices:\n  web:\n    image: 127.0.0.1:5000/x/web:1\n    port: 8080\n',
+    );
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal((res.body as { revision: number }).revision, 1);
+    const next = await a.desired(1);
+    assert.deepEqual(
+      next.deployments.map((d) => [d.name, d.revision, d.services.map((s) => s.image)]),
+      [['web', 1, ['127.0.0.1:5000/x/web:1']]],
+    );
+
+    // A later apply for B only: whatever the server sent B before it arrives first, on B's stream.
+    const other = await applyPlaybook(
+      'name: other\nhosts: nodeb\nservices:\n  db:\n    image: 127.0.0.1:5000/x/db:1\n',
+    );
+    assert.equal(other.status, 200, JSON.stringify(other.body));
+    const bNext = await b.desired(1);
+    assert.deepEqual(
+      bNext.deployments.map((d) => d.name),
+      ['other'],
+    );
+    assert.equal(b.received.length, 2, 'B got its initial state and its own deployment, nothing for web');
+    for (const d of b.received) assert.ok(!d.deployments.some((x) => x.name === 'web'));
+    assert.equal(a.received.length, 2, "A got nothing for B's deployment");
+  });
+
+  test('a status report from A shows under node A only; a spoofed one from B is not attributed to A', async () => {
+    const web = a.received[1]!.deployments[0]!;
+    a.call.write({
+      msg: {
+        $case: 'status',
+        status: {
+          desiredVersion: a.received[1]!.version,
+          observedAtMs: 5,
+          converged: true,
+          events: [
+            { atMs: 4, kind: 'container.started', message: 'from a', deployment: 'web', service: 'web' },
+          ],
+          services: [
+            {
+              deployment: 'web',
+              service: 'web',
+              revision: web.revision,
+              state: ServiceState.SERVICE_STATE_RUNNING,
+              readyReplicas: 1,
+              desiredReplicas: 1,
+              lastError: '',
+              containers: [
+                {
+                  id: 'abc',
+                  name: 'fleet-nodea-web-web-0',
+                  replica: 0,
+                  state: 'running',
+                  specHash: 'h',
+                  createdAtMs: 3,
+                  image: web.services[0]!.image,
+                },
+              ],
+            },
+          ],
+        },
+      },
+    });
+    b.call.write({
+      msg: {
+        $case: 'status',
+        status: {
+          desiredVersion: 'x',
+          observedAtMs: 5,
+          converged: false,
+          events: [{ atMs: 4, kind: 'spoof', message: 'from b', deployment: 'web', service: 'web' }],
+          services: [
+            {
+              deployment: 'web',
+              service: 'web',
+              revision: 1,
+              state: ServiceState.SERVICE_STATE_FAILED,
+              readyReplicas: 0,
+              desiredReplicas: 1,
+              lastError: 'spoofed',
+              containers: [],
+            },
+          ],
+        },
+      },
+    });
+    // Both reports have landed once both events are in the log.
+    const logged = await eventually(async () => {
+      const ev = await events('?deployment=web');
+      assert.ok(ev.some((e) => e.kind === 'spoof') && ev.some((e) => e.kind === 'container.started'));
+      return ev;
+    });
+    assert.equal(
+      logged.find((e) => e.kind === 'spoof')?.node,
+      'nodeb',
+      'attributed to the stream, not the message',
+    );
+    assert.equal(logged.find((e) => e.kind === 'container.started')?.node, 'nodea');
+
+    const d = await http<DeploymentDetail>('/v1/deployments/web');
+    assert.equal(d.status, 200);
+    assert.deepEqual(
+      d.body.nodes.map((n) => n.node),
+      ['nodea'],
+    );
+    const svc = d.body.nodes[0]?.services[0];
+    assert.ok(svc);
+    assert.equal(svc.service, 'web');
+    assert.equal(svc.state, 'running');
+    assert.equal(svc.ready, 1);
+    assert.equal(svc.lastError, '');
+    assert.equal(svc.containers[0]?.id, 'abc');
+    assert.equal(d.body.ready, true);
+  });
+
+  test('an ack records the acknowledged version', async () => {
+    const version = a.received[1]!.version;
+    a.call.write({ msg: { $case: 'ack', ack: { desiredVersion: version } } });
+    await eventually(async () => {
+      const n = (await http<NodeView>('/v1/nodes/nodea')).body;
+      assert.equal(n.ackedVersion, version);
+      assert.equal(n.desiredVersion, version);
+    });
+  });
+
+  test('a newer stream for the same node replaces the older one without marking it disconnected', async () => {
+    const b2 = connect('nodeb');
+    b2.call.write(hello('nodeb', { zone: 'b' }));
+    const state = await b2.desired(0);
+    assert.deepEqual(
+      state.deployments.map((d) => d.name),
+      ['other'],
+    );
+    await within(b.ended, 'the old stream of nodeb to end');
+    const list = await nodes();
+    assert.equal(list.find((n) => n.name === 'nodeb')?.connected, true);
+    assert.equal(await healthz(), 2);
+    b = b2;
+  });
+
+  test('closing the stream marks the node disconnected', async () => {
+    a.call.end();
+    await within(a.ended, 'nodea stream to end');
+    await eventually(async () => {
+      const list = await nodes();
+      assert.equal(list.find((n) => n.name === 'nodea')?.connected, false);
+    });
+    assert.equal((await nodes()).find((n) => n.name === 'nodeb')?.connected, true);
+    assert.equal(await healthz(), 1);
+    const ev = await events();
+    assert.ok(ev.some((e) => e.kind === 'node.disconnected' && e.node === 'nodea'));
+  });
+});
+
+describe('control plane shutdown', () => {
+  test('close() with an agent still attached raises no error afterwards', {}, async () => {
+    process.env.FLEET_LOG_LEVEL = 'silent';
+    const dir = mkdtempSync(join(tmpdir(), 'fleet-grpc-close-'));
+    const agentTokenFile = join(dir, 'agent-token');
+    writeFileSync(agentTokenFile, TOKEN, { mode: 0o600 });
+    const server = await runServer({
+      dataDir: join(dir, 'data'),
+      listen: '127.0.0.1:0',
+      grpcListen: '127.0.0.1:0',
+      agentTokenFile,
+    });
+    const client = new AgentServiceClient(server.grpcAddress, grpc.credentials.createInsecure(), {
+      'grpc.use_local_subchannel_pool': 1,
+    });
+    const errors: unknown[] = [];
+    const onUncaught = (err: unknown) => errors.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const md = new grpc.Metadata();
+      md.set('authorization', `Bearer ${TOKEN}`);
+      md.set('x-fleet-node', 'nodec');
+      const call = client.connect(md);
+      const first = new Promise((resolve) => call.once('data', resolve));
+      const ended = new Promise((resolve) => call.on('status', resolve));
+      call.on('error', () => {});
+      call.write(hello('nodec'));
+      await within(first, 'the first desired state');
+      await server.close();
+      await within(ended, 'the stream to end');
+      // Give the server-side stream events a moment to fire (they follow the shutdown closely).
+      const until = Date.now() + 200;
+      while (errors.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(errors.map(String), []);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      client.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
