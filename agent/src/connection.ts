@@ -104,12 +104,19 @@ export class Connection {
         log.warn({ code: err.code, details: err.details }, 'stream failed');
       }
     });
-    stream.on('close', () => {
-      if (this.stream !== stream) return;
+    // grpc-js ends a call with 'status' (always) and 'error' (non-OK), not always with 'close':
+    // whichever comes first ends this stream and schedules the redial, once.
+    let ended = false;
+    const end = () => {
+      if (ended || this.stream !== stream) return;
+      ended = true;
       this.connected = false;
       clearInterval(this.heartbeat);
       this.retry();
-    });
+    };
+    stream.on('status', end);
+    stream.on('close', end);
+    stream.on('error', end);
     this.connected = true;
     stream.write({ msg: { $case: 'hello', hello } });
     const report = this.opts.latestReport();
