@@ -26,7 +26,8 @@ ensure_build
 ensure_dockerd
 ensure_registry
 ensure_base_image
-ensure_test_images # dev.yaml runs the small web image until the inference image lands
+ensure_inference_image
+ensure_tiny_model
 ln -sf "$FLEET_ROOT/bin/fleet.js" /usr/local/bin/fleet
 mkdir -p "$STATE"
 
@@ -55,8 +56,12 @@ echo
 cat <<TXT
 fleet is running: control plane on http://$API, one agent (node '$NODE'), deployment 'dev'.
 
-Try:
-  curl http://127.0.0.1:18080/cgi-bin/env      # the service dev.yaml runs
+Try (a tiny random-weight model: the words are nonsense, the tokens are real):
+  curl -N http://127.0.0.1:18070/telechat/gptDialog/v2 -H 'content-type: application/json' \\
+    -d '{"dialog": [{"role": "user", "content": "Hello"}], "max_length": 64}'
+  curl http://127.0.0.1:18070/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{"model": "tiny", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 32}'
+  curl http://127.0.0.1:18070/health
   fleet status dev                              # per node and service
   fleet apply playbooks/dev.yaml --check        # edit dev.yaml first to see a plan
   fleet status dev -o json

@@ -126,6 +126,33 @@ ensure_test_images() {
   echo "$sum" >"$stamp"
 }
 
+# The inference image for CPU on the local base (production builds use the CUDA base: see
+# inference/Dockerfile), pushed to the registry under a content tag and under :dev.
+FLEET_INFERENCE_IMAGE=${FLEET_INFERENCE_IMAGE:-$FLEET_REGISTRY/fleet/inference}
+ensure_inference_image() {
+  local ctx="$FLEET_CACHE/inference-ctx" sum
+  log "assembling the inference image context"
+  sum=$(node "$FLEET_ROOT/scripts/inference-context.mjs" "$ctx" cpu | tail -1)
+  if ! curl -fsS -o /dev/null -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$FLEET_REGISTRY/v2/fleet/inference/manifests/$sum" 2>/dev/null; then
+    log "building $FLEET_INFERENCE_IMAGE:$sum"
+    docker build -q --build-arg BASE="$FLEET_BASE_IMAGE" --build-arg TARGET=cpu -t "$FLEET_INFERENCE_IMAGE:$sum" "$ctx" \
+      >/dev/null 2>"$FLEET_CACHE/build.err" || { cat "$FLEET_CACHE/build.err" >&2; return 1; }
+    docker push -q "$FLEET_INFERENCE_IMAGE:$sum" >/dev/null
+  fi
+  docker tag "$FLEET_INFERENCE_IMAGE:$sum" "$FLEET_INFERENCE_IMAGE:dev"
+  docker push -q "$FLEET_INFERENCE_IMAGE:dev" >/dev/null
+  echo "$sum" >"$FLEET_CACHE/inference-image.tag"
+}
+
+# The tiny random-weight GGUF (a few hundred KB) that tests and the quickstart serve.
+FLEET_MODEL_DIR=${FLEET_MODEL_DIR:-/var/lib/fleet/models}
+ensure_tiny_model() {
+  mkdir -p "$FLEET_MODEL_DIR"
+  [ -s "$FLEET_MODEL_DIR/tiny.gguf" ] || node "$FLEET_ROOT/dist/test/helpers/tiny-gguf.js" "$FLEET_MODEL_DIR/tiny.gguf" >/dev/null
+  chmod -R a+rX "$FLEET_MODEL_DIR"
+}
+
 ensure_engines() {
   ensure_packages
   ensure_dockerd

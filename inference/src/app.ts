@@ -1,0 +1,279 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { Admission } from './admission.js';
+import type { Config } from './config.js';
+import type { Engine, GenerateResult } from './engine/types.js';
+import { runGeneration, type Sink } from './generation.js';
+import type { GpuProbe } from './gpus.js';
+import type { Metrics } from './metrics.js';
+import { openAiError, parseChatCompletion } from './openai.js';
+import { parseTelechat, TELECHAT_CODES, telechatError } from './telechat.js';
+
+/** Where the model is in its life; /health reports it and generation routes consult it. */
+export type ModelState =
+  | { status: 'loading'; since: number }
+  | { status: 'ok'; loadSeconds: number }
+  | { status: 'error'; reason: string };
+
+export interface AppDeps {
+  config: Config;
+  engine: Engine;
+  admission: Admission;
+  metrics: Metrics;
+  gpus: GpuProbe;
+  state: () => ModelState;
+  closing: () => boolean;
+  inflight: Set<AbortController>;
+}
+
+const TEXT_HEADERS = {
+  'content-type': 'text/plain; charset=utf-8',
+  'cache-control': 'no-cache',
+  'x-accel-buffering': 'no',
+};
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache',
+  connection: 'keep-alive',
+  'x-accel-buffering': 'no',
+};
+
+/**
+ * The inference HTTP API: TeleChat's dialog routes, OpenAI's chat completions, /health and
+ * /metrics. Every generation goes through `runGeneration` (admission, cancellation, metrics);
+ * routes differ only in how they validate the request and write the answer.
+ */
+export async function inferenceApp(app: FastifyInstance, deps: AppDeps) {
+  const { config, metrics } = deps;
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.raw.once('close', () => {
+      const status = reply.raw.writableEnded ? reply.raw.statusCode : 499;
+      metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', status });
+    });
+  });
+
+  /** Refuses generation while the model is not ready or the server is stopping. */
+  function unavailable(): { reason: string; retryAfterS: number } | undefined {
+    if (deps.closing()) return { reason: 'server is shutting down', retryAfterS: 5 };
+    const s = deps.state();
+    if (s.status === 'loading') return { reason: 'model is loading', retryAfterS: 10 };
+    if (s.status === 'error') return { reason: `model failed to load: ${s.reason}`, retryAfterS: 60 };
+    return undefined;
+  }
+
+  const defaultMaxTokens = Math.min(1024, config.contextSize);
+
+  app.get('/health', async (_req, reply) => {
+    const s = deps.state();
+    const { gpus, error: gpuError } = await deps.gpus.read();
+    const model = {
+      name: config.modelName,
+      path: config.modelPath,
+      loaded: s.status === 'ok',
+      load_seconds: s.status === 'ok' ? s.loadSeconds : null,
+      backend: deps.engine.info.backend,
+    };
+    const body = {
+      status: deps.closing() ? 'stopping' : s.status,
+      model,
+      gpus,
+      ...(gpuError ? { gpu_error: gpuError } : {}),
+      ...(s.status === 'error' ? { error: s.reason } : {}),
+      queue: { running: deps.admission.running, waiting: deps.admission.queued, parallel: config.parallel },
+    };
+    return reply.status(s.status === 'ok' && !deps.closing() ? 200 : 503).send(body);
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  app.get('/v1/models', async () => ({
+    object: 'list',
+    data: [{ id: config.modelName, object: 'model', created: 0, owned_by: 'fleet' }],
+  }));
+
+  for (const [path, stream] of [
+    ['/telechat/gptDialog/v2', true],
+    ['/telechat/gptDialog/v4', false],
+  ] as const) {
+    app.post(path, async (req, reply) => {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const seqid = typeof body.seqid === 'string' ? body.seqid : randomUUID();
+      const parsed = parseTelechat(body);
+      if (!parsed.ok) return reply.status(400).send(telechatError(seqid, parsed.code, parsed.message));
+      const down = unavailable();
+      if (down) {
+        return reply
+          .status(503)
+          .header('retry-after', String(down.retryAfterS))
+          .send(telechatError(seqid, TELECHAT_CODES.generationFailed, down.reason));
+      }
+      const p = parsed.params;
+      const sink: Sink = stream
+        ? {
+            begin: () => {
+              reply.hijack();
+              reply.raw.writeHead(200, TEXT_HEADERS);
+            },
+            text: (t) => reply.raw.write(t),
+            end: () => reply.raw.end(),
+            fail: (message, sent) => {
+              if (sent) return void reply.raw.end();
+              reply
+                .status(500)
+                .send(telechatError(seqid, TELECHAT_CODES.generationFailed, `generation failed: ${message}`));
+            },
+          }
+        : {
+            begin: () => {},
+            text: () => {},
+            end: (_r, text) => void reply.send({ role: 'bot', content: text }),
+            fail: (message) =>
+              void reply
+                .status(500)
+                .send(telechatError(seqid, TELECHAT_CODES.generationFailed, `generation failed: ${message}`)),
+          };
+      const outcome = await runGeneration(
+        deps,
+        path,
+        reply,
+        {
+          messages: p.messages,
+          maxTokens: p.maxTokens,
+          sample: p.sample,
+          temperature: p.temperature,
+          topK: p.topK,
+          topP: p.topP,
+          repeatPenalty: p.repeatPenalty,
+        },
+        sink,
+      );
+      if (outcome.kind === 'gone') return abandon(reply);
+      if (outcome.kind === 'busy') {
+        return reply
+          .status(429)
+          .header('retry-after', String(outcome.retryAfterS))
+          .send(
+            telechatError(
+              seqid,
+              TELECHAT_CODES.generationFailed,
+              'server busy: every generation slot and the queue are full',
+            ),
+          );
+      }
+      return reply;
+    });
+  }
+
+  app.post('/v1/chat/completions', async (req, reply) => {
+    const parsed = parseChatCompletion(req.body);
+    if (!parsed.ok) return reply.status(400).send(parsed.error);
+    const down = unavailable();
+    if (down) {
+      return reply
+        .status(503)
+        .header('retry-after', String(down.retryAfterS))
+        .send(openAiError(down.reason, null, 'server_error'));
+    }
+    const p = parsed.params;
+    const id = `chatcmpl-${randomUUID()}`;
+    const created = Math.floor(Date.now() / 1000);
+    const model = config.modelName;
+    const usage = (r: GenerateResult) => ({
+      prompt_tokens: r.promptTokens,
+      completion_tokens: r.completionTokens,
+      total_tokens: r.promptTokens + r.completionTokens,
+    });
+    const finish = (r: GenerateResult) => (r.finishReason === 'length' ? 'length' : 'stop');
+    const sse = (reply: FastifyReply, data: unknown) => reply.raw.write(`data: ${JSON.stringify(data)}\n\n`);
+    const chunk = (delta: object, finishReason: string | null) => ({
+      id,
+      object: 'chat.completion.chunk',
+      created,
+      model,
+      choices: [{ index: 0, delta, finish_reason: finishReason }],
+    });
+    const sink: Sink = p.stream
+      ? {
+          begin: () => {
+            reply.hijack();
+            reply.raw.writeHead(200, SSE_HEADERS);
+            sse(reply, chunk({ role: 'assistant', content: '' }, null));
+          },
+          text: (t) => sse(reply, chunk({ content: t }, null)),
+          end: (r) => {
+            sse(reply, chunk({}, finish(r)));
+            if (p.includeUsage)
+              sse(reply, {
+                id,
+                object: 'chat.completion.chunk',
+                created,
+                model,
+                choices: [],
+                usage: usage(r),
+              });
+            reply.raw.end('data: [DONE]\n\n');
+          },
+          fail: (message, sent) => {
+            if (!sent)
+              return void reply
+                .status(500)
+                .send(openAiError(`generation failed: ${message}`, null, 'server_error'));
+            sse(reply, openAiError(`generation failed: ${message}`, null, 'server_error'));
+            reply.raw.end();
+          },
+        }
+      : {
+          begin: () => {},
+          text: () => {},
+          end: (r, text) =>
+            void reply.send({
+              id,
+              object: 'chat.completion',
+              created,
+              model,
+              choices: [
+                { index: 0, message: { role: 'assistant', content: text }, finish_reason: finish(r) },
+              ],
+              usage: usage(r),
+            }),
+          fail: (message) =>
+            void reply.status(500).send(openAiError(`generation failed: ${message}`, null, 'server_error')),
+        };
+    const outcome = await runGeneration(
+      deps,
+      '/v1/chat/completions',
+      reply,
+      {
+        messages: p.messages,
+        maxTokens: p.maxTokens ?? defaultMaxTokens,
+        sample: p.temperature !== 0,
+        temperature: p.temperature,
+        topP: p.topP,
+      },
+      sink,
+    );
+    if (outcome.kind === 'gone') return abandon(reply);
+    if (outcome.kind === 'busy') {
+      return reply
+        .status(429)
+        .header('retry-after', String(outcome.retryAfterS))
+        .send(
+          openAiError('server busy: every generation slot and the queue are full', null, 'rate_limit_error'),
+        );
+    }
+    return reply;
+  });
+}
+
+/** The client went away: nothing to answer; tell Fastify the response is handled. */
+function abandon(reply: FastifyReply) {
+  if (!reply.sent) {
+    reply.hijack();
+    reply.raw.destroy();
+  }
+  return reply;
+}

@@ -1,0 +1,113 @@
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import { pino } from 'pino';
+import { Admission } from './admission.js';
+import { inferenceApp, type ModelState } from './app.js';
+import { type Config, ConfigError, loadConfig } from './config.js';
+import { LlamaCppEngine } from './engine/llama-cpp.js';
+import type { Engine } from './engine/types.js';
+import { GpuProbe } from './gpus.js';
+import { createMetrics } from './metrics.js';
+
+export interface RunningInference {
+  url: string;
+  state: () => ModelState;
+  /** Stops accepting, lets in-flight work finish within the grace period, cancels the rest. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts the HTTP server at once (so /health answers `loading` during a long model load), then
+ * loads the model in the background.
+ */
+export async function startInference(config: Config, engine?: Engine): Promise<RunningInference> {
+  const log = pino({ name: 'inference', level: process.env.LOG_LEVEL ?? 'info' });
+  const eng =
+    engine ??
+    new LlamaCppEngine({
+      modelPath: config.modelPath,
+      contextSize: config.contextSize,
+      parallel: config.parallel,
+      gpuLayers: config.gpuLayers,
+      threads: config.threads || undefined,
+      log: (obj: object, msg: string) => log.info(obj, msg),
+    });
+  const metrics = createMetrics();
+  const admission = new Admission(config.parallel, config.queueSize, (active, queued) => {
+    metrics.active.set(active);
+    metrics.queueDepth.set(queued);
+  });
+  let state: ModelState = { status: 'loading', since: Date.now() };
+  let closing = false;
+  const inflight = new Set<AbortController>();
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    bodyLimit: 4 * 1024 * 1024,
+    disableRequestLogging: true,
+  });
+  await inferenceApp(app, {
+    config,
+    engine: eng,
+    admission,
+    metrics,
+    gpus: new GpuProbe(config.nvidiaSmi),
+    state: () => state,
+    closing: () => closing,
+    inflight,
+  });
+  const url = await app.listen({ host: config.host, port: config.port });
+  log.info({ url, model: config.modelPath }, 'listening; loading model');
+  const t0 = performance.now();
+  eng.load().then(
+    () => {
+      const loadSeconds = (performance.now() - t0) / 1000;
+      state = { status: 'ok', loadSeconds };
+      metrics.loadSeconds.set(loadSeconds);
+      metrics.modelLoaded.set(1);
+      log.info({ loadSeconds, backend: eng.info.backend }, 'model loaded');
+    },
+    (err: Error) => {
+      state = { status: 'error', reason: err.message };
+      log.error({ err: err.message }, 'model failed to load');
+    },
+  );
+  return {
+    url,
+    state: () => state,
+    async shutdown() {
+      closing = true;
+      admission.drain(new Error('server is shutting down'));
+      const closed = app.close();
+      const deadline = Date.now() + config.shutdownGraceMs;
+      while (inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      for (const c of inflight) c.abort();
+      await closed;
+      await eng.close();
+    },
+  };
+}
+
+/** The container's entry point: config from env, exit 0 after a clean SIGTERM. */
+export async function main() {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const server = await startInference(config);
+  let stopping = false;
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(sig, () => {
+      if (stopping) return;
+      stopping = true;
+      server.shutdown().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    });
+  }
+}
