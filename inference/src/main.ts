@@ -77,10 +77,19 @@ export async function startInference(config: Config, engine?: Engine): Promise<R
       closing = true;
       admission.drain(new Error('server is shutting down'));
       const closed = app.close();
-      const deadline = Date.now() + config.shutdownGraceMs;
-      while (inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const waitInflight = async (ms: number) => {
+        const deadline = Date.now() + ms;
+        while (inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      };
+      await waitInflight(config.shutdownGraceMs);
       for (const c of inflight) c.abort();
+      await waitInflight(1_000);
+      // Finished responses leave keep-alive sockets behind, which would hold close() for the
+      // keep-alive timeout: close them now, and anything still open shortly after.
+      app.server.closeIdleConnections();
+      const force = setTimeout(() => app.server.closeAllConnections(), 1_000);
       await closed;
+      clearTimeout(force);
       await eng.close();
     },
   };

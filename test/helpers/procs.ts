@@ -23,7 +23,7 @@ export function freePort(): Promise<number> {
 /** Polls `fn` until it returns a truthy value or the deadline passes, then throws with `what`. */
 export async function waitFor<T>(
   what: string,
-  fn: () => Promise<T> | T,
+  fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
   timeoutMs = 20_000,
   everyMs = 100,
 ): Promise<T> {
