@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Admission } from './admission.js';
+import { Coalescer } from './coalesce.js';
 import type { Config } from './config.js';
 import type { Engine, GenerateResult } from './engine/types.js';
 import { runGeneration, type Sink } from './generation.js';
@@ -112,15 +113,20 @@ export async function inferenceApp(app: FastifyInstance, deps: AppDeps) {
           .send(telechatError(seqid, TELECHAT_CODES.generationFailed, down.reason));
       }
       const p = parsed.params;
+      const out = new Coalescer((d) => reply.raw.write(d));
       const sink: Sink = stream
         ? {
             begin: () => {
               reply.hijack();
               reply.raw.writeHead(200, TEXT_HEADERS);
             },
-            text: (t) => reply.raw.write(t),
-            end: () => reply.raw.end(),
+            text: (t) => out.push(t),
+            end: () => {
+              out.flush();
+              reply.raw.end();
+            },
             fail: (message, sent) => {
+              out.flush();
               if (sent) return void reply.raw.end();
               reply
                 .status(500)
@@ -188,7 +194,8 @@ export async function inferenceApp(app: FastifyInstance, deps: AppDeps) {
       total_tokens: r.promptTokens + r.completionTokens,
     });
     const finish = (r: GenerateResult) => (r.finishReason === 'length' ? 'length' : 'stop');
-    const sse = (reply: FastifyReply, data: unknown) => reply.raw.write(`data: ${JSON.stringify(data)}\n\n`);
+    const out = new Coalescer((d) => reply.raw.write(d));
+    const sse = (_reply: FastifyReply, data: unknown) => out.push(`data: ${JSON.stringify(data)}\n\n`);
     const chunk = (delta: object, finishReason: string | null) => ({
       id,
       object: 'chat.completion.chunk',
@@ -196,14 +203,18 @@ export async function inferenceApp(app: FastifyInstance, deps: AppDeps) {
       model,
       choices: [{ index: 0, delta, finish_reason: finishReason }],
     });
+    // Per-token chunks are the hot path: only the text is serialized per token.
+    const [deltaHead, deltaTail] = `data: ${JSON.stringify(chunk({ content: '\u0000' }, null))}\n\n`.split(
+      '"\\u0000"',
+    );
     const sink: Sink = p.stream
       ? {
           begin: () => {
             reply.hijack();
             reply.raw.writeHead(200, SSE_HEADERS);
-            sse(reply, chunk({ role: 'assistant', content: '' }, null));
+            out.queue(`data: ${JSON.stringify(chunk({ role: 'assistant', content: '' }, null))}\n\n`);
           },
-          text: (t) => sse(reply, chunk({ content: t }, null)),
+          text: (t) => out.push(`${deltaHead}${JSON.stringify(t)}${deltaTail}`),
           end: (r) => {
             sse(reply, chunk({}, finish(r)));
             if (p.includeUsage)
@@ -215,7 +226,9 @@ export async function inferenceApp(app: FastifyInstance, deps: AppDeps) {
                 choices: [],
                 usage: usage(r),
               });
-            reply.raw.end('data: [DONE]\n\n');
+            out.push('data: [DONE]\n\n');
+            out.flush();
+            reply.raw.end();
           },
           fail: (message, sent) => {
             if (!sent)
@@ -223,6 +236,7 @@ export async function inferenceApp(app: FastifyInstance, deps: AppDeps) {
                 .status(500)
                 .send(openAiError(`generation failed: ${message}`, null, 'server_error'));
             sse(reply, openAiError(`generation failed: ${message}`, null, 'server_error'));
+            out.flush();
             reply.raw.end();
           },
         }

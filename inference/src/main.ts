@@ -42,7 +42,6 @@ export async function startInference(config: Config, engine?: Engine): Promise<R
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     bodyLimit: 4 * 1024 * 1024,
-    disableRequestLogging: true,
   });
   await inferenceApp(app, {
     config,

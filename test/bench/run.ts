@@ -17,6 +17,7 @@ import { StateStore } from '../../agent/src/state-store.js';
 import { Cluster } from '../helpers/cluster.js';
 import { docker, REGISTRY, requireEngines } from '../helpers/engines.js';
 import { freePort, waitFor } from '../helpers/procs.js';
+import { benchInference } from './inference.js';
 import { fmt, median, quantile } from './stats.js';
 
 const run = promisify(execFile);
@@ -123,6 +124,10 @@ async function noopRound(cluster: Cluster) {
 }
 
 async function main() {
+  if (process.argv.includes('--inference-only')) {
+    process.stdout.write(`${(await benchInference()).join('\n')}\n`);
+    return;
+  }
   await requireEngines([IMAGE]);
   await run('docker', ['pull', '-q', IMAGE]);
   await cleanup();
@@ -151,6 +156,7 @@ async function main() {
           .join(', ') || 'none'
       } (target: one list)`,
     ];
+    lines.push('', ...(await benchInference()));
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     await cluster.close();
