@@ -5,6 +5,7 @@ import {
   type ControlMessage,
   type DesiredState,
   type Hello,
+  type HostFacts,
   type StatusReport,
 } from '../../proto/gen/fleet/v1/agent.js';
 import { Backoff } from './backoff.js';
@@ -19,6 +20,8 @@ export interface ConnectionOptions {
   onDesired: (d: DesiredState) => void;
   /** Called on every (re)connect; returns the report to send first. */
   latestReport: () => StatusReport | undefined;
+  /** Called on every (re)connect: the agent's latest facts go out right after hello. */
+  onConnect?: () => void;
   heartbeatMs?: number;
   backoff?: Backoff;
 }
@@ -38,6 +41,8 @@ export class Connection {
   private stopped = false;
   private readonly backoff: Backoff;
   connected = false;
+  /** When a status report last went out on an open stream (ms since epoch; 0 = never). */
+  lastReportAtMs = 0;
 
   constructor(private readonly opts: ConnectionOptions) {
     this.backoff = opts.backoff ?? new Backoff(250, 10_000);
@@ -64,11 +69,18 @@ export class Connection {
 
   /** Sends a report now when connected; otherwise the latest one goes out on reconnect. */
   sendStatus(report: StatusReport) {
-    this.send({ msg: { $case: 'status', status: report } });
+    if (this.send({ msg: { $case: 'status', status: report } })) this.lastReportAtMs = Date.now();
   }
 
-  private send(m: AgentMessage) {
-    if (this.connected && this.stream) this.stream.write(m);
+  /** Sends facts now when connected; `onConnect` re-sends the latest on reconnect. */
+  sendFacts(facts: HostFacts) {
+    this.send({ msg: { $case: 'facts', facts } });
+  }
+
+  private send(m: AgentMessage): boolean {
+    if (!this.connected || !this.stream) return false;
+    this.stream.write(m);
+    return true;
   }
 
   private async dial() {
@@ -84,6 +96,7 @@ export class Connection {
       log.warn({ err }, 'collecting hello failed');
       return this.retry();
     }
+    if (this.stopped) return;
     const stream = this.client.connect(md);
     this.stream = stream;
     let opened = false;
@@ -121,6 +134,7 @@ export class Connection {
     stream.write({ msg: { $case: 'hello', hello } });
     const report = this.opts.latestReport();
     if (report) this.sendStatus(report);
+    this.opts.onConnect?.();
     this.heartbeat = setInterval(
       () => this.send({ msg: { $case: 'heartbeat', heartbeat: { sentAtMs: Date.now() } } }),
       this.opts.heartbeatMs ?? 5_000,

@@ -7,6 +7,8 @@ export interface DockerRuntimeOptions {
   socketPath?: string;
   /** Seconds a container gets between SIGTERM and SIGKILL when removed. */
   stopTimeoutS?: number;
+  /** Idle time after which a Docker API call is abandoned. */
+  timeoutMs?: number;
 }
 
 /** ContainerRuntime over the Docker Engine API. Only containers labelled for this node are seen. */
@@ -14,7 +16,12 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly docker: Docker;
 
   constructor(private readonly opts: DockerRuntimeOptions) {
-    this.docker = new Docker({ socketPath: opts.socketPath ?? '/var/run/docker.sock' });
+    // A hung daemon must not hang the agent: every API call gives up after a bound (a pull's
+    // progress stream keeps its socket busy, so long downloads are not cut).
+    this.docker = new Docker({
+      socketPath: opts.socketPath ?? '/var/run/docker.sock',
+      timeout: opts.timeoutMs ?? 60_000,
+    });
   }
 
   async list(): Promise<ObservedContainer[]> {
@@ -116,6 +123,15 @@ export class DockerRuntime implements ContainerRuntime {
   async version(): Promise<string> {
     const v = await this.call(() => this.docker.version());
     return v.Version;
+  }
+
+  async info() {
+    const i = await this.call(() => this.docker.info());
+    return {
+      version: i.ServerVersion as string,
+      runtimes: Object.keys(i.Runtimes ?? {}).sort(),
+      rootDir: i.DockerRootDir as string,
+    };
   }
 
   private async call<T>(fn: () => Promise<T>): Promise<T> {

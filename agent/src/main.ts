@@ -1,10 +1,15 @@
 import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { VERSION } from '../../control-plane/src/version.js';
 import { Connection } from './connection.js';
 import { DockerRuntime } from './docker.js';
+import { collectHost } from './facts/host.js';
+import { FactsReporter } from './facts/reporter.js';
 import { factsSummary } from './facts.js';
-import { createLogger } from './log.js';
+import { ExecFileRunner, GpuCollector } from './gpu/collector.js';
+import { createLogger, type Logger } from './log.js';
+import { createAgentMetrics, serveMetrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
 import { StateStore } from './state-store.js';
 
@@ -18,11 +23,19 @@ export interface AgentOptions {
   dockerSocket: string;
   resyncMs: number;
   heartbeatMs: number;
+  gpuIntervalMs: number;
+  hostIntervalMs: number;
+  /** nvidia-smi binary (name on PATH or a path) */
+  nvidiaSmi: string;
+  /** host:port for GET /metrics; empty to serve none */
+  metricsListen: string;
 }
 
 export interface RunningAgent {
   reconciler: Reconciler;
   connection: Connection;
+  facts: FactsReporter;
+  metricsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -59,12 +72,18 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
       node: opts.node,
       labels: opts.labels,
       agentVersion: VERSION,
-      facts: factsSummary(await runtime.version().catch(() => 'unreachable')),
+      facts: factsSummary(await withTimeout(runtime.version(), 2_000).catch(() => 'unreachable')),
     }),
     latestReport: () => reconciler.latestReport(),
+    onConnect: () => facts.resend(),
     onDesired: (d) => {
       if (d.version === reconciler.desiredVersion) return;
-      store.save(d);
+      try {
+        store.save(d);
+      } catch (err) {
+        // Enforce it anyway; it is simply not remembered across an agent restart until a save works.
+        log.error({ err: (err as Error).message }, 'persisting the desired state failed');
+      }
       log.info(
         { version: d.version.slice(0, 12), deployments: d.deployments.map((x) => `${x.name}@${x.revision}`) },
         'desired state received',
@@ -72,19 +91,80 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
       reconciler.setDesired(d);
     },
   });
-  const persisted = store.load();
+  const metrics = createAgentMetrics(opts.node, {
+    reconcileRounds: () => reconciler.rounds,
+    restartsIssued: () => reconciler.restarts,
+    lastReportAtMs: () => connection?.lastReportAtMs ?? 0,
+    connected: () => connection?.connected ?? false,
+  });
+  const facts = new FactsReporter({
+    gpu: new GpuCollector({ runner: new ExecFileRunner(), binary: opts.nvidiaSmi }),
+    host: () => collectHost(() => runtime.info(), reconciler.mountedHostPaths()),
+    containers: () => runtime.list(),
+    send: (f) => connection?.sendFacts(f),
+    log: log.child({ component: 'facts' }),
+    metrics,
+    gpuIntervalMs: opts.gpuIntervalMs,
+    hostIntervalMs: opts.hostIntervalMs,
+  });
+  let metricsServer: Server | undefined;
+  let metricsUrl: string | undefined;
+  if (opts.metricsListen) {
+    const i = opts.metricsListen.lastIndexOf(':');
+    try {
+      metricsServer = await serveMetrics(
+        metrics.registry,
+        opts.metricsListen.slice(0, i),
+        Number(opts.metricsListen.slice(i + 1)),
+      );
+      const a = metricsServer.address() as { address: string; port: number };
+      metricsUrl = `http://${a.address}:${a.port}/metrics`;
+      log.info({ metricsUrl }, 'serving metrics');
+    } catch (err) {
+      // Metrics are worth a log line, not the workloads: the agent runs on without them.
+      log.error({ err: (err as Error).message, listen: opts.metricsListen }, 'cannot serve metrics');
+    }
+  }
+  const persisted = loadPersisted(store, log);
   if (persisted) {
     log.info({ version: persisted.version.slice(0, 12) }, 'enforcing persisted desired state');
     reconciler.setDesired(persisted);
   }
   reconciler.start();
   connection.start();
+  // Facts never delay the agent's start: the first collection runs in the background.
+  void facts.start();
   return {
     reconciler,
     connection,
+    facts,
+    metricsUrl,
     async stop() {
+      facts.stop();
       connection?.stop();
+      metricsServer?.close();
       await reconciler.stop();
     },
   };
+}
+
+/** A hung Docker daemon must not keep the agent from saying hello. */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) =>
+      setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref(),
+    ),
+  ]);
+}
+
+/** A corrupt state file is set aside (not fatal): the control plane sends the state again. */
+function loadPersisted(store: StateStore, log: Logger) {
+  try {
+    return store.load();
+  } catch (err) {
+    const aside = store.setAside();
+    log.error({ err: (err as Error).message, aside }, 'persisted desired state unreadable; set aside');
+    return undefined;
+  }
 }

@@ -19,6 +19,9 @@ export interface PlanContext {
   imagesPresent: ReadonlySet<string>;
 }
 
+/** States a container of the right spec can be kept in (started if it is not running). */
+const STARTABLE = new Set(['running', 'created', 'exited']);
+
 const ORDER: Record<Step['kind'], number> = { remove: 0, pull: 1, create: 2, start: 3 };
 
 export function plan(
@@ -41,8 +44,10 @@ export function plan(
 
   for (const d of desired) {
     const list = byKey.get(d.key) ?? [];
-    const matching = list.filter((o) => o.hash === d.hash);
-    const stale = list.filter((o) => o.hash !== d.hash);
+    // A paused, dead, restarting (fleet sets no restart policy) or half-removed container is replaced.
+    const usable = (o: ObservedContainer) => o.hash === d.hash && STARTABLE.has(o.state);
+    const matching = list.filter(usable);
+    const stale = list.filter((o) => !usable(o));
     // Keep one matching container, preferring a running one; everything else goes.
     const keep = matching.find((o) => o.state === 'running') ?? matching[0];
     for (const o of matching) {
@@ -52,7 +57,7 @@ export function plan(
     if (keep) {
       for (const o of stale)
         steps.push({ kind: 'remove', id: o.id, name: o.name, key: d.key, reason: 'stale spec' });
-      if (keep.state !== 'running') {
+      if (keep.state === 'created' || keep.state === 'exited') {
         steps.push({
           kind: 'start',
           id: keep.id,
@@ -75,7 +80,7 @@ export function plan(
         id: o.id,
         name: o.name,
         key: d.key,
-        reason: `spec changed (${o.hash} → ${d.hash})`,
+        reason: o.hash === d.hash ? `container is ${o.state}` : `spec changed (${o.hash} → ${d.hash})`,
       });
     }
     steps.push({ kind: 'create', container: d, reason: stale.length ? 'replacing stale spec' : 'missing' });

@@ -56,8 +56,10 @@ export class Reconciler {
   private readonly timers: Timers;
   private readonly retry: Backoff;
   private readonly exec: Executors;
-  /** Rounds executed since start; the benchmark and tests read it. */
+  /** Rounds executed since start; the benchmark, tests and metrics read it. */
   rounds = 0;
+  /** Containers started again after they stopped (not first starts). */
+  restarts = 0;
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.now = deps.now ?? Date.now;
@@ -93,6 +95,7 @@ export class Reconciler {
       },
       start: async (s) => {
         await rt.start(s.id);
+        this.restarts++;
         this.event('container.started', s.key, `${s.name}: ${s.reason}`);
       },
     };
@@ -106,6 +109,15 @@ export class Reconciler {
 
   get desiredVersion() {
     return this.desired?.version ?? '';
+  }
+
+  /** Host directories the desired containers mount (model directories): facts report their disks. */
+  mountedHostPaths(): string[] {
+    const paths = new Set<string>();
+    for (const d of this.desired?.deployments ?? []) {
+      for (const s of d.services) for (const v of s.volumes) paths.add(v.split(':')[0]!);
+    }
+    return [...paths].sort();
   }
 
   /** The latest report, for a fresh connection to the control plane. */
@@ -129,7 +141,13 @@ export class Reconciler {
     if (this.stopped) return;
     this.pending = true;
     this.deps.log.debug({ reason }, 'reconcile triggered');
-    if (!this.running) this.running = this.loop().finally(() => (this.running = undefined));
+    if (!this.running) {
+      this.running = this.loop().finally(() => {
+        this.running = undefined;
+        // A trigger that landed after the loop's last check but before this line is not lost.
+        if (this.pending && !this.stopped) this.trigger('merged');
+      });
+    }
   }
 
   /** Resolves when no run is in progress (tests and the benchmark wait on it). */
@@ -147,9 +165,12 @@ export class Reconciler {
   private async converge() {
     if (!this.desired) return;
     const maxRounds = this.deps.maxRounds ?? 8;
+    const version = this.desired.version;
     const desired = fromSpec(this.desired, this.deps.node);
     let observed: ObservedContainer[] = [];
     for (let round = 0; round < maxRounds; round++) {
+      // A newer desired state arrived: stop working on this snapshot; the loop runs again.
+      if (round > 0 && this.pending) return;
       this.rounds++;
       const log = this.deps.log.child({ round: this.rounds });
       let steps: Step[];
@@ -161,13 +182,13 @@ export class Reconciler {
         for (const d of desired) this.errors.set(serviceOf(d), e.message);
         log.warn({ err: e.message }, 'observe failed');
         this.event('reconcile.failed', '', e.message);
-        this.finish(observed, desired, false, e.retryable);
+        this.finish(version, observed, desired, false, e.retryable);
         return;
       }
       if (steps.length === 0) {
         this.errors.clear();
         this.retry.reset();
-        this.finish(observed, desired, true, true);
+        this.finish(version, observed, desired, true, true);
         return;
       }
       log.info(
@@ -189,16 +210,17 @@ export class Reconciler {
           log.warn({ step: step.kind, err: e.message, retryable: e.retryable }, 'step failed');
           this.event('reconcile.failed', affected[0] ?? '', `${step.kind}: ${e.message}`);
           observed = await this.deps.runtime.list().catch(() => observed);
-          this.finish(observed, desired, false, e.retryable);
+          this.finish(version, observed, desired, false, e.retryable);
           return;
         }
       }
     }
-    this.finish(await this.deps.runtime.list().catch(() => observed), desired, false, true);
+    this.finish(version, await this.deps.runtime.list().catch(() => observed), desired, false, true);
   }
 
   /** Reports the outcome; a run that did not converge schedules its own retry. */
   private finish(
+    version: string,
     observed: ObservedContainer[],
     desired: DesiredContainer[],
     converged: boolean,
@@ -206,7 +228,7 @@ export class Reconciler {
   ) {
     const services = buildStatus(observed, desired, this.errors);
     const report: StatusReport = {
-      desiredVersion: this.desiredVersion,
+      desiredVersion: version,
       services,
       observedAtMs: this.now(),
       events: this.events,

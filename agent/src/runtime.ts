@@ -15,6 +15,8 @@ export interface ContainerRuntime {
   /** Stops (bounded grace period) and removes. */
   remove(id: string): Promise<void>;
   version(): Promise<string>;
+  /** Engine facts: version, configured runtimes (is `nvidia` there?) and its data directory. */
+  info(): Promise<{ version: string; runtimes: string[]; rootDir: string }>;
 }
 
 /** A failure the reconcile loop can act on: retry soon, or report and retry rarely. */

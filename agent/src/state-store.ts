@@ -26,6 +26,13 @@ export class StateStore {
     return DesiredState.fromJSON(JSON.parse(text));
   }
 
+  /** Moves an unreadable state file out of the way; returns where it went. */
+  setAside(): string {
+    const aside = `${this.file}.corrupt-${Date.now()}`;
+    renameSync(this.file, aside);
+    return aside;
+  }
+
   save(state: DesiredState) {
     const tmp = `${this.file}.tmp-${process.pid}`;
     const fd = openSync(tmp, 'w', 0o600);

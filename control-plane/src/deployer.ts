@@ -3,7 +3,7 @@ import type { DeploymentSpec } from '../../proto/gen/fleet/v1/agent.js';
 import type { Store } from './db/store.js';
 import { desiredStateFor, toDeploymentSpec, toServiceSpec } from './desired.js';
 import { parsePlaybook } from './playbook/parse.js';
-import type { Playbook, PlaybookError } from './playbook/types.js';
+import type { ParseOptions, Playbook, PlaybookError } from './playbook/types.js';
 import { matchHosts } from './selector.js';
 
 export type ServiceAction = 'create' | 'replace' | 'remove' | 'unchanged';
@@ -43,10 +43,11 @@ export class Deployer {
     private readonly store: Store,
     private readonly pusher: DesiredStatePusher,
     private readonly now: () => number = Date.now,
+    private readonly parseOptions: ParseOptions = {},
   ) {}
 
   apply(source: string, file: string, check: boolean): ApplyResult {
-    const parsed = parsePlaybook(source, file);
+    const parsed = parsePlaybook(source, file, this.parseOptions);
     if (!parsed.ok) return { ok: false, reason: 'invalid', errors: parsed.errors };
     const playbook = parsed.playbook;
     const nodes = this.store.nodes.list();

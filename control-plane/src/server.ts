@@ -21,7 +21,12 @@ export interface ServerOptions {
   /** file holding the agent token; created with a random token when missing */
   agentTokenFile?: string;
   bodyLimit?: number;
+  /** Host directories playbooks may bind-mount (model directories). */
+  volumeRoots?: readonly string[];
 }
+
+/** Where operators keep model weights; anything else of the host stays out of containers. */
+export const DEFAULT_VOLUME_ROOTS = ['/data', '/srv', '/mnt', '/var/lib/fleet/models'];
 
 export interface RunningServer {
   httpUrl: string;
@@ -56,7 +61,9 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
     new TokenAuthenticator(ensureAgentToken(agentTokenFile)),
     log.child({ component: 'hub' }),
   );
-  const deployer = new Deployer(store, hub);
+  const deployer = new Deployer(store, hub, Date.now, {
+    volumeRoots: opts.volumeRoots ?? DEFAULT_VOLUME_ROOTS,
+  });
   hub.bind(deployer);
 
   const grpcServer = new grpc.Server({

@@ -9,6 +9,13 @@ export class Busy extends Error {
   }
 }
 
+/** Refusal of queued work when the server stops: answered 503 with Retry-After, not a reset. */
+export class ShuttingDown extends Error {
+  constructor() {
+    super('server is shutting down');
+  }
+}
+
 export class Admission {
   private active = 0;
   private readonly waiting: { grant: () => void; fail: (e: Error) => void }[] = [];

@@ -4,7 +4,7 @@ import type { Admission } from './admission.js';
 import { Coalescer } from './coalesce.js';
 import type { Config } from './config.js';
 import type { Engine, GenerateResult } from './engine/types.js';
-import { runGeneration, type Sink } from './generation.js';
+import { type Outcome, runGeneration, type Sink } from './generation.js';
 import type { GpuProbe } from './gpus.js';
 import type { Metrics } from './metrics.js';
 import { openAiError, parseChatCompletion } from './openai.js';
@@ -148,7 +148,8 @@ export async function inferenceApp(app: FastifyInstance, deps: AppDeps) {
         reply,
         {
           messages: p.messages,
-          maxTokens: p.maxTokens,
+          // max_length may exceed what this model's context holds.
+          maxTokens: Math.min(p.maxTokens, config.contextSize),
           sample: p.sample,
           temperature: p.temperature,
           topK: p.topK,
@@ -157,20 +158,7 @@ export async function inferenceApp(app: FastifyInstance, deps: AppDeps) {
         },
         sink,
       );
-      if (outcome.kind === 'gone') return abandon(reply);
-      if (outcome.kind === 'busy') {
-        return reply
-          .status(429)
-          .header('retry-after', String(outcome.retryAfterS))
-          .send(
-            telechatError(
-              seqid,
-              TELECHAT_CODES.generationFailed,
-              'server busy: every generation slot and the queue are full',
-            ),
-          );
-      }
-      return reply;
+      return settle(reply, outcome, (m) => telechatError(seqid, TELECHAT_CODES.generationFailed, m));
     });
   }
 
@@ -185,6 +173,16 @@ export async function inferenceApp(app: FastifyInstance, deps: AppDeps) {
         .send(openAiError(down.reason, null, 'server_error'));
     }
     const p = parsed.params;
+    if (p.maxTokens !== undefined && p.maxTokens > config.contextSize) {
+      return reply
+        .status(400)
+        .send(
+          openAiError(
+            `max_tokens ${p.maxTokens} exceeds the context size ${config.contextSize}`,
+            'max_tokens',
+          ),
+        );
+    }
     const id = `chatcmpl-${randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
     const model = config.modelName;
@@ -270,16 +268,9 @@ export async function inferenceApp(app: FastifyInstance, deps: AppDeps) {
       },
       sink,
     );
-    if (outcome.kind === 'gone') return abandon(reply);
-    if (outcome.kind === 'busy') {
-      return reply
-        .status(429)
-        .header('retry-after', String(outcome.retryAfterS))
-        .send(
-          openAiError('server busy: every generation slot and the queue are full', null, 'rate_limit_error'),
-        );
-    }
-    return reply;
+    return settle(reply, outcome, (m) =>
+      openAiError(m, null, outcome.kind === 'busy' ? 'rate_limit_error' : 'server_error'),
+    );
   });
 }
 
@@ -288,6 +279,21 @@ function abandon(reply: FastifyReply) {
   if (!reply.sent) {
     reply.hijack();
     reply.raw.destroy();
+  }
+  return reply;
+}
+
+/** Answers what runGeneration could not: a full queue (429) or a server going away (503), with Retry-After. */
+function settle(reply: FastifyReply, outcome: Outcome, body: (message: string) => object) {
+  if (outcome.kind === 'gone') return abandon(reply);
+  if (outcome.kind === 'busy' || outcome.kind === 'unavailable') {
+    const busy = outcome.kind === 'busy';
+    return reply
+      .status(busy ? 429 : 503)
+      .header('retry-after', String(outcome.retryAfterS))
+      .send(
+        body(busy ? 'server busy: every generation slot and the queue are full' : 'server is shutting down'),
+      );
   }
   return reply;
 }

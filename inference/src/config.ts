@@ -59,7 +59,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     queueSize: int(env, 'QUEUE_SIZE', 16, 0, 10_000, problems),
     gpuLayers,
     threads: int(env, 'THREADS', 0, 0, 1024, problems),
-    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000, problems),
+    // Under Docker's default 10 s stop timeout, with room for cancelling and closing.
+    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 7_000, 0, 600_000, problems),
     nvidiaSmi: env.NVIDIA_SMI || 'nvidia-smi',
   };
   if (problems.length) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);

@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify';
-import { type Admission, Busy } from './admission.js';
+import { type Admission, Busy, ShuttingDown } from './admission.js';
 import type { Engine, GenerateRequest, GenerateResult } from './engine/types.js';
 import type { Metrics } from './metrics.js';
 
@@ -12,7 +12,7 @@ export interface Sink {
 }
 
 export interface Outcome {
-  kind: 'done' | 'busy' | 'gone' | 'failed';
+  kind: 'done' | 'busy' | 'unavailable' | 'gone' | 'failed';
   retryAfterS?: number;
 }
 
@@ -49,6 +49,7 @@ export async function runGeneration(
   } catch (err) {
     res.off('close', onClose);
     if (err instanceof Busy) return { kind: 'busy', retryAfterS: err.retryAfterS };
+    if (err instanceof ShuttingDown) return { kind: 'unavailable', retryAfterS: 5 };
     return { kind: 'gone' };
   }
   deps.inflight.add(controller);
@@ -71,13 +72,11 @@ export async function runGeneration(
     });
     deps.metrics.tokens.inc(result.completionTokens);
     deps.metrics.promptTokens.inc(result.promptTokens);
-    if (
-      result.finishReason === 'aborted' &&
-      controller.signal.aborted &&
-      !res.writableEnded &&
-      res.destroyed
-    ) {
-      return { kind: 'gone' };
+    if (result.finishReason === 'aborted') {
+      if (res.destroyed) return { kind: 'gone' };
+      // Cancelled by shutdown with the client still there: say so rather than pass it off as done.
+      sink.fail('generation cancelled: the server is shutting down', began);
+      return { kind: 'failed' };
     }
     if (!began) sink.begin();
     sink.end(result, text);

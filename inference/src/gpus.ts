@@ -54,6 +54,9 @@ export class GpuProbe {
   async read(): Promise<{ gpus: GpuInfo[]; error?: string }> {
     if (this.last && Date.now() - this.last.at < this.cacheMs) return this.last;
     this.inFlight ??= this.refresh().finally(() => (this.inFlight = undefined));
+    // Once there is an answer, an expired one is served while the refresh runs in the background:
+    // a slow nvidia-smi never makes /health (and so the HEALTHCHECK) slow.
+    if (this.last) return this.last;
     await this.inFlight;
     return this.last ?? { gpus: [] };
   }

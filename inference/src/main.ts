@@ -1,6 +1,6 @@
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
-import { Admission } from './admission.js';
+import { Admission, ShuttingDown } from './admission.js';
 import { inferenceApp, type ModelState } from './app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { LlamaCppEngine } from './engine/llama-cpp.js';
@@ -74,7 +74,7 @@ export async function startInference(config: Config, engine?: Engine): Promise<R
     state: () => state,
     async shutdown() {
       closing = true;
-      admission.drain(new Error('server is shutting down'));
+      admission.drain(new ShuttingDown());
       const closed = app.close();
       const waitInflight = async (ms: number) => {
         const deadline = Date.now() + ms;

@@ -16,6 +16,13 @@ import { writeTinyGguf } from '../helpers/tiny-gguf.js';
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field below
 const json = (res: Response): Promise<any> => res.json();
 
+/** The server's own count of generated tokens, from /metrics. */
+let metricsUrl = '';
+async function tokensGenerated() {
+  const text = await (await fetch(metricsUrl)).text();
+  return Number(/^inference_tokens_generated_total (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
 const dialog = [{ role: 'user', content: 'Hello there' }];
 
 /** Reads a streamed body chunk by chunk, timing each chunk. */
@@ -54,6 +61,7 @@ describe('inference server with a real model', { timeout: 120_000 }, () => {
       }),
     );
     url = `http://127.0.0.1:${port}`;
+    metricsUrl = `${url}/metrics`;
     const first = await fetch(`${url}/health`);
     sawLoading = first.status === 503 && (await json(first)).status === 'loading';
   });
@@ -196,6 +204,7 @@ describe('inference server with a real model', { timeout: 120_000 }, () => {
         body: JSON.stringify({ dialog, max_length: 4000 }),
         signal: c.signal,
       });
+    const tokensBefore = await tokensGenerated();
     const r1 = await req(c1);
     assert.equal(r1.status, 200);
     const reader = r1.body!.getReader();
@@ -214,7 +223,9 @@ describe('inference server with a real model', { timeout: 120_000 }, () => {
     });
     assert.equal(r3.status, 429);
     assert.ok(Number(r3.headers.get('retry-after')) >= 1);
-    // Both clients go away: the running generation is cancelled and the queue empties.
+    // Both clients go away: the running generation is cancelled at once and the queue empties.
+    // Without cancellation the first would run to its 512-token limit and the second after it.
+    const abortedAt = performance.now();
     c1.abort();
     c2.abort();
     await p2;
@@ -225,8 +236,12 @@ describe('inference server with a real model', { timeout: 120_000 }, () => {
         return h.queue.running === 0 && h.queue.waiting === 0;
       },
       5000,
-      20,
+      10,
     );
+    const freedMs = performance.now() - abortedAt;
+    assert.ok(freedMs < 500, `slot freed ${freedMs.toFixed(0)} ms after the disconnect`);
+    const generated = (await tokensGenerated()) - tokensBefore;
+    assert.ok(generated < 200, `the cancelled generations produced ${generated} tokens, not hundreds`);
     const r4 = await fetch(`${url}/telechat/gptDialog/v4`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

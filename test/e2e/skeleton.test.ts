@@ -27,7 +27,13 @@ interface Detail {
   nodes: {
     node: string;
     revision: number;
-    services: { service: string; state: string; revision: number; containers: { id: string }[] }[];
+    services: {
+      service: string;
+      state: string;
+      revision: number;
+      updatedMs: number;
+      containers: { id: string }[];
+    }[];
   }[];
 }
 
@@ -66,6 +72,14 @@ async function httpText(port: number, path: string) {
 describe('walking skeleton: apply → control plane → gRPC → agent → container', { timeout: 240_000 }, () => {
   const cluster = new Cluster();
   let port = 0;
+
+  /** Waits for a status report the control plane received after `t` (not rows left from before). */
+  const reportedSince = (t: number) =>
+    waitFor(`a status report after ${new Date(t).toISOString()}`, async () => {
+      const d = await cluster.cliJson<Detail>('status', 'e2e');
+      const fresh = d.nodes.find((n) => n.node === NODE_A)?.services.every((s) => s.updatedMs > t);
+      return fresh && d.nodes[0]!.services.length > 0 ? d : undefined;
+    });
 
   /** Whether the agent reported pulling `image` (it was absent locally before the test). */
   const pulled = async (image: string) => {
@@ -247,8 +261,11 @@ describe('walking skeleton: apply → control plane → gRPC → agent → conta
   test('kill -9 of the agent: on restart the running container is adopted, not restarted or duplicated', async () => {
     const before = await webContainer();
     await cluster.killAgent(NODE_A, 'SIGKILL');
+    const restartedAt = Date.now();
     cluster.startAgent(NODE_A, { role: 'a' });
     await cluster.nodeConnected(NODE_A);
+    // The new agent has reconciled (and reported) at least once, then resynced a few times.
+    await reportedSince(restartedAt);
     await new Promise((res) => setTimeout(res, 2500));
     const after = await webContainer();
     assert.equal(after.Id, before.Id);
@@ -271,13 +288,12 @@ describe('walking skeleton: apply → control plane → gRPC → agent → conta
       async () => (await webContainer()).State.Running,
       15_000,
     );
+    const restartedAt = Date.now();
     await cluster.startServer();
     await cluster.nodeConnected(NODE_A, 30_000);
-    const status = await waitFor('status reported after reconnect', async () => {
-      const d = await cluster.cliJson<Detail>('status', 'e2e');
-      return d.ready ? d : undefined;
-    });
-    assert.equal(status?.revision, 3);
+    const status = await reportedSince(restartedAt);
+    assert.equal(status.ready, true);
+    assert.equal(status.revision, 3);
   });
 
   test('two agents on one Docker daemon each manage only their own containers', async () => {

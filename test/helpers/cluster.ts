@@ -58,6 +58,8 @@ export class Cluster {
       '1s',
       '--heartbeat',
       '1s',
+      '--metrics-listen',
+      '127.0.0.1:0',
       ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
       ...extra,
     ];

@@ -18,6 +18,7 @@ const METHODS: readonly RuntimeMethod[] = [
   'start',
   'remove',
   'version',
+  'info',
 ];
 
 /**
@@ -140,6 +141,11 @@ export class FakeRuntime implements ContainerRuntime {
     return 'fake-1.0';
   }
 
+  async info() {
+    await this.enter('info', '');
+    return { version: 'fake-1.0', runtimes: ['runc'], rootDir: '/var/lib/docker' };
+  }
+
   private async enter(method: RuntimeMethod, arg: string) {
     this.calls[method]++;
     this.log.push(arg ? `${method} ${arg}` : method);
@@ -155,7 +161,7 @@ export class FakeRuntime implements ContainerRuntime {
 }
 
 function emptyCounts(): Record<RuntimeMethod, number> {
-  return { list: 0, imagePresent: 0, pull: 0, create: 0, start: 0, remove: 0, version: 0 };
+  return { list: 0, imagePresent: 0, pull: 0, create: 0, start: 0, remove: 0, version: 0, info: 0 };
 }
 
 /** Timers the test advances by hand; nothing fires on its own. */

@@ -10,6 +10,8 @@ import {
   ErrorBody,
   EventList,
   EventsQuery,
+  GpuHistory,
+  GpuHistoryQuery,
   Health,
   NameParam,
   NodeList,
@@ -81,6 +83,21 @@ export const api: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     '/v1/nodes/:name',
     { schema: { params: NameParam, response: { 200: NodeView, ...errors } } },
     async (req) => views.node(req.params.name) ?? notFound('node', req.params.name),
+  );
+
+  f.get(
+    '/v1/nodes/:name/gpu-history',
+    { schema: { params: NameParam, querystring: GpuHistoryQuery, response: { 200: GpuHistory, ...errors } } },
+    async (req) => {
+      if (!deps.store.nodes.get(req.params.name)) notFound('node', req.params.name);
+      return {
+        node: req.params.name,
+        samples: deps.store.facts.history(req.params.name, req.query.limit) as {
+          atMs: number;
+          gpus: Record<string, unknown>[];
+        }[],
+      };
+    },
   );
 
   f.get('/v1/deployments', { schema: { response: { 200: DeploymentList } } }, async () => ({

@@ -63,6 +63,18 @@ export const ApplyReply = T.Object({
 
 const Labels = T.Record(T.String(), T.String());
 
+export const GpuSummary = T.Object({
+  status: T.String({ description: 'ok, absent, error, stale, or unknown before the first facts' }),
+  count: T.Integer(),
+  models: T.String({ description: 'e.g. "2× NVIDIA H100 80GB HBM3"' }),
+  memoryUsedMiB: T.Number(),
+  memoryTotalMiB: T.Number(),
+  utilizationPct: T.Union([T.Number(), T.Null()], { description: 'mean over GPUs' }),
+  temperatureMaxC: T.Union([T.Number(), T.Null()]),
+  error: T.String(),
+});
+export type GpuSummary = Static<typeof GpuSummary>;
+
 export const NodeView = T.Object({
   name: T.String(),
   labels: Labels,
@@ -73,6 +85,8 @@ export const NodeView = T.Object({
   lastSeenMs: T.Integer(),
   ackedVersion: T.String(),
   desiredVersion: T.String(),
+  gpus: GpuSummary,
+  host: T.Optional(T.Record(T.String(), T.Unknown(), { description: 'the latest HostFacts (proto JSON)' })),
 });
 export type NodeView = Static<typeof NodeView>;
 
@@ -147,3 +161,9 @@ export const EventsQuery = T.Object({
   deployment: T.Optional(T.String({ maxLength: 253 })),
 });
 export const EventList = T.Object({ events: T.Array(EventView) });
+
+export const GpuHistoryQuery = T.Object({ limit: T.Integer({ minimum: 1, maximum: 10_000, default: 60 }) });
+export const GpuHistory = T.Object({
+  node: T.String(),
+  samples: T.Array(T.Object({ atMs: T.Integer(), gpus: T.Array(T.Record(T.String(), T.Unknown())) })),
+});

@@ -1,6 +1,7 @@
+import { HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
 import type { Store } from '../db/store.js';
 import type { Deployer } from '../deployer.js';
-import type { DeploymentDetail, NodeView } from './schemas.js';
+import type { DeploymentDetail, GpuSummary, NodeView } from './schemas.js';
 
 /**
  * Read models for the REST API, assembled from the repositories. A deployment is ready when
@@ -13,9 +14,16 @@ export class Views {
   ) {}
 
   nodes(): NodeView[] {
-    return this.store.nodes
-      .list()
-      .map((n) => ({ ...n, desiredVersion: this.deployer.desiredFor(n.name).version }));
+    const facts = this.store.facts.all();
+    return this.store.nodes.list().map((n) => {
+      const f = facts.get(n.name);
+      return {
+        ...n,
+        desiredVersion: this.deployer.desiredFor(n.name).version,
+        gpus: summarizeGpus(f),
+        host: f ? (HostFacts.toJSON(f) as Record<string, unknown>) : undefined,
+      };
+    });
   }
 
   node(name: string): NodeView | undefined {
@@ -74,4 +82,23 @@ function nodeReady(n: NodeStatus, services: readonly string[]): boolean {
   return services.every((svc) =>
     n.services.some((s) => s.service === svc && s.state === 'running' && s.revision === n.revision),
   );
+}
+
+/** One line's worth of GPU state per node, for `fleet nodes`. */
+export function summarizeGpus(f: HostFacts | undefined): GpuSummary {
+  const gpus = f?.gpu?.gpus ?? [];
+  const byModel = new Map<string, number>();
+  for (const g of gpus) byModel.set(g.name, (byModel.get(g.name) ?? 0) + 1);
+  const utils = gpus.map((g) => g.utilizationGpuPct).filter((v): v is number => v !== undefined);
+  const temps = gpus.map((g) => g.temperatureC).filter((v): v is number => v !== undefined);
+  return {
+    status: f?.gpu?.status || 'unknown',
+    count: gpus.length,
+    models: [...byModel].map(([name, n]) => `${n}× ${name}`).join(', '),
+    memoryUsedMiB: gpus.reduce((a, g) => a + (g.memoryUsedMib ?? 0), 0),
+    memoryTotalMiB: gpus.reduce((a, g) => a + (g.memoryTotalMib ?? 0), 0),
+    utilizationPct: utils.length ? utils.reduce((a, b) => a + b, 0) / utils.length : null,
+    temperatureMaxC: temps.length ? Math.max(...temps) : null,
+    error: f?.gpu?.error ?? '',
+  };
 }

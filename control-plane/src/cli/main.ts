@@ -80,6 +80,11 @@ export function buildProgram(): Command {
       '--agent-token-file <file>',
       'agent token file (default DATA_DIR/agent-token, created if missing)',
     )
+    .option(
+      '--volume-roots <dirs>',
+      'comma-separated host directories playbooks may bind-mount',
+      '/data,/srv,/mnt,/var/lib/fleet/models',
+    )
     .action(async (o) => {
       // Daemons load lazily so client commands start fast (no gRPC, SQLite or Docker modules).
       const { runServer } = await import('../server.js');
@@ -88,6 +93,10 @@ export function buildProgram(): Command {
         listen: o.listen,
         grpcListen: o.grpcListen,
         agentTokenFile: o.agentTokenFile,
+        volumeRoots: String(o.volumeRoots)
+          .split(',')
+          .map((d) => d.trim())
+          .filter(Boolean),
       });
       process.stderr.write(
         `fleet server: REST ${s.httpUrl}, agents ${s.grpcAddress}, agent token in ${s.agentTokenFile}\n`,
@@ -114,6 +123,15 @@ export function buildProgram(): Command {
     .option('--docker-socket <path>', 'Docker Engine API socket', '/var/run/docker.sock')
     .option('--resync <duration>', 'periodic reconcile even without changes', arg(parseDuration), 10_000)
     .option('--heartbeat <duration>', 'heartbeat interval', arg(parseDuration), 5_000)
+    .option(
+      '--gpu-interval <duration>',
+      'how often GPUs are polled with nvidia-smi',
+      arg(parseDuration),
+      10_000,
+    )
+    .option('--facts-interval <duration>', 'how often host facts are collected', arg(parseDuration), 300_000)
+    .option('--nvidia-smi <path>', 'nvidia-smi binary', 'nvidia-smi')
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics here ("" for none)', '127.0.0.1:9464')
     .action(async (o) => {
       if (!NODE_NAME.test(o.node))
         throw new CliError(
@@ -131,6 +149,10 @@ export function buildProgram(): Command {
         dockerSocket: o.dockerSocket,
         resyncMs: o.resync,
         heartbeatMs: o.heartbeat,
+        gpuIntervalMs: o.gpuInterval,
+        hostIntervalMs: o.factsInterval,
+        nvidiaSmi: o.nvidiaSmi,
+        metricsListen: o.metricsListen,
       });
       untilSignal(() => agent.stop());
     });

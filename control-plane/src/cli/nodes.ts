@@ -1,29 +1,92 @@
+import { HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
+import type { GpuSummary, NodeView } from '../api/schemas.js';
 import type { FleetClient } from './client.js';
 import { type OutputFormat, printJson } from './output.js';
 import { ago, table } from './table.js';
 
-/** `fleet nodes [NAME]`: every node with its labels and liveness, or one node in detail. */
+const labelText = (labels: Record<string, string>) =>
+  Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',') || '-';
+
+const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+const mibAsGib = (mib: number) => (mib / 1024).toFixed(0);
+
+/** GPUS, MEMORY, UTIL and TEMP cells for the node table; GPU trouble shows instead of numbers. */
+function gpuCells(g: GpuSummary): string[] {
+  if (g.status === 'absent' || (g.status === 'unknown' && g.count === 0)) return ['-', '-', '-', '-'];
+  if (g.status === 'error') return [`error: ${g.error}`.slice(0, 60), '-', '-', '-'];
+  return [
+    `${g.models || 'none'}${g.status === 'stale' ? ' (stale)' : ''}`,
+    g.count ? `${mibAsGib(g.memoryUsedMiB)}/${mibAsGib(g.memoryTotalMiB)} GiB` : '-',
+    g.utilizationPct === null ? '-' : `${Math.round(g.utilizationPct)}%`,
+    g.temperatureMaxC === null ? '-' : `${g.temperatureMaxC}°C`,
+  ];
+}
+
+function detail(n: NodeView): string {
+  const h = n.host ? HostFacts.fromJSON(n.host) : undefined;
+  const lines = [
+    `name:          ${n.name}`,
+    `status:        ${n.connected ? 'connected' : 'offline'} (last seen ${ago(n.lastSeenMs)})`,
+    `labels:        ${labelText(n.labels)}`,
+    `agent:         ${n.agentVersion}`,
+    `desired state: ${n.desiredVersion.slice(0, 12)} (acked ${n.ackedVersion.slice(0, 12) || 'never'})`,
+  ];
+  if (!h) return [...lines, 'facts:         none reported yet'].join('\n');
+  lines.push(
+    `host:          ${h.hostname}, ${h.os}, kernel ${h.kernel}, ${h.arch}${h.stale ? ' (stale)' : ''}`,
+    `cpu:           ${h.cpuModel}, ${h.cpuCores} threads`,
+    `memory:        ${gib(h.memoryAvailableBytes)} available of ${gib(h.memoryTotalBytes)}`,
+    `docker:        ${h.dockerVersion || 'unreachable'}, runtimes ${h.dockerRuntimes.join(', ') || '-'}${h.nvidiaRuntime ? '' : ' (no nvidia runtime)'}`,
+    `addresses:     ${h.addresses.join(', ') || '-'}`,
+  );
+  for (const d of h.disks) {
+    lines.push(
+      `disk ${d.mount}: ${gib(d.availableBytes)} free of ${gib(d.sizeBytes)} (${d.roles.join(', ')})`,
+    );
+  }
+  const g = h.gpu;
+  lines.push(
+    `gpus:          ${g?.status ?? 'unknown'}${g?.error ? `: ${g.error}` : ''}${g?.driverVersion ? `, driver ${g.driverVersion}` : ''}${g?.cudaVersion ? `, CUDA ${g.cudaVersion}` : ''}`,
+  );
+  const num = (v: number | undefined, unit = '') => (v === undefined ? '-' : `${Math.round(v)}${unit}`);
+  if (g?.gpus.length) {
+    const rows = g.gpus.map((x) => [
+      String(x.index),
+      x.name,
+      x.uuid,
+      `${num(x.memoryUsedMib)}/${num(x.memoryTotalMib)} MiB`,
+      num(x.utilizationGpuPct, '%'),
+      num(x.temperatureC, '°C'),
+      `${num(x.powerDrawW)}/${num(x.powerLimitW)} W`,
+      x.migMode === 'enabled' ? `MIG ×${x.migDevices.length}` : '-',
+      x.eccUncorrected ? `${x.eccUncorrected} ECC` : '',
+    ]);
+    lines.push(table(['GPU', 'NAME', 'UUID', 'MEMORY', 'UTIL', 'TEMP', 'POWER', 'MIG', 'ERRORS'], rows));
+  }
+  if (g?.processes.length) {
+    lines.push(
+      table(
+        ['GPU PROCESS', 'PID', 'MEMORY', 'CONTAINER'],
+        g.processes.map((p) => [
+          p.processName,
+          String(p.pid),
+          `${num(p.usedMemoryMib)} MiB`,
+          p.container || '-',
+        ]),
+      ),
+    );
+  }
+  return lines.join('\n');
+}
+
+/** `fleet nodes [NAME]`: every node with its labels, liveness and GPUs, or one node in detail. */
 export async function nodesCommand(client: FleetClient, name: string | undefined, output: OutputFormat) {
   if (name) {
     const n = await client.node(name);
     if (output === 'json') return printJson(n);
-    const labels =
-      Object.entries(n.labels)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(',') || '-';
-    const f = n.facts as Record<string, unknown>;
-    process.stdout.write(
-      `${[
-        `name:          ${n.name}`,
-        `status:        ${n.connected ? 'connected' : 'offline'} (last seen ${ago(n.lastSeenMs)})`,
-        `labels:        ${labels}`,
-        `agent:         ${n.agentVersion}`,
-        `host:          ${f.hostname ?? '?'} ${f.os ?? ''} ${f.kernel ?? ''} ${f.arch ?? ''}`,
-        `cpus/memory:   ${f.cpus ?? '?'} / ${Math.round(Number(f.memoryBytes ?? 0) / 2 ** 30)} GiB`,
-        `docker:        ${f.dockerVersion ?? '?'}`,
-        `desired state: ${n.desiredVersion.slice(0, 12)} (acked ${n.ackedVersion.slice(0, 12) || 'never'})`,
-      ].join('\n')}\n`,
-    );
+    process.stdout.write(`${detail(n)}\n`);
     return;
   }
   const { nodes } = await client.nodes();
@@ -31,12 +94,11 @@ export async function nodesCommand(client: FleetClient, name: string | undefined
   const rows = nodes.map((n) => [
     n.name,
     n.connected ? 'connected' : 'offline',
-    Object.entries(n.labels)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(',') || '-',
-    n.agentVersion,
-    n.ackedVersion === n.desiredVersion ? 'in sync' : 'pending',
+    labelText(n.labels),
+    ...gpuCells(n.gpus),
     ago(n.lastSeenMs),
   ]);
-  process.stdout.write(`${table(['NODE', 'STATUS', 'LABELS', 'AGENT', 'DESIRED', 'LAST SEEN'], rows)}\n`);
+  process.stdout.write(
+    `${table(['NODE', 'STATUS', 'LABELS', 'GPUS', 'GPU MEMORY', 'UTIL', 'TEMP', 'LAST SEEN'], rows)}\n`,
+  );
 }

@@ -72,6 +72,22 @@ export const migrations: readonly string[] = [
   ) STRICT;
   CREATE INDEX events_deployment ON events(deployment, id);
   `,
+  // 2: the latest host facts per node, and a bounded history of GPU samples.
+  `
+  CREATE TABLE node_facts (
+    node       TEXT PRIMARY KEY,
+    facts      TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE gpu_samples (
+    id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    node  TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    gpus  TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX gpu_samples_node ON gpu_samples(node, id);
+  `,
 ];
 
 /** Applies every migration past the file's `user_version`, each in its own transaction. */

@@ -1,6 +1,7 @@
 import type { Database } from 'better-sqlite3';
 import { DeploymentRepo } from './deployments.js';
 import { EventRepo } from './events.js';
+import { FactsRepo } from './facts.js';
 import { NodeRepo } from './nodes.js';
 import { openDatabase } from './open.js';
 import { StatusRepo } from './status.js';
@@ -11,12 +12,14 @@ export class Store {
   readonly deployments: DeploymentRepo;
   readonly status: StatusRepo;
   readonly events: EventRepo;
+  readonly facts: FactsRepo;
 
   constructor(readonly db: Database) {
     this.nodes = new NodeRepo(db);
     this.deployments = new DeploymentRepo(db);
     this.status = new StatusRepo(db);
     this.events = new EventRepo(db);
+    this.facts = new FactsRepo(db);
   }
 
   static open(file: string): Store {

@@ -151,6 +151,14 @@ export class AgentHub implements DesiredStatePusher {
       case 'status':
         this.recordStatus(node, m.msg.status, now);
         return;
+      case 'facts': {
+        const facts = m.msg.facts;
+        this.store.transaction(() => {
+          this.store.nodes.markSeen(node, now);
+          this.store.facts.record(node, facts, now);
+        });
+        return;
+      }
       case 'hello':
         throw new Error('hello sent twice on one stream');
       default:
@@ -158,7 +166,17 @@ export class AgentHub implements DesiredStatePusher {
     }
   }
 
+  /**
+   * Stores a node's report, keeping only what concerns deployments assigned to that node: a node
+   * cannot write status rows or events into another deployment's view.
+   */
   private recordStatus(node: string, report: StatusReport, now: number) {
+    const mine = new Set(this.store.deployments.nodeAssignments(node).map((a) => a.deployment));
+    report = {
+      ...report,
+      services: report.services.filter((s) => mine.has(s.deployment)),
+      events: report.events.filter((e) => e.deployment === '' || mine.has(e.deployment)),
+    };
     this.store.transaction(() => {
       this.store.nodes.markSeen(node, now);
       this.store.status.replaceNode(

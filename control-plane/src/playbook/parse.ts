@@ -15,7 +15,7 @@ import { FILE_START, PositionIndex } from './positions.js';
 import { validateSchema } from './schema-errors.js';
 import { checkSemantics } from './semantic.js';
 import { toPlain } from './to-plain.js';
-import type { ParseResult, Playbook, PlaybookError } from './types.js';
+import type { ParseOptions, ParseResult, Playbook, PlaybookError } from './types.js';
 import { readVars, substitute } from './vars.js';
 import { findYaml11Booleans } from './yaml11.js';
 
@@ -23,9 +23,9 @@ import { findYaml11Booleans } from './yaml11.js';
 export const MAX_ERRORS = 50;
 
 /** Parse and validate a playbook. `file` is only used to label errors. */
-export function parsePlaybook(text: string, file: string): ParseResult {
+export function parsePlaybook(text: string, file: string, opts: ParseOptions = {}): ParseResult {
   try {
-    return parseUnchecked(text, file);
+    return parseUnchecked(text, file, opts);
   } catch (e) {
     const overflow = e instanceof RangeError;
     const message = overflow
@@ -37,7 +37,7 @@ export function parsePlaybook(text: string, file: string): ParseResult {
 
 export { formatError } from './format.js';
 
-function parseUnchecked(text: string, file: string): ParseResult {
+function parseUnchecked(text: string, file: string, opts: ParseOptions): ParseResult {
   const lineCounter = new LineCounter();
   const doc = parseDocument(typeof text === 'string' ? text : String(text), {
     lineCounter,
@@ -96,7 +96,7 @@ function parseUnchecked(text: string, file: string): ParseResult {
   }
 
   errors.push(...validateSchema(obj, index, subst.typed));
-  errors.push(...checkSemantics(obj, index));
+  errors.push(...checkSemantics(obj, index, opts));
   if (errors.length > 0) return fail(errors, shadowing);
   return { ok: true, playbook: obj as unknown as Playbook };
 }

@@ -5,7 +5,7 @@
  */
 import { checkImageRef } from './image-ref.js';
 import { childPointer, type PositionIndex } from './positions.js';
-import type { PlaybookError } from './types.js';
+import type { ParseOptions, PlaybookError } from './types.js';
 import { checkVolume } from './volumes.js';
 
 /** Service names become part of container names and DNS names; kept short to leave room for suffixes. */
@@ -18,7 +18,11 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** All semantic problems in `data` (the substituted, defaulted document). */
-export function checkSemantics(data: unknown, index: PositionIndex): PlaybookError[] {
+export function checkSemantics(
+  data: unknown,
+  index: PositionIndex,
+  opts: ParseOptions = {},
+): PlaybookError[] {
   const errors: PlaybookError[] = [];
   if (!isObject(data) || !isObject(data.services)) return errors;
   const published = new Map<number, string>();
@@ -69,7 +73,7 @@ export function checkSemantics(data: unknown, index: PositionIndex): PlaybookErr
     if (Array.isArray(svc.volumes)) {
       svc.volumes.forEach((v, i) => {
         if (typeof v !== 'string') return;
-        const problem = checkVolume(v);
+        const problem = checkVolume(v, opts.volumeRoots);
         if (problem)
           errors.push(
             index.error(index.valuePos(childPointer(at('volumes'), i)), problem.reason, problem.hint),

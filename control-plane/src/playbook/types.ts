@@ -16,6 +16,12 @@ export interface PlaybookError {
   hint?: string;
 }
 
+/** What the caller decides, not the playbook. */
+export interface ParseOptions {
+  /** When set, bind-mount host paths must lie under one of these directories. */
+  volumeRoots?: readonly string[];
+}
+
 /** All errors are collected rather than stopping at the first, so one edit round fixes a whole file. */
 export type ParseResult = { ok: true; playbook: Playbook } | { ok: false; errors: PlaybookError[] };
 

@@ -9,8 +9,12 @@ const DOCKER_SOCKETS = ['/var/run/docker.sock', '/run/docker.sock'];
 const FORBIDDEN_TREES = ['/proc', '/sys', '/dev', '/etc'];
 const FORM_HINT = "write 'HOST:CONTAINER' or 'HOST:CONTAINER:ro' with absolute paths";
 
-/** Returns why the volume spec is refused, or null when it is acceptable. */
-export function checkVolume(spec: string): RefProblem | null {
+/**
+ * Returns why the volume spec is refused, or null when it is acceptable. With `roots`, host paths
+ * must also lie under one of them: an allowlist the control plane sets (`fleet server
+ * --volume-roots`), so a playbook can mount model directories and nothing else of the host.
+ */
+export function checkVolume(spec: string, roots?: readonly string[]): RefProblem | null {
   if (spec.includes('\0')) return { reason: 'volume contains a NUL byte' };
   const parts = spec.split(':');
   if (parts.length < 2 || parts.length > 3) {
@@ -46,6 +50,12 @@ export function checkVolume(spec: string): RefProblem | null {
     return {
       reason: `mounting host path '${host}' is not allowed`,
       hint: `${tree} belongs to the host system`,
+    };
+  }
+  if (roots && !roots.some((r) => h === normalize(r) || h.startsWith(`${normalize(r)}/`))) {
+    return {
+      reason: `host path '${host}' is outside the allowed volume roots`,
+      hint: `allowed: ${roots.join(', ')} (set with fleet server --volume-roots)`,
     };
   }
   return null;

@@ -351,3 +351,55 @@ test('property: applying plans to a simulated world converges within three round
     { numRuns: 500 },
   );
 });
+
+test('a paused, dead or removing container of the right spec is replaced, not started', async () => {
+  const { plan } = await import('../../../agent/src/plan.js');
+  const { fromSpec } = await import('../../../agent/src/model.js');
+  const [d] = fromSpec(
+    {
+      version: 'v',
+      deployments: [
+        {
+          name: 'dep',
+          revision: 1,
+          revisionHash: 'h',
+          services: [
+            {
+              name: 'web',
+              image: 'img:1',
+              replicas: 1,
+              env: {},
+              port: 0,
+              publish: 0,
+              command: [],
+              volumes: [],
+            },
+          ],
+        },
+      ],
+    },
+    'n1',
+  );
+  for (const state of ['paused', 'dead', 'removing']) {
+    const observed = [
+      {
+        key: d!.key,
+        id: 'c1',
+        name: 'old',
+        deployment: 'dep',
+        service: 'web',
+        replica: 0,
+        hash: d!.hash,
+        image: 'img:1',
+        state,
+        createdAtMs: 0,
+      },
+    ];
+    const steps = plan(observed, [d!], { imagesPresent: new Set(['img:1']) });
+    assert.deepEqual(
+      steps.map((s) => s.kind),
+      ['remove', 'create'],
+      state,
+    );
+  }
+});

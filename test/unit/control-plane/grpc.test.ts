@@ -268,7 +268,10 @@ describe('agent gRPC stream (real server on loopback)', () => {
           desiredVersion: 'x',
           observedAtMs: 5,
           converged: false,
-          events: [{ atMs: 4, kind: 'spoof', message: 'from b', deployment: 'web', service: 'web' }],
+          events: [
+            { atMs: 4, kind: 'spoof', message: 'from b', deployment: 'web', service: 'web' },
+            { atMs: 4, kind: 'b.marker', message: 'node-level event from b', deployment: '', service: '' },
+          ],
           services: [
             {
               deployment: 'web',
@@ -284,17 +287,14 @@ describe('agent gRPC stream (real server on loopback)', () => {
         },
       },
     });
-    // Both reports have landed once both events are in the log.
+    // Both reports have landed once A's event and B's node-level marker are in the log.
     const logged = await eventually(async () => {
-      const ev = await events('?deployment=web');
-      assert.ok(ev.some((e) => e.kind === 'spoof') && ev.some((e) => e.kind === 'container.started'));
+      const ev = await events('');
+      assert.ok(ev.some((e) => e.kind === 'b.marker') && ev.some((e) => e.kind === 'container.started'));
       return ev;
     });
-    assert.equal(
-      logged.find((e) => e.kind === 'spoof')?.node,
-      'nodeb',
-      'attributed to the stream, not the message',
-    );
+    assert.equal(logged.find((e) => e.kind === 'b.marker')?.node, 'nodeb', 'attributed to the stream');
+    assert.ok(!logged.some((e) => e.kind === 'spoof'), 'B cannot write into a deployment it does not run');
     assert.equal(logged.find((e) => e.kind === 'container.started')?.node, 'nodea');
 
     const d = await http<DeploymentDetail>('/v1/deployments/web');

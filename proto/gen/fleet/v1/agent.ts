@@ -86,6 +86,7 @@ export interface AgentMessage {
     | { $case: "heartbeat"; heartbeat: Heartbeat }
     | { $case: "status"; status: StatusReport }
     | { $case: "ack"; ack: Ack }
+    | { $case: "facts"; facts: HostFacts }
     | undefined;
 }
 
@@ -199,6 +200,90 @@ export interface StatusReport {
   converged: boolean;
 }
 
+/** Host facts, sent on connect and whenever they change significantly (not on every poll). */
+export interface HostFacts {
+  collectedAtMs: number;
+  hostname: string;
+  os: string;
+  kernel: string;
+  arch: string;
+  cpuModel: string;
+  cpuCores: number;
+  memoryTotalBytes: number;
+  memoryAvailableBytes: number;
+  disks: Disk[];
+  dockerVersion: string;
+  dockerRuntimes: string[];
+  nvidiaRuntime: boolean;
+  addresses: string[];
+  gpu:
+    | GpuFacts
+    | undefined;
+  /** True when host facts could not be refreshed lately (the values are the last good ones). */
+  stale: boolean;
+}
+
+export interface Disk {
+  mount: string;
+  fs: string;
+  sizeBytes: number;
+  availableBytes: number;
+  /** Why fleet cares about this filesystem: docker, models, root. */
+  roles: string[];
+}
+
+export interface GpuFacts {
+  /** ok, absent (no nvidia-smi), error (driver failure), stale (nvidia-smi hung; last good values) */
+  status: string;
+  error: string;
+  driverVersion: string;
+  cudaVersion: string;
+  gpus: Gpu[];
+  processes: GpuProcess[];
+  collectedAtMs: number;
+}
+
+export interface Gpu {
+  index: number;
+  uuid: string;
+  name: string;
+  busId: string;
+  memoryTotalMib?: number | undefined;
+  memoryUsedMib?: number | undefined;
+  memoryFreeMib?: number | undefined;
+  utilizationGpuPct?: number | undefined;
+  utilizationMemoryPct?: number | undefined;
+  temperatureC?: number | undefined;
+  powerDrawW?: number | undefined;
+  powerLimitW?: number | undefined;
+  fanSpeedPct?: number | undefined;
+  computeCap: string;
+  /** enabled, disabled, or empty when not supported */
+  migMode: string;
+  eccUncorrected?: number | undefined;
+  retiredPagesPending?: boolean | undefined;
+  throttleReasons: string[];
+  pstate: string;
+  migDevices: MigDevice[];
+}
+
+export interface MigDevice {
+  index: number;
+  profile: string;
+  uuid: string;
+}
+
+export interface GpuProcess {
+  gpuUuid: string;
+  pid: number;
+  processName: string;
+  usedMemoryMib?:
+    | number
+    | undefined;
+  /** The fleet-managed container that owns the process, when there is one. */
+  container: string;
+}
+
 function createBaseAgentMessage(): AgentMessage {
   return { msg: undefined };
 }
@@ -217,6 +302,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         break;
       case "ack":
         Ack.encode(message.msg.ack, writer.uint32(34).fork()).join();
+        break;
+      case "facts":
+        HostFacts.encode(message.msg.facts, writer.uint32(42).fork()).join();
         break;
     }
     return writer;
@@ -267,6 +355,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.msg = { $case: "ack", ack: Ack.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.msg = { $case: "facts", facts: HostFacts.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -289,6 +385,8 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         ? { $case: "status", status: StatusReport.fromJSON(object.status) }
         : isSet(object.ack)
         ? { $case: "ack", ack: Ack.fromJSON(object.ack) }
+        : isSet(object.facts)
+        ? { $case: "facts", facts: HostFacts.fromJSON(object.facts) }
         : undefined,
     };
   },
@@ -303,6 +401,8 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       obj.status = StatusReport.toJSON(message.msg.status);
     } else if (message.msg?.$case === "ack") {
       obj.ack = Ack.toJSON(message.msg.ack);
+    } else if (message.msg?.$case === "facts") {
+      obj.facts = HostFacts.toJSON(message.msg.facts);
     }
     return obj;
   },
@@ -334,6 +434,12 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "ack": {
         if (object.msg?.ack !== undefined && object.msg?.ack !== null) {
           message.msg = { $case: "ack", ack: Ack.fromPartial(object.msg.ack) };
+        }
+        break;
+      }
+      case "facts": {
+        if (object.msg?.facts !== undefined && object.msg?.facts !== null) {
+          message.msg = { $case: "facts", facts: HostFacts.fromPartial(object.msg.facts) };
         }
         break;
       }
@@ -2140,6 +2246,1392 @@ export const StatusReport: MessageFns<StatusReport> = {
   },
 };
 
+function createBaseHostFacts(): HostFacts {
+  return {
+    collectedAtMs: 0,
+    hostname: "",
+    os: "",
+    kernel: "",
+    arch: "",
+    cpuModel: "",
+    cpuCores: 0,
+    memoryTotalBytes: 0,
+    memoryAvailableBytes: 0,
+    disks: [],
+    dockerVersion: "",
+    dockerRuntimes: [],
+    nvidiaRuntime: false,
+    addresses: [],
+    gpu: undefined,
+    stale: false,
+  };
+}
+
+export const HostFacts: MessageFns<HostFacts> = {
+  encode(message: HostFacts, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.collectedAtMs !== 0) {
+      writer.uint32(8).int64(message.collectedAtMs);
+    }
+    if (message.hostname !== "") {
+      writer.uint32(18).string(message.hostname);
+    }
+    if (message.os !== "") {
+      writer.uint32(26).string(message.os);
+    }
+    if (message.kernel !== "") {
+      writer.uint32(34).string(message.kernel);
+    }
+    if (message.arch !== "") {
+      writer.uint32(42).string(message.arch);
+    }
+    if (message.cpuModel !== "") {
+      writer.uint32(50).string(message.cpuModel);
+    }
+    if (message.cpuCores !== 0) {
+      writer.uint32(56).uint32(message.cpuCores);
+    }
+    if (message.memoryTotalBytes !== 0) {
+      writer.uint32(64).uint64(message.memoryTotalBytes);
+    }
+    if (message.memoryAvailableBytes !== 0) {
+      writer.uint32(72).uint64(message.memoryAvailableBytes);
+    }
+    for (const v of message.disks) {
+      Disk.encode(v!, writer.uint32(82).fork()).join();
+    }
+    if (message.dockerVersion !== "") {
+      writer.uint32(90).string(message.dockerVersion);
+    }
+    for (const v of message.dockerRuntimes) {
+      writer.uint32(98).string(v!);
+    }
+    if (message.nvidiaRuntime !== false) {
+      writer.uint32(104).bool(message.nvidiaRuntime);
+    }
+    for (const v of message.addresses) {
+      writer.uint32(114).string(v!);
+    }
+    if (message.gpu !== undefined) {
+      GpuFacts.encode(message.gpu, writer.uint32(122).fork()).join();
+    }
+    if (message.stale !== false) {
+      writer.uint32(128).bool(message.stale);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HostFacts {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHostFacts();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.collectedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hostname = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.os = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kernel = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.arch = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.cpuModel = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.cpuCores = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.memoryTotalBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.memoryAvailableBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.disks.push(Disk.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.dockerVersion = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.dockerRuntimes.push(reader.string());
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.nvidiaRuntime = reader.bool();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.addresses.push(reader.string());
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.gpu = GpuFacts.decode(reader, reader.uint32());
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.stale = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HostFacts {
+    return {
+      collectedAtMs: isSet(object.collectedAtMs)
+        ? globalThis.Number(object.collectedAtMs)
+        : isSet(object.collected_at_ms)
+        ? globalThis.Number(object.collected_at_ms)
+        : 0,
+      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
+      os: isSet(object.os) ? globalThis.String(object.os) : "",
+      kernel: isSet(object.kernel) ? globalThis.String(object.kernel) : "",
+      arch: isSet(object.arch) ? globalThis.String(object.arch) : "",
+      cpuModel: isSet(object.cpuModel)
+        ? globalThis.String(object.cpuModel)
+        : isSet(object.cpu_model)
+        ? globalThis.String(object.cpu_model)
+        : "",
+      cpuCores: isSet(object.cpuCores)
+        ? globalThis.Number(object.cpuCores)
+        : isSet(object.cpu_cores)
+        ? globalThis.Number(object.cpu_cores)
+        : 0,
+      memoryTotalBytes: isSet(object.memoryTotalBytes)
+        ? globalThis.Number(object.memoryTotalBytes)
+        : isSet(object.memory_total_bytes)
+        ? globalThis.Number(object.memory_total_bytes)
+        : 0,
+      memoryAvailableBytes: isSet(object.memoryAvailableBytes)
+        ? globalThis.Number(object.memoryAvailableBytes)
+        : isSet(object.memory_available_bytes)
+        ? globalThis.Number(object.memory_available_bytes)
+        : 0,
+      disks: globalThis.Array.isArray(object?.disks)
+        ? object.disks.map((e: any) => Disk.fromJSON(e))
+        : [],
+      dockerVersion: isSet(object.dockerVersion)
+        ? globalThis.String(object.dockerVersion)
+        : isSet(object.docker_version)
+        ? globalThis.String(object.docker_version)
+        : "",
+      dockerRuntimes: globalThis.Array.isArray(object?.dockerRuntimes)
+        ? object.dockerRuntimes.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.docker_runtimes)
+        ? object.docker_runtimes.map((e: any) => globalThis.String(e))
+        : [],
+      nvidiaRuntime: isSet(object.nvidiaRuntime)
+        ? globalThis.Boolean(object.nvidiaRuntime)
+        : isSet(object.nvidia_runtime)
+        ? globalThis.Boolean(object.nvidia_runtime)
+        : false,
+      addresses: globalThis.Array.isArray(object?.addresses)
+        ? object.addresses.map((e: any) => globalThis.String(e))
+        : [],
+      gpu: isSet(object.gpu) ? GpuFacts.fromJSON(object.gpu) : undefined,
+      stale: isSet(object.stale) ? globalThis.Boolean(object.stale) : false,
+    };
+  },
+
+  toJSON(message: HostFacts): unknown {
+    const obj: any = {};
+    if (message.collectedAtMs !== 0) {
+      obj.collectedAtMs = Math.round(message.collectedAtMs);
+    }
+    if (message.hostname !== "") {
+      obj.hostname = message.hostname;
+    }
+    if (message.os !== "") {
+      obj.os = message.os;
+    }
+    if (message.kernel !== "") {
+      obj.kernel = message.kernel;
+    }
+    if (message.arch !== "") {
+      obj.arch = message.arch;
+    }
+    if (message.cpuModel !== "") {
+      obj.cpuModel = message.cpuModel;
+    }
+    if (message.cpuCores !== 0) {
+      obj.cpuCores = Math.round(message.cpuCores);
+    }
+    if (message.memoryTotalBytes !== 0) {
+      obj.memoryTotalBytes = Math.round(message.memoryTotalBytes);
+    }
+    if (message.memoryAvailableBytes !== 0) {
+      obj.memoryAvailableBytes = Math.round(message.memoryAvailableBytes);
+    }
+    if (message.disks?.length) {
+      obj.disks = message.disks.map((e) => Disk.toJSON(e));
+    }
+    if (message.dockerVersion !== "") {
+      obj.dockerVersion = message.dockerVersion;
+    }
+    if (message.dockerRuntimes?.length) {
+      obj.dockerRuntimes = message.dockerRuntimes;
+    }
+    if (message.nvidiaRuntime !== false) {
+      obj.nvidiaRuntime = message.nvidiaRuntime;
+    }
+    if (message.addresses?.length) {
+      obj.addresses = message.addresses;
+    }
+    if (message.gpu !== undefined) {
+      obj.gpu = GpuFacts.toJSON(message.gpu);
+    }
+    if (message.stale !== false) {
+      obj.stale = message.stale;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HostFacts>, I>>(base?: I): HostFacts {
+    return HostFacts.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HostFacts>, I>>(object: I): HostFacts {
+    const message = createBaseHostFacts();
+    message.collectedAtMs = object.collectedAtMs ?? 0;
+    message.hostname = object.hostname ?? "";
+    message.os = object.os ?? "";
+    message.kernel = object.kernel ?? "";
+    message.arch = object.arch ?? "";
+    message.cpuModel = object.cpuModel ?? "";
+    message.cpuCores = object.cpuCores ?? 0;
+    message.memoryTotalBytes = object.memoryTotalBytes ?? 0;
+    message.memoryAvailableBytes = object.memoryAvailableBytes ?? 0;
+    message.disks = object.disks?.map((e) => Disk.fromPartial(e)) || [];
+    message.dockerVersion = object.dockerVersion ?? "";
+    message.dockerRuntimes = object.dockerRuntimes?.map((e) => e) || [];
+    message.nvidiaRuntime = object.nvidiaRuntime ?? false;
+    message.addresses = object.addresses?.map((e) => e) || [];
+    message.gpu = (object.gpu !== undefined && object.gpu !== null) ? GpuFacts.fromPartial(object.gpu) : undefined;
+    message.stale = object.stale ?? false;
+    return message;
+  },
+};
+
+function createBaseDisk(): Disk {
+  return { mount: "", fs: "", sizeBytes: 0, availableBytes: 0, roles: [] };
+}
+
+export const Disk: MessageFns<Disk> = {
+  encode(message: Disk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mount !== "") {
+      writer.uint32(10).string(message.mount);
+    }
+    if (message.fs !== "") {
+      writer.uint32(18).string(message.fs);
+    }
+    if (message.sizeBytes !== 0) {
+      writer.uint32(24).uint64(message.sizeBytes);
+    }
+    if (message.availableBytes !== 0) {
+      writer.uint32(32).uint64(message.availableBytes);
+    }
+    for (const v of message.roles) {
+      writer.uint32(42).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Disk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDisk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mount = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fs = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sizeBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.availableBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.roles.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Disk {
+    return {
+      mount: isSet(object.mount) ? globalThis.String(object.mount) : "",
+      fs: isSet(object.fs) ? globalThis.String(object.fs) : "",
+      sizeBytes: isSet(object.sizeBytes)
+        ? globalThis.Number(object.sizeBytes)
+        : isSet(object.size_bytes)
+        ? globalThis.Number(object.size_bytes)
+        : 0,
+      availableBytes: isSet(object.availableBytes)
+        ? globalThis.Number(object.availableBytes)
+        : isSet(object.available_bytes)
+        ? globalThis.Number(object.available_bytes)
+        : 0,
+      roles: globalThis.Array.isArray(object?.roles) ? object.roles.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: Disk): unknown {
+    const obj: any = {};
+    if (message.mount !== "") {
+      obj.mount = message.mount;
+    }
+    if (message.fs !== "") {
+      obj.fs = message.fs;
+    }
+    if (message.sizeBytes !== 0) {
+      obj.sizeBytes = Math.round(message.sizeBytes);
+    }
+    if (message.availableBytes !== 0) {
+      obj.availableBytes = Math.round(message.availableBytes);
+    }
+    if (message.roles?.length) {
+      obj.roles = message.roles;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Disk>, I>>(base?: I): Disk {
+    return Disk.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Disk>, I>>(object: I): Disk {
+    const message = createBaseDisk();
+    message.mount = object.mount ?? "";
+    message.fs = object.fs ?? "";
+    message.sizeBytes = object.sizeBytes ?? 0;
+    message.availableBytes = object.availableBytes ?? 0;
+    message.roles = object.roles?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseGpuFacts(): GpuFacts {
+  return { status: "", error: "", driverVersion: "", cudaVersion: "", gpus: [], processes: [], collectedAtMs: 0 };
+}
+
+export const GpuFacts: MessageFns<GpuFacts> = {
+  encode(message: GpuFacts, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.status !== "") {
+      writer.uint32(10).string(message.status);
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    if (message.driverVersion !== "") {
+      writer.uint32(26).string(message.driverVersion);
+    }
+    if (message.cudaVersion !== "") {
+      writer.uint32(34).string(message.cudaVersion);
+    }
+    for (const v of message.gpus) {
+      Gpu.encode(v!, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.processes) {
+      GpuProcess.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.collectedAtMs !== 0) {
+      writer.uint32(56).int64(message.collectedAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GpuFacts {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGpuFacts();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.driverVersion = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.cudaVersion = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.gpus.push(Gpu.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.processes.push(GpuProcess.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.collectedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GpuFacts {
+    return {
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      driverVersion: isSet(object.driverVersion)
+        ? globalThis.String(object.driverVersion)
+        : isSet(object.driver_version)
+        ? globalThis.String(object.driver_version)
+        : "",
+      cudaVersion: isSet(object.cudaVersion)
+        ? globalThis.String(object.cudaVersion)
+        : isSet(object.cuda_version)
+        ? globalThis.String(object.cuda_version)
+        : "",
+      gpus: globalThis.Array.isArray(object?.gpus) ? object.gpus.map((e: any) => Gpu.fromJSON(e)) : [],
+      processes: globalThis.Array.isArray(object?.processes)
+        ? object.processes.map((e: any) => GpuProcess.fromJSON(e))
+        : [],
+      collectedAtMs: isSet(object.collectedAtMs)
+        ? globalThis.Number(object.collectedAtMs)
+        : isSet(object.collected_at_ms)
+        ? globalThis.Number(object.collected_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: GpuFacts): unknown {
+    const obj: any = {};
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.driverVersion !== "") {
+      obj.driverVersion = message.driverVersion;
+    }
+    if (message.cudaVersion !== "") {
+      obj.cudaVersion = message.cudaVersion;
+    }
+    if (message.gpus?.length) {
+      obj.gpus = message.gpus.map((e) => Gpu.toJSON(e));
+    }
+    if (message.processes?.length) {
+      obj.processes = message.processes.map((e) => GpuProcess.toJSON(e));
+    }
+    if (message.collectedAtMs !== 0) {
+      obj.collectedAtMs = Math.round(message.collectedAtMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GpuFacts>, I>>(base?: I): GpuFacts {
+    return GpuFacts.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GpuFacts>, I>>(object: I): GpuFacts {
+    const message = createBaseGpuFacts();
+    message.status = object.status ?? "";
+    message.error = object.error ?? "";
+    message.driverVersion = object.driverVersion ?? "";
+    message.cudaVersion = object.cudaVersion ?? "";
+    message.gpus = object.gpus?.map((e) => Gpu.fromPartial(e)) || [];
+    message.processes = object.processes?.map((e) => GpuProcess.fromPartial(e)) || [];
+    message.collectedAtMs = object.collectedAtMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseGpu(): Gpu {
+  return {
+    index: 0,
+    uuid: "",
+    name: "",
+    busId: "",
+    memoryTotalMib: undefined,
+    memoryUsedMib: undefined,
+    memoryFreeMib: undefined,
+    utilizationGpuPct: undefined,
+    utilizationMemoryPct: undefined,
+    temperatureC: undefined,
+    powerDrawW: undefined,
+    powerLimitW: undefined,
+    fanSpeedPct: undefined,
+    computeCap: "",
+    migMode: "",
+    eccUncorrected: undefined,
+    retiredPagesPending: undefined,
+    throttleReasons: [],
+    pstate: "",
+    migDevices: [],
+  };
+}
+
+export const Gpu: MessageFns<Gpu> = {
+  encode(message: Gpu, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.index !== 0) {
+      writer.uint32(8).uint32(message.index);
+    }
+    if (message.uuid !== "") {
+      writer.uint32(18).string(message.uuid);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    if (message.busId !== "") {
+      writer.uint32(34).string(message.busId);
+    }
+    if (message.memoryTotalMib !== undefined) {
+      writer.uint32(41).double(message.memoryTotalMib);
+    }
+    if (message.memoryUsedMib !== undefined) {
+      writer.uint32(49).double(message.memoryUsedMib);
+    }
+    if (message.memoryFreeMib !== undefined) {
+      writer.uint32(57).double(message.memoryFreeMib);
+    }
+    if (message.utilizationGpuPct !== undefined) {
+      writer.uint32(65).double(message.utilizationGpuPct);
+    }
+    if (message.utilizationMemoryPct !== undefined) {
+      writer.uint32(73).double(message.utilizationMemoryPct);
+    }
+    if (message.temperatureC !== undefined) {
+      writer.uint32(81).double(message.temperatureC);
+    }
+    if (message.powerDrawW !== undefined) {
+      writer.uint32(89).double(message.powerDrawW);
+    }
+    if (message.powerLimitW !== undefined) {
+      writer.uint32(97).double(message.powerLimitW);
+    }
+    if (message.fanSpeedPct !== undefined) {
+      writer.uint32(105).double(message.fanSpeedPct);
+    }
+    if (message.computeCap !== "") {
+      writer.uint32(114).string(message.computeCap);
+    }
+    if (message.migMode !== "") {
+      writer.uint32(122).string(message.migMode);
+    }
+    if (message.eccUncorrected !== undefined) {
+      writer.uint32(129).double(message.eccUncorrected);
+    }
+    if (message.retiredPagesPending !== undefined) {
+      writer.uint32(136).bool(message.retiredPagesPending);
+    }
+    for (const v of message.throttleReasons) {
+      writer.uint32(146).string(v!);
+    }
+    if (message.pstate !== "") {
+      writer.uint32(154).string(message.pstate);
+    }
+    for (const v of message.migDevices) {
+      MigDevice.encode(v!, writer.uint32(162).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Gpu {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGpu();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.index = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.uuid = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.busId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.memoryTotalMib = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.memoryUsedMib = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.memoryFreeMib = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.utilizationGpuPct = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.utilizationMemoryPct = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.temperatureC = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 89) {
+              break;
+            }
+
+            message.powerDrawW = reader.double();
+            continue;
+          }
+          case 12: {
+            if (tag !== 97) {
+              break;
+            }
+
+            message.powerLimitW = reader.double();
+            continue;
+          }
+          case 13: {
+            if (tag !== 105) {
+              break;
+            }
+
+            message.fanSpeedPct = reader.double();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.computeCap = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.migMode = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 129) {
+              break;
+            }
+
+            message.eccUncorrected = reader.double();
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.retiredPagesPending = reader.bool();
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.throttleReasons.push(reader.string());
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.pstate = reader.string();
+            continue;
+          }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.migDevices.push(MigDevice.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Gpu {
+    return {
+      index: isSet(object.index) ? globalThis.Number(object.index) : 0,
+      uuid: isSet(object.uuid) ? globalThis.String(object.uuid) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      busId: isSet(object.busId)
+        ? globalThis.String(object.busId)
+        : isSet(object.bus_id)
+        ? globalThis.String(object.bus_id)
+        : "",
+      memoryTotalMib: isSet(object.memoryTotalMib)
+        ? globalThis.Number(object.memoryTotalMib)
+        : isSet(object.memory_total_mib)
+        ? globalThis.Number(object.memory_total_mib)
+        : undefined,
+      memoryUsedMib: isSet(object.memoryUsedMib)
+        ? globalThis.Number(object.memoryUsedMib)
+        : isSet(object.memory_used_mib)
+        ? globalThis.Number(object.memory_used_mib)
+        : undefined,
+      memoryFreeMib: isSet(object.memoryFreeMib)
+        ? globalThis.Number(object.memoryFreeMib)
+        : isSet(object.memory_free_mib)
+        ? globalThis.Number(object.memory_free_mib)
+        : undefined,
+      utilizationGpuPct: isSet(object.utilizationGpuPct)
+        ? globalThis.Number(object.utilizationGpuPct)
+        : isSet(object.utilization_gpu_pct)
+        ? globalThis.Number(object.utilization_gpu_pct)
+        : undefined,
+      utilizationMemoryPct: isSet(object.utilizationMemoryPct)
+        ? globalThis.Number(object.utilizationMemoryPct)
+        : isSet(object.utilization_memory_pct)
+        ? globalThis.Number(object.utilization_memory_pct)
+        : undefined,
+      temperatureC: isSet(object.temperatureC)
+        ? globalThis.Number(object.temperatureC)
+        : isSet(object.temperature_c)
+        ? globalThis.Number(object.temperature_c)
+        : undefined,
+      powerDrawW: isSet(object.powerDrawW)
+        ? globalThis.Number(object.powerDrawW)
+        : isSet(object.power_draw_w)
+        ? globalThis.Number(object.power_draw_w)
+        : undefined,
+      powerLimitW: isSet(object.powerLimitW)
+        ? globalThis.Number(object.powerLimitW)
+        : isSet(object.power_limit_w)
+        ? globalThis.Number(object.power_limit_w)
+        : undefined,
+      fanSpeedPct: isSet(object.fanSpeedPct)
+        ? globalThis.Number(object.fanSpeedPct)
+        : isSet(object.fan_speed_pct)
+        ? globalThis.Number(object.fan_speed_pct)
+        : undefined,
+      computeCap: isSet(object.computeCap)
+        ? globalThis.String(object.computeCap)
+        : isSet(object.compute_cap)
+        ? globalThis.String(object.compute_cap)
+        : "",
+      migMode: isSet(object.migMode)
+        ? globalThis.String(object.migMode)
+        : isSet(object.mig_mode)
+        ? globalThis.String(object.mig_mode)
+        : "",
+      eccUncorrected: isSet(object.eccUncorrected)
+        ? globalThis.Number(object.eccUncorrected)
+        : isSet(object.ecc_uncorrected)
+        ? globalThis.Number(object.ecc_uncorrected)
+        : undefined,
+      retiredPagesPending: isSet(object.retiredPagesPending)
+        ? globalThis.Boolean(object.retiredPagesPending)
+        : isSet(object.retired_pages_pending)
+        ? globalThis.Boolean(object.retired_pages_pending)
+        : undefined,
+      throttleReasons: globalThis.Array.isArray(object?.throttleReasons)
+        ? object.throttleReasons.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.throttle_reasons)
+        ? object.throttle_reasons.map((e: any) => globalThis.String(e))
+        : [],
+      pstate: isSet(object.pstate) ? globalThis.String(object.pstate) : "",
+      migDevices: globalThis.Array.isArray(object?.migDevices)
+        ? object.migDevices.map((e: any) => MigDevice.fromJSON(e))
+        : globalThis.Array.isArray(object?.mig_devices)
+        ? object.mig_devices.map((e: any) => MigDevice.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: Gpu): unknown {
+    const obj: any = {};
+    if (message.index !== 0) {
+      obj.index = Math.round(message.index);
+    }
+    if (message.uuid !== "") {
+      obj.uuid = message.uuid;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.busId !== "") {
+      obj.busId = message.busId;
+    }
+    if (message.memoryTotalMib !== undefined) {
+      obj.memoryTotalMib = floatToJson(message.memoryTotalMib);
+    }
+    if (message.memoryUsedMib !== undefined) {
+      obj.memoryUsedMib = floatToJson(message.memoryUsedMib);
+    }
+    if (message.memoryFreeMib !== undefined) {
+      obj.memoryFreeMib = floatToJson(message.memoryFreeMib);
+    }
+    if (message.utilizationGpuPct !== undefined) {
+      obj.utilizationGpuPct = floatToJson(message.utilizationGpuPct);
+    }
+    if (message.utilizationMemoryPct !== undefined) {
+      obj.utilizationMemoryPct = floatToJson(message.utilizationMemoryPct);
+    }
+    if (message.temperatureC !== undefined) {
+      obj.temperatureC = floatToJson(message.temperatureC);
+    }
+    if (message.powerDrawW !== undefined) {
+      obj.powerDrawW = floatToJson(message.powerDrawW);
+    }
+    if (message.powerLimitW !== undefined) {
+      obj.powerLimitW = floatToJson(message.powerLimitW);
+    }
+    if (message.fanSpeedPct !== undefined) {
+      obj.fanSpeedPct = floatToJson(message.fanSpeedPct);
+    }
+    if (message.computeCap !== "") {
+      obj.computeCap = message.computeCap;
+    }
+    if (message.migMode !== "") {
+      obj.migMode = message.migMode;
+    }
+    if (message.eccUncorrected !== undefined) {
+      obj.eccUncorrected = floatToJson(message.eccUncorrected);
+    }
+    if (message.retiredPagesPending !== undefined) {
+      obj.retiredPagesPending = message.retiredPagesPending;
+    }
+    if (message.throttleReasons?.length) {
+      obj.throttleReasons = message.throttleReasons;
+    }
+    if (message.pstate !== "") {
+      obj.pstate = message.pstate;
+    }
+    if (message.migDevices?.length) {
+      obj.migDevices = message.migDevices.map((e) => MigDevice.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Gpu>, I>>(base?: I): Gpu {
+    return Gpu.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Gpu>, I>>(object: I): Gpu {
+    const message = createBaseGpu();
+    message.index = object.index ?? 0;
+    message.uuid = object.uuid ?? "";
+    message.name = object.name ?? "";
+    message.busId = object.busId ?? "";
+    message.memoryTotalMib = object.memoryTotalMib ?? undefined;
+    message.memoryUsedMib = object.memoryUsedMib ?? undefined;
+    message.memoryFreeMib = object.memoryFreeMib ?? undefined;
+    message.utilizationGpuPct = object.utilizationGpuPct ?? undefined;
+    message.utilizationMemoryPct = object.utilizationMemoryPct ?? undefined;
+    message.temperatureC = object.temperatureC ?? undefined;
+    message.powerDrawW = object.powerDrawW ?? undefined;
+    message.powerLimitW = object.powerLimitW ?? undefined;
+    message.fanSpeedPct = object.fanSpeedPct ?? undefined;
+    message.computeCap = object.computeCap ?? "";
+    message.migMode = object.migMode ?? "";
+    message.eccUncorrected = object.eccUncorrected ?? undefined;
+    message.retiredPagesPending = object.retiredPagesPending ?? undefined;
+    message.throttleReasons = object.throttleReasons?.map((e) => e) || [];
+    message.pstate = object.pstate ?? "";
+    message.migDevices = object.migDevices?.map((e) => MigDevice.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseMigDevice(): MigDevice {
+  return { index: 0, profile: "", uuid: "" };
+}
+
+export const MigDevice: MessageFns<MigDevice> = {
+  encode(message: MigDevice, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.index !== 0) {
+      writer.uint32(8).uint32(message.index);
+    }
+    if (message.profile !== "") {
+      writer.uint32(18).string(message.profile);
+    }
+    if (message.uuid !== "") {
+      writer.uint32(26).string(message.uuid);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MigDevice {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMigDevice();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.index = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.profile = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.uuid = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MigDevice {
+    return {
+      index: isSet(object.index) ? globalThis.Number(object.index) : 0,
+      profile: isSet(object.profile) ? globalThis.String(object.profile) : "",
+      uuid: isSet(object.uuid) ? globalThis.String(object.uuid) : "",
+    };
+  },
+
+  toJSON(message: MigDevice): unknown {
+    const obj: any = {};
+    if (message.index !== 0) {
+      obj.index = Math.round(message.index);
+    }
+    if (message.profile !== "") {
+      obj.profile = message.profile;
+    }
+    if (message.uuid !== "") {
+      obj.uuid = message.uuid;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MigDevice>, I>>(base?: I): MigDevice {
+    return MigDevice.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MigDevice>, I>>(object: I): MigDevice {
+    const message = createBaseMigDevice();
+    message.index = object.index ?? 0;
+    message.profile = object.profile ?? "";
+    message.uuid = object.uuid ?? "";
+    return message;
+  },
+};
+
+function createBaseGpuProcess(): GpuProcess {
+  return { gpuUuid: "", pid: 0, processName: "", usedMemoryMib: undefined, container: "" };
+}
+
+export const GpuProcess: MessageFns<GpuProcess> = {
+  encode(message: GpuProcess, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.gpuUuid !== "") {
+      writer.uint32(10).string(message.gpuUuid);
+    }
+    if (message.pid !== 0) {
+      writer.uint32(16).uint32(message.pid);
+    }
+    if (message.processName !== "") {
+      writer.uint32(26).string(message.processName);
+    }
+    if (message.usedMemoryMib !== undefined) {
+      writer.uint32(33).double(message.usedMemoryMib);
+    }
+    if (message.container !== "") {
+      writer.uint32(42).string(message.container);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GpuProcess {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGpuProcess();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.gpuUuid = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pid = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.processName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.usedMemoryMib = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.container = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GpuProcess {
+    return {
+      gpuUuid: isSet(object.gpuUuid)
+        ? globalThis.String(object.gpuUuid)
+        : isSet(object.gpu_uuid)
+        ? globalThis.String(object.gpu_uuid)
+        : "",
+      pid: isSet(object.pid) ? globalThis.Number(object.pid) : 0,
+      processName: isSet(object.processName)
+        ? globalThis.String(object.processName)
+        : isSet(object.process_name)
+        ? globalThis.String(object.process_name)
+        : "",
+      usedMemoryMib: isSet(object.usedMemoryMib)
+        ? globalThis.Number(object.usedMemoryMib)
+        : isSet(object.used_memory_mib)
+        ? globalThis.Number(object.used_memory_mib)
+        : undefined,
+      container: isSet(object.container) ? globalThis.String(object.container) : "",
+    };
+  },
+
+  toJSON(message: GpuProcess): unknown {
+    const obj: any = {};
+    if (message.gpuUuid !== "") {
+      obj.gpuUuid = message.gpuUuid;
+    }
+    if (message.pid !== 0) {
+      obj.pid = Math.round(message.pid);
+    }
+    if (message.processName !== "") {
+      obj.processName = message.processName;
+    }
+    if (message.usedMemoryMib !== undefined) {
+      obj.usedMemoryMib = floatToJson(message.usedMemoryMib);
+    }
+    if (message.container !== "") {
+      obj.container = message.container;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GpuProcess>, I>>(base?: I): GpuProcess {
+    return GpuProcess.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GpuProcess>, I>>(object: I): GpuProcess {
+    const message = createBaseGpuProcess();
+    message.gpuUuid = object.gpuUuid ?? "";
+    message.pid = object.pid ?? 0;
+    message.processName = object.processName ?? "";
+    message.usedMemoryMib = object.usedMemoryMib ?? undefined;
+    message.container = object.container ?? "";
+    return message;
+  },
+};
+
 export type AgentServiceService = typeof AgentServiceService;
 export const AgentServiceService = {
   /**
@@ -2183,6 +3675,10 @@ export const AgentServiceClient = makeGenericClientConstructor(
   service: typeof AgentServiceService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -1,0 +1,115 @@
+import type { HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
+import type { GpuCollector } from '../gpu/collector.js';
+import type { Logger } from '../log.js';
+import type { AgentMetrics } from '../metrics.js';
+import type { HostBase } from './host.js';
+import { containerIdOfPid } from './pid-container.js';
+import { significantChange } from './significant.js';
+import { gpuFactsOf } from './to-proto.js';
+
+export interface FactsReporterDeps {
+  gpu: GpuCollector;
+  host: () => Promise<HostBase>;
+  /** Managed containers by id, to name the owners of GPU processes. */
+  containers: () => Promise<{ id: string; name: string }[]>;
+  send: (facts: HostFacts) => void;
+  log: Logger;
+  metrics?: AgentMetrics;
+  gpuIntervalMs?: number;
+  hostIntervalMs?: number;
+  now?: () => number;
+  containerOfPid?: (pid: number) => Promise<string | undefined>;
+}
+
+/**
+ * Polls GPUs on a short interval and the host on a long one, keeps the latest facts, and sends
+ * them only when they changed significantly. Each poll runs on its own timer after the previous
+ * one finished, so a slow nvidia-smi never stacks polls, and none of this touches heartbeats.
+ */
+export class FactsReporter {
+  private base: HostBase | undefined;
+  private facts: HostFacts | undefined;
+  private sent: HostFacts | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private stopped = false;
+  private readonly now: () => number;
+  polls = 0;
+
+  constructor(private readonly deps: FactsReporterDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** The latest facts, for a fresh connection. */
+  latest(): HostFacts | undefined {
+    return this.facts;
+  }
+
+  /** After a reconnect the control plane needs the full picture again. */
+  resend() {
+    this.sent = undefined;
+    if (this.facts) this.publish(this.facts);
+  }
+
+  async start() {
+    await this.pollHost();
+    await this.pollGpu();
+    this.loop(() => this.pollGpu(), this.deps.gpuIntervalMs ?? 10_000);
+    this.loop(() => this.pollHost(), this.deps.hostIntervalMs ?? 300_000);
+  }
+
+  stop() {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+  }
+
+  private loop(fn: () => Promise<void>, ms: number) {
+    const tick = () => {
+      if (this.stopped) return;
+      fn().finally(() => {
+        if (!this.stopped) this.timers.push(setTimeout(tick, ms).unref());
+      });
+    };
+    this.timers.push(setTimeout(tick, ms).unref());
+  }
+
+  private async pollHost() {
+    try {
+      this.base = await this.deps.host();
+      this.update();
+    } catch (err) {
+      this.deps.log.warn({ err: (err as Error).message }, 'host facts failed; keeping the last ones');
+      if (this.facts) this.publish({ ...this.facts, stale: true });
+    }
+  }
+
+  private async pollGpu() {
+    const t0 = performance.now();
+    const state = await this.deps.gpu.collect();
+    this.polls++;
+    const owners = new Map<number, string>();
+    if (state.processes.length) {
+      const byId = new Map((await this.deps.containers().catch(() => [])).map((c) => [c.id, c.name]));
+      const ofPid = this.deps.containerOfPid ?? containerIdOfPid;
+      for (const p of state.processes) {
+        const id = await ofPid(p.pid);
+        if (id) owners.set(p.pid, byId.get(id) ?? id.slice(0, 12));
+      }
+    }
+    const gpu = gpuFactsOf(state, owners);
+    this.deps.metrics?.updateGpus(gpu, (performance.now() - t0) / 1000);
+    this.update(gpu);
+  }
+
+  private update(gpu = this.facts?.gpu) {
+    if (!this.base) return;
+    this.publish({ ...this.base, collectedAtMs: this.now(), gpu, stale: false });
+  }
+
+  private publish(facts: HostFacts) {
+    this.facts = facts;
+    if (significantChange(this.sent, facts)) {
+      this.sent = facts;
+      this.deps.send(facts);
+    }
+  }
+}
