@@ -11,7 +11,8 @@ FLEET_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-# Debian packages: the Docker engine, the registry, debootstrap and a static busybox for test images.
+# Debian packages: the Docker engine, the registry, debootstrap, a static busybox for test images and
+# promtool (from prometheus) to check /metrics output.
 ensure_packages() {
   local missing=()
   command -v dockerd >/dev/null || missing+=(docker.io)
@@ -20,6 +21,7 @@ ensure_packages() {
   [ -x /bin/busybox ] || missing+=(busybox-static)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v curl >/dev/null || missing+=(curl)
+  command -v promtool >/dev/null || missing+=(prometheus)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
     apt-get update -qq

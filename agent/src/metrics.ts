@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { GpuFacts } from '../../proto/gen/fleet/v1/agent.js';
 
 /** What the agent's own-health metrics are read from at scrape time. */
@@ -21,7 +21,26 @@ const GPU_LABELS = ['index', 'uuid', 'name'] as const;
 export function createAgentMetrics(node: string, health: AgentHealthSource, now: () => number = Date.now) {
   const registry = new Registry();
   registry.setDefaultLabels({ node });
-  collectDefaultMetrics({ register: registry, prefix: 'fleet_agent_process_' });
+  // The agent's own footprint. (prom-client's default set includes gauges named `*_total`, which
+  // promtool rejects, so the two figures that matter are defined here.)
+  new Gauge({
+    name: 'fleet_agent_resident_memory_bytes',
+    help: 'resident set size of the agent process',
+    registers: [registry],
+    collect() {
+      this.set(process.memoryUsage.rss());
+    },
+  });
+  new Counter({
+    name: 'fleet_agent_cpu_seconds_total',
+    help: 'user and system CPU time the agent process has used',
+    registers: [registry],
+    collect() {
+      const u = process.cpuUsage();
+      this.reset();
+      this.inc((u.user + u.system) / 1e6);
+    },
+  });
   const gauge = (name: string, help: string) =>
     new Gauge({ name, help, labelNames: GPU_LABELS, registers: [registry] });
   const gpu = {
@@ -41,7 +60,7 @@ export function createAgentMetrics(node: string, health: AgentHealthSource, now:
     powerLimit: gauge('nvidia_smi_power_limit_watts', 'GPU power limit'),
     fan: gauge('nvidia_smi_fan_speed_ratio', 'fan speed, 0..1'),
     ecc: gauge(
-      'nvidia_smi_ecc_errors_uncorrected_volatile_total',
+      'nvidia_smi_ecc_errors_uncorrected_volatile',
       'uncorrected ECC errors since the driver loaded',
     ),
   };

@@ -43,7 +43,12 @@ export class Cluster {
     if (this.server) await stop(this.server, signal);
   }
 
-  startAgent(node: string, labels: Record<string, string> = {}, extra: string[] = []) {
+  startAgent(
+    node: string,
+    labels: Record<string, string> = {},
+    extra: string[] = [],
+    env: Record<string, string> = {},
+  ) {
     const args = [
       'agent',
       '--node',
@@ -63,7 +68,7 @@ export class Cluster {
       ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
       ...extra,
     ];
-    const p = startFleet(args, join(this.dir, `agent-${node}.log`));
+    const p = startFleet(args, join(this.dir, `agent-${node}.log`), env);
     this.agents.set(node, p);
     return p;
   }
