@@ -6,6 +6,7 @@ import {
   type DesiredState,
   type Hello,
   type HostFacts,
+  type PreflightResult,
   type StatusReport,
 } from '../../proto/gen/fleet/v1/agent.js';
 import { Backoff } from './backoff.js';
@@ -22,6 +23,8 @@ export interface ConnectionOptions {
   latestReport: () => StatusReport | undefined;
   /** Called on every (re)connect: the agent's latest facts go out right after hello. */
   onConnect?: () => void;
+  /** `fleet apply --check`: run the checks on a proposed state, apply nothing. */
+  onPreflight?: (desired: DesiredState) => Promise<PreflightResult>;
   heartbeatMs?: number;
   backoff?: Backoff;
 }
@@ -101,6 +104,22 @@ export class Connection {
     this.stream = stream;
     let opened = false;
     stream.on('data', (m: ControlMessage) => {
+      if (m.msg?.$case === 'preflight') {
+        const { requestId, desired } = m.msg.preflight;
+        const answer = (result: PreflightResult) =>
+          this.send({ msg: { $case: 'preflightResult', preflightResult: { requestId, result } } });
+        if (desired && this.opts.onPreflight) {
+          this.opts.onPreflight(desired).then(answer, (err: Error) =>
+            answer({
+              desiredVersion: desired.version,
+              ok: false,
+              checkedAtMs: Date.now(),
+              checks: [{ name: 'preflight', ok: false, message: err.message, service: '' }],
+            }),
+          );
+        }
+        return;
+      }
       if (m.msg?.$case !== 'desired') return;
       if (!opened) {
         opened = true;

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { VERSION } from '../../control-plane/src/version.js';
+import type { DesiredState } from '../../proto/gen/fleet/v1/agent.js';
 import { Connection } from './connection.js';
 import { DockerRuntime } from './docker.js';
 import { collectHost } from './facts/host.js';
@@ -10,6 +11,9 @@ import { factsSummary } from './facts.js';
 import { ExecFileRunner, GpuCollector } from './gpu/collector.js';
 import { createLogger, type Logger } from './log.js';
 import { createAgentMetrics, serveMetrics } from './metrics.js';
+import { FileProbe } from './preflight/files.js';
+import { PreflightGate } from './preflight/gate.js';
+import { runPreflight } from './preflight/run.js';
 import { Reconciler } from './reconciler.js';
 import { StateStore } from './state-store.js';
 
@@ -23,6 +27,10 @@ export interface AgentOptions {
   dockerSocket: string;
   resyncMs: number;
   heartbeatMs: number;
+  /** How often a held (failing) desired state is checked again. */
+  preflightRetryMs: number;
+  /** Free space Docker's filesystem must have before an image is pulled. */
+  minFreeDiskBytes: number;
   gpuIntervalMs: number;
   hostIntervalMs: number;
   /** nvidia-smi binary (name on PATH or a path) */
@@ -61,6 +69,39 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
     log: log.child({ component: 'reconcile' }),
     report: (r) => connection?.sendStatus(r),
     resyncMs: opts.resyncMs,
+    preflight: () => gate.latest(),
+  });
+  const fileProbe = new FileProbe();
+  let facts: FactsReporter | undefined;
+  const check = (d: DesiredState) =>
+    runPreflight(d, {
+      runtime,
+      files: fileProbe,
+      minFreeDiskBytes: opts.minFreeDiskBytes,
+      // Waits (boundedly) for the first GPU and disk collection after a start.
+      facts: async () => {
+        await Promise.race([facts?.whenReady(), new Promise((r) => setTimeout(r, 10_000).unref())]);
+        return facts?.latest();
+      },
+    });
+  const gate = new PreflightGate({
+    check,
+    log: log.child({ component: 'preflight' }),
+    retryMs: opts.preflightRetryMs,
+    changed: () => reconciler.trigger('preflight'),
+    apply: (d) => {
+      try {
+        store.save(d);
+      } catch (err) {
+        // Enforce it anyway; it is simply not remembered across an agent restart until a save works.
+        log.error({ err: (err as Error).message }, 'persisting the desired state failed');
+      }
+      log.info(
+        { version: d.version.slice(0, 12), deployments: d.deployments.map((x) => `${x.name}@${x.revision}`) },
+        'desired state applied',
+      );
+      reconciler.setDesired(d);
+    },
   });
   connection = new Connection({
     address: opts.server,
@@ -75,21 +116,13 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
       facts: factsSummary(await withTimeout(runtime.version(), 2_000).catch(() => 'unreachable')),
     }),
     latestReport: () => reconciler.latestReport(),
-    onConnect: () => facts.resend(),
+    onConnect: () => facts?.resend(),
+    // Every new desired state passes the preflight checks before it replaces what runs.
     onDesired: (d) => {
-      if (d.version === reconciler.desiredVersion) return;
-      try {
-        store.save(d);
-      } catch (err) {
-        // Enforce it anyway; it is simply not remembered across an agent restart until a save works.
-        log.error({ err: (err as Error).message }, 'persisting the desired state failed');
-      }
-      log.info(
-        { version: d.version.slice(0, 12), deployments: d.deployments.map((x) => `${x.name}@${x.revision}`) },
-        'desired state received',
-      );
-      reconciler.setDesired(d);
+      if (d.version === reconciler.desiredVersion) return gate.drop();
+      gate.offer(d);
     },
+    onPreflight: check,
   });
   const metrics = createAgentMetrics(opts.node, {
     reconcileRounds: () => reconciler.rounds,
@@ -97,7 +130,7 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
     lastReportAtMs: () => connection?.lastReportAtMs ?? 0,
     connected: () => connection?.connected ?? false,
   });
-  const facts = new FactsReporter({
+  facts = new FactsReporter({
     gpu: new GpuCollector({ runner: new ExecFileRunner(), binary: opts.nvidiaSmi }),
     host: () => collectHost(() => runtime.info(), reconciler.mountedHostPaths()),
     containers: () => runtime.list(),
@@ -140,7 +173,8 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
     facts,
     metricsUrl,
     async stop() {
-      facts.stop();
+      facts?.stop();
+      gate.stop();
       connection?.stop();
       metricsServer?.close();
       await reconciler.stop();

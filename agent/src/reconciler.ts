@@ -1,5 +1,5 @@
 import { canonicalJson } from '../../proto/canonical.js';
-import type { DesiredState, Event, StatusReport } from '../../proto/gen/fleet/v1/agent.js';
+import type { DesiredState, Event, PreflightResult, StatusReport } from '../../proto/gen/fleet/v1/agent.js';
 import { Backoff } from './backoff.js';
 import type { Logger } from './log.js';
 import { type DesiredContainer, fromSpec, type ObservedContainer } from './model.js';
@@ -25,6 +25,8 @@ export interface ReconcilerDeps {
   /** Rounds per run before giving up until the next trigger (stops a tight crash loop). */
   maxRounds?: number;
   retry?: Backoff;
+  /** The latest preflight result, carried in every report. */
+  preflight?: () => PreflightResult | undefined;
 }
 
 type Executors = { [K in Step['kind']]: (step: Extract<Step, { kind: K }>) => Promise<void> };
@@ -233,6 +235,7 @@ export class Reconciler {
       observedAtMs: this.now(),
       events: this.events,
       converged,
+      preflight: this.deps.preflight?.(),
     };
     const json = canonicalJson({ ...report, observedAtMs: 0, events: [] });
     this.lastReport = { ...report, events: [] };

@@ -1,5 +1,10 @@
 import { contentHash } from '../../proto/canonical.js';
-import type { DeploymentSpec } from '../../proto/gen/fleet/v1/agent.js';
+import type {
+  DeploymentSpec,
+  DesiredState,
+  PreflightCheck,
+  PreflightResult,
+} from '../../proto/gen/fleet/v1/agent.js';
 import type { Store } from './db/store.js';
 import { desiredStateFor, toDeploymentSpec, toServiceSpec } from './desired.js';
 import { parsePlaybook } from './playbook/parse.js';
@@ -8,10 +13,20 @@ import { matchHosts } from './selector.js';
 
 export type ServiceAction = 'create' | 'replace' | 'remove' | 'unchanged';
 
+export interface NodePreflight {
+  /** false when the agent could not be asked (offline, or no answer in time) */
+  checked: boolean;
+  ok: boolean;
+  checks: PreflightCheck[];
+  message: string;
+}
+
 export interface NodePlan {
   node: string;
   connected: boolean;
   services: { service: string; action: ServiceAction }[];
+  /** Check mode only: the agent's own preflight checks of the proposed revision. */
+  preflight?: NodePreflight;
 }
 
 export type ApplyResult =
@@ -26,11 +41,15 @@ export type ApplyResult =
       changed: boolean;
       check: boolean;
       nodes: NodePlan[];
+      /** Check mode: the proposed deployment and the nodes it would go to (not sent to clients). */
+      proposed?: { spec: DeploymentSpec; nodes: string[] };
     };
 
 /** Where desired state goes once stored; the gRPC hub in production, a recorder in tests. */
 export interface DesiredStatePusher {
   push(nodes: readonly string[]): void;
+  /** Runs a node's preflight checks on a proposed desired state; undefined when it cannot answer. */
+  preflight?(node: string, desired: DesiredState, timeoutMs?: number): Promise<PreflightResult | undefined>;
 }
 
 /**
@@ -77,7 +96,8 @@ export class Deployer {
     if (check || !changed) {
       // Same content keeps the current revision, even when only the set of nodes changes.
       const revision = current && current.hash === hash ? current.revision : (current?.revision ?? 0) + 1;
-      return { ...base, revision, changed };
+      const proposed = toDeploymentSpec({ deployment: playbook.name, revision, hash, spec: playbook });
+      return { ...base, revision, changed, proposed: check ? { spec: proposed, nodes: matched } : undefined };
     }
     const revision = this.store.transaction(() => {
       const rev =
@@ -125,6 +145,32 @@ export class Deployer {
       }
     });
     return changed;
+  }
+
+  /**
+   * `fleet apply --check`: asks every node the proposed revision would reach to run its preflight
+   * checks on the desired state it would then have, in parallel, and adds the answers to the plan.
+   */
+  async withPreflight(result: ApplyResult, timeoutMs = 10_000): Promise<ApplyResult> {
+    if (!result.ok || !result.proposed || !this.pusher.preflight) return result;
+    const { spec, nodes } = result.proposed;
+    const plans = await Promise.all(
+      result.nodes.map(async (plan): Promise<NodePlan> => {
+        if (!nodes.includes(plan.node)) return plan;
+        const others = this.desiredFor(plan.node).deployments.filter((d) => d.name !== spec.name);
+        const r = await this.pusher.preflight!(plan.node, desiredStateFor([...others, spec]), timeoutMs);
+        const preflight: NodePreflight = r
+          ? { checked: true, ok: r.ok, checks: r.checks, message: r.ok ? 'checks pass' : 'checks fail' }
+          : {
+              checked: false,
+              ok: false,
+              checks: [],
+              message: plan.connected ? 'agent did not answer in time' : 'agent not connected',
+            };
+        return { ...plan, preflight };
+      }),
+    );
+    return { ...result, nodes: plans };
   }
 
   /** The DesiredState for one node, built from its assignments. */

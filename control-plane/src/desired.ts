@@ -13,6 +13,11 @@ export function toServiceSpec(name: string, s: Playbook['services'][string]): Se
     publish: s.publish ?? 0,
     command: s.command ?? [],
     volumes: s.volumes ?? [],
+    // Absent unless requested, so revisions of services that ask for none keep their old hashes.
+    ...(s.gpus ? { gpus: s.gpus } : {}),
+    ...(s.gpu_memory_mib ? { gpuMemoryMib: s.gpu_memory_mib } : {}),
+    ...(s.model ? { modelPath: s.model.path } : {}),
+    ...(s.model?.sha256 ? { modelSha256: s.model.sha256 } : {}),
   };
 }
 

@@ -30,6 +30,7 @@ export class FactsReporter {
   private base: HostBase | undefined;
   private facts: HostFacts | undefined;
   private sent: HostFacts | undefined;
+  private hostStale = false;
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
   private readonly now: () => number;
@@ -50,9 +51,19 @@ export class FactsReporter {
     if (this.facts) this.publish(this.facts);
   }
 
+  private ready: Promise<void> | undefined;
+
+  /** Resolves once the first host and GPU collection finished (preflight waits for it). */
+  whenReady(): Promise<void> {
+    return this.ready ?? Promise.resolve();
+  }
+
   async start() {
-    await this.pollHost();
-    await this.pollGpu();
+    this.ready = (async () => {
+      await this.pollHost();
+      await this.pollGpu();
+    })();
+    await this.ready;
     this.loop(() => this.pollGpu(), this.deps.gpuIntervalMs ?? 10_000);
     this.loop(() => this.pollHost(), this.deps.hostIntervalMs ?? 300_000);
   }
@@ -62,24 +73,29 @@ export class FactsReporter {
     for (const t of this.timers) clearTimeout(t);
   }
 
+  /** One timer slot per loop, re-armed after each poll finishes (polls never stack). */
   private loop(fn: () => Promise<void>, ms: number) {
+    const slot = this.timers.length;
     const tick = () => {
       if (this.stopped) return;
-      fn().finally(() => {
-        if (!this.stopped) this.timers.push(setTimeout(tick, ms).unref());
-      });
+      fn()
+        .catch((err: Error) => this.deps.log.warn({ err: err.message }, 'facts poll failed'))
+        .finally(() => {
+          if (!this.stopped) this.timers[slot] = setTimeout(tick, ms).unref();
+        });
     };
-    this.timers.push(setTimeout(tick, ms).unref());
+    this.timers[slot] = setTimeout(tick, ms).unref();
   }
 
   private async pollHost() {
     try {
       this.base = await this.deps.host();
-      this.update();
+      this.hostStale = false;
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'host facts failed; keeping the last ones');
-      if (this.facts) this.publish({ ...this.facts, stale: true });
+      this.hostStale = true;
     }
+    this.update();
   }
 
   private async pollGpu() {
@@ -100,9 +116,10 @@ export class FactsReporter {
     this.update(gpu);
   }
 
+  /** Publishes once both halves exist (so the first facts sent already carry GPUs). */
   private update(gpu = this.facts?.gpu) {
-    if (!this.base) return;
-    this.publish({ ...this.base, collectedAtMs: this.now(), gpu, stale: false });
+    if (!this.base || !gpu) return;
+    this.publish({ ...this.base, collectedAtMs: this.now(), gpu, stale: this.hostStale });
   }
 
   private publish(facts: HostFacts) {

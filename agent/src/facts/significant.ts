@@ -1,4 +1,4 @@
-import type { Gpu, HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
+import type { Gpu, GpuFacts, HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
 
 /**
  * Whether new facts are worth sending. GPUs are polled every few seconds and 10,000 agents must
@@ -34,13 +34,18 @@ function gpuChanged(a: Gpu, b: Gpu): boolean {
 
 export function significantChange(prev: HostFacts | undefined, next: HostFacts): boolean {
   if (!prev) return true;
-  const pg = prev.gpu;
-  const ng = next.gpu;
+  return gpuFactsChanged(prev.gpu, next.gpu) || hostChanged(prev, next);
+}
+
+function gpuFactsChanged(pg: GpuFacts | undefined, ng: GpuFacts | undefined): boolean {
   if (!pg || !ng) return pg !== ng;
   if (pg.status !== ng.status || pg.error !== ng.error || pg.driverVersion !== ng.driverVersion) return true;
   if (pg.gpus.length !== ng.gpus.length || pg.gpus.some((g, i) => gpuChanged(g, ng.gpus[i]!))) return true;
-  const procs = (f: HostFacts) => f.gpu!.processes.map((p) => `${p.gpuUuid}/${p.pid}/${p.container}`).join();
-  if (procs(prev) !== procs(next)) return true;
+  const procs = (f: GpuFacts) => f.processes.map((p) => `${p.gpuUuid}/${p.pid}/${p.container}`).join();
+  return procs(pg) !== procs(ng);
+}
+
+function hostChanged(prev: HostFacts, next: HostFacts): boolean {
   if (prev.stale !== next.stale) return true;
   const identity = (f: HostFacts) =>
     [
@@ -57,16 +62,13 @@ export function significantChange(prev: HostFacts | undefined, next: HostFacts):
       f.disks.map((d) => `${d.mount}:${d.roles.join('+')}`).join(),
     ].join('|');
   if (identity(prev) !== identity(next)) return true;
-  if (
-    moved(
-      prev.memoryAvailableBytes,
-      next.memoryAvailableBytes,
-      next.memoryTotalBytes * THRESHOLDS.hostMemoryFraction,
-    )
-  )
-    return true;
+  // Thresholds never drop to 0 (a size that could not be read), or every poll would count.
+  const memLimit = Math.max(1, next.memoryTotalBytes * THRESHOLDS.hostMemoryFraction);
+  if (moved(prev.memoryAvailableBytes, next.memoryAvailableBytes, memLimit)) return true;
   return next.disks.some((d) => {
     const p = prev.disks.find((x) => x.mount === d.mount);
-    return !p || moved(p.availableBytes, d.availableBytes, d.sizeBytes * THRESHOLDS.diskFraction);
+    return (
+      !p || moved(p.availableBytes, d.availableBytes, Math.max(1, d.sizeBytes * THRESHOLDS.diskFraction))
+    );
   });
 }

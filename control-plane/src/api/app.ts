@@ -62,7 +62,9 @@ export const api: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
     { schema: { body: ApplyBody, response: { 200: ApplyReply, ...errors } } },
     async (req) => {
       const { source, file, check = false } = req.body;
-      const result = deps.deployer.apply(source, file, check);
+      const applied = deps.deployer.apply(source, file, check);
+      // Check mode asks the agents themselves whether they could take the proposed revision.
+      const result = check ? await deps.deployer.withPreflight(applied) : applied;
       if (result.ok) return result;
       if (result.reason === 'invalid') {
         const n = result.errors.length;

@@ -35,6 +35,13 @@ export const ApplyBody = T.Object(
 );
 export type ApplyBody = Static<typeof ApplyBody>;
 
+export const PreflightCheckView = T.Object({
+  name: T.String(),
+  ok: T.Boolean(),
+  message: T.String(),
+  service: T.String(),
+});
+
 export const NodePlan = T.Object({
   node: T.String(),
   connected: T.Boolean(),
@@ -47,6 +54,14 @@ export const NodePlan = T.Object({
         T.Literal('remove'),
         T.Literal('unchanged'),
       ]),
+    }),
+  ),
+  preflight: T.Optional(
+    T.Object({
+      checked: T.Boolean(),
+      ok: T.Boolean(),
+      message: T.String(),
+      checks: T.Array(PreflightCheckView),
     }),
   ),
 });
@@ -150,6 +165,13 @@ export const DeploymentDetail = T.Object({
       connected: T.Boolean(),
       revision: T.Integer({ description: 'revision assigned to this node' }),
       services: T.Array(ServiceStatusView),
+      preflight: T.Union([
+        T.Object(
+          { desiredVersion: T.String(), checkedMs: T.Integer(), checks: T.Array(PreflightCheckView) },
+          { description: 'failing checks holding back the newest desired state on this node' },
+        ),
+        T.Null(),
+      ]),
     }),
   ),
   events: T.Array(EventView),

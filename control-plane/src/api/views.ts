@@ -30,6 +30,17 @@ export class Views {
     return this.nodes().find((n) => n.name === name);
   }
 
+  /** A node's failing preflight checks, when they hold back the desired state it should have now. */
+  private failingPreflight(node: string) {
+    const pf = this.store.preflight.get(node);
+    if (!pf || pf.ok || pf.desiredVersion !== this.deployer.desiredFor(node).version) return null;
+    return {
+      desiredVersion: pf.desiredVersion,
+      checkedMs: pf.checkedMs,
+      checks: pf.checks.filter((c) => !c.ok),
+    };
+  }
+
   deployment(name: string): DeploymentDetail | undefined {
     const rev = this.store.deployments.current(name);
     if (!rev) return undefined;
@@ -42,6 +53,7 @@ export class Views {
         connected: node?.connected ?? false,
         revision: a.revision,
         services: statuses.filter((s) => s.node === a.node).map(({ node: _n, deployment: _d, ...s }) => s),
+        preflight: this.failingPreflight(a.node),
       };
     });
     const ready = nodes.length > 0 && nodes.every((n) => nodeReady(n, services));

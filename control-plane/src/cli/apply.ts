@@ -37,7 +37,11 @@ export async function applyCommand(client: FleetClient, file: string, flags: App
     }
     throw err;
   }
-  if (flags.output === 'json' && !flags.wait) return printJson(result);
+  if (flags.output === 'json' && !flags.wait) {
+    printJson(result);
+    if (preflightFailed(result)) process.exitCode = 1;
+    return;
+  }
   if (flags.output === 'text') {
     const verb = flags.check ? 'would apply' : result.changed ? 'applied' : 'unchanged at';
     const was =
@@ -49,7 +53,23 @@ export async function applyCommand(client: FleetClient, file: string, flags: App
       n.services.map((s) => [n.node, n.connected ? 'connected' : 'offline', s.service, s.action]),
     );
     if (rows.length) process.stdout.write(`${table(['NODE', 'AGENT', 'SERVICE', 'ACTION'], rows)}\n`);
+    for (const n of result.nodes) {
+      const pf = n.preflight;
+      if (!pf) continue;
+      if (!pf.checked) {
+        process.stdout.write(`preflight ${n.node}: not checked (${pf.message})\n`);
+        continue;
+      }
+      const failed = pf.checks.filter((c) => !c.ok);
+      process.stdout.write(
+        `preflight ${n.node}: ${failed.length ? 'FAIL' : 'ok'} (${pf.checks.length} checks)\n`,
+      );
+      for (const c of failed)
+        process.stdout.write(`  ${c.name}${c.service ? ` [${c.service}]` : ''}: ${c.message}\n`);
+    }
   }
+  if (flags.check && preflightFailed(result))
+    throw new CliError('preflight checks fail on some nodes; nothing was applied');
   if (flags.wait && !flags.check) {
     const detail = await waitReady(
       client,
@@ -61,4 +81,9 @@ export async function applyCommand(client: FleetClient, file: string, flags: App
     if (flags.output === 'json') printJson({ apply: result, status: detail });
     else process.stdout.write(`${renderStatus(detail)}\n`);
   }
+}
+
+/** Check mode: some node that was asked said it cannot take the revision. */
+function preflightFailed(result: { nodes: { preflight?: { checked: boolean; ok: boolean } }[] }) {
+  return result.nodes.some((n) => n.preflight?.checked && !n.preflight.ok);
 }

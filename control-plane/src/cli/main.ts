@@ -25,6 +25,12 @@ function parseLabel(v: string, prev: Record<string, string> = {}) {
   return { ...prev, [m[1]!]: m[2]! };
 }
 
+function parseGib(v: string) {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`invalid size ${JSON.stringify(v)} (GiB, e.g. 2 or 0.5)`);
+  return n;
+}
+
 function defaultNodeName() {
   return (
     hostname()
@@ -132,6 +138,18 @@ export function buildProgram(): Command {
     .option('--facts-interval <duration>', 'how often host facts are collected', arg(parseDuration), 300_000)
     .option('--nvidia-smi <path>', 'nvidia-smi binary', 'nvidia-smi')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics here ("" for none)', '127.0.0.1:9464')
+    .option(
+      '--preflight-retry <duration>',
+      'how often a desired state that failed preflight is checked again',
+      arg(parseDuration),
+      30_000,
+    )
+    .option(
+      '--min-free-disk <GiB>',
+      "free GiB Docker's filesystem needs before pulling an image",
+      arg(parseGib),
+      2,
+    )
     .action(async (o) => {
       if (!NODE_NAME.test(o.node))
         throw new CliError(
@@ -153,6 +171,8 @@ export function buildProgram(): Command {
         hostIntervalMs: o.factsInterval,
         nvidiaSmi: o.nvidiaSmi,
         metricsListen: o.metricsListen,
+        preflightRetryMs: o.preflightRetry,
+        minFreeDiskBytes: Math.round(o.minFreeDisk * 2 ** 30),
       });
       untilSignal(() => agent.stop());
     });

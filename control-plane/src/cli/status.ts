@@ -39,7 +39,13 @@ export function renderStatus(d: DeploymentDetail): string {
       ]);
     }
   }
-  return `${head}\n${table(['NODE', 'AGENT', 'SERVICE', 'STATE', 'READY', 'ERROR'], rows)}`;
+  const held = d.nodes.flatMap((n) =>
+    (n.preflight?.checks ?? []).map(
+      (c) => `  ${n.node}: preflight ${c.name}${c.service ? ` [${c.service}]` : ''}: ${c.message}`,
+    ),
+  );
+  const preflight = held.length ? `\nheld back (what runs is untouched):\n${held.join('\n')}` : '';
+  return `${head}\n${table(['NODE', 'AGENT', 'SERVICE', 'STATE', 'READY', 'ERROR'], rows)}${preflight}`;
 }
 
 /**
@@ -70,6 +76,10 @@ export async function waitReady(
       }
     }
     if (d.ready && d.revision === revision) return d;
+    // A node whose preflight fails will not move until someone fixes the node or the playbook.
+    if (d.revision === revision && d.nodes.some((n) => n.preflight)) {
+      throw new CliError(`${name}: revision ${revision} held back by preflight checks\n${renderStatus(d)}`);
+    }
     if (Date.now() > deadline) {
       throw new CliError(
         `${name}: revision ${revision} not ready after ${Math.round(timeoutMs / 1000)}s\n${renderStatus(d)}`,

@@ -88,6 +88,16 @@ export const migrations: readonly string[] = [
   ) STRICT;
   CREATE INDEX gpu_samples_node ON gpu_samples(node, id);
   `,
+  // 3: each node's latest preflight result (the checks of the newest desired state it received).
+  `
+  CREATE TABLE node_preflight (
+    node            TEXT PRIMARY KEY,
+    desired_version TEXT NOT NULL,
+    ok              INTEGER NOT NULL,
+    checks          TEXT NOT NULL,
+    checked_ms      INTEGER NOT NULL
+  ) STRICT;
+  `,
 ];
 
 /** Applies every migration past the file's `user_version`, each in its own transaction. */

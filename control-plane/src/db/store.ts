@@ -4,6 +4,7 @@ import { EventRepo } from './events.js';
 import { FactsRepo } from './facts.js';
 import { NodeRepo } from './nodes.js';
 import { openDatabase } from './open.js';
+import { PreflightRepo } from './preflight.js';
 import { StatusRepo } from './status.js';
 
 /** The repositories over one SQLite file, and the only way to group their writes atomically. */
@@ -13,6 +14,7 @@ export class Store {
   readonly status: StatusRepo;
   readonly events: EventRepo;
   readonly facts: FactsRepo;
+  readonly preflight: PreflightRepo;
 
   constructor(readonly db: Database) {
     this.nodes = new NodeRepo(db);
@@ -20,6 +22,7 @@ export class Store {
     this.status = new StatusRepo(db);
     this.events = new EventRepo(db);
     this.facts = new FactsRepo(db);
+    this.preflight = new PreflightRepo(db);
   }
 
   static open(file: string): Store {

@@ -1,5 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
-import type { AgentMessage, ControlMessage, Hello, StatusReport } from '../../../proto/gen/fleet/v1/agent.js';
+import type {
+  AgentMessage,
+  ControlMessage,
+  DesiredState,
+  Hello,
+  PreflightResult,
+  StatusReport,
+} from '../../../proto/gen/fleet/v1/agent.js';
 import { ServiceState } from '../../../proto/gen/fleet/v1/agent.js';
 import type { Store } from '../db/store.js';
 import type { Deployer, DesiredStatePusher } from '../deployer.js';
@@ -27,6 +35,8 @@ const stateName: Record<ServiceState, string> = {
  */
 export class AgentHub implements DesiredStatePusher {
   private readonly streams = new Map<string, AgentStream>();
+  /** `fleet apply --check` requests waiting for an agent's answer, by request id. */
+  private readonly waiting = new Map<string, { node: string; resolve: (r: PreflightResult) => void }>();
   private deployer?: Deployer;
 
   constructor(
@@ -49,6 +59,26 @@ export class AgentHub implements DesiredStatePusher {
     const now = this.now();
     for (const node of this.streams.keys()) this.store.nodes.setConnected(node, false, now);
     this.streams.clear();
+  }
+
+  /**
+   * Asks a connected agent to run its preflight checks on a proposed desired state. Resolves
+   * undefined when the node is not connected or does not answer within `timeoutMs`.
+   */
+  preflight(node: string, desired: DesiredState, timeoutMs = 10_000): Promise<PreflightResult | undefined> {
+    const stream = this.streams.get(node);
+    if (!stream) return Promise.resolve(undefined);
+    const requestId = randomUUID();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      const done = (r: PreflightResult | undefined) => {
+        clearTimeout(timer);
+        this.waiting.delete(requestId);
+        resolve(r);
+      };
+      this.waiting.set(requestId, { node, resolve: done });
+      stream.write({ msg: { $case: 'preflight', preflight: { requestId, desired } } });
+    });
   }
 
   connectedNodes(): string[] {
@@ -159,6 +189,12 @@ export class AgentHub implements DesiredStatePusher {
         });
         return;
       }
+      case 'preflightResult': {
+        const { requestId, result } = m.msg.preflightResult;
+        const waiter = this.waiting.get(requestId);
+        if (waiter && waiter.node === node && result) waiter.resolve(result);
+        return;
+      }
       case 'hello':
         throw new Error('hello sent twice on one stream');
       default:
@@ -201,6 +237,7 @@ export class AgentHub implements DesiredStatePusher {
           updatedMs: now,
         })),
       );
+      if (report.preflight) this.store.preflight.record(node, report.preflight);
       for (const e of report.events) {
         this.store.events.add({
           atMs: e.atMs || now,

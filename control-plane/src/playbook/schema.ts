@@ -31,6 +31,28 @@ export const serviceSchema = {
     publish: port,
     command: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
     volumes: { type: 'array', items: { type: 'string' }, default: [] },
+    gpus: { type: 'integer', minimum: 0, maximum: 64 },
+    gpu_memory_mib: { type: 'integer', minimum: 1 },
+    model: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['path'],
+      properties: {
+        path: {
+          type: 'string',
+          minLength: 2,
+          pattern: '^/',
+          'x-what': 'model path',
+          'x-hint': 'the model file as the container sees it, e.g. /models/telechat-7b.Q8_0.gguf',
+        },
+        sha256: {
+          type: 'string',
+          pattern: '^[0-9a-f]{64}$',
+          'x-what': 'sha256',
+          'x-hint': '64 lowercase hex digits (sha256sum output)',
+        },
+      },
+    },
   },
 } as const;
 

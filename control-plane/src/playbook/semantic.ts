@@ -6,7 +6,7 @@
 import { checkImageRef } from './image-ref.js';
 import { childPointer, type PositionIndex } from './positions.js';
 import type { ParseOptions, PlaybookError } from './types.js';
-import { checkVolume } from './volumes.js';
+import { checkVolume, normalize } from './volumes.js';
 
 /** Service names become part of container names and DNS names; kept short to leave room for suffixes. */
 export const SERVICE_NAME = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;
@@ -79,6 +79,27 @@ export function checkSemantics(
             index.error(index.valuePos(childPointer(at('volumes'), i)), problem.reason, problem.hint),
           );
       });
+    }
+
+    // The model file must be reachable inside the container: under one of the service's volumes.
+    const model = svc.model as { path?: unknown } | undefined;
+    if (isObject(model) && typeof model.path === 'string') {
+      const mounts = (Array.isArray(svc.volumes) ? svc.volumes : []).filter(
+        (v): v is string => typeof v === 'string',
+      );
+      const inside = mounts.some((v) => {
+        const target = normalize(v.split(':')[1] ?? '');
+        return target !== '/' && normalize(model.path as string).startsWith(`${target}/`);
+      });
+      if (!inside) {
+        errors.push(
+          index.error(
+            index.valuePos(childPointer(at('model'), 'path')),
+            `model path '${model.path}' is not under any of this service's volumes`,
+            'mount the model directory (volumes: ["/data/models:/models:ro"]) and give the path inside it',
+          ),
+        );
+      }
     }
 
     if (typeof svc.publish === 'number') {

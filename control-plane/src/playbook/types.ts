@@ -53,4 +53,10 @@ export interface ServiceSpec {
   command?: string[];
   /** Bind mounts "HOST:CONTAINER[:ro|rw]" with absolute paths; sensitive host paths are refused. Default []. */
   volumes: string[];
+  /** GPUs per replica; preflight checks the node has them (assignment arrives with a later issue). */
+  gpus?: number;
+  /** Free memory each of those GPUs needs, MiB. */
+  gpu_memory_mib?: number;
+  /** The model file as the container sees it (under a volume), and optionally its sha256: preflight checks both. */
+  model?: { path: string; sha256?: string };
 }

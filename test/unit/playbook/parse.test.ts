@@ -343,11 +343,29 @@ const errRows: ErrRow[] = [
   },
   {
     name: 'v1-unsupported key',
-    yaml: svc('image: nginx', 'gpus: 1'),
+    yaml: svc('image: nginx', 'health: {}'),
     line: 6,
     col: 5,
-    message: "unknown key 'gpus'",
+    message: "unknown key 'health'",
     hint: 'not supported in playbook v1',
+  },
+  {
+    name: 'model path outside the volumes',
+    yaml: svc('image: nginx', 'volumes: ["/data/m:/models:ro"]', 'model: { path: /weights/x.gguf }'),
+    line: 7,
+    col: 20,
+    message: "model path '/weights/x.gguf' is not under any of this service's volumes",
+  },
+  {
+    name: 'model sha256 not hex',
+    yaml: svc(
+      'image: nginx',
+      'volumes: ["/data/m:/models:ro"]',
+      'model: { path: /models/x.gguf, sha256: abc }',
+    ),
+    line: 7,
+    col: 44,
+    message: 'invalid sha256',
   },
   {
     name: 'multi-document',
@@ -388,12 +406,12 @@ for (const row of errRows) {
 
 test('the full DESIGN.md example is refused only for the keys v1 does not accept', () => {
   const full = DESIGN_EXAMPLE_V1.replace('vars:', 'serial: 1\nmax_fail_percentage: 0\nvars:')
-    .replace('    port: 8070\n', '    port: 8070\n    gpus: 1\n    health: { path: /health }\n')
+    .replace('    port: 8070\n', '    port: 8070\n    health: { path: /health }\n')
     .concat('proxy:\n  listen: 80\n');
   const errors = errorsOf(parsePlaybook(full, 'prod.yaml'));
   assert.deepEqual(
     errors.map((e) => e.message),
-    ['serial', 'max_fail_percentage', 'gpus', 'health', 'proxy'].map((k) =>
+    ['serial', 'max_fail_percentage', 'health', 'proxy'].map((k) =>
       ['serial', 'max_fail_percentage', 'proxy'].includes(k)
         ? `unknown key '${k}' at top level`
         : `unknown key '${k}' in services.telechat`,

@@ -87,11 +87,12 @@ export interface AgentMessage {
     | { $case: "status"; status: StatusReport }
     | { $case: "ack"; ack: Ack }
     | { $case: "facts"; facts: HostFacts }
+    | { $case: "preflightResult"; preflightResult: PreflightResponse }
     | undefined;
 }
 
 export interface ControlMessage {
-  msg: { $case: "desired"; desired: DesiredState } | undefined;
+  msg: { $case: "desired"; desired: DesiredState } | { $case: "preflight"; preflight: PreflightRequest } | undefined;
 }
 
 export interface Hello {
@@ -144,6 +145,14 @@ export interface ServiceSpec {
   publish: number;
   command: string[];
   volumes: string[];
+  /** GPUs per replica, and the free memory (MiB) each must have; 0 when not requested. */
+  gpus?: number | undefined;
+  gpuMemoryMib?:
+    | number
+    | undefined;
+  /** The model file as the container sees it, and its expected sha256 (may be empty). */
+  modelPath?: string | undefined;
+  modelSha256?: string | undefined;
 }
 
 export interface ServiceSpec_EnvEntry {
@@ -198,6 +207,41 @@ export interface StatusReport {
   events: Event[];
   /** True when the last round ended with an empty plan. */
   converged: boolean;
+  /**
+   * The checks of the newest desired state received; when they fail, the agent keeps running the
+   * previous one and says why here.
+   */
+  preflight?: PreflightResult | undefined;
+}
+
+export interface PreflightCheck {
+  /** docker, nvidia-runtime, gpus, gpu-memory, model-file, model-sha256, disk */
+  name: string;
+  ok: boolean;
+  message: string;
+  /** deployment/service the check is for; empty for node-wide checks */
+  service: string;
+}
+
+export interface PreflightResult {
+  desiredVersion: string;
+  ok: boolean;
+  checks: PreflightCheck[];
+  checkedAtMs: number;
+}
+
+/**
+ * The control plane asks an agent to check a proposed desired state without applying it
+ * (`fleet apply --check`).
+ */
+export interface PreflightRequest {
+  requestId: string;
+  desired: DesiredState | undefined;
+}
+
+export interface PreflightResponse {
+  requestId: string;
+  result: PreflightResult | undefined;
 }
 
 /** Host facts, sent on connect and whenever they change significantly (not on every poll). */
@@ -306,6 +350,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "facts":
         HostFacts.encode(message.msg.facts, writer.uint32(42).fork()).join();
         break;
+      case "preflightResult":
+        PreflightResponse.encode(message.msg.preflightResult, writer.uint32(50).fork()).join();
+        break;
     }
     return writer;
   },
@@ -363,6 +410,17 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.msg = { $case: "facts", facts: HostFacts.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.msg = {
+              $case: "preflightResult",
+              preflightResult: PreflightResponse.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -387,6 +445,10 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         ? { $case: "ack", ack: Ack.fromJSON(object.ack) }
         : isSet(object.facts)
         ? { $case: "facts", facts: HostFacts.fromJSON(object.facts) }
+        : isSet(object.preflightResult)
+        ? { $case: "preflightResult", preflightResult: PreflightResponse.fromJSON(object.preflightResult) }
+        : isSet(object.preflight_result)
+        ? { $case: "preflightResult", preflightResult: PreflightResponse.fromJSON(object.preflight_result) }
         : undefined,
     };
   },
@@ -403,6 +465,8 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       obj.ack = Ack.toJSON(message.msg.ack);
     } else if (message.msg?.$case === "facts") {
       obj.facts = HostFacts.toJSON(message.msg.facts);
+    } else if (message.msg?.$case === "preflightResult") {
+      obj.preflightResult = PreflightResponse.toJSON(message.msg.preflightResult);
     }
     return obj;
   },
@@ -443,6 +507,15 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         }
         break;
       }
+      case "preflightResult": {
+        if (object.msg?.preflightResult !== undefined && object.msg?.preflightResult !== null) {
+          message.msg = {
+            $case: "preflightResult",
+            preflightResult: PreflightResponse.fromPartial(object.msg.preflightResult),
+          };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -457,6 +530,9 @@ export const ControlMessage: MessageFns<ControlMessage> = {
     switch (message.msg?.$case) {
       case "desired":
         DesiredState.encode(message.msg.desired, writer.uint32(10).fork()).join();
+        break;
+      case "preflight":
+        PreflightRequest.encode(message.msg.preflight, writer.uint32(18).fork()).join();
         break;
     }
     return writer;
@@ -483,6 +559,14 @@ export const ControlMessage: MessageFns<ControlMessage> = {
             message.msg = { $case: "desired", desired: DesiredState.decode(reader, reader.uint32()) };
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.msg = { $case: "preflight", preflight: PreflightRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -497,7 +581,11 @@ export const ControlMessage: MessageFns<ControlMessage> = {
 
   fromJSON(object: any): ControlMessage {
     return {
-      msg: isSet(object.desired) ? { $case: "desired", desired: DesiredState.fromJSON(object.desired) } : undefined,
+      msg: isSet(object.desired)
+        ? { $case: "desired", desired: DesiredState.fromJSON(object.desired) }
+        : isSet(object.preflight)
+        ? { $case: "preflight", preflight: PreflightRequest.fromJSON(object.preflight) }
+        : undefined,
     };
   },
 
@@ -505,6 +593,8 @@ export const ControlMessage: MessageFns<ControlMessage> = {
     const obj: any = {};
     if (message.msg?.$case === "desired") {
       obj.desired = DesiredState.toJSON(message.msg.desired);
+    } else if (message.msg?.$case === "preflight") {
+      obj.preflight = PreflightRequest.toJSON(message.msg.preflight);
     }
     return obj;
   },
@@ -518,6 +608,12 @@ export const ControlMessage: MessageFns<ControlMessage> = {
       case "desired": {
         if (object.msg?.desired !== undefined && object.msg?.desired !== null) {
           message.msg = { $case: "desired", desired: DesiredState.fromPartial(object.msg.desired) };
+        }
+        break;
+      }
+      case "preflight": {
+        if (object.msg?.preflight !== undefined && object.msg?.preflight !== null) {
+          message.msg = { $case: "preflight", preflight: PreflightRequest.fromPartial(object.msg.preflight) };
         }
         break;
       }
@@ -1221,7 +1317,20 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
 };
 
 function createBaseServiceSpec(): ServiceSpec {
-  return { name: "", image: "", replicas: 0, env: {}, port: 0, publish: 0, command: [], volumes: [] };
+  return {
+    name: "",
+    image: "",
+    replicas: 0,
+    env: {},
+    port: 0,
+    publish: 0,
+    command: [],
+    volumes: [],
+    gpus: undefined,
+    gpuMemoryMib: undefined,
+    modelPath: undefined,
+    modelSha256: undefined,
+  };
 }
 
 export const ServiceSpec: MessageFns<ServiceSpec> = {
@@ -1249,6 +1358,18 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     }
     for (const v of message.volumes) {
       writer.uint32(66).string(v!);
+    }
+    if (message.gpus !== undefined) {
+      writer.uint32(72).uint32(message.gpus);
+    }
+    if (message.gpuMemoryMib !== undefined) {
+      writer.uint32(80).uint32(message.gpuMemoryMib);
+    }
+    if (message.modelPath !== undefined) {
+      writer.uint32(90).string(message.modelPath);
+    }
+    if (message.modelSha256 !== undefined) {
+      writer.uint32(98).string(message.modelSha256);
     }
     return writer;
   },
@@ -1333,6 +1454,38 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
             message.volumes.push(reader.string());
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.gpus = reader.uint32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.gpuMemoryMib = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.modelPath = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.modelSha256 = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1368,6 +1521,22 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
       publish: isSet(object.publish) ? globalThis.Number(object.publish) : 0,
       command: globalThis.Array.isArray(object?.command) ? object.command.map((e: any) => globalThis.String(e)) : [],
       volumes: globalThis.Array.isArray(object?.volumes) ? object.volumes.map((e: any) => globalThis.String(e)) : [],
+      gpus: isSet(object.gpus) ? globalThis.Number(object.gpus) : undefined,
+      gpuMemoryMib: isSet(object.gpuMemoryMib)
+        ? globalThis.Number(object.gpuMemoryMib)
+        : isSet(object.gpu_memory_mib)
+        ? globalThis.Number(object.gpu_memory_mib)
+        : undefined,
+      modelPath: isSet(object.modelPath)
+        ? globalThis.String(object.modelPath)
+        : isSet(object.model_path)
+        ? globalThis.String(object.model_path)
+        : undefined,
+      modelSha256: isSet(object.modelSha256)
+        ? globalThis.String(object.modelSha256)
+        : isSet(object.model_sha256)
+        ? globalThis.String(object.model_sha256)
+        : undefined,
     };
   },
 
@@ -1403,6 +1572,18 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     if (message.volumes?.length) {
       obj.volumes = message.volumes;
     }
+    if (message.gpus !== undefined) {
+      obj.gpus = Math.round(message.gpus);
+    }
+    if (message.gpuMemoryMib !== undefined) {
+      obj.gpuMemoryMib = Math.round(message.gpuMemoryMib);
+    }
+    if (message.modelPath !== undefined) {
+      obj.modelPath = message.modelPath;
+    }
+    if (message.modelSha256 !== undefined) {
+      obj.modelSha256 = message.modelSha256;
+    }
     return obj;
   },
 
@@ -1427,6 +1608,10 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     message.publish = object.publish ?? 0;
     message.command = object.command?.map((e) => e) || [];
     message.volumes = object.volumes?.map((e) => e) || [];
+    message.gpus = object.gpus ?? undefined;
+    message.gpuMemoryMib = object.gpuMemoryMib ?? undefined;
+    message.modelPath = object.modelPath ?? undefined;
+    message.modelSha256 = object.modelSha256 ?? undefined;
     return message;
   },
 };
@@ -2104,7 +2289,7 @@ export const Event: MessageFns<Event> = {
 };
 
 function createBaseStatusReport(): StatusReport {
-  return { desiredVersion: "", services: [], observedAtMs: 0, events: [], converged: false };
+  return { desiredVersion: "", services: [], observedAtMs: 0, events: [], converged: false, preflight: undefined };
 }
 
 export const StatusReport: MessageFns<StatusReport> = {
@@ -2123,6 +2308,9 @@ export const StatusReport: MessageFns<StatusReport> = {
     }
     if (message.converged !== false) {
       writer.uint32(40).bool(message.converged);
+    }
+    if (message.preflight !== undefined) {
+      PreflightResult.encode(message.preflight, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -2180,6 +2368,14 @@ export const StatusReport: MessageFns<StatusReport> = {
             message.converged = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.preflight = PreflightResult.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2209,6 +2405,7 @@ export const StatusReport: MessageFns<StatusReport> = {
         : 0,
       events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => Event.fromJSON(e)) : [],
       converged: isSet(object.converged) ? globalThis.Boolean(object.converged) : false,
+      preflight: isSet(object.preflight) ? PreflightResult.fromJSON(object.preflight) : undefined,
     };
   },
 
@@ -2229,6 +2426,9 @@ export const StatusReport: MessageFns<StatusReport> = {
     if (message.converged !== false) {
       obj.converged = message.converged;
     }
+    if (message.preflight !== undefined) {
+      obj.preflight = PreflightResult.toJSON(message.preflight);
+    }
     return obj;
   },
 
@@ -2242,6 +2442,433 @@ export const StatusReport: MessageFns<StatusReport> = {
     message.observedAtMs = object.observedAtMs ?? 0;
     message.events = object.events?.map((e) => Event.fromPartial(e)) || [];
     message.converged = object.converged ?? false;
+    message.preflight = (object.preflight !== undefined && object.preflight !== null)
+      ? PreflightResult.fromPartial(object.preflight)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePreflightCheck(): PreflightCheck {
+  return { name: "", ok: false, message: "", service: "" };
+}
+
+export const PreflightCheck: MessageFns<PreflightCheck> = {
+  encode(message: PreflightCheck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.ok !== false) {
+      writer.uint32(16).bool(message.ok);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    if (message.service !== "") {
+      writer.uint32(34).string(message.service);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PreflightCheck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePreflightCheck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ok = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.service = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PreflightCheck {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      ok: isSet(object.ok) ? globalThis.Boolean(object.ok) : false,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      service: isSet(object.service) ? globalThis.String(object.service) : "",
+    };
+  },
+
+  toJSON(message: PreflightCheck): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.ok !== false) {
+      obj.ok = message.ok;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.service !== "") {
+      obj.service = message.service;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PreflightCheck>, I>>(base?: I): PreflightCheck {
+    return PreflightCheck.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PreflightCheck>, I>>(object: I): PreflightCheck {
+    const message = createBasePreflightCheck();
+    message.name = object.name ?? "";
+    message.ok = object.ok ?? false;
+    message.message = object.message ?? "";
+    message.service = object.service ?? "";
+    return message;
+  },
+};
+
+function createBasePreflightResult(): PreflightResult {
+  return { desiredVersion: "", ok: false, checks: [], checkedAtMs: 0 };
+}
+
+export const PreflightResult: MessageFns<PreflightResult> = {
+  encode(message: PreflightResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.desiredVersion !== "") {
+      writer.uint32(10).string(message.desiredVersion);
+    }
+    if (message.ok !== false) {
+      writer.uint32(16).bool(message.ok);
+    }
+    for (const v of message.checks) {
+      PreflightCheck.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.checkedAtMs !== 0) {
+      writer.uint32(32).int64(message.checkedAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PreflightResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePreflightResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.desiredVersion = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ok = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.checks.push(PreflightCheck.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.checkedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PreflightResult {
+    return {
+      desiredVersion: isSet(object.desiredVersion)
+        ? globalThis.String(object.desiredVersion)
+        : isSet(object.desired_version)
+        ? globalThis.String(object.desired_version)
+        : "",
+      ok: isSet(object.ok) ? globalThis.Boolean(object.ok) : false,
+      checks: globalThis.Array.isArray(object?.checks) ? object.checks.map((e: any) => PreflightCheck.fromJSON(e)) : [],
+      checkedAtMs: isSet(object.checkedAtMs)
+        ? globalThis.Number(object.checkedAtMs)
+        : isSet(object.checked_at_ms)
+        ? globalThis.Number(object.checked_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: PreflightResult): unknown {
+    const obj: any = {};
+    if (message.desiredVersion !== "") {
+      obj.desiredVersion = message.desiredVersion;
+    }
+    if (message.ok !== false) {
+      obj.ok = message.ok;
+    }
+    if (message.checks?.length) {
+      obj.checks = message.checks.map((e) => PreflightCheck.toJSON(e));
+    }
+    if (message.checkedAtMs !== 0) {
+      obj.checkedAtMs = Math.round(message.checkedAtMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PreflightResult>, I>>(base?: I): PreflightResult {
+    return PreflightResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PreflightResult>, I>>(object: I): PreflightResult {
+    const message = createBasePreflightResult();
+    message.desiredVersion = object.desiredVersion ?? "";
+    message.ok = object.ok ?? false;
+    message.checks = object.checks?.map((e) => PreflightCheck.fromPartial(e)) || [];
+    message.checkedAtMs = object.checkedAtMs ?? 0;
+    return message;
+  },
+};
+
+function createBasePreflightRequest(): PreflightRequest {
+  return { requestId: "", desired: undefined };
+}
+
+export const PreflightRequest: MessageFns<PreflightRequest> = {
+  encode(message: PreflightRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    if (message.desired !== undefined) {
+      DesiredState.encode(message.desired, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PreflightRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePreflightRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.desired = DesiredState.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PreflightRequest {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      desired: isSet(object.desired) ? DesiredState.fromJSON(object.desired) : undefined,
+    };
+  },
+
+  toJSON(message: PreflightRequest): unknown {
+    const obj: any = {};
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.desired !== undefined) {
+      obj.desired = DesiredState.toJSON(message.desired);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PreflightRequest>, I>>(base?: I): PreflightRequest {
+    return PreflightRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PreflightRequest>, I>>(object: I): PreflightRequest {
+    const message = createBasePreflightRequest();
+    message.requestId = object.requestId ?? "";
+    message.desired = (object.desired !== undefined && object.desired !== null)
+      ? DesiredState.fromPartial(object.desired)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePreflightResponse(): PreflightResponse {
+  return { requestId: "", result: undefined };
+}
+
+export const PreflightResponse: MessageFns<PreflightResponse> = {
+  encode(message: PreflightResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    if (message.result !== undefined) {
+      PreflightResult.encode(message.result, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PreflightResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePreflightResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.result = PreflightResult.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PreflightResponse {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      result: isSet(object.result) ? PreflightResult.fromJSON(object.result) : undefined,
+    };
+  },
+
+  toJSON(message: PreflightResponse): unknown {
+    const obj: any = {};
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.result !== undefined) {
+      obj.result = PreflightResult.toJSON(message.result);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PreflightResponse>, I>>(base?: I): PreflightResponse {
+    return PreflightResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PreflightResponse>, I>>(object: I): PreflightResponse {
+    const message = createBasePreflightResponse();
+    message.requestId = object.requestId ?? "";
+    message.result = (object.result !== undefined && object.result !== null)
+      ? PreflightResult.fromPartial(object.result)
+      : undefined;
     return message;
   },
 };

@@ -1,0 +1,154 @@
+import type {
+  DesiredState,
+  GpuFacts,
+  PreflightCheck,
+  PreflightResult,
+} from '../../../proto/gen/fleet/v1/agent.js';
+
+/** What the node offers, gathered by the probe before the checks run. */
+export interface NodeOffer {
+  docker: { ok: true; runtimes: string[]; rootDir: string } | { ok: false; error: string };
+  gpu: GpuFacts | undefined;
+  /** Free bytes on the filesystem holding Docker's data; undefined when unknown. */
+  dockerFreeBytes: number | undefined;
+  imagesPresent: ReadonlySet<string>;
+}
+
+export interface FileFacts {
+  exists: boolean;
+  sha256?: string;
+  error?: string;
+}
+
+export interface CheckOptions {
+  /** Free space Docker's filesystem must keep before pulling an image whose size is not known yet. */
+  minFreeDiskBytes: number;
+  now: number;
+}
+
+/** The host path a container path maps to through `HOST:CONTAINER[:mode]` volumes. */
+export function hostPathOf(containerPath: string, volumes: readonly string[]): string | undefined {
+  let best: { host: string; target: string } | undefined;
+  for (const v of volumes) {
+    const [host = '', target = ''] = v.split(':');
+    const t = target.replace(/\/+$/, '');
+    if (containerPath.startsWith(`${t}/`) && (!best || t.length > best.target.length))
+      best = { host, target: t };
+  }
+  return best && `${best.host.replace(/\/+$/, '')}${containerPath.slice(best.target.length)}`;
+}
+
+/** Every model file a desired state needs, as host paths, with the checksum to expect. */
+export function modelFiles(desired: DesiredState): { service: string; hostPath: string; sha256: string }[] {
+  const out: { service: string; hostPath: string; sha256: string }[] = [];
+  for (const d of desired.deployments) {
+    for (const s of d.services) {
+      if (!s.modelPath) continue;
+      const hostPath = hostPathOf(s.modelPath, s.volumes);
+      if (hostPath) out.push({ service: `${d.name}/${s.name}`, hostPath, sha256: s.modelSha256 ?? '' });
+    }
+  }
+  return out;
+}
+
+/**
+ * Decides whether a node can take a desired state. Pure: the probe gathers facts and file
+ * checksums first, so every rule here is table-tested. A failed check means the agent applies
+ * nothing of that state and keeps what runs.
+ */
+export function evaluate(
+  desired: DesiredState,
+  offer: NodeOffer,
+  files: ReadonlyMap<string, FileFacts>,
+  opts: CheckOptions,
+): PreflightResult {
+  const checks: PreflightCheck[] = [];
+  const check = (name: string, ok: boolean, message: string, service = '') =>
+    checks.push({ name, ok, message, service });
+
+  check(
+    'docker',
+    offer.docker.ok,
+    offer.docker.ok ? 'Docker Engine reachable' : `Docker unreachable: ${offer.docker.error}`,
+  );
+
+  const gpuServices = desired.deployments.flatMap((d) =>
+    d.services.filter((s) => (s.gpus ?? 0) > 0).map((s) => ({ key: `${d.name}/${s.name}`, s })),
+  );
+  if (gpuServices.length) {
+    const runtimes = offer.docker.ok ? offer.docker.runtimes : [];
+    check(
+      'nvidia-runtime',
+      runtimes.includes('nvidia'),
+      runtimes.includes('nvidia')
+        ? 'Docker has the nvidia runtime'
+        : `GPUs requested but Docker has no nvidia runtime (runtimes: ${runtimes.join(', ') || 'none'}); install nvidia-container-toolkit and run nvidia-ctk runtime configure`,
+    );
+    const g = offer.gpu;
+    const have = g && (g.status === 'ok' || g.status === 'stale') ? g.gpus : [];
+    const need = gpuServices.reduce((n, { s }) => n + (s.gpus ?? 0) * s.replicas, 0);
+    if (!g || g.status === 'absent')
+      check('gpus', false, `needs ${need} GPU(s); this node has no nvidia-smi (no GPUs)`);
+    else if (g.status === 'error') check('gpus', false, `needs ${need} GPU(s); nvidia-smi fails: ${g.error}`);
+    else {
+      check(
+        'gpus',
+        have.length >= need,
+        `needs ${need} GPU(s) for ${gpuServices.map((x) => x.key).join(', ')}; node has ${have.length}`,
+      );
+    }
+    for (const { key, s } of gpuServices) {
+      if (!s.gpuMemoryMib) continue;
+      const roomy = have.filter((x) => (x.memoryFreeMib ?? 0) >= s.gpuMemoryMib!).length;
+      const wanted = (s.gpus ?? 0) * s.replicas;
+      check(
+        'gpu-memory',
+        roomy >= wanted,
+        `needs ${wanted} GPU(s) with ${s.gpuMemoryMib} MiB free; ${roomy} of ${have.length} have it`,
+        key,
+      );
+    }
+  }
+
+  for (const m of modelFiles(desired)) {
+    const f = files.get(m.hostPath);
+    if (!f?.exists) {
+      check(
+        'model-file',
+        false,
+        `model file ${m.hostPath} not found${f?.error ? ` (${f.error})` : ''}`,
+        m.service,
+      );
+      continue;
+    }
+    check('model-file', true, `model file ${m.hostPath} present`, m.service);
+    if (m.sha256) {
+      const ok = f.sha256 === m.sha256;
+      check(
+        'model-sha256',
+        ok,
+        ok
+          ? `sha256 matches`
+          : `sha256 of ${m.hostPath} is ${f.sha256 ?? 'unknown'}, playbook expects ${m.sha256}`,
+        m.service,
+      );
+    }
+  }
+
+  const missingImages = [
+    ...new Set(
+      desired.deployments
+        .flatMap((d) => d.services.map((s) => s.image))
+        .filter((i) => !offer.imagesPresent.has(i)),
+    ),
+  ];
+  if (missingImages.length && offer.dockerFreeBytes !== undefined) {
+    const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
+    check(
+      'disk',
+      offer.dockerFreeBytes >= opts.minFreeDiskBytes,
+      `${gib(offer.dockerFreeBytes)} free for Docker data; pulling ${missingImages.join(', ')} needs at least ${gib(opts.minFreeDiskBytes)}`,
+    );
+  }
+  return { desiredVersion: desired.version, ok: checks.every((c) => c.ok), checks, checkedAtMs: opts.now };
+}
