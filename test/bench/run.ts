@@ -17,6 +17,7 @@ import { StateStore } from '../../agent/src/state-store.js';
 import { Cluster } from '../helpers/cluster.js';
 import { docker, REGISTRY, requireEngines } from '../helpers/engines.js';
 import { freePort, waitFor } from '../helpers/procs.js';
+import { benchFacts } from './facts.js';
 import { benchInference } from './inference.js';
 import { fmt, median, quantile } from './stats.js';
 
@@ -124,6 +125,10 @@ async function noopRound(cluster: Cluster) {
 }
 
 async function main() {
+  if (process.argv.includes('--facts-only')) {
+    process.stdout.write(`${(await benchFacts()).join('\n')}\n`);
+    return;
+  }
   if (process.argv.includes('--inference-only')) {
     process.stdout.write(`${(await benchInference()).join('\n')}\n`);
     return;
@@ -157,6 +162,7 @@ async function main() {
       } (target: one list)`,
     ];
     lines.push('', ...(await benchInference()));
+    lines.push('', ...(await benchFacts()));
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     await cluster.close();
