@@ -162,4 +162,24 @@ describe('preflight: checks before a revision is applied', { timeout: 180_000 },
     assert.equal(still.Id, before.Id);
     assert.equal(still.State.StartedAt, before.State.StartedAt);
   });
+
+  test('too few GPUs holds the revision back, with the reason, and leaves what runs untouched', async () => {
+    const before = await web();
+    const r = await cluster.cli(
+      'apply',
+      cluster.playbook('gpus.yaml', book({ model: 'b.gguf', gpus: 2, greeting: 'g', port })),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const d = await waitFor('GPU failure reported', async () => {
+      const x = await status();
+      return x.revision === 4 && x.nodes[0]!.preflight ? x : undefined;
+    });
+    const reasons = Object.fromEntries(d.nodes[0]!.preflight!.checks.map((c) => [c.name, c.message]));
+    assert.match(reasons.gpus ?? '', /needs 2 GPU\(s\) .*node has 1/);
+    assert.match(reasons['nvidia-runtime'] ?? '', /no nvidia runtime/);
+    await new Promise((res) => setTimeout(res, 1500));
+    const still = await web();
+    assert.equal(still.Id, before.Id);
+    assert.equal(still.State.StartedAt, before.State.StartedAt);
+  });
 });

@@ -32,8 +32,9 @@ export function hostPathOf(containerPath: string, volumes: readonly string[]): s
   for (const v of volumes) {
     const [host = '', target = ''] = v.split(':');
     const t = target.replace(/\/+$/, '');
-    if (containerPath.startsWith(`${t}/`) && (!best || t.length > best.target.length))
-      best = { host, target: t };
+    // A directory mount holds the paths below it; a single-file mount is the path itself.
+    const inside = containerPath === t || containerPath.startsWith(`${t}/`);
+    if (inside && (!best || t.length > best.target.length)) best = { host, target: t };
   }
   return best && `${best.host.replace(/\/+$/, '')}${containerPath.slice(best.target.length)}`;
 }
@@ -97,14 +98,20 @@ export function evaluate(
         `needs ${need} GPU(s) for ${gpuServices.map((x) => x.key).join(', ')}; node has ${have.length}`,
       );
     }
-    for (const { key, s } of gpuServices) {
-      if (!s.gpuMemoryMib) continue;
-      const roomy = have.filter((x) => (x.memoryFreeMib ?? 0) >= s.gpuMemoryMib!).length;
+    // Each GPU serves one replica: hand out distinct GPUs, largest memory need first, so two
+    // services cannot both count the one GPU that has room.
+    const taken = new Set<string>();
+    const byNeed = gpuServices
+      .filter(({ s }) => s.gpuMemoryMib)
+      .sort((a, b) => b.s.gpuMemoryMib! - a.s.gpuMemoryMib!);
+    for (const { key, s } of byNeed) {
       const wanted = (s.gpus ?? 0) * s.replicas;
+      const roomy = have.filter((x) => !taken.has(x.uuid) && (x.memoryFreeMib ?? 0) >= s.gpuMemoryMib!);
+      for (const g of roomy.slice(0, wanted)) taken.add(g.uuid);
       check(
         'gpu-memory',
-        roomy >= wanted,
-        `needs ${wanted} GPU(s) with ${s.gpuMemoryMib} MiB free; ${roomy} of ${have.length} have it`,
+        roomy.length >= wanted,
+        `needs ${wanted} GPU(s) with ${s.gpuMemoryMib} MiB free; ${roomy.length} of ${have.length} still have it`,
         key,
       );
     }

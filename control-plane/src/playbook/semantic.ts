@@ -89,7 +89,8 @@ export function checkSemantics(
       );
       const inside = mounts.some((v) => {
         const target = normalize(v.split(':')[1] ?? '');
-        return target !== '/' && normalize(model.path as string).startsWith(`${target}/`);
+        const path = normalize(model.path as string);
+        return target !== '/' && (path === target || path.startsWith(`${target}/`));
       });
       if (!inside) {
         errors.push(

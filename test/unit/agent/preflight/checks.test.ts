@@ -84,9 +84,7 @@ describe('hostPathOf', () => {
     test(c.name, () => assert.equal(hostPathOf(c.path, c.volumes), c.want));
   }
 
-  test('a single-file bind mount maps the file itself', {
-    todo: 'BUG: checks.ts:34 requires a "target/" prefix, so HOST_FILE:CONTAINER_FILE mounts never match',
-  }, () => {
+  test('a single-file bind mount maps the file itself', {}, () => {
     assert.equal(hostPathOf('/models/a.gguf', ['/srv/m/a.gguf:/models/a.gguf:ro']), '/srv/m/a.gguf');
   });
 });
@@ -249,7 +247,19 @@ const cases: Case[] = [
     desired: one(svc({ gpus: 1, replicas: 2, gpuMemoryMib: 40_000 })),
     offer: { gpu: gpuFacts('ok', [gpu(0, 70_000), gpu(1, 30_000), { ...gpu(2), memoryFreeMib: undefined }]) },
     failing: ['gpu-memory'],
-    message: 'needs 2 GPU(s) with 40000 MiB free; 1 of 3 have it',
+    message: 'needs 2 GPU(s) with 40000 MiB free; 1 of 3 still have it',
+  },
+  {
+    name: 'gpu_memory_mib: two services cannot both count the one roomy GPU',
+    desired: desired([
+      dep('d', [
+        svc({ name: 'a', gpus: 1, gpuMemoryMib: 40_000 }),
+        svc({ name: 'b', gpus: 1, gpuMemoryMib: 30_000 }),
+      ]),
+    ]),
+    offer: { gpu: gpuFacts('ok', [gpu(0, 70_000), gpu(1, 10_000)]) },
+    failing: ['gpu-memory'],
+    message: 'needs 1 GPU(s) with 30000 MiB free; 0 of 2 still have it',
   },
   {
     name: 'gpu_memory_mib: exactly the amount free is enough',

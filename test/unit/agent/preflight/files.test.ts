@@ -68,13 +68,17 @@ describe('FileProbe', () => {
   test('cached: unchanged size and mtime → not read again', async () => {
     const f = join(dir, 'cached.gguf');
     writeFileSync(f, 'AAAA');
+    // A whole-second mtime, so that putting it back with utimes is exact.
+    const t = new Date(1_700_000_000_000);
+    utimesSync(f, t, t);
     const probe = new FileProbe();
     assert.equal((await probe.probe(f, true)).sha256, sha('AAAA'));
 
     // Same size, and the old mtime put back: the probe must not notice, so the cached hash returns.
     const st = statSync(f);
     writeFileSync(f, 'BBBB');
-    utimesSync(f, st.atime, st.mtime);
+    assert.notEqual(statSync(f).mtimeMs, st.mtimeMs);
+    utimesSync(f, t, t);
     assert.equal(statSync(f).mtimeMs, st.mtimeMs);
     assert.equal((await probe.probe(f, true)).sha256, sha('AAAA'));
 
@@ -85,11 +89,12 @@ describe('FileProbe', () => {
   test('cached: a changed size → hashed again', async () => {
     const f = join(dir, 'changed.gguf');
     writeFileSync(f, 'AAAA');
+    const t = new Date(1_700_000_000_000);
+    utimesSync(f, t, t);
     const probe = new FileProbe();
     assert.equal((await probe.probe(f, true)).sha256, sha('AAAA'));
-    const st = statSync(f);
     writeFileSync(f, 'AAAAB');
-    utimesSync(f, st.atime, st.mtime); // same mtime: the size alone must invalidate
+    utimesSync(f, t, t); // same mtime: the size alone must invalidate
     assert.equal((await probe.probe(f, true)).sha256, sha('AAAAB'));
   });
 
