@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerProcessMetrics } from '../../inference/src/process-metrics.js';
 import type { GpuFacts } from '../../proto/gen/fleet/v1/agent.js';
 
 /** What the agent's own-health metrics are read from at scrape time. */
@@ -21,26 +22,7 @@ const GPU_LABELS = ['index', 'uuid', 'name'] as const;
 export function createAgentMetrics(node: string, health: AgentHealthSource, now: () => number = Date.now) {
   const registry = new Registry();
   registry.setDefaultLabels({ node });
-  // The agent's own footprint. (prom-client's default set includes gauges named `*_total`, which
-  // promtool rejects, so the two figures that matter are defined here.)
-  new Gauge({
-    name: 'fleet_agent_resident_memory_bytes',
-    help: 'resident set size of the agent process',
-    registers: [registry],
-    collect() {
-      this.set(process.memoryUsage.rss());
-    },
-  });
-  new Counter({
-    name: 'fleet_agent_cpu_seconds_total',
-    help: 'user and system CPU time the agent process has used',
-    registers: [registry],
-    collect() {
-      const u = process.cpuUsage();
-      this.reset();
-      this.inc((u.user + u.system) / 1e6);
-    },
-  });
+  registerProcessMetrics(registry, 'fleet_agent');
   const gauge = (name: string, help: string) =>
     new Gauge({ name, help, labelNames: GPU_LABELS, registers: [registry] });
   const gpu = {

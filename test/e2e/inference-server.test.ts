@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -267,5 +268,13 @@ describe('inference server with a real model', { timeout: 120_000 }, () => {
     }
     const tokens = Number(/^inference_tokens_generated_total (\d+)/m.exec(text)?.[1]);
     assert.ok(tokens > 10, `tokens counted: ${tokens}`);
+    // Prometheus's own linter accepts the exposition.
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    assert.equal(
+      check.error,
+      undefined,
+      "promtool not found: install Debian's prometheus package (scripts/test.sh does)",
+    );
+    assert.equal(check.status, 0, `promtool: ${check.stdout}${check.stderr}`);
   });
 });
