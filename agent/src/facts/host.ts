@@ -1,5 +1,5 @@
 import si from 'systeminformation';
-import type { Disk } from '../../../proto/gen/fleet/v1/agent.js';
+import type { Disk, HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
 
 export interface DockerInfo {
   version: string;
@@ -8,21 +8,7 @@ export interface DockerInfo {
 }
 
 /** Host facts without GPUs: what the machine is, and the room it has where fleet needs room. */
-export interface HostBase {
-  hostname: string;
-  os: string;
-  kernel: string;
-  arch: string;
-  cpuModel: string;
-  cpuCores: number;
-  memoryTotalBytes: number;
-  memoryAvailableBytes: number;
-  disks: Disk[];
-  dockerVersion: string;
-  dockerRuntimes: string[];
-  nvidiaRuntime: boolean;
-  addresses: string[];
-}
+export type HostBase = Omit<HostFacts, 'collectedAtMs' | 'gpu' | 'stale'>;
 
 /**
  * The filesystem holding `path`: the mount with the longest matching prefix. Pure, so the
