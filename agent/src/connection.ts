@@ -75,6 +75,14 @@ export class Connection {
     if (this.send({ msg: { $case: 'status', status: report } })) this.lastReportAtMs = Date.now();
   }
 
+  /**
+   * Acknowledges a desired state once it passed preflight and was persisted (not on receipt), so
+   * the control plane's "acked" means "this node took it".
+   */
+  ack(desiredVersion: string) {
+    this.send({ msg: { $case: 'ack', ack: { desiredVersion } } });
+  }
+
   /** Sends facts now when connected; `onConnect` re-sends the latest on reconnect. */
   sendFacts(facts: HostFacts) {
     this.send({ msg: { $case: 'facts', facts } });
@@ -127,7 +135,6 @@ export class Connection {
         log.info({ address: this.opts.address }, 'connected to control plane');
       }
       this.opts.onDesired(m.msg.desired);
-      stream.write({ msg: { $case: 'ack', ack: { desiredVersion: m.msg.desired.version } } });
     });
     stream.on('error', (err: grpc.ServiceError) => {
       if (err.code === grpc.status.UNAUTHENTICATED || err.code === grpc.status.PERMISSION_DENIED) {
@@ -154,10 +161,11 @@ export class Connection {
     const report = this.opts.latestReport();
     if (report) this.sendStatus(report);
     this.opts.onConnect?.();
-    this.heartbeat = setInterval(
-      () => this.send({ msg: { $case: 'heartbeat', heartbeat: { sentAtMs: Date.now() } } }),
-      this.opts.heartbeatMs ?? 5_000,
-    );
+    this.heartbeat = setInterval(() => {
+      // A heartbeat is a report of liveness: the lag metric measures the stream, not change.
+      if (this.send({ msg: { $case: 'heartbeat', heartbeat: { sentAtMs: Date.now() } } }))
+        this.lastReportAtMs = Date.now();
+    }, this.opts.heartbeatMs ?? 5_000);
   }
 
   private retry() {

@@ -73,8 +73,9 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
   });
   const fileProbe = new FileProbe();
   let facts: FactsReporter | undefined;
-  const check = (d: DesiredState) =>
+  const check = (d: DesiredState, hashWaitMs?: number) =>
     runPreflight(d, {
+      hashWaitMs,
       runtime,
       files: fileProbe,
       minFreeDiskBytes: opts.minFreeDiskBytes,
@@ -85,7 +86,7 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
       },
     });
   const gate = new PreflightGate({
-    check,
+    check: (d) => check(d),
     log: log.child({ component: 'preflight' }),
     retryMs: opts.preflightRetryMs,
     changed: () => reconciler.trigger('preflight'),
@@ -101,6 +102,7 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
         'desired state applied',
       );
       reconciler.setDesired(d);
+      connection?.ack(d.version);
     },
   });
   connection = new Connection({
@@ -119,10 +121,15 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
     onConnect: () => facts?.resend(),
     // Every new desired state passes the preflight checks before it replaces what runs.
     onDesired: (d) => {
-      if (d.version === reconciler.desiredVersion) return gate.drop();
+      if (d.version === reconciler.desiredVersion) {
+        gate.drop();
+        connection?.ack(d.version);
+        return;
+      }
       gate.offer(d);
     },
-    onPreflight: check,
+    // The control plane waits 10 s for an answer: a long model hash answers "still hashing".
+    onPreflight: (d) => check(d, 8_000),
   });
   const metrics = createAgentMetrics(opts.node, {
     reconcileRounds: () => reconciler.rounds,

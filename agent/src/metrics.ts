@@ -78,7 +78,7 @@ export function createAgentMetrics(node: string, health: AgentHealthSource, now:
   });
   new Gauge({
     name: 'fleet_agent_report_lag_seconds',
-    help: 'seconds since the control plane last received a report from this agent',
+    help: 'seconds since the agent last sent a status report or heartbeat on an open stream',
     registers: [registry],
     collect() {
       const at = health.lastReportAtMs();

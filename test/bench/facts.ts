@@ -4,7 +4,10 @@
  * running side by side for the same window; and how long one GPU poll takes with the fake tool.
  */
 import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { DockerRuntime } from '../../agent/src/docker.js';
+import { collectHost } from '../../agent/src/facts/host.js';
 import { ExecFileRunner, GpuCollector } from '../../agent/src/gpu/collector.js';
 import { Cluster } from '../helpers/cluster.js';
 import { requireEngines } from '../helpers/engines.js';
@@ -23,8 +26,29 @@ function cpuSeconds(pid: number) {
   return { self: (utime! + stime!) / TICK, children: (cutime! + cstime!) / TICK };
 }
 
+/** One host collection in-process: wall time and CPU time, amortized over the 5 min interval. */
+async function hostPollCost() {
+  const docker = new DockerRuntime({ node: 'bench' });
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await collectHost(() => docker.info(), ['/var/lib/fleet/models']);
+    wall.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
+  }
+  return { wallMs: median(wall), cpuMs: median(cpu) };
+}
+
 export async function benchFacts(): Promise<string[]> {
   await requireEngines();
+  const host = await hostPollCost();
+  const machine =
+    readFileSync('/proc/cpuinfo', 'utf8')
+      .match(/model name\s*:\s*(.*)/)?.[1]
+      ?.trim() ?? 'unknown CPU';
   const times: number[] = [];
   const collector = new GpuCollector({
     runner: new ExecFileRunner({ ...process.env, FAKE_NVIDIA_SMI_CAPTURE: H100 }),
@@ -93,7 +117,8 @@ export async function benchFacts(): Promise<string[]> {
     const offSelf = b1.self - b0.self;
     const onKids = a1.children - a0.children;
     return [
-      `facts (AMD EPYC 2 vCPU), ${WINDOW_S} s window, agents side by side; /proc CPU time (10 ms resolution):`,
+      `facts (${machine}, ${cpus().length} cores), ${WINDOW_S} s window, agents side by side; /proc CPU time (10 ms resolution):`,
+      `  one host collection (systeminformation + docker info): ${fmt(host.wallMs)} wall, ${fmt(host.cpuMs)} CPU → ${((host.cpuMs / 300_000) * 100).toFixed(3)}% of a core at one per 5 min`,
       `  one GPU poll (fake nvidia-smi, a Node script): median ${fmt(median(times))}  p90 ${fmt(quantile(times, 0.9))}`,
       `  agent, collection at defaults (GPUs 10 s, host 5 min): ${pct(onSelf)} of a core (+ nvidia-smi children ${pct(onKids)})`,
       `  agent, collection off:                                 ${pct(offSelf)} of a core`,

@@ -85,6 +85,11 @@ describe('facts: host facts, GPU inventory, agent metrics', { timeout: 120_000 }
       return x?.gpus.status === 'absent' ? x : undefined;
     });
     assert.equal(cpu.gpus.count, 0);
+    await waitFor(
+      'heartbeats from the node without nvidia-smi',
+      async () => ((await node('facts-cpu'))?.lastSeenMs ?? 0) > cpu.lastSeenMs + 1500,
+      10_000,
+    );
 
     const text = await cluster.cli('nodes');
     assert.equal(text.code, 0);
@@ -159,6 +164,12 @@ describe('facts: host facts, GPU inventory, agent metrics', { timeout: 120_000 }
       30_000,
     );
     assert.match(failed.gpus.error, /couldn't communicate with the NVIDIA driver/);
+    const seenFailing = failed.lastSeenMs;
+    await waitFor(
+      'heartbeats while nvidia-smi fails',
+      async () => ((await node('facts-gpu'))?.lastSeenMs ?? 0) > seenFailing + 1500,
+      10_000,
+    );
     const table = await cluster.cli('nodes');
     assert.match(table.stdout, /facts-gpu.*error: NVIDIA-SMI has failed/);
 

@@ -146,7 +146,11 @@ describe('preflight: checks before a revision is applied', { timeout: 180_000 },
         book({ model: 'b.gguf', sha256: sha('something else'), greeting: 'c', port }),
       ),
     );
-    assert.equal(r.code, 0, r.stderr);
+    // A plain apply stores the revision, then reports that the node holds it back, and why.
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /held back by preflight/);
+    assert.match(r.stderr, /pf-a: model-sha256 \[pf\/web\]: sha256 of .*b\.gguf is/);
+    assert.match(r.stderr, /revision 3 stored, but 1 node\(s\) hold it back/);
     const d = await waitFor('checksum failure reported', async () => {
       const x = await status();
       return x.revision === 3 && x.nodes[0]!.preflight ? x : undefined;
@@ -169,7 +173,8 @@ describe('preflight: checks before a revision is applied', { timeout: 180_000 },
       'apply',
       cluster.playbook('gpus.yaml', book({ model: 'b.gguf', gpus: 2, greeting: 'g', port })),
     );
-    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /pf-a: gpus: needs 2 GPU\(s\)/);
     const d = await waitFor('GPU failure reported', async () => {
       const x = await status();
       return x.revision === 4 && x.nodes[0]!.preflight ? x : undefined;

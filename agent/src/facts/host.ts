@@ -7,6 +7,16 @@ export interface DockerInfo {
   rootDir: string;
 }
 
+/** Some parts of the host did not answer in time; `partial` holds what did. */
+export class IncompleteHostFacts extends Error {
+  constructor(
+    readonly partial: HostBase,
+    readonly late: string[],
+  ) {
+    super(`host facts incomplete: ${late.join(', ')} did not answer in time`);
+  }
+}
+
 /** Host facts without GPUs: what the machine is, and the room it has where fleet needs room. */
 export type HostBase = Omit<HostFacts, 'collectedAtMs' | 'gpu' | 'stale'>;
 
@@ -55,15 +65,50 @@ export function relevantDisks(
 export async function collectHost(
   docker: () => Promise<DockerInfo>,
   modelDirs: readonly string[],
+  timeoutMs = 10_000,
 ): Promise<HostBase> {
+  // A dead NFS mount can hang `df`, a sick daemon `docker info`: each part gets a bound.
+  const late: string[] = [];
+  const bounded = <T>(what: string, p: Promise<T>, fallback: T) =>
+    new Promise<T>((resolve) => {
+      const t = setTimeout(() => {
+        late.push(what);
+        resolve(fallback);
+      }, timeoutMs);
+      t.unref();
+      p.then(
+        (v) => {
+          clearTimeout(t);
+          resolve(v);
+        },
+        () => {
+          clearTimeout(t);
+          resolve(fallback);
+        },
+      );
+    });
   const [os, cpu, mem, fsSize, nics, dockerInfo] = await Promise.all([
-    si.osInfo().catch(() => undefined),
-    si.cpu().catch(() => undefined),
-    si.mem().catch(() => undefined),
-    si.fsSize().catch(() => []),
-    si.networkInterfaces().catch(() => []),
-    docker().catch(() => undefined),
+    bounded('os', si.osInfo(), undefined),
+    bounded('cpu', si.cpu(), undefined),
+    bounded('memory', si.mem(), undefined),
+    bounded('disks', si.fsSize(), []),
+    bounded('network', si.networkInterfaces(), []),
+    bounded('docker', docker(), undefined),
   ]);
+  const base = hostBase(os, cpu, mem, fsSize, nics, dockerInfo, modelDirs);
+  if (late.length) throw new IncompleteHostFacts(base, late);
+  return base;
+}
+
+function hostBase(
+  os: si.Systeminformation.OsData | undefined,
+  cpu: si.Systeminformation.CpuData | undefined,
+  mem: si.Systeminformation.MemData | undefined,
+  fsSize: si.Systeminformation.FsSizeData[],
+  nics: si.Systeminformation.NetworkInterfacesData | si.Systeminformation.NetworkInterfacesData[],
+  dockerInfo: DockerInfo | undefined,
+  modelDirs: readonly string[],
+): HostBase {
   const addresses = (Array.isArray(nics) ? nics : [nics])
     .filter((n) => !n.internal)
     .flatMap((n) => [n.ip4, n.ip6].filter(Boolean));

@@ -1,8 +1,8 @@
-import type { HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
+import type { GpuFacts, HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
 import type { GpuCollector } from '../gpu/collector.js';
 import type { Logger } from '../log.js';
 import type { AgentMetrics } from '../metrics.js';
-import type { HostBase } from './host.js';
+import { type HostBase, IncompleteHostFacts } from './host.js';
 import { containerIdOfPid } from './pid-container.js';
 import { significantChange } from './significant.js';
 import { gpuFactsOf } from './to-proto.js';
@@ -16,6 +16,8 @@ export interface FactsReporterDeps {
   log: Logger;
   metrics?: AgentMetrics;
   gpuIntervalMs?: number;
+  /** Facts are re-sent at least this often even when nothing changed significantly. */
+  resendMs?: number;
   hostIntervalMs?: number;
   now?: () => number;
   containerOfPid?: (pid: number) => Promise<string | undefined>;
@@ -31,6 +33,10 @@ export class FactsReporter {
   private facts: HostFacts | undefined;
   private sent: HostFacts | undefined;
   private hostStale = false;
+  private gpu: GpuFacts | undefined;
+  private hostPolling = false;
+  private hostAtMs = 0;
+  private sentAtMs = 0;
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
   private readonly now: () => number;
@@ -59,13 +65,11 @@ export class FactsReporter {
   }
 
   async start() {
-    this.ready = (async () => {
-      await this.pollHost();
-      await this.pollGpu();
-    })();
-    await this.ready;
+    // Host and GPUs are collected independently: a slow one never holds up the other.
+    this.ready = Promise.allSettled([this.pollHost(), this.pollGpu()]).then(() => {});
     this.loop(() => this.pollGpu(), this.deps.gpuIntervalMs ?? 10_000);
     this.loop(() => this.pollHost(), this.deps.hostIntervalMs ?? 300_000);
+    await this.ready;
   }
 
   stop() {
@@ -88,12 +92,22 @@ export class FactsReporter {
   }
 
   private async pollHost() {
+    if (this.hostPolling) return;
+    this.hostPolling = true;
     try {
       this.base = await this.deps.host();
+      this.hostAtMs = this.now();
       this.hostStale = false;
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'host facts failed; keeping the last ones');
+      // Partial facts are better than none on a first collection; later, the last good ones stay.
+      if (!this.base && err instanceof IncompleteHostFacts) {
+        this.base = err.partial;
+        this.hostAtMs = this.now();
+      }
       this.hostStale = true;
+    } finally {
+      this.hostPolling = false;
     }
     this.update();
   }
@@ -113,19 +127,25 @@ export class FactsReporter {
     }
     const gpu = gpuFactsOf(state, owners);
     this.deps.metrics?.updateGpus(gpu, (performance.now() - t0) / 1000);
-    this.update(gpu);
+    this.gpu = gpu;
+    this.update();
   }
 
   /** Publishes once both halves exist (so the first facts sent already carry GPUs). */
-  private update(gpu = this.facts?.gpu) {
+  private update() {
+    const gpu = this.gpu;
     if (!this.base || !gpu) return;
-    this.publish({ ...this.base, collectedAtMs: this.now(), gpu, stale: this.hostStale });
+    // collectedAtMs is when the host half was read; the GPU half carries its own time.
+    this.publish({ ...this.base, collectedAtMs: this.hostAtMs, gpu, stale: this.hostStale });
   }
 
   private publish(facts: HostFacts) {
     this.facts = facts;
-    if (significantChange(this.sent, facts)) {
+    // Unchanged facts still go out every few minutes, so "unchanged" never looks like "stopped".
+    const due = this.now() - this.sentAtMs >= (this.deps.resendMs ?? 300_000);
+    if (due || significantChange(this.sent, facts)) {
       this.sent = facts;
+      this.sentAtMs = this.now();
       this.deps.send(facts);
     }
   }

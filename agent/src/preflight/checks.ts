@@ -12,6 +12,11 @@ export interface NodeOffer {
   /** Free bytes on the filesystem holding Docker's data; undefined when unknown. */
   dockerFreeBytes: number | undefined;
   imagesPresent: ReadonlySet<string>;
+  /**
+   * GPU memory (MiB, by GPU UUID) held by this node's own replicas of deployments in the desired
+   * state: a redeploy frees it, so it counts as free (else a running model blocks its own update).
+   */
+  reclaimableMib?: ReadonlyMap<string, number>;
 }
 
 export interface FileFacts {
@@ -92,10 +97,11 @@ export function evaluate(
       check('gpus', false, `needs ${need} GPU(s); this node has no nvidia-smi (no GPUs)`);
     else if (g.status === 'error') check('gpus', false, `needs ${need} GPU(s); nvidia-smi fails: ${g.error}`);
     else {
+      const stale = g.status === 'stale' ? ` (GPU facts are stale: ${g.error})` : '';
       check(
         'gpus',
         have.length >= need,
-        `needs ${need} GPU(s) for ${gpuServices.map((x) => x.key).join(', ')}; node has ${have.length}`,
+        `needs ${need} GPU(s) for ${gpuServices.map((x) => x.key).join(', ')}; node has ${have.length}${stale}`,
       );
     }
     // Each GPU serves one replica: hand out distinct GPUs, largest memory need first, so two
@@ -106,7 +112,9 @@ export function evaluate(
       .sort((a, b) => b.s.gpuMemoryMib! - a.s.gpuMemoryMib!);
     for (const { key, s } of byNeed) {
       const wanted = (s.gpus ?? 0) * s.replicas;
-      const roomy = have.filter((x) => !taken.has(x.uuid) && (x.memoryFreeMib ?? 0) >= s.gpuMemoryMib!);
+      const free = (x: (typeof have)[number]) =>
+        (x.memoryFreeMib ?? 0) + (offer.reclaimableMib?.get(x.uuid) ?? 0);
+      const roomy = have.filter((x) => !taken.has(x.uuid) && free(x) >= s.gpuMemoryMib!);
       for (const g of roomy.slice(0, wanted)) taken.add(g.uuid);
       check(
         'gpu-memory',
@@ -136,7 +144,9 @@ export function evaluate(
         ok,
         ok
           ? `sha256 matches`
-          : `sha256 of ${m.hostPath} is ${f.sha256 ?? 'unknown'}, playbook expects ${m.sha256}`,
+          : f.sha256
+            ? `sha256 of ${m.hostPath} is ${f.sha256}, playbook expects ${m.sha256}`
+            : `sha256 of ${m.hostPath} not known yet: ${f.error ?? 'not computed'}`,
         m.service,
       );
     }

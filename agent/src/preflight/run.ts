@@ -14,6 +14,8 @@ export interface PreflightProbeDeps {
   facts: () => Promise<HostFacts | undefined>;
   files: FileProbe;
   minFreeDiskBytes: number;
+  /** How long to wait for a model hash; undefined waits for it (the gate), a bound suits --check. */
+  hashWaitMs?: number;
 }
 
 const withTimeout = <T>(p: Promise<T>, ms: number) =>
@@ -42,13 +44,25 @@ export async function runPreflight(
   for (const m of modelFiles(desired)) {
     const prev = files.get(m.hostPath);
     if (!prev || (m.sha256 && !prev.sha256))
-      files.set(m.hostPath, await deps.files.probe(m.hostPath, Boolean(m.sha256)));
+      files.set(m.hostPath, await deps.files.probe(m.hostPath, Boolean(m.sha256), deps.hashWaitMs));
   }
   const gpu: GpuFacts | undefined = facts?.gpu;
+  // Memory our own replicas of these deployments hold on each GPU comes back on a redeploy.
+  const reclaimableMib = new Map<string, number>();
+  if (gpu?.processes.length) {
+    const names = new Set(desired.deployments.map((d) => d.name));
+    const ours = new Set(
+      (await deps.runtime.list().catch(() => [])).filter((c) => names.has(c.deployment)).map((c) => c.name),
+    );
+    for (const p of gpu.processes) {
+      if (ours.has(p.container))
+        reclaimableMib.set(p.gpuUuid, (reclaimableMib.get(p.gpuUuid) ?? 0) + (p.usedMemoryMib ?? 0));
+    }
+  }
   const dockerDisk = facts?.disks.find((d) => d.roles.includes('docker'));
   return evaluate(
     desired,
-    { docker, gpu, dockerFreeBytes: dockerDisk?.availableBytes, imagesPresent },
+    { docker, gpu, dockerFreeBytes: dockerDisk?.availableBytes, imagesPresent, reclaimableMib },
     files,
     { minFreeDiskBytes: deps.minFreeDiskBytes, now: Date.now() },
   );

@@ -164,6 +164,9 @@ export const DeploymentDetail = T.Object({
       node: T.String(),
       connected: T.Boolean(),
       revision: T.Integer({ description: 'revision assigned to this node' }),
+      acked: T.Boolean({
+        description: 'the node took its current desired state (passed preflight, persisted)',
+      }),
       services: T.Array(ServiceStatusView),
       preflight: T.Union([
         T.Object(

@@ -20,7 +20,7 @@ export class Views {
       return {
         ...n,
         desiredVersion: this.deployer.desiredFor(n.name).version,
-        gpus: summarizeGpus(f),
+        gpus: summarizeGpus(f, n.connected),
         host: f ? (HostFacts.toJSON(f) as Record<string, unknown>) : undefined,
       };
     });
@@ -53,6 +53,7 @@ export class Views {
         connected: node?.connected ?? false,
         revision: a.revision,
         services: statuses.filter((s) => s.node === a.node).map(({ node: _n, deployment: _d, ...s }) => s),
+        acked: node?.ackedVersion === this.deployer.desiredFor(a.node).version,
         preflight: this.failingPreflight(a.node),
       };
     });
@@ -97,20 +98,22 @@ function nodeReady(n: NodeStatus, services: readonly string[]): boolean {
 }
 
 /** One line's worth of GPU state per node, for `fleet nodes`. */
-export function summarizeGpus(f: HostFacts | undefined): GpuSummary {
+export function summarizeGpus(f: HostFacts | undefined, connected = true): GpuSummary {
   const gpus = f?.gpu?.gpus ?? [];
   const byModel = new Map<string, number>();
   for (const g of gpus) byModel.set(g.name, (byModel.get(g.name) ?? 0) + 1);
   const utils = gpus.map((g) => g.utilizationGpuPct).filter((v): v is number => v !== undefined);
   const temps = gpus.map((g) => g.temperatureC).filter((v): v is number => v !== undefined);
   return {
-    status: f?.gpu?.status || 'unknown',
+    // An offline node's last facts are history, not the present.
+    status: !connected && f?.gpu?.status === 'ok' ? 'stale' : f?.gpu?.status || 'unknown',
     count: gpus.length,
     models: [...byModel].map(([name, n]) => `${n}× ${name}`).join(', '),
     memoryUsedMiB: gpus.reduce((a, g) => a + (g.memoryUsedMib ?? 0), 0),
     memoryTotalMiB: gpus.reduce((a, g) => a + (g.memoryTotalMib ?? 0), 0),
     utilizationPct: utils.length ? utils.reduce((a, b) => a + b, 0) / utils.length : null,
     temperatureMaxC: temps.length ? Math.max(...temps) : null,
-    error: f?.gpu?.error ?? '',
+    error:
+      !connected && f?.gpu?.status === 'ok' ? 'node offline: last reported values' : (f?.gpu?.error ?? ''),
   };
 }

@@ -70,6 +70,9 @@ export async function applyCommand(client: FleetClient, file: string, flags: App
   }
   if (flags.check && preflightFailed(result))
     throw new CliError('preflight checks fail on some nodes; nothing was applied');
+  if (!flags.check && !flags.wait && result.changed) {
+    await reportHeldBack(client, result.deployment, result.revision, flags.output);
+  }
   if (flags.wait && !flags.check) {
     const detail = await waitReady(
       client,
@@ -86,4 +89,33 @@ export async function applyCommand(client: FleetClient, file: string, flags: App
 /** Check mode: some node that was asked said it cannot take the revision. */
 function preflightFailed(result: { nodes: { preflight?: { checked: boolean; ok: boolean } }[] }) {
   return result.nodes.some((n) => n.preflight?.checked && !n.preflight.ok);
+}
+
+/**
+ * A plain apply returns once the connected nodes took the revision (acked after their preflight
+ * checks) or said why they hold it back: a few hundred milliseconds, bounded at 3 s. Held-back
+ * nodes are printed with their reasons and make the command fail; the revision stays stored and
+ * the nodes take it by themselves once the cause is fixed.
+ */
+async function reportHeldBack(client: FleetClient, name: string, revision: number, output: OutputFormat) {
+  const deadline = Date.now() + 3_000;
+  for (;;) {
+    const d = await client.deployment(name);
+    const connected = d.nodes.filter((n) => n.connected && n.revision === revision);
+    const held = connected.filter((n) => n.preflight);
+    if (connected.every((n) => n.acked || n.preflight) || Date.now() > deadline) {
+      if (!held.length) return;
+      const lines = held.flatMap((n) =>
+        (n.preflight?.checks ?? []).map(
+          (c) => `  ${n.node}: ${c.name}${c.service ? ` [${c.service}]` : ''}: ${c.message}`,
+        ),
+      );
+      if (output === 'text')
+        process.stderr.write(`held back by preflight (what runs is untouched):\n${lines.join('\n')}\n`);
+      throw new CliError(
+        `${name}: revision ${revision} stored, but ${held.length} node(s) hold it back; see fleet status ${name}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -36,7 +36,10 @@ const stateName: Record<ServiceState, string> = {
 export class AgentHub implements DesiredStatePusher {
   private readonly streams = new Map<string, AgentStream>();
   /** `fleet apply --check` requests waiting for an agent's answer, by request id. */
-  private readonly waiting = new Map<string, { node: string; resolve: (r: PreflightResult) => void }>();
+  private readonly waiting = new Map<
+    string,
+    { node: string; resolve: (r: PreflightResult | undefined) => void }
+  >();
   private deployer?: Deployer;
 
   constructor(
@@ -59,6 +62,12 @@ export class AgentHub implements DesiredStatePusher {
     const now = this.now();
     for (const node of this.streams.keys()) this.store.nodes.setConnected(node, false, now);
     this.streams.clear();
+    this.abandonPreflights();
+  }
+
+  /** Answers "not checked" to preflight requests waiting on `node` (or on every node). */
+  private abandonPreflights(node?: string) {
+    for (const w of [...this.waiting.values()]) if (!node || w.node === node) w.resolve(undefined);
   }
 
   /**
@@ -70,7 +79,7 @@ export class AgentHub implements DesiredStatePusher {
     if (!stream) return Promise.resolve(undefined);
     const requestId = randomUUID();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => done(undefined), timeoutMs);
+      const timer = setTimeout(() => done(undefined), timeoutMs).unref();
       const done = (r: PreflightResult | undefined) => {
         clearTimeout(timer);
         this.waiting.delete(requestId);
@@ -129,6 +138,7 @@ export class AgentHub implements DesiredStatePusher {
     const detach = () => {
       if (attached && this.streams.get(node) === call) {
         this.streams.delete(node);
+        this.abandonPreflights(node);
         this.store.nodes.setConnected(node, false, this.now());
         this.store.events.add({
           atMs: this.now(),

@@ -262,6 +262,20 @@ const cases: Case[] = [
     message: 'needs 1 GPU(s) with 30000 MiB free; 0 of 2 still have it',
   },
   {
+    name: 'gpu_memory_mib: memory our own replica holds (a redeploy frees it) counts as free',
+    desired: one(svc({ gpus: 1, gpuMemoryMib: 20_000 })),
+    offer: { gpu: gpuFacts('ok', [gpu(0, 4_000)]), reclaimableMib: new Map([['GPU-0', 20_000]]) },
+    failing: [],
+    present: ['gpu-memory'],
+  },
+  {
+    name: 'gpu_memory_mib: without it the same GPU is too full',
+    desired: one(svc({ gpus: 1, gpuMemoryMib: 20_000 })),
+    offer: { gpu: gpuFacts('ok', [gpu(0, 4_000)]) },
+    failing: ['gpu-memory'],
+    message: '0 of 1 still have it',
+  },
+  {
     name: 'gpu_memory_mib: exactly the amount free is enough',
     desired: one(svc({ gpus: 2, gpuMemoryMib: 40_000 })),
     offer: { gpu: gpuFacts('ok', [gpu(0, 40_000), gpu(1, 40_000)]) },
@@ -319,11 +333,18 @@ const cases: Case[] = [
     message: `sha256 of ${HOST} is ${SHA_B}, playbook expects ${SHA_A}`,
   },
   {
-    name: 'sha256 unknown counts as mismatch',
+    name: 'sha256 unknown counts as a failure',
     desired: one(svc({ ...MODEL, modelSha256: SHA_A })),
     files: { [HOST]: { exists: true } },
     failing: ['model-sha256'],
-    message: `is unknown, playbook expects ${SHA_A}`,
+    message: 'not known yet: not computed',
+  },
+  {
+    name: 'sha256 still being computed (check mode) says so',
+    desired: one(svc({ ...MODEL, modelSha256: SHA_A })),
+    files: { [HOST]: { exists: true, error: 'still hashing the file; try again shortly' } },
+    failing: ['model-sha256'],
+    message: 'not known yet: still hashing',
   },
   {
     name: 'sha256 match',

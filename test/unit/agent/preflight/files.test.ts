@@ -130,3 +130,22 @@ describe('FileProbe', () => {
     assert.deepEqual(await probe.probe(f, true), { exists: false, error: undefined });
   });
 });
+
+test('a hash that takes longer than the caller can wait answers "still hashing" and finishes in the background', async () => {
+  const { FileProbe } = await import('../../../../agent/src/preflight/files.js');
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { createHash } = await import('node:crypto');
+  const dir = mkdtempSync(join(tmpdir(), 'probe-'));
+  const file = join(dir, 'big.bin');
+  const data = Buffer.alloc(64 * 1024 * 1024, 7);
+  writeFileSync(file, data);
+  const probe = new FileProbe();
+  const quick = await probe.probe(file, true, 0);
+  assert.equal(quick.exists, true);
+  assert.equal(quick.sha256, undefined);
+  assert.match(quick.error ?? '', /still hashing/);
+  const full = await probe.probe(file, true);
+  assert.equal(full.sha256, createHash('sha256').update(data).digest('hex'));
+});
