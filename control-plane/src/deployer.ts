@@ -48,6 +48,8 @@ export type ApplyResult =
 /** Where desired state goes once stored; the gRPC hub in production, a recorder in tests. */
 export interface DesiredStatePusher {
   push(nodes: readonly string[]): void;
+  /** Resolves when the connected nodes took their desired state or said why not (bounded). */
+  waitTaken?(nodes: readonly string[], timeoutMs?: number): Promise<void>;
   /** Runs a node's preflight checks on a proposed desired state; undefined when it cannot answer. */
   preflight?(node: string, desired: DesiredState, timeoutMs?: number): Promise<PreflightResult | undefined>;
 }
@@ -171,6 +173,27 @@ export class Deployer {
       }),
     );
     return { ...result, nodes: plans };
+  }
+
+  /**
+   * After a plain apply: waits (at most `timeoutMs`) until the nodes took the revision or reported
+   * why they hold it back, and adds the failing checks to the plan, so the CLI can say so at once.
+   */
+  async withTaken(result: ApplyResult, timeoutMs = 3_000): Promise<ApplyResult> {
+    if (!result.ok || result.check || !result.changed || !this.pusher.waitTaken) return result;
+    await this.pusher.waitTaken(
+      result.nodes.map((n) => n.node),
+      timeoutMs,
+    );
+    const nodes = result.nodes.map((plan): NodePlan => {
+      const pf = this.store.preflight.get(plan.node);
+      if (!pf || pf.ok || pf.desiredVersion !== this.desiredFor(plan.node).version) return plan;
+      return {
+        ...plan,
+        preflight: { checked: true, ok: false, checks: pf.checks, message: 'held back by preflight' },
+      };
+    });
+    return { ...result, nodes };
   }
 
   /** The DesiredState for one node, built from its assignments. */

@@ -161,8 +161,10 @@ async function main() {
           .join(', ') || 'none'
       } (target: one list)`,
     ];
-    lines.push('', ...(await benchInference()));
-    lines.push('', ...(await benchFacts()));
+    if (!process.argv.includes('--apply-only')) {
+      lines.push('', ...(await benchInference()));
+      lines.push('', ...(await benchFacts()));
+    }
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     await cluster.close();

@@ -77,12 +77,14 @@ export class PreflightGate {
     }
     if (this.stopped || this.held !== d) return; // superseded while checking
     this.result = r;
-    this.deps.changed();
     if (r.ok) {
+      // Apply first: the report trigger that follows merges into the run the new state starts.
       this.held = undefined;
       this.deps.apply(d);
+      this.deps.changed();
       return;
     }
+    this.deps.changed();
     const failed = r.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.message}`);
     this.deps.log.warn({ version: d.version.slice(0, 12), failed }, 'preflight failed; keeping what runs');
     this.timer = setTimeout(() => void this.run(d), this.deps.retryMs ?? 30_000);

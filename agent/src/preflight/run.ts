@@ -30,7 +30,13 @@ export async function runPreflight(
   deps: PreflightProbeDeps,
 ): Promise<PreflightResult> {
   const facts = await deps.facts();
-  const docker = await withTimeout(deps.runtime.info(), 5_000).then(
+  // `docker info` is slow on a busy daemon: reachability takes a version call, and the runtimes
+  // come from the host facts when they have them (they change only with a daemon reconfigure).
+  const known = facts?.dockerVersion ? { runtimes: facts.dockerRuntimes, rootDir: '' } : undefined;
+  const docker = await withTimeout(
+    known ? deps.runtime.version().then(() => known) : deps.runtime.info(),
+    5_000,
+  ).then(
     (i) => ({ ok: true as const, runtimes: i.runtimes, rootDir: i.rootDir }),
     (err: Error) => ({ ok: false as const, error: err.message }),
   );

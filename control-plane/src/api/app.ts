@@ -64,7 +64,9 @@ export const api: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
       const { source, file, check = false } = req.body;
       const applied = deps.deployer.apply(source, file, check);
       // Check mode asks the agents themselves whether they could take the proposed revision.
-      const result = check ? await deps.deployer.withPreflight(applied) : applied;
+      const result = check
+        ? await deps.deployer.withPreflight(applied)
+        : await deps.deployer.withTaken(applied);
       if (result.ok) return result;
       if (result.reason === 'invalid') {
         const n = result.errors.length;

@@ -39,7 +39,7 @@ export async function applyCommand(client: FleetClient, file: string, flags: App
   }
   if (flags.output === 'json' && !flags.wait) {
     printJson(result);
-    if (preflightFailed(result)) process.exitCode = 1;
+    if (result.nodes.some((n) => n.preflight && !n.preflight.ok)) process.exitCode = 1;
     return;
   }
   if (flags.output === 'text') {
@@ -55,7 +55,7 @@ export async function applyCommand(client: FleetClient, file: string, flags: App
     if (rows.length) process.stdout.write(`${table(['NODE', 'AGENT', 'SERVICE', 'ACTION'], rows)}\n`);
     for (const n of result.nodes) {
       const pf = n.preflight;
-      if (!pf) continue;
+      if (!pf || !flags.check) continue;
       if (!pf.checked) {
         process.stdout.write(`preflight ${n.node}: not checked (${pf.message})\n`);
         continue;
@@ -70,8 +70,20 @@ export async function applyCommand(client: FleetClient, file: string, flags: App
   }
   if (flags.check && preflightFailed(result))
     throw new CliError('preflight checks fail on some nodes; nothing was applied');
-  if (!flags.check && !flags.wait && result.changed) {
-    await reportHeldBack(client, result.deployment, result.revision, flags.output);
+  // A plain apply returns once the connected nodes took the revision or said why they hold it back.
+  const held = flags.check ? [] : result.nodes.filter((n) => n.preflight && !n.preflight.ok);
+  if (held.length) {
+    if (flags.output === 'text') {
+      const lines = held.flatMap((n) =>
+        (n.preflight?.checks ?? [])
+          .filter((c) => !c.ok)
+          .map((c) => `  ${n.node}: ${c.name}${c.service ? ` [${c.service}]` : ''}: ${c.message}`),
+      );
+      process.stderr.write(`held back by preflight (what runs is untouched):\n${lines.join('\n')}\n`);
+    }
+    throw new CliError(
+      `${result.deployment}: revision ${result.revision} stored, but ${held.length} node(s) hold it back; see fleet status ${result.deployment}`,
+    );
   }
   if (flags.wait && !flags.check) {
     const detail = await waitReady(
@@ -89,33 +101,4 @@ export async function applyCommand(client: FleetClient, file: string, flags: App
 /** Check mode: some node that was asked said it cannot take the revision. */
 function preflightFailed(result: { nodes: { preflight?: { checked: boolean; ok: boolean } }[] }) {
   return result.nodes.some((n) => n.preflight?.checked && !n.preflight.ok);
-}
-
-/**
- * A plain apply returns once the connected nodes took the revision (acked after their preflight
- * checks) or said why they hold it back: a few hundred milliseconds, bounded at 3 s. Held-back
- * nodes are printed with their reasons and make the command fail; the revision stays stored and
- * the nodes take it by themselves once the cause is fixed.
- */
-async function reportHeldBack(client: FleetClient, name: string, revision: number, output: OutputFormat) {
-  const deadline = Date.now() + 3_000;
-  for (;;) {
-    const d = await client.deployment(name);
-    const connected = d.nodes.filter((n) => n.connected && n.revision === revision);
-    const held = connected.filter((n) => n.preflight);
-    if (connected.every((n) => n.acked || n.preflight) || Date.now() > deadline) {
-      if (!held.length) return;
-      const lines = held.flatMap((n) =>
-        (n.preflight?.checks ?? []).map(
-          (c) => `  ${n.node}: ${c.name}${c.service ? ` [${c.service}]` : ''}: ${c.message}`,
-        ),
-      );
-      if (output === 'text')
-        process.stderr.write(`held back by preflight (what runs is untouched):\n${lines.join('\n')}\n`);
-      throw new CliError(
-        `${name}: revision ${revision} stored, but ${held.length} node(s) hold it back; see fleet status ${name}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

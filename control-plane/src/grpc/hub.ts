@@ -35,6 +35,8 @@ const stateName: Record<ServiceState, string> = {
  */
 export class AgentHub implements DesiredStatePusher {
   private readonly streams = new Map<string, AgentStream>();
+  /** Plain applies waiting for their nodes to take a revision (see waitTaken). */
+  private readonly takers = new Set<() => void>();
   /** `fleet apply --check` requests waiting for an agent's answer, by request id. */
   private readonly waiting = new Map<
     string,
@@ -63,6 +65,39 @@ export class AgentHub implements DesiredStatePusher {
     for (const node of this.streams.keys()) this.store.nodes.setConnected(node, false, now);
     this.streams.clear();
     this.abandonPreflights();
+  }
+
+  /**
+   * Resolves once every given node that is connected has taken its current desired state (acked
+   * it) or reported failing preflight checks for it, or after `timeoutMs`. Driven by the acks and
+   * reports themselves, so a plain apply learns about held-back nodes without polling.
+   */
+  waitTaken(nodes: readonly string[], timeoutMs = 3_000): Promise<void> {
+    const settled = () =>
+      nodes.every((n) => {
+        if (!this.streams.has(n) || !this.deployer) return true;
+        const want = this.deployer.desiredFor(n).version;
+        const pf = this.store.preflight.get(n);
+        return this.store.nodes.get(n)?.ackedVersion === want || (pf?.desiredVersion === want && !pf.ok);
+      });
+    if (settled()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const taker = () => {
+        if (!settled()) return;
+        done();
+      };
+      const done = () => {
+        clearTimeout(timer);
+        this.takers.delete(taker);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs).unref();
+      this.takers.add(taker);
+    });
+  }
+
+  private wakeTakers() {
+    for (const t of [...this.takers]) t();
   }
 
   /** Answers "not checked" to preflight requests waiting on `node` (or on every node). */
@@ -187,9 +222,11 @@ export class AgentHub implements DesiredStatePusher {
         return;
       case 'ack':
         this.store.nodes.setAcked(node, m.msg.ack.desiredVersion);
+        this.wakeTakers();
         return;
       case 'status':
         this.recordStatus(node, m.msg.status, now);
+        if (m.msg.status.preflight) this.wakeTakers();
         return;
       case 'facts': {
         const facts = m.msg.facts;
