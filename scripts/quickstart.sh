@@ -50,6 +50,12 @@ done
 
 log "fleet apply playbooks/dev.yaml --wait"
 fleet apply playbooks/dev.yaml --wait --timeout 120s
+# Running is not serving: the model loads after the container starts (health probes arrive with a
+# later issue), so wait for the server's own /health before printing what to curl.
+for _ in $(seq 1 120); do
+  curl -fsS http://127.0.0.1:18070/health >/dev/null 2>&1 && break
+  sleep 0.5
+done
 echo
 fleet nodes
 echo
