@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FAKE_TOKENS, FakeEngine } from '../../../inference/src/engine/fake.js';
 import { EngineError, type GenerateRequest } from '../../../inference/src/engine/types.js';
+import { FAKE_TOKENS, FakeEngine } from '../../helpers/fake-engine.js';
 
 function request(over: Partial<GenerateRequest> = {}, text: string[] = []): GenerateRequest {
   return {

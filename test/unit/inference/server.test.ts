@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../../inference/src/config.js';
-import { FakeEngine } from '../../../inference/src/engine/fake.js';
 import { startInference } from '../../../inference/src/main.js';
+import { FakeEngine } from '../../helpers/fake-engine.js';
 import { freePort, ROOT, waitFor } from '../../helpers/procs.js';
 import { writeTinyGguf } from '../../helpers/tiny-gguf.js';
 

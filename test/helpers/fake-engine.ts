@@ -9,7 +9,7 @@ import {
   type EngineInfo,
   type GenerateRequest,
   type GenerateResult,
-} from './types.js';
+} from '../../inference/src/engine/types.js';
 
 export interface FakeEngineOptions {
   /** pieces emitted in turn, cycling when `stopAfter` exceeds their number; default a short sentence */
