@@ -17,7 +17,6 @@ import {
   readFileSync,
   rmSync,
   statSync,
-  writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +28,6 @@ if (!out || !['cpu', 'cuda'].includes(target)) throw new Error('usage: inference
 const KEEP = { cpu: ['linux-x64'], cuda: ['linux-x64', 'linux-x64-cuda', 'linux-x64-cuda-ext'] }[target];
 const cache = process.env.FLEET_CACHE ?? '/var/cache/fleet';
 const NODE_VERSION = process.env.INFERENCE_NODE_VERSION ?? '20.19.5';
-const DEPS = ['fastify', 'pino', 'prom-client', 'node-llama-cpp'];
 
 const installed = (name) =>
   JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version;
@@ -42,26 +40,22 @@ cpSync(join(root, 'dist/inference'), join(app, 'inference'), {
   recursive: true,
   filter: (s) => !s.endsWith('.map'),
 });
-const pkg = {
-  name: 'fleet-inference',
-  private: true,
-  type: 'module',
-  dependencies: Object.fromEntries(DEPS.map((d) => [d, installed(d)])),
-};
-writeFileSync(join(app, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
-execFileSync(
-  'npm',
-  [
-    'install',
-    '--omit=dev',
-    '--ignore-scripts',
-    '--no-audit',
-    '--no-fund',
-    '--loglevel=error',
-    '--no-package-lock',
-  ],
-  { cwd: app, stdio: ['ignore', 2, 2] },
-);
+// The image's manifest and lock are committed (inference/package.json, inference/package-lock.json),
+// so an image build installs exactly what was tested; they must agree with what the root installed.
+const pkg = JSON.parse(readFileSync(join(root, 'inference/package.json'), 'utf8'));
+const drift = Object.entries(pkg.dependencies).filter(([d, v]) => installed(d) !== v);
+if (drift.length) {
+  const list = drift.map(([d, v]) => `${d} ${v} (root has ${installed(d)})`).join(', ');
+  throw new Error(
+    `inference/package.json disagrees with the root install: ${list}; update it and run \`npm install --package-lock-only\` in inference/`,
+  );
+}
+copyFileSync(join(root, 'inference/package.json'), join(app, 'package.json'));
+copyFileSync(join(root, 'inference/package-lock.json'), join(app, 'package-lock.json'));
+execFileSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], {
+  cwd: app,
+  stdio: ['ignore', 2, 2],
+});
 // Only the engine binaries the target uses travel to the Docker daemon (the rest is ~600 MB).
 const engines = join(app, 'node_modules/@node-llama-cpp');
 for (const d of existsSync(engines) ? readdirSync(engines) : []) {
@@ -96,7 +90,7 @@ const walk = (dir) => {
 };
 walk(join(app, 'inference'));
 h.update(readFileSync(join(out, 'Dockerfile')))
-  .update(JSON.stringify(pkg))
+  .update(readFileSync(join(app, 'package-lock.json')))
   .update(NODE_VERSION)
   .update(target);
 process.stdout.write(`${h.digest('hex').slice(0, 16)}\n`);
