@@ -323,6 +323,17 @@ describe('agent gRPC stream (real server on loopback)', () => {
     });
   });
 
+  test('heartbeats move last-seen forward (written in batches, within about a second)', async () => {
+    const before = (await http<NodeView>('/v1/nodes/nodea')).body.lastSeenMs;
+    await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 5; i++)
+      a.call.write({ msg: { $case: 'heartbeat', heartbeat: { sentAtMs: Date.now() } } });
+    await eventually(async () => {
+      const n = (await http<NodeView>('/v1/nodes/nodea')).body;
+      assert.ok(n.lastSeenMs > before, `last seen ${n.lastSeenMs} after ${before}`);
+    }, 3_000);
+  });
+
   test('a newer stream for the same node replaces the older one without marking it disconnected', async () => {
     const b2 = connect('nodeb');
     b2.call.write(hello('nodeb', { zone: 'b' }));
