@@ -73,6 +73,11 @@ describe('walking skeleton: apply → control plane → gRPC → agent → conta
   const cluster = new Cluster();
   let port = 0;
 
+  /** `fleet apply FILE --wait`; returns the revision it applied. */
+  const applyAndWait = async (file: string) =>
+    (await cluster.cliJson<{ apply: { revision: number } }>('apply', file, '--wait', '--timeout', '60s'))
+      .apply.revision;
+
   /** Waits for a status report the control plane received after `t` (not rows left from before). */
   const reportedSince = (t: number) =>
     waitFor(`a status report after ${new Date(t).toISOString()}`, async () => {
@@ -122,14 +127,7 @@ describe('walking skeleton: apply → control plane → gRPC → agent → conta
 
   test("apply runs the container with the playbook's labels, env and port, pulled from the registry", async () => {
     const file = cluster.playbook('v1.yaml', webPlaybook({ tag: '1', greeting: 'one', port }));
-    const out = await cluster.cliJson<{ apply: { revision: number }; status: Detail }>(
-      'apply',
-      file,
-      '--wait',
-      '--timeout',
-      '60s',
-    );
-    assert.equal(out.apply.revision, 1);
+    assert.equal(await applyAndWait(file), 1);
     const info = await webContainer();
     assert.equal(info.State.Running, true);
     assert.equal(info.Config.Labels['fleet.managed'], 'true');
@@ -157,14 +155,7 @@ describe('walking skeleton: apply → control plane → gRPC → agent → conta
   test('a changed playbook replaces the container and advances the revision', async () => {
     const before = await webContainer();
     const file = cluster.playbook('v2.yaml', webPlaybook({ tag: '2', greeting: 'two', port, side: true }));
-    const out = await cluster.cliJson<{ apply: { revision: number } }>(
-      'apply',
-      file,
-      '--wait',
-      '--timeout',
-      '60s',
-    );
-    assert.equal(out.apply.revision, 2);
+    assert.equal(await applyAndWait(file), 2);
     const after = await webContainer();
     assert.notEqual(after.Id, before.Id);
     assert.equal(after.Config.Image, IMAGE_2);
@@ -241,14 +232,7 @@ describe('walking skeleton: apply → control plane → gRPC → agent → conta
     const side = await webContainer(NODE_A, 'side');
     const web = await webContainer();
     const file = cluster.playbook('v3.yaml', webPlaybook({ tag: '2', greeting: 'two', port }));
-    const out = await cluster.cliJson<{ apply: { revision: number } }>(
-      'apply',
-      file,
-      '--wait',
-      '--timeout',
-      '60s',
-    );
-    assert.equal(out.apply.revision, 3);
+    assert.equal(await applyAndWait(file), 3);
     await waitFor('side container removed', async () =>
       (await managedContainers(NODE_A)).every((c) => c.Labels['fleet.service'] !== 'side'),
     );
@@ -311,14 +295,7 @@ services:
     env: { GREETING: bee }
 `,
     );
-    const out = await cluster.cliJson<{ apply: { revision: number } }>(
-      'apply',
-      file,
-      '--wait',
-      '--timeout',
-      '60s',
-    );
-    assert.equal(out.apply.revision, 1);
+    assert.equal(await applyAndWait(file), 1);
     const b = await webContainer(NODE_B);
     assert.equal(b.Config.Labels['fleet.node'], NODE_B);
     assert.ok(b.Config.Env.includes('GREETING=bee'));

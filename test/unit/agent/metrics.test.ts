@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { type AgentHealthSource, createAgentMetrics, serveMetrics } from '../../../agent/src/metrics.js';
 import type { Gpu, GpuFacts } from '../../../proto/gen/fleet/v1/agent.js';
+import { gpu as baseGpu } from './facts/fixtures.js';
 
 const A = 'GPU-aaaaaaaa-0000-0000-0000-000000000001';
 const B = 'GPU-bbbbbbbb-0000-0000-0000-000000000002';
@@ -16,29 +17,17 @@ const health = (over: Partial<AgentHealthSource> = {}): AgentHealthSource => ({
   ...over,
 });
 
-const gpu = (over: Partial<Gpu>): Gpu => ({
-  index: 0,
-  uuid: A,
-  name: 'NVIDIA H100 80GB HBM3',
-  busId: '',
-  memoryTotalMib: 80_000,
-  memoryUsedMib: 20_000,
-  memoryFreeMib: 60_000,
-  utilizationGpuPct: 50,
-  utilizationMemoryPct: 25,
-  temperatureC: 41,
-  powerDrawW: 310.5,
-  powerLimitW: 700,
-  fanSpeedPct: undefined,
-  computeCap: '9.0',
-  migMode: 'disabled',
-  eccUncorrected: 0,
-  retiredPagesPending: false,
-  throttleReasons: [],
-  pstate: 'P0',
-  migDevices: [],
-  ...over,
-});
+/** The shared GPU factory, with the gauge values these assertions read. */
+const gpu = (over: Partial<Gpu>): Gpu =>
+  baseGpu({
+    busId: '',
+    memoryUsedMib: 20_000,
+    memoryFreeMib: 60_000,
+    utilizationMemoryPct: 25,
+    temperatureC: 41,
+    powerDrawW: 310.5,
+    ...over,
+  });
 
 const facts = (gpus: Gpu[], over: Partial<GpuFacts> = {}): GpuFacts => ({
   status: 'ok',
