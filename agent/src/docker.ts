@@ -1,4 +1,6 @@
 import Docker from 'dockerode';
+import { ensureNetwork, networkName } from './docker-network.js';
+import { deviceRequestsFor } from './gpu/assign.js';
 import { type DesiredContainer, fromLabels, LABEL, labelsFor, type ObservedContainer } from './model.js';
 import { type ContainerRuntime, classify, RuntimeError } from './runtime.js';
 
@@ -9,6 +11,44 @@ export interface DockerRuntimeOptions {
   stopTimeoutS?: number;
   /** Idle time after which a Docker API call is abandoned. */
   timeoutMs?: number;
+}
+
+/**
+ * The create options of one replica: labels that rebuild it, the node's network (nginx reaches it
+ * there), its container port published on 127.0.0.1 (the fixed `publish` port, or one Docker picks
+ * so the agent can probe it), GPUs by UUID as a device request, and no Docker restart policy (the
+ * agent restarts, with backoff and a truthful status). Exported so a test can check the real spec.
+ */
+export function containerOptions(
+  c: DesiredContainer,
+  gpus: readonly string[],
+): Docker.ContainerCreateOptions {
+  const s = c.spec;
+  const portKey = `${s.port}/tcp`;
+  return {
+    name: c.name,
+    Image: s.image,
+    Env: Object.entries(s.env).map(([k, v]) => `${k}=${v}`),
+    Cmd: s.command.length ? s.command : undefined,
+    Labels: labelsFor(c, gpus),
+    ExposedPorts: s.port ? { [portKey]: {} } : undefined,
+    HostConfig: {
+      Binds: s.volumes.length ? s.volumes : undefined,
+      PortBindings: s.port
+        ? { [portKey]: [{ HostIp: '127.0.0.1', HostPort: s.publish ? String(s.publish) : '' }] }
+        : undefined,
+      NetworkMode: networkName(s.node),
+      RestartPolicy: { Name: 'no' },
+      Init: true,
+      ...(gpus.length ? { DeviceRequests: deviceRequestsFor(gpus) } : {}),
+    },
+  };
+}
+
+/** Exit code from Docker's status text ("Exited (137) 5 seconds ago"). */
+export function exitCodeOf(status: string | undefined): number | undefined {
+  const m = /^Exited \((-?\d+)\)/.exec(status ?? '');
+  return m ? Number(m[1]) : undefined;
 }
 
 /** ContainerRuntime over the Docker Engine API. Only containers labelled for this node are seen. */
@@ -32,7 +72,10 @@ export class DockerRuntime implements ContainerRuntime {
       }),
     );
     const out: ObservedContainer[] = [];
+    const net = networkName(this.opts.node);
     for (const c of items) {
+      const port = Number(c.Labels[LABEL.port] ?? 0);
+      const published = c.Ports.find((p) => p.PrivatePort === port && p.IP === '127.0.0.1' && p.PublicPort);
       const o = fromLabels(
         {
           id: c.Id,
@@ -40,6 +83,9 @@ export class DockerRuntime implements ContainerRuntime {
           image: c.Image,
           state: c.State,
           createdAtMs: c.Created * 1000,
+          hostPort: published?.PublicPort,
+          ip: c.NetworkSettings?.Networks?.[net]?.IPAddress || undefined,
+          exitCode: c.State === 'exited' ? exitCodeOf(c.Status) : undefined,
         },
         c.Labels,
       );
@@ -69,28 +115,9 @@ export class DockerRuntime implements ContainerRuntime {
     );
   }
 
-  async create(c: DesiredContainer): Promise<string> {
-    const s = c.spec;
-    const portKey = `${s.port}/tcp`;
-    const container = await this.call(() =>
-      this.docker.createContainer({
-        name: c.name,
-        Image: s.image,
-        Env: Object.entries(s.env).map(([k, v]) => `${k}=${v}`),
-        Cmd: s.command.length ? s.command : undefined,
-        Labels: labelsFor(c),
-        ExposedPorts: s.port ? { [portKey]: {} } : undefined,
-        HostConfig: {
-          Binds: s.volumes.length ? s.volumes : undefined,
-          PortBindings: s.publish
-            ? { [portKey]: [{ HostIp: '127.0.0.1', HostPort: String(s.publish) }] }
-            : undefined,
-          // The agent restarts what fails (with backoff and a truthful status); Docker must not.
-          RestartPolicy: { Name: 'no' },
-          Init: true,
-        },
-      }),
-    );
+  async create(c: DesiredContainer, gpus: readonly string[] = []): Promise<string> {
+    await this.call(() => ensureNetwork(this.docker, this.opts.node));
+    const container = await this.call(() => this.docker.createContainer(containerOptions(c, gpus)));
     try {
       await this.call(() => container.start());
     } catch (err) {
@@ -103,6 +130,15 @@ export class DockerRuntime implements ContainerRuntime {
 
   async start(id: string): Promise<void> {
     await this.call(() => this.docker.getContainer(id).start());
+  }
+
+  async restart(id: string): Promise<void> {
+    await this.call(() => this.docker.getContainer(id).restart({ t: this.opts.stopTimeoutS ?? 10 }));
+  }
+
+  /** The dockerode client, for the parts that speak Docker directly (events, the proxy). */
+  get client(): Docker {
+    return this.docker;
   }
 
   async remove(id: string): Promise<void> {

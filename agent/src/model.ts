@@ -19,12 +19,26 @@ export interface ContainerSpec {
   volumes: string[];
 }
 
+/** Health probe of a replica, in milliseconds (the wire's HealthSpec). */
+export interface ProbeSpec {
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+  startPeriodMs: number;
+}
+
 export interface DesiredContainer {
   key: string;
   name: string;
   spec: ContainerSpec;
   hash: string;
   revision: number;
+  /** GPUs per replica (0 for none) and the free memory each must have. Not part of the hash. */
+  gpus: number;
+  gpuMemoryMib: number;
+  /** Not part of the hash: changing a probe must not replace a healthy container. */
+  health?: ProbeSpec;
 }
 
 export interface ObservedContainer {
@@ -39,6 +53,14 @@ export interface ObservedContainer {
   /** Docker's state word: created, running, exited, paused, restarting, dead, removing */
   state: string;
   createdAtMs: number;
+  /** GPU UUIDs assigned at creation (label fleet.gpus). */
+  gpus: string[];
+  /** Host port on 127.0.0.1 that reaches the container port (probes use it); undefined if none. */
+  hostPort?: number;
+  /** Address on the node's fleet network (nginx upstreams use it). */
+  ip?: string;
+  /** Exit code of a stopped container, from Docker's status text. */
+  exitCode?: number;
 }
 
 /** Label names. Everything fleet manages carries `fleet.managed=true` and its node's name. */
@@ -50,6 +72,10 @@ export const LABEL = {
   replica: 'fleet.replica',
   hash: 'fleet.spec-hash',
   revision: 'fleet.revision',
+  gpus: 'fleet.gpus',
+  /** The container port, so the published host port can be found again from a list call. */
+  port: 'fleet.port',
+  role: 'fleet.role',
 } as const;
 
 export const keyOf = (deployment: string, service: string, replica: number) =>
@@ -76,12 +102,26 @@ export function fromSpec(desired: DesiredState, node: string): DesiredContainer[
           volumes: [...s.volumes],
         };
         const hash = specHash(spec);
+        const h = s.health;
         out.push({
           key: keyOf(d.name, s.name, replica),
           name: `fleet-${node}-${d.name}-${s.name}-${replica}-${hash.slice(0, 8)}`,
           spec,
           hash,
           revision: d.revision,
+          gpus: s.gpus ?? 0,
+          gpuMemoryMib: s.gpuMemoryMib ?? 0,
+          ...(h
+            ? {
+                health: {
+                  path: h.path,
+                  intervalMs: h.intervalMs,
+                  timeoutMs: h.timeoutMs,
+                  retries: h.retries,
+                  startPeriodMs: h.startPeriodMs,
+                },
+              }
+            : {}),
         });
       }
     }
@@ -89,9 +129,10 @@ export function fromSpec(desired: DesiredState, node: string): DesiredContainer[
   return out;
 }
 
-/** Labels the agent puts on a container it creates. */
-export function labelsFor(c: DesiredContainer): Record<string, string> {
+/** Labels the agent puts on a container it creates, with the GPUs assigned to it. */
+export function labelsFor(c: DesiredContainer, gpus: readonly string[] = []): Record<string, string> {
   return {
+    ...(gpus.length ? { [LABEL.gpus]: gpus.join(',') } : {}),
     [LABEL.managed]: 'true',
     [LABEL.node]: c.spec.node,
     [LABEL.deployment]: c.spec.deployment,
@@ -99,12 +140,13 @@ export function labelsFor(c: DesiredContainer): Record<string, string> {
     [LABEL.replica]: String(c.spec.replica),
     [LABEL.hash]: c.hash,
     [LABEL.revision]: String(c.revision),
+    ...(c.spec.port ? { [LABEL.port]: String(c.spec.port) } : {}),
   };
 }
 
 /** Rebuilds a managed container from its labels; undefined when the labels are not ours. */
 export function fromLabels(
-  c: { id: string; name: string; image: string; state: string; createdAtMs: number },
+  c: Omit<ObservedContainer, 'key' | 'deployment' | 'service' | 'replica' | 'hash' | 'gpus'>,
   labels: Record<string, string>,
 ): ObservedContainer | undefined {
   const deployment = labels[LABEL.deployment];
@@ -115,5 +157,6 @@ export function fromLabels(
   if (labels[LABEL.managed] !== 'true' || !deployment || !service || !hash || !Number.isInteger(replica)) {
     return undefined;
   }
-  return { ...c, key: keyOf(deployment, service, replica), deployment, service, replica, hash };
+  const gpus = (labels[LABEL.gpus] ?? '').split(',').filter(Boolean);
+  return { ...c, key: keyOf(deployment, service, replica), deployment, service, replica, hash, gpus };
 }

@@ -9,9 +9,11 @@ export interface ContainerRuntime {
   list(): Promise<ObservedContainer[]>;
   imagePresent(image: string): Promise<boolean>;
   pull(image: string): Promise<void>;
-  /** Creates and starts; returns the container id. */
-  create(c: DesiredContainer): Promise<string>;
+  /** Creates and starts with the given GPUs (UUIDs); returns the container id. */
+  create(c: DesiredContainer, gpus?: readonly string[]): Promise<string>;
   start(id: string): Promise<void>;
+  /** Stops (bounded grace period) and starts again, keeping the container. */
+  restart(id: string): Promise<void>;
   /** Stops (bounded grace period) and removes. */
   remove(id: string): Promise<void>;
   version(): Promise<string>;

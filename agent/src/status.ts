@@ -36,6 +36,7 @@ export function buildStatus(
       readyReplicas: ready.length,
       desiredReplicas: replicas.length,
       lastError: state === ServiceState.SERVICE_STATE_RUNNING ? '' : lastError,
+      progress: '',
       containers: mine.map((o) => ({
         id: o.id,
         name: o.name,
@@ -44,6 +45,11 @@ export function buildStatus(
         specHash: o.hash,
         createdAtMs: o.createdAtMs,
         image: o.image,
+        health: '',
+        restartCount: 0,
+        lastProbeError: '',
+        gpus: [],
+        outgoing: false,
       })),
     };
   });

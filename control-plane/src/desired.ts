@@ -1,6 +1,11 @@
 import { contentHash } from '../../proto/canonical.js';
-import type { DeploymentSpec, DesiredState, ServiceSpec } from '../../proto/gen/fleet/v1/agent.js';
+import type { DeploymentSpec, DesiredState, ProxySpec, ServiceSpec } from '../../proto/gen/fleet/v1/agent.js';
+import { durationMs } from './playbook/duration.js';
+import { parseListen } from './playbook/proxy-semantic.js';
 import type { Playbook } from './playbook/types.js';
+
+/** Read timeout of a route that does not set one: streams of a long answer need minutes. */
+const READ_TIMEOUT_S = { stream: 600, plain: 60 };
 
 /** The wire form of one service of a rendered playbook. */
 export function toServiceSpec(name: string, s: Playbook['services'][string]): ServiceSpec {
@@ -18,6 +23,44 @@ export function toServiceSpec(name: string, s: Playbook['services'][string]): Se
     ...(s.gpu_memory_mib ? { gpuMemoryMib: s.gpu_memory_mib } : {}),
     ...(s.model ? { modelPath: s.model.path } : {}),
     ...(s.model?.sha256 ? { modelSha256: s.model.sha256 } : {}),
+    ...(s.health
+      ? {
+          health: {
+            path: s.health.path,
+            intervalMs: durationMs(s.health.interval),
+            timeoutMs: durationMs(s.health.timeout),
+            retries: s.health.retries,
+            startPeriodMs: durationMs(s.health.start_period),
+          },
+        }
+      : {}),
+  };
+}
+
+/** The wire form of `proxy:`; the playbook parser already checked every value. */
+export function toProxySpec(p: NonNullable<Playbook['proxy']>): ProxySpec {
+  const listen = parseListen(p.listen);
+  if (!listen) throw new Error(`unchecked proxy listen ${JSON.stringify(p.listen)}`);
+  return {
+    image: p.image,
+    listenAddress: listen.address,
+    listenPort: listen.port,
+    routes: p.routes.map((r) => ({
+      path: r.path,
+      service: r.service,
+      stream: r.stream,
+      readTimeoutS: r.read_timeout
+        ? Math.ceil(durationMs(r.read_timeout) / 1000)
+        : r.stream
+          ? READ_TIMEOUT_S.stream
+          : READ_TIMEOUT_S.plain,
+      rewrite: r.rewrite ?? '',
+    })),
+    ratePerSecond: p.rate_limit?.per_second ?? 0,
+    rateBurst: p.rate_limit?.burst ?? 0,
+    tlsCertFile: p.tls?.cert ?? '',
+    tlsKeyFile: p.tls?.key ?? '',
+    apiKeysFile: p.api_keys_file ?? '',
   };
 }
 
@@ -34,6 +77,7 @@ export function toDeploymentSpec(revision: {
     services: Object.entries(revision.spec.services)
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([name, s]) => toServiceSpec(name, s)),
+    ...(revision.spec.proxy ? { proxy: toProxySpec(revision.spec.proxy) } : {}),
   };
 }
 

@@ -16,6 +16,7 @@ const METHODS: readonly RuntimeMethod[] = [
   'pull',
   'create',
   'start',
+  'restart',
   'remove',
   'version',
   'info',
@@ -82,6 +83,10 @@ export class FakeRuntime implements ContainerRuntime {
       service: c.service,
       replica: c.replica,
       hash: c.hash,
+      gpus: c.gpus ?? [],
+      ...(c.exitCode !== undefined ? { exitCode: c.exitCode } : {}),
+      ...(c.hostPort !== undefined ? { hostPort: c.hostPort } : {}),
+      ...(c.ip !== undefined ? { ip: c.ip } : {}),
     };
     this.containers.set(id, o);
     return o;
@@ -107,7 +112,7 @@ export class FakeRuntime implements ContainerRuntime {
     this.images.add(image);
   }
 
-  async create(c: DesiredContainer): Promise<string> {
+  async create(c: DesiredContainer, gpus: readonly string[] = []): Promise<string> {
     await this.enter('create', c.key);
     if (!this.images.has(c.spec.image)) throw new RuntimeError(`No such image: ${c.spec.image}`, false);
     if ([...this.containers.values()].some((o) => o.name === c.name)) {
@@ -117,7 +122,7 @@ export class FakeRuntime implements ContainerRuntime {
     // Round-trip through the labels, as Docker would hand them back on the next list.
     const o = fromLabels(
       { id, name: c.name, image: c.spec.image, state: 'running', createdAtMs: this.now() },
-      labelsFor(c),
+      labelsFor(c, gpus),
     );
     if (!o) throw new Error(`fake runtime: labels of ${c.key} do not round-trip`);
     this.containers.set(id, o);
@@ -126,6 +131,13 @@ export class FakeRuntime implements ContainerRuntime {
 
   async start(id: string): Promise<void> {
     await this.enter('start', id);
+    const c = this.containers.get(id);
+    if (!c) throw new RuntimeError(`No such container: ${id}`, false);
+    c.state = 'running';
+  }
+
+  async restart(id: string): Promise<void> {
+    await this.enter('restart', id);
     const c = this.containers.get(id);
     if (!c) throw new RuntimeError(`No such container: ${id}`, false);
     c.state = 'running';
@@ -161,7 +173,17 @@ export class FakeRuntime implements ContainerRuntime {
 }
 
 function emptyCounts(): Record<RuntimeMethod, number> {
-  return { list: 0, imagePresent: 0, pull: 0, create: 0, start: 0, remove: 0, version: 0, info: 0 };
+  return {
+    list: 0,
+    imagePresent: 0,
+    pull: 0,
+    create: 0,
+    start: 0,
+    restart: 0,
+    remove: 0,
+    version: 0,
+    info: 0,
+  };
 }
 
 /** Timers the test advances by hand; nothing fires on its own. */

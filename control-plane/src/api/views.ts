@@ -90,10 +90,13 @@ export class Views {
 
 type NodeStatus = DeploymentDetail['nodes'][number];
 
-/** A node is ready when it reports every service running at the revision assigned to it. */
+/** Service states that mean "serving the desired revision": running (no probe) or healthy (probe passes). */
+export const READY_STATES: ReadonlySet<string> = new Set(['running', 'healthy']);
+
+/** A node is ready when it reports every service ready at the revision assigned to it. */
 function nodeReady(n: NodeStatus, services: readonly string[]): boolean {
   return services.every((svc) =>
-    n.services.some((s) => s.service === svc && s.state === 'running' && s.revision === n.revision),
+    n.services.some((s) => s.service === svc && READY_STATES.has(s.state) && s.revision === n.revision),
   );
 }
 

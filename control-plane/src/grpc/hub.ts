@@ -21,6 +21,12 @@ const stateName: Record<ServiceState, string> = {
   [ServiceState.SERVICE_STATE_PENDING]: 'pending',
   [ServiceState.SERVICE_STATE_RUNNING]: 'running',
   [ServiceState.SERVICE_STATE_FAILED]: 'failed',
+  [ServiceState.SERVICE_STATE_PULLING]: 'pulling',
+  [ServiceState.SERVICE_STATE_STARTING]: 'starting',
+  [ServiceState.SERVICE_STATE_HEALTHY]: 'healthy',
+  [ServiceState.SERVICE_STATE_UNHEALTHY]: 'unhealthy',
+  [ServiceState.SERVICE_STATE_RESTARTING]: 'restarting',
+  [ServiceState.SERVICE_STATE_CRASH_LOOP]: 'crash-loop',
   [ServiceState.UNRECOGNIZED]: 'unknown',
 };
 

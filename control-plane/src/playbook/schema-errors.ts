@@ -10,7 +10,7 @@ import type { PlaybookError } from './types.js';
 import { kindOf } from './vars.js';
 
 /** Keys from the design sketch that v1 refuses; named so the hint can say so instead of guessing a typo. */
-const NOT_IN_V1 = new Set(['serial', 'max_fail_percentage', 'proxy', 'health']);
+const NOT_IN_V1 = new Set(['serial', 'max_fail_percentage']);
 
 /** JSON schema type names in the words a YAML author uses. */
 const YAML_TYPE_NAMES: Record<string, string> = { object: 'mapping', array: 'list' };

@@ -7,6 +7,8 @@
  * vocabulary) that turn a bare `pattern` failure into a message a person can act on.
  */
 
+import { SECRET_FILE, URL_PATH } from '../../../proto/allowlist.js';
+
 /** Deployment names become container-name prefixes and labels, so they must be DNS labels. */
 export const DEPLOYMENT_NAME = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
 
@@ -17,6 +19,88 @@ export const HOST_SELECTOR = '^[A-Za-z0-9._/-]+(=[A-Za-z0-9._/-]+)?$';
 export const ANNOTATION_KEYWORDS = ['x-what', 'x-hint'];
 
 const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
+
+/** Durations are written like Nomad's: 500ms, 5s, 10m, 1h. */
+export const DURATION = '^[0-9]{1,7}(ms|s|m|h)$';
+const duration = {
+  type: 'string',
+  pattern: DURATION,
+  'x-what': 'duration',
+  'x-hint': 'a whole number with a unit: 500ms, 5s, 10m or 1h',
+} as const;
+
+const urlPath = (what: string, hint: string) =>
+  ({ type: 'string', pattern: URL_PATH, 'x-what': what, 'x-hint': hint }) as const;
+
+const secretFile = {
+  type: 'string',
+  pattern: SECRET_FILE,
+  'x-what': 'file path',
+  'x-hint':
+    "a file under /etc/fleet/ named with letters, digits, '.', '_' and '-', e.g. /etc/fleet/tls/api.crt",
+} as const;
+
+/** Per-service HTTP health probe. */
+export const healthSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['path'],
+  properties: {
+    path: urlPath('health path', 'a URL path such as /health'),
+    interval: { ...duration, default: '5s' },
+    timeout: { ...duration, default: '2s' },
+    retries: { type: 'integer', minimum: 1, maximum: 100, default: 3 },
+    start_period: { ...duration, default: '0s' },
+  },
+} as const;
+
+/** The nginx reverse proxy the agent runs in front of the replicas on each node. */
+export const proxySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['listen', 'routes'],
+  properties: {
+    image: { type: 'string', minLength: 1, default: 'nginx:1.27' },
+    // A port, or "ADDRESS:PORT" (checked in semantic.ts so the message can say what is wrong).
+    listen: { type: ['integer', 'string'] },
+    routes: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 32,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['path', 'service'],
+        properties: {
+          path: urlPath(
+            'route path',
+            "a URL prefix such as /api/ (letters, digits, '.', '_', '~', '-', '/')",
+          ),
+          service: { type: 'string', minLength: 1 },
+          stream: { type: 'boolean', default: false },
+          read_timeout: duration,
+          rewrite: urlPath('rewrite', 'the upstream path prefix, such as /'),
+        },
+      },
+    },
+    rate_limit: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['per_second'],
+      properties: {
+        per_second: { type: 'integer', minimum: 1, maximum: 100000 },
+        burst: { type: 'integer', minimum: 0, maximum: 100000, default: 0 },
+      },
+    },
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['cert', 'key'],
+      properties: { cert: secretFile, key: secretFile },
+    },
+    api_keys_file: secretFile,
+  },
+} as const;
 
 /** Schema of one entry under `services:`. */
 export const serviceSchema = {
@@ -33,6 +117,7 @@ export const serviceSchema = {
     volumes: { type: 'array', items: { type: 'string' }, default: [] },
     gpus: { type: 'integer', minimum: 0, maximum: 64 },
     gpu_memory_mib: { type: 'integer', minimum: 1 },
+    health: healthSchema,
     model: {
       type: 'object',
       additionalProperties: false,
@@ -85,5 +170,6 @@ export const playbookSchema = {
       default: {},
     },
     services: { type: 'object', minProperties: 1, additionalProperties: serviceSchema },
+    proxy: proxySchema,
   },
 } as const;

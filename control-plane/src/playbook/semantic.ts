@@ -5,6 +5,7 @@
  */
 import { checkImageRef } from './image-ref.js';
 import { childPointer, type PositionIndex } from './positions.js';
+import { checkHealth, checkProxy } from './proxy-semantic.js';
 import type { ParseOptions, PlaybookError } from './types.js';
 import { checkVolume, normalize } from './volumes.js';
 
@@ -43,6 +44,7 @@ export function checkSemantics(
     }
     if (!isObject(svc)) continue;
     const at = (key: string) => childPointer(base, key);
+    errors.push(...checkHealth(svc, base, index));
 
     if (typeof svc.image === 'string' && svc.image !== '') {
       const problem = checkImageRef(svc.image);
@@ -119,7 +121,7 @@ export function checkSemantics(
           index.error(
             pos,
             `publish requires replicas: 1 in services.${name} (has ${svc.replicas})`,
-            'several replicas cannot share one host port; drop publish and put a proxy in front (planned after v1)',
+            'several replicas cannot share one host port; drop publish and put a proxy: in front',
           ),
         );
       }
@@ -137,5 +139,6 @@ export function checkSemantics(
       }
     }
   }
+  errors.push(...checkProxy(data, index));
   return errors;
 }

@@ -35,6 +35,33 @@ export interface Playbook {
   vars: Record<string, string | number | boolean>;
   /** At least one service, keyed by a DNS-label name of at most 40 characters. */
   services: Record<string, ServiceSpec>;
+  /** The nginx reverse proxy each selected node runs in front of the replicas. */
+  proxy?: ProxySpec;
+}
+
+/** Durations as written (`5s`, `10m`); `duration.ts` turns them into milliseconds. */
+export type Duration = string;
+
+/** HTTP probe of each replica; defaults: interval 5s, timeout 2s, retries 3, start_period 0s. */
+export interface HealthSpec {
+  path: string;
+  interval: Duration;
+  timeout: Duration;
+  retries: number;
+  start_period: Duration;
+}
+
+export interface ProxySpec {
+  /** nginx image (default nginx:1.27). */
+  image: string;
+  /** A port (published on every address) or "ADDRESS:PORT". */
+  listen: number | string;
+  routes: { path: string; service: string; stream: boolean; read_timeout?: Duration; rewrite?: string }[];
+  rate_limit?: { per_second: number; burst: number };
+  /** Certificate and key files on the node (until secret delivery exists). */
+  tls?: { cert: string; key: string };
+  /** A file on the node with one API key per line; requests must send one as a bearer token. */
+  api_keys_file?: string;
 }
 
 /** What runs on each selected host for one service. */
@@ -53,10 +80,12 @@ export interface ServiceSpec {
   command?: string[];
   /** Bind mounts "HOST:CONTAINER[:ro|rw]" with absolute paths; sensitive host paths are refused. Default []. */
   volumes: string[];
-  /** GPUs per replica; preflight checks the node has them (assignment arrives with a later issue). */
+  /** GPUs per replica; the agent assigns distinct GPUs by UUID. */
   gpus?: number;
   /** Free memory each of those GPUs needs, MiB. */
   gpu_memory_mib?: number;
   /** The model file as the container sees it (under a volume), and optionally its sha256: preflight checks both. */
   model?: { path: string; sha256?: string };
+  /** HTTP probe; without it a running container counts as ready. */
+  health?: HealthSpec;
 }

@@ -18,6 +18,8 @@ function desired(
     name: `fleet-${NODE}-${deployment}-${service}-${replica}-${hash}`,
     hash,
     revision: 1,
+    gpus: 0,
+    gpuMemoryMib: 0,
     spec: {
       node: NODE,
       deployment,
@@ -52,6 +54,7 @@ function observed(
     image: 'img:1',
     state,
     createdAtMs: 0,
+    gpus: [],
   };
 }
 
@@ -393,6 +396,7 @@ test('a paused, dead or removing container of the right spec is replaced, not st
         image: 'img:1',
         state,
         createdAtMs: 0,
+        gpus: [],
       },
     ];
     const steps = plan(observed, [d!], { imagesPresent: new Set(['img:1']) });

@@ -37,6 +37,7 @@ function running(d: DesiredContainer, over: Partial<ObservedContainer> = {}): Ob
     image: d.spec.image,
     state: 'running',
     createdAtMs: 1000,
+    gpus: [],
     ...over,
   };
 }
@@ -148,6 +149,11 @@ describe('buildStatus', () => {
       specHash: db0.hash,
       createdAtMs: 1234,
       image: 'img:9',
+      health: '',
+      restartCount: 0,
+      lastProbeError: '',
+      gpus: [],
+      outgoing: false,
     });
   });
 });

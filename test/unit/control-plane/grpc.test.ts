@@ -245,6 +245,7 @@ describe('agent gRPC stream (real server on loopback)', () => {
               readyReplicas: 1,
               desiredReplicas: 1,
               lastError: '',
+              progress: '',
               containers: [
                 {
                   id: 'abc',
@@ -254,6 +255,11 @@ describe('agent gRPC stream (real server on loopback)', () => {
                   specHash: 'h',
                   createdAtMs: 3,
                   image: web.services[0]!.image,
+                  health: '',
+                  restartCount: 0,
+                  lastProbeError: '',
+                  gpus: [],
+                  outgoing: false,
                 },
               ],
             },
@@ -282,6 +288,7 @@ describe('agent gRPC stream (real server on loopback)', () => {
               desiredReplicas: 1,
               lastError: 'spoofed',
               containers: [],
+              progress: '',
             },
           ],
         },

@@ -40,6 +40,18 @@ export enum ServiceState {
   SERVICE_STATE_RUNNING = 2,
   /** SERVICE_STATE_FAILED - The last round failed; last_error says why. The agent keeps retrying with backoff. */
   SERVICE_STATE_FAILED = 3,
+  /** SERVICE_STATE_PULLING - Downloading the image; progress says how far. */
+  SERVICE_STATE_PULLING = 4,
+  /** SERVICE_STATE_STARTING - Containers run the desired spec; health probes have not passed yet (start period). */
+  SERVICE_STATE_STARTING = 5,
+  /** SERVICE_STATE_HEALTHY - Every replica runs the desired spec and passes its health probe. */
+  SERVICE_STATE_HEALTHY = 6,
+  /** SERVICE_STATE_UNHEALTHY - A replica failed its probe `retries` times; a restart follows. */
+  SERVICE_STATE_UNHEALTHY = 7,
+  /** SERVICE_STATE_RESTARTING - A replica exited or was unhealthy and waits for (or is in) its restart. */
+  SERVICE_STATE_RESTARTING = 8,
+  /** SERVICE_STATE_CRASH_LOOP - A replica keeps failing: restarted again and again with growing backoff. */
+  SERVICE_STATE_CRASH_LOOP = 9,
   UNRECOGNIZED = -1,
 }
 
@@ -57,6 +69,24 @@ export function serviceStateFromJSON(object: any): ServiceState {
     case 3:
     case "SERVICE_STATE_FAILED":
       return ServiceState.SERVICE_STATE_FAILED;
+    case 4:
+    case "SERVICE_STATE_PULLING":
+      return ServiceState.SERVICE_STATE_PULLING;
+    case 5:
+    case "SERVICE_STATE_STARTING":
+      return ServiceState.SERVICE_STATE_STARTING;
+    case 6:
+    case "SERVICE_STATE_HEALTHY":
+      return ServiceState.SERVICE_STATE_HEALTHY;
+    case 7:
+    case "SERVICE_STATE_UNHEALTHY":
+      return ServiceState.SERVICE_STATE_UNHEALTHY;
+    case 8:
+    case "SERVICE_STATE_RESTARTING":
+      return ServiceState.SERVICE_STATE_RESTARTING;
+    case 9:
+    case "SERVICE_STATE_CRASH_LOOP":
+      return ServiceState.SERVICE_STATE_CRASH_LOOP;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -74,6 +104,18 @@ export function serviceStateToJSON(object: ServiceState): string {
       return "SERVICE_STATE_RUNNING";
     case ServiceState.SERVICE_STATE_FAILED:
       return "SERVICE_STATE_FAILED";
+    case ServiceState.SERVICE_STATE_PULLING:
+      return "SERVICE_STATE_PULLING";
+    case ServiceState.SERVICE_STATE_STARTING:
+      return "SERVICE_STATE_STARTING";
+    case ServiceState.SERVICE_STATE_HEALTHY:
+      return "SERVICE_STATE_HEALTHY";
+    case ServiceState.SERVICE_STATE_UNHEALTHY:
+      return "SERVICE_STATE_UNHEALTHY";
+    case ServiceState.SERVICE_STATE_RESTARTING:
+      return "SERVICE_STATE_RESTARTING";
+    case ServiceState.SERVICE_STATE_CRASH_LOOP:
+      return "SERVICE_STATE_CRASH_LOOP";
     case ServiceState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -132,6 +174,47 @@ export interface DeploymentSpec {
   revision: number;
   revisionHash: string;
   services: ServiceSpec[];
+  /** The nginx reverse proxy the agent runs in front of this deployment's replicas; absent when none. */
+  proxy?: ProxySpec | undefined;
+}
+
+/** An HTTP probe of one replica, sent to its container port through a port published on 127.0.0.1. */
+export interface HealthSpec {
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  /** Consecutive failures (after the start period or the first success) that make a replica unhealthy. */
+  retries: number;
+  /** Model loads take minutes: failures inside this window do not count until the first success. */
+  startPeriodMs: number;
+}
+
+/** Values here already passed the control plane's allowlist; the agent's renderer checks them again. */
+export interface ProxySpec {
+  image: string;
+  /** Host address nginx is published on ("0.0.0.0" or "127.0.0.1") and its port. */
+  listenAddress: string;
+  listenPort: number;
+  routes: ProxyRoute[];
+  /** Requests per second per client address, and the burst allowed above it; 0 when unlimited. */
+  ratePerSecond: number;
+  rateBurst: number;
+  /** TLS certificate and key files on the node; both empty when TLS is off. */
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  /** A file on the node with one API key per line; empty when requests need no key. */
+  apiKeysFile: string;
+}
+
+export interface ProxyRoute {
+  /** URL prefix, e.g. /api/ */
+  path: string;
+  service: string;
+  /** Streamed responses: no buffering, long read timeout, no gzip. */
+  stream: boolean;
+  readTimeoutS: number;
+  /** Path prefix to put in place of `path` upstream; empty keeps the request path unchanged. */
+  rewrite: string;
 }
 
 export interface ServiceSpec {
@@ -153,6 +236,7 @@ export interface ServiceSpec {
   /** The model file as the container sees it, and its expected sha256 (may be empty). */
   modelPath?: string | undefined;
   modelSha256?: string | undefined;
+  health?: HealthSpec | undefined;
 }
 
 export interface ServiceSpec_EnvEntry {
@@ -174,6 +258,16 @@ export interface ContainerStatus {
   specHash: string;
   createdAtMs: number;
   image: string;
+  /** starting, healthy, unhealthy; empty when the service has no probe or the container is not running. */
+  health: string;
+  /** Restarts the agent issued for this replica since its backoff last reset. */
+  restartCount: number;
+  lastExitCode?: number | undefined;
+  lastProbeError: string;
+  /** GPU UUIDs assigned to this replica. */
+  gpus: string[];
+  /** True for a replica of the previous spec still serving while its replacement starts. */
+  outgoing: boolean;
 }
 
 export interface ServiceStatus {
@@ -186,6 +280,8 @@ export interface ServiceStatus {
   lastError: string;
   readyReplicas: number;
   desiredReplicas: number;
+  /** Pull progress while pulling ("412 MB of 1.2 GB"), the next restart while restarting. */
+  progress: string;
 }
 
 export interface Event {
@@ -1194,7 +1290,7 @@ export const DesiredState: MessageFns<DesiredState> = {
 };
 
 function createBaseDeploymentSpec(): DeploymentSpec {
-  return { name: "", revision: 0, revisionHash: "", services: [] };
+  return { name: "", revision: 0, revisionHash: "", services: [], proxy: undefined };
 }
 
 export const DeploymentSpec: MessageFns<DeploymentSpec> = {
@@ -1210,6 +1306,9 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
     }
     for (const v of message.services) {
       ServiceSpec.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.proxy !== undefined) {
+      ProxySpec.encode(message.proxy, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -1259,6 +1358,14 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
             message.services.push(ServiceSpec.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.proxy = ProxySpec.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1283,6 +1390,7 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
       services: globalThis.Array.isArray(object?.services)
         ? object.services.map((e: any) => ServiceSpec.fromJSON(e))
         : [],
+      proxy: isSet(object.proxy) ? ProxySpec.fromJSON(object.proxy) : undefined,
     };
   },
 
@@ -1300,6 +1408,9 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
     if (message.services?.length) {
       obj.services = message.services.map((e) => ServiceSpec.toJSON(e));
     }
+    if (message.proxy !== undefined) {
+      obj.proxy = ProxySpec.toJSON(message.proxy);
+    }
     return obj;
   },
 
@@ -1312,6 +1423,526 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
     message.revision = object.revision ?? 0;
     message.revisionHash = object.revisionHash ?? "";
     message.services = object.services?.map((e) => ServiceSpec.fromPartial(e)) || [];
+    message.proxy = (object.proxy !== undefined && object.proxy !== null)
+      ? ProxySpec.fromPartial(object.proxy)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseHealthSpec(): HealthSpec {
+  return { path: "", intervalMs: 0, timeoutMs: 0, retries: 0, startPeriodMs: 0 };
+}
+
+export const HealthSpec: MessageFns<HealthSpec> = {
+  encode(message: HealthSpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    if (message.intervalMs !== 0) {
+      writer.uint32(16).uint32(message.intervalMs);
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(24).uint32(message.timeoutMs);
+    }
+    if (message.retries !== 0) {
+      writer.uint32(32).uint32(message.retries);
+    }
+    if (message.startPeriodMs !== 0) {
+      writer.uint32(40).uint32(message.startPeriodMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HealthSpec {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHealthSpec();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.intervalMs = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.retries = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.startPeriodMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HealthSpec {
+    return {
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      intervalMs: isSet(object.intervalMs)
+        ? globalThis.Number(object.intervalMs)
+        : isSet(object.interval_ms)
+        ? globalThis.Number(object.interval_ms)
+        : 0,
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
+      retries: isSet(object.retries) ? globalThis.Number(object.retries) : 0,
+      startPeriodMs: isSet(object.startPeriodMs)
+        ? globalThis.Number(object.startPeriodMs)
+        : isSet(object.start_period_ms)
+        ? globalThis.Number(object.start_period_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: HealthSpec): unknown {
+    const obj: any = {};
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.intervalMs !== 0) {
+      obj.intervalMs = Math.round(message.intervalMs);
+    }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    if (message.retries !== 0) {
+      obj.retries = Math.round(message.retries);
+    }
+    if (message.startPeriodMs !== 0) {
+      obj.startPeriodMs = Math.round(message.startPeriodMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HealthSpec>, I>>(base?: I): HealthSpec {
+    return HealthSpec.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HealthSpec>, I>>(object: I): HealthSpec {
+    const message = createBaseHealthSpec();
+    message.path = object.path ?? "";
+    message.intervalMs = object.intervalMs ?? 0;
+    message.timeoutMs = object.timeoutMs ?? 0;
+    message.retries = object.retries ?? 0;
+    message.startPeriodMs = object.startPeriodMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseProxySpec(): ProxySpec {
+  return {
+    image: "",
+    listenAddress: "",
+    listenPort: 0,
+    routes: [],
+    ratePerSecond: 0,
+    rateBurst: 0,
+    tlsCertFile: "",
+    tlsKeyFile: "",
+    apiKeysFile: "",
+  };
+}
+
+export const ProxySpec: MessageFns<ProxySpec> = {
+  encode(message: ProxySpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.image !== "") {
+      writer.uint32(10).string(message.image);
+    }
+    if (message.listenAddress !== "") {
+      writer.uint32(18).string(message.listenAddress);
+    }
+    if (message.listenPort !== 0) {
+      writer.uint32(24).uint32(message.listenPort);
+    }
+    for (const v of message.routes) {
+      ProxyRoute.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.ratePerSecond !== 0) {
+      writer.uint32(40).uint32(message.ratePerSecond);
+    }
+    if (message.rateBurst !== 0) {
+      writer.uint32(48).uint32(message.rateBurst);
+    }
+    if (message.tlsCertFile !== "") {
+      writer.uint32(58).string(message.tlsCertFile);
+    }
+    if (message.tlsKeyFile !== "") {
+      writer.uint32(66).string(message.tlsKeyFile);
+    }
+    if (message.apiKeysFile !== "") {
+      writer.uint32(74).string(message.apiKeysFile);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProxySpec {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProxySpec();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.image = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.listenAddress = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.listenPort = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.routes.push(ProxyRoute.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.ratePerSecond = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.rateBurst = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.tlsCertFile = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.tlsKeyFile = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.apiKeysFile = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProxySpec {
+    return {
+      image: isSet(object.image) ? globalThis.String(object.image) : "",
+      listenAddress: isSet(object.listenAddress)
+        ? globalThis.String(object.listenAddress)
+        : isSet(object.listen_address)
+        ? globalThis.String(object.listen_address)
+        : "",
+      listenPort: isSet(object.listenPort)
+        ? globalThis.Number(object.listenPort)
+        : isSet(object.listen_port)
+        ? globalThis.Number(object.listen_port)
+        : 0,
+      routes: globalThis.Array.isArray(object?.routes) ? object.routes.map((e: any) => ProxyRoute.fromJSON(e)) : [],
+      ratePerSecond: isSet(object.ratePerSecond)
+        ? globalThis.Number(object.ratePerSecond)
+        : isSet(object.rate_per_second)
+        ? globalThis.Number(object.rate_per_second)
+        : 0,
+      rateBurst: isSet(object.rateBurst)
+        ? globalThis.Number(object.rateBurst)
+        : isSet(object.rate_burst)
+        ? globalThis.Number(object.rate_burst)
+        : 0,
+      tlsCertFile: isSet(object.tlsCertFile)
+        ? globalThis.String(object.tlsCertFile)
+        : isSet(object.tls_cert_file)
+        ? globalThis.String(object.tls_cert_file)
+        : "",
+      tlsKeyFile: isSet(object.tlsKeyFile)
+        ? globalThis.String(object.tlsKeyFile)
+        : isSet(object.tls_key_file)
+        ? globalThis.String(object.tls_key_file)
+        : "",
+      apiKeysFile: isSet(object.apiKeysFile)
+        ? globalThis.String(object.apiKeysFile)
+        : isSet(object.api_keys_file)
+        ? globalThis.String(object.api_keys_file)
+        : "",
+    };
+  },
+
+  toJSON(message: ProxySpec): unknown {
+    const obj: any = {};
+    if (message.image !== "") {
+      obj.image = message.image;
+    }
+    if (message.listenAddress !== "") {
+      obj.listenAddress = message.listenAddress;
+    }
+    if (message.listenPort !== 0) {
+      obj.listenPort = Math.round(message.listenPort);
+    }
+    if (message.routes?.length) {
+      obj.routes = message.routes.map((e) => ProxyRoute.toJSON(e));
+    }
+    if (message.ratePerSecond !== 0) {
+      obj.ratePerSecond = Math.round(message.ratePerSecond);
+    }
+    if (message.rateBurst !== 0) {
+      obj.rateBurst = Math.round(message.rateBurst);
+    }
+    if (message.tlsCertFile !== "") {
+      obj.tlsCertFile = message.tlsCertFile;
+    }
+    if (message.tlsKeyFile !== "") {
+      obj.tlsKeyFile = message.tlsKeyFile;
+    }
+    if (message.apiKeysFile !== "") {
+      obj.apiKeysFile = message.apiKeysFile;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProxySpec>, I>>(base?: I): ProxySpec {
+    return ProxySpec.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProxySpec>, I>>(object: I): ProxySpec {
+    const message = createBaseProxySpec();
+    message.image = object.image ?? "";
+    message.listenAddress = object.listenAddress ?? "";
+    message.listenPort = object.listenPort ?? 0;
+    message.routes = object.routes?.map((e) => ProxyRoute.fromPartial(e)) || [];
+    message.ratePerSecond = object.ratePerSecond ?? 0;
+    message.rateBurst = object.rateBurst ?? 0;
+    message.tlsCertFile = object.tlsCertFile ?? "";
+    message.tlsKeyFile = object.tlsKeyFile ?? "";
+    message.apiKeysFile = object.apiKeysFile ?? "";
+    return message;
+  },
+};
+
+function createBaseProxyRoute(): ProxyRoute {
+  return { path: "", service: "", stream: false, readTimeoutS: 0, rewrite: "" };
+}
+
+export const ProxyRoute: MessageFns<ProxyRoute> = {
+  encode(message: ProxyRoute, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    if (message.service !== "") {
+      writer.uint32(18).string(message.service);
+    }
+    if (message.stream !== false) {
+      writer.uint32(24).bool(message.stream);
+    }
+    if (message.readTimeoutS !== 0) {
+      writer.uint32(32).uint32(message.readTimeoutS);
+    }
+    if (message.rewrite !== "") {
+      writer.uint32(42).string(message.rewrite);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProxyRoute {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProxyRoute();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.service = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.stream = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.readTimeoutS = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.rewrite = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProxyRoute {
+    return {
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      service: isSet(object.service) ? globalThis.String(object.service) : "",
+      stream: isSet(object.stream) ? globalThis.Boolean(object.stream) : false,
+      readTimeoutS: isSet(object.readTimeoutS)
+        ? globalThis.Number(object.readTimeoutS)
+        : isSet(object.read_timeout_s)
+        ? globalThis.Number(object.read_timeout_s)
+        : 0,
+      rewrite: isSet(object.rewrite) ? globalThis.String(object.rewrite) : "",
+    };
+  },
+
+  toJSON(message: ProxyRoute): unknown {
+    const obj: any = {};
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.service !== "") {
+      obj.service = message.service;
+    }
+    if (message.stream !== false) {
+      obj.stream = message.stream;
+    }
+    if (message.readTimeoutS !== 0) {
+      obj.readTimeoutS = Math.round(message.readTimeoutS);
+    }
+    if (message.rewrite !== "") {
+      obj.rewrite = message.rewrite;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProxyRoute>, I>>(base?: I): ProxyRoute {
+    return ProxyRoute.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProxyRoute>, I>>(object: I): ProxyRoute {
+    const message = createBaseProxyRoute();
+    message.path = object.path ?? "";
+    message.service = object.service ?? "";
+    message.stream = object.stream ?? false;
+    message.readTimeoutS = object.readTimeoutS ?? 0;
+    message.rewrite = object.rewrite ?? "";
     return message;
   },
 };
@@ -1330,6 +1961,7 @@ function createBaseServiceSpec(): ServiceSpec {
     gpuMemoryMib: undefined,
     modelPath: undefined,
     modelSha256: undefined,
+    health: undefined,
   };
 }
 
@@ -1370,6 +2002,9 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     }
     if (message.modelSha256 !== undefined) {
       writer.uint32(98).string(message.modelSha256);
+    }
+    if (message.health !== undefined) {
+      HealthSpec.encode(message.health, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -1486,6 +2121,14 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
             message.modelSha256 = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.health = HealthSpec.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1537,6 +2180,7 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
         : isSet(object.model_sha256)
         ? globalThis.String(object.model_sha256)
         : undefined,
+      health: isSet(object.health) ? HealthSpec.fromJSON(object.health) : undefined,
     };
   },
 
@@ -1584,6 +2228,9 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     if (message.modelSha256 !== undefined) {
       obj.modelSha256 = message.modelSha256;
     }
+    if (message.health !== undefined) {
+      obj.health = HealthSpec.toJSON(message.health);
+    }
     return obj;
   },
 
@@ -1612,6 +2259,9 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     message.gpuMemoryMib = object.gpuMemoryMib ?? undefined;
     message.modelPath = object.modelPath ?? undefined;
     message.modelSha256 = object.modelSha256 ?? undefined;
+    message.health = (object.health !== undefined && object.health !== null)
+      ? HealthSpec.fromPartial(object.health)
+      : undefined;
     return message;
   },
 };
@@ -1775,7 +2425,21 @@ export const Ack: MessageFns<Ack> = {
 };
 
 function createBaseContainerStatus(): ContainerStatus {
-  return { id: "", name: "", replica: 0, state: "", specHash: "", createdAtMs: 0, image: "" };
+  return {
+    id: "",
+    name: "",
+    replica: 0,
+    state: "",
+    specHash: "",
+    createdAtMs: 0,
+    image: "",
+    health: "",
+    restartCount: 0,
+    lastExitCode: undefined,
+    lastProbeError: "",
+    gpus: [],
+    outgoing: false,
+  };
 }
 
 export const ContainerStatus: MessageFns<ContainerStatus> = {
@@ -1800,6 +2464,24 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
     }
     if (message.image !== "") {
       writer.uint32(58).string(message.image);
+    }
+    if (message.health !== "") {
+      writer.uint32(66).string(message.health);
+    }
+    if (message.restartCount !== 0) {
+      writer.uint32(72).uint32(message.restartCount);
+    }
+    if (message.lastExitCode !== undefined) {
+      writer.uint32(80).int32(message.lastExitCode);
+    }
+    if (message.lastProbeError !== "") {
+      writer.uint32(90).string(message.lastProbeError);
+    }
+    for (const v of message.gpus) {
+      writer.uint32(98).string(v!);
+    }
+    if (message.outgoing !== false) {
+      writer.uint32(104).bool(message.outgoing);
     }
     return writer;
   },
@@ -1873,6 +2555,54 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
             message.image = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.health = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.restartCount = reader.uint32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.lastExitCode = reader.int32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.lastProbeError = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.gpus.push(reader.string());
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.outgoing = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1902,6 +2632,26 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
         ? globalThis.Number(object.created_at_ms)
         : 0,
       image: isSet(object.image) ? globalThis.String(object.image) : "",
+      health: isSet(object.health) ? globalThis.String(object.health) : "",
+      restartCount: isSet(object.restartCount)
+        ? globalThis.Number(object.restartCount)
+        : isSet(object.restart_count)
+        ? globalThis.Number(object.restart_count)
+        : 0,
+      lastExitCode: isSet(object.lastExitCode)
+        ? globalThis.Number(object.lastExitCode)
+        : isSet(object.last_exit_code)
+        ? globalThis.Number(object.last_exit_code)
+        : undefined,
+      lastProbeError: isSet(object.lastProbeError)
+        ? globalThis.String(object.lastProbeError)
+        : isSet(object.last_probe_error)
+        ? globalThis.String(object.last_probe_error)
+        : "",
+      gpus: globalThis.Array.isArray(object?.gpus)
+        ? object.gpus.map((e: any) => globalThis.String(e))
+        : [],
+      outgoing: isSet(object.outgoing) ? globalThis.Boolean(object.outgoing) : false,
     };
   },
 
@@ -1928,6 +2678,24 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
     if (message.image !== "") {
       obj.image = message.image;
     }
+    if (message.health !== "") {
+      obj.health = message.health;
+    }
+    if (message.restartCount !== 0) {
+      obj.restartCount = Math.round(message.restartCount);
+    }
+    if (message.lastExitCode !== undefined) {
+      obj.lastExitCode = Math.round(message.lastExitCode);
+    }
+    if (message.lastProbeError !== "") {
+      obj.lastProbeError = message.lastProbeError;
+    }
+    if (message.gpus?.length) {
+      obj.gpus = message.gpus;
+    }
+    if (message.outgoing !== false) {
+      obj.outgoing = message.outgoing;
+    }
     return obj;
   },
 
@@ -1943,6 +2711,12 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
     message.specHash = object.specHash ?? "";
     message.createdAtMs = object.createdAtMs ?? 0;
     message.image = object.image ?? "";
+    message.health = object.health ?? "";
+    message.restartCount = object.restartCount ?? 0;
+    message.lastExitCode = object.lastExitCode ?? undefined;
+    message.lastProbeError = object.lastProbeError ?? "";
+    message.gpus = object.gpus?.map((e) => e) || [];
+    message.outgoing = object.outgoing ?? false;
     return message;
   },
 };
@@ -1957,6 +2731,7 @@ function createBaseServiceStatus(): ServiceStatus {
     lastError: "",
     readyReplicas: 0,
     desiredReplicas: 0,
+    progress: "",
   };
 }
 
@@ -1985,6 +2760,9 @@ export const ServiceStatus: MessageFns<ServiceStatus> = {
     }
     if (message.desiredReplicas !== 0) {
       writer.uint32(64).uint32(message.desiredReplicas);
+    }
+    if (message.progress !== "") {
+      writer.uint32(74).string(message.progress);
     }
     return writer;
   },
@@ -2066,6 +2844,14 @@ export const ServiceStatus: MessageFns<ServiceStatus> = {
             message.desiredReplicas = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.progress = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2102,6 +2888,7 @@ export const ServiceStatus: MessageFns<ServiceStatus> = {
         : isSet(object.desired_replicas)
         ? globalThis.Number(object.desired_replicas)
         : 0,
+      progress: isSet(object.progress) ? globalThis.String(object.progress) : "",
     };
   },
 
@@ -2131,6 +2918,9 @@ export const ServiceStatus: MessageFns<ServiceStatus> = {
     if (message.desiredReplicas !== 0) {
       obj.desiredReplicas = Math.round(message.desiredReplicas);
     }
+    if (message.progress !== "") {
+      obj.progress = message.progress;
+    }
     return obj;
   },
 
@@ -2147,6 +2937,7 @@ export const ServiceStatus: MessageFns<ServiceStatus> = {
     message.lastError = object.lastError ?? "";
     message.readyReplicas = object.readyReplicas ?? 0;
     message.desiredReplicas = object.desiredReplicas ?? 0;
+    message.progress = object.progress ?? "";
     return message;
   },
 };
