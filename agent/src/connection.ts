@@ -71,8 +71,10 @@ export class Connection {
   }
 
   /** Sends a report now when connected; otherwise the latest one goes out on reconnect. */
-  sendStatus(report: StatusReport) {
-    if (this.send({ msg: { $case: 'status', status: report } })) this.lastReportAtMs = Date.now();
+  sendStatus(report: StatusReport): boolean {
+    const sent = this.send({ msg: { $case: 'status', status: report } });
+    if (sent) this.lastReportAtMs = Date.now();
+    return sent;
   }
 
   /**

@@ -104,14 +104,39 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  async pull(image: string): Promise<void> {
+  async pull(
+    image: string,
+    onProgress?: (p: { currentBytes: number; totalBytes: number }) => void,
+  ): Promise<void> {
     const stream = await this.call(() => this.docker.pull(image));
+    // Per-layer download progress, summed: Docker reports each layer's bytes separately.
+    const layers = new Map<string, { current: number; total: number }>();
     await new Promise<void>((resolve, reject) =>
-      this.docker.modem.followProgress(stream, (err: Error | null, output: { error?: string }[]) => {
-        const failed = err?.message ?? output?.find((o) => o.error)?.error;
-        if (failed) reject(new RuntimeError(`pull ${image}: ${failed}`, true));
-        else resolve();
-      }),
+      this.docker.modem.followProgress(
+        stream,
+        (err: Error | null, output: { error?: string }[]) => {
+          const failed = err?.message ?? output?.find((o) => o.error)?.error;
+          if (failed) reject(new RuntimeError(`pull ${image}: ${failed}`, true));
+          else resolve();
+        },
+        (ev: { id?: string; status?: string; progressDetail?: { current?: number; total?: number } }) => {
+          if (!onProgress || !ev.id) return;
+          const d = ev.progressDetail;
+          if (ev.status === 'Downloading' && d?.total)
+            layers.set(ev.id, { current: d.current ?? 0, total: d.total });
+          else if (ev.status === 'Download complete' || ev.status === 'Pull complete') {
+            const l = layers.get(ev.id);
+            if (l) l.current = l.total;
+          } else return;
+          let currentBytes = 0;
+          let totalBytes = 0;
+          for (const l of layers.values()) {
+            currentBytes += l.current;
+            totalBytes += l.total;
+          }
+          onProgress({ currentBytes, totalBytes });
+        },
+      ),
     );
   }
 
@@ -132,8 +157,9 @@ export class DockerRuntime implements ContainerRuntime {
     await this.call(() => this.docker.getContainer(id).start());
   }
 
+  /** An unhealthy replica is restarted with a short grace: it is out of the upstream and not serving well. */
   async restart(id: string): Promise<void> {
-    await this.call(() => this.docker.getContainer(id).restart({ t: this.opts.stopTimeoutS ?? 10 }));
+    await this.call(() => this.docker.getContainer(id).restart({ t: 2 }));
   }
 
   /** The dockerode client, for the parts that speak Docker directly (events, the proxy). */

@@ -5,15 +5,21 @@ import { VERSION } from '../../control-plane/src/version.js';
 import type { DesiredState } from '../../proto/gen/fleet/v1/agent.js';
 import { Connection } from './connection.js';
 import { DockerRuntime } from './docker.js';
+import { watchContainerEvents } from './docker-events.js';
 import { collectHost } from './facts/host.js';
 import { FactsReporter } from './facts/reporter.js';
 import { factsSummary } from './facts.js';
+import type { GpuInfo } from './gpu/assign.js';
 import { ExecFileRunner, GpuCollector } from './gpu/collector.js';
+import { httpProbe } from './health/probe.js';
+import { Prober } from './health/prober.js';
 import { createLogger, type Logger } from './log.js';
 import { createAgentMetrics, serveMetrics } from './metrics.js';
 import { FileProbe } from './preflight/files.js';
 import { PreflightGate } from './preflight/gate.js';
 import { runPreflight } from './preflight/run.js';
+import { DockerProxyDriver } from './proxy/driver.js';
+import { readApiKeys } from './proxy/keys.js';
 import { Reconciler } from './reconciler.js';
 import { StateStore } from './state-store.js';
 
@@ -63,13 +69,48 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
   const store = new StateStore(join(opts.stateDir, opts.node));
   const runtime = new DockerRuntime({ node: opts.node, socketPath: opts.dockerSocket });
   let connection: Connection | undefined;
+  const gpuCollector = new GpuCollector({ runner: new ExecFileRunner(), binary: opts.nvidiaSmi });
+  const prober = new Prober({
+    probe: httpProbe,
+    onChange: (id, h) => {
+      log.info(
+        { container: id.slice(0, 12), health: h.status, err: h.lastError || undefined },
+        'health changed',
+      );
+      reconciler.trigger('health');
+    },
+    log: log.child({ component: 'health' }),
+  });
   const reconciler = new Reconciler({
     node: opts.node,
     runtime,
     log: log.child({ component: 'reconcile' }),
-    report: (r) => connection?.sendStatus(r),
+    report: (r) => connection?.sendStatus(r) ?? false,
     resyncMs: opts.resyncMs,
     preflight: () => gate.latest(),
+    health: prober,
+    proxy: {
+      driver: new DockerProxyDriver({
+        docker: runtime.client,
+        node: opts.node,
+        configRoot: join(opts.stateDir, opts.node, 'proxy'),
+        log: log.child({ component: 'proxy' }),
+      }),
+      readApiKeys,
+    },
+    gpus: () => gpusOf(gpuCollector),
+  });
+  // Exits are answered when Docker announces them, not at the next resync; after the daemon
+  // itself restarted (the stream broke and came back), everything is looked at again.
+  const events = watchContainerEvents({
+    docker: runtime.client,
+    node: opts.node,
+    log: log.child({ component: 'docker-events' }),
+    onEvent: (e) => {
+      if (e.action === 'die' || e.action === 'oom' || e.action === 'destroy')
+        reconciler.trigger(`docker ${e.action}`);
+    },
+    onReconnect: () => reconciler.trigger('docker reconnected'),
   });
   const fileProbe = new FileProbe();
   let facts: FactsReporter | undefined;
@@ -138,7 +179,7 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
     connected: () => connection?.connected ?? false,
   });
   facts = new FactsReporter({
-    gpu: new GpuCollector({ runner: new ExecFileRunner(), binary: opts.nvidiaSmi }),
+    gpu: gpuCollector,
     host: () => collectHost(() => runtime.info(), reconciler.mountedHostPaths()),
     containers: () => runtime.list(),
     send: (f) => connection?.sendFacts(f),
@@ -180,6 +221,8 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
     facts,
     metricsUrl,
     async stop() {
+      events.stop();
+      prober.stop();
       facts?.stop();
       gate.stop();
       connection?.stop();
@@ -187,6 +230,17 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
       await reconciler.stop();
     },
   };
+}
+
+/** The node's GPUs as the planner places replicas on them (none when nvidia-smi has not answered). */
+function gpusOf(c: GpuCollector): GpuInfo[] {
+  return (c.last?.gpus ?? []).map((g) => ({
+    uuid: g.uuid,
+    index: g.index,
+    ...(g.memoryTotalMiB !== null ? { memoryTotalMib: g.memoryTotalMiB } : {}),
+    ...(g.memoryFreeMiB !== null ? { memoryFreeMib: g.memoryFreeMiB } : {}),
+    migMode: g.migMode === 'enabled',
+  }));
 }
 
 /** A hung Docker daemon must not keep the agent from saying hello. */

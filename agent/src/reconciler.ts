@@ -1,9 +1,18 @@
 import { canonicalJson } from '../../proto/canonical.js';
 import type { DesiredState, Event, PreflightResult, StatusReport } from '../../proto/gen/fleet/v1/agent.js';
 import { Backoff } from './backoff.js';
+import type { GpuInfo } from './gpu/assign.js';
+import {
+  DEFAULT_RESTART_POLICY,
+  decide,
+  type RestartHistory,
+  type RestartPolicy,
+  recordRestart,
+} from './health/restart-policy.js';
 import type { Logger } from './log.js';
 import { type DesiredContainer, fromSpec, type ObservedContainer } from './model.js';
-import { plan, type Step } from './plan.js';
+import { planRound, type Step, type Wait } from './plan.js';
+import { type ProxySyncDeps, syncProxies } from './proxy-sync.js';
 import { type ContainerRuntime, classify } from './runtime.js';
 import { buildStatus } from './status.js';
 
@@ -12,12 +21,26 @@ export interface Timers {
   clearTimeout(handle: unknown): void;
 }
 
+/** The probe loop as the reconciler sees it (agent/src/health/prober.ts implements it). */
+export interface HealthSource {
+  sync(
+    targets: readonly {
+      id: string;
+      key: string;
+      url: string;
+      spec: NonNullable<DesiredContainer['health']>;
+    }[],
+  ): void;
+  get(id: string): { status: string; lastError: string } | undefined;
+  reset(id: string): void;
+}
+
 export interface ReconcilerDeps {
   node: string;
   runtime: ContainerRuntime;
   log: Logger;
-  /** Receives a status report after every run that changed or found something new. */
-  report: (r: StatusReport) => void;
+  /** Receives a status report after every run that changed or found something new; false when it could not be delivered (the events are kept for the next one). */
+  report: (r: StatusReport) => unknown;
   now?: () => number;
   timers?: Timers;
   /** Periodic re-check even without triggers (catches exits, manual tampering). */
@@ -27,16 +50,28 @@ export interface ReconcilerDeps {
   retry?: Backoff;
   /** The latest preflight result, carried in every report. */
   preflight?: () => PreflightResult | undefined;
+  /** Health probes of running replicas; without it every running container counts as ready. */
+  health?: HealthSource;
+  /** The nginx proxies of deployments that ask for one. */
+  proxy?: ProxySyncDeps;
+  /** The node's GPUs, from the latest nvidia-smi sample. */
+  gpus?: () => readonly GpuInfo[];
+  restartPolicy?: RestartPolicy;
+  random?: () => number;
 }
 
 type Executors = { [K in Step['kind']]: (step: Extract<Step, { kind: K }>) => Promise<void> };
 
+/** Events kept for the control plane while it is unreachable; the oldest go first past this. */
+const MAX_PENDING_EVENTS = 1_000;
+
 /**
- * Converges Docker to the desired state in rounds: observe → plan → execute → observe again,
- * until the plan is empty. Every trigger (a push, the resync timer, a retry) just asks for a run;
- * triggers that arrive during a run are merged into one more run with the latest desired state.
+ * Converges Docker to the desired state in rounds: observe → probe targets → plan → proxy →
+ * execute → observe again, until the plan is empty. Every trigger (a push, a Docker event, a probe
+ * status change, a backoff timer, the resync timer) just asks for a run; triggers that arrive
+ * during a run are merged into one more run with the latest desired state.
  *
- *   idle ──trigger──▶ running ──plan empty──▶ idle (report)
+ *   idle ──trigger──▶ running ──plan empty──▶ idle (report; timer for the earliest backoff)
  *                       │  ▲
  *          step failed  ▼  │ retry timer (backoff)
  *                     waiting
@@ -54,19 +89,35 @@ export class Reconciler {
   private lastReport: StatusReport | undefined;
   private retryTimer: unknown;
   private resyncTimer: unknown;
+  private waitTimer: unknown;
   private readonly now: () => number;
   private readonly timers: Timers;
   private readonly retry: Backoff;
   private readonly exec: Executors;
+  private readonly policy: RestartPolicy;
+  private readonly random: () => number;
+  /** Restart streaks by key#hash (with the jitter drawn for the streak's latest restart). */
+  private readonly history = new Map<string, RestartHistory & { jitter: number }>();
+  /** When each container's latest run began, and when it was first seen stopped after it. */
+  private readonly upSince = new Map<string, number>();
+  private readonly stoppedAt = new Map<string, number>();
+  private readonly pulling = new Map<string, string>();
+  private lastPullReportMs = 0;
+  private waits: Wait[] = [];
+  private readonly proxyErrors = new Map<string, string>();
+  private lastObserved: ObservedContainer[] = [];
+  private lastDesired: DesiredContainer[] = [];
   /** Rounds executed since start; the benchmark, tests and metrics read it. */
   rounds = 0;
-  /** Containers started again after they stopped (not first starts). */
+  /** Containers started again after they stopped or failed their probe (not first starts). */
   restarts = 0;
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.now = deps.now ?? Date.now;
     this.timers = deps.timers ?? { setTimeout, clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
     this.retry = deps.retry ?? new Backoff(1_000, 60_000);
+    this.policy = deps.restartPolicy ?? DEFAULT_RESTART_POLICY;
+    this.random = deps.random ?? Math.random;
     const rt = deps.runtime;
     this.exec = {
       remove: async (s) => {
@@ -75,18 +126,25 @@ export class Reconciler {
       },
       pull: async (s) => {
         if (!(await rt.imagePresent(s.image))) {
-          await rt.pull(s.image);
+          this.pulling.set(s.image, 'starting');
+          try {
+            await rt.pull(s.image, (p) => this.pullProgress(s.image, p));
+          } finally {
+            this.pulling.delete(s.image);
+          }
           this.event('image.pulled', '', s.image);
         }
         this.imagesPresent.add(s.image);
       },
       create: async (s) => {
         try {
-          const id = await rt.create(s.container);
+          const id = await rt.create(s.container, s.gpus);
+          this.upSince.set(id, this.now());
+          const gpus = s.gpus.length ? ` on ${s.gpus.join(',')}` : '';
           this.event(
             'container.started',
             s.container.key,
-            `${s.container.name} (${id.slice(0, 12)}): ${s.reason}`,
+            `${s.container.name} (${id.slice(0, 12)})${gpus}: ${s.reason}`,
           );
         } catch (err) {
           // The image vanished since we last saw it: forget it so the next round pulls again.
@@ -96,9 +154,15 @@ export class Reconciler {
         }
       },
       start: async (s) => {
+        const exitCode = this.lastObserved.find((o) => o.id === s.id)?.exitCode;
         await rt.start(s.id);
-        this.restarts++;
-        this.event('container.started', s.key, `${s.name}: ${s.reason}`);
+        if (s.restart) this.noteRestart(s.id, s.key, s.reason, exitCode);
+        else this.event('container.started', s.key, `${s.name}: ${s.reason}`);
+      },
+      restart: async (s) => {
+        await rt.restart(s.id);
+        this.deps.health?.reset(s.id);
+        this.noteRestart(s.id, s.key, s.reason, undefined);
       },
     };
   }
@@ -122,9 +186,12 @@ export class Reconciler {
     return [...paths].sort();
   }
 
-  /** The latest report, for a fresh connection to the control plane. */
+  /** The latest report with every event not yet delivered, for a fresh connection to the control plane. */
   latestReport(): StatusReport | undefined {
-    return this.lastReport;
+    if (!this.lastReport) return undefined;
+    const report = { ...this.lastReport, events: this.events };
+    this.events = [];
+    return report;
   }
 
   start() {
@@ -136,6 +203,7 @@ export class Reconciler {
     this.stopped = true;
     this.timers.clearTimeout(this.retryTimer);
     this.timers.clearTimeout(this.resyncTimer);
+    this.timers.clearTimeout(this.waitTimer);
     await this.running;
   }
 
@@ -167,8 +235,9 @@ export class Reconciler {
   private async converge() {
     if (!this.desired) return;
     const maxRounds = this.deps.maxRounds ?? 8;
-    const version = this.desired.version;
-    const desired = fromSpec(this.desired, this.deps.node);
+    const state = this.desired;
+    const desired = fromSpec(state, this.deps.node);
+    this.lastDesired = desired;
     let observed: ObservedContainer[] = [];
     for (let round = 0; round < maxRounds; round++) {
       // A newer desired state arrived: stop working on this snapshot; the loop runs again.
@@ -176,31 +245,49 @@ export class Reconciler {
       this.rounds++;
       const log = this.deps.log.child({ round: this.rounds });
       let steps: Step[];
+      let health: Map<string, string>;
       try {
         observed = await this.deps.runtime.list();
-        steps = plan(observed, desired, { imagesPresent: this.imagesPresent });
+        this.observe(observed, desired);
+        health = this.healthMap(observed);
+        const result = planRound(observed, desired, {
+          imagesPresent: this.imagesPresent,
+          now: this.now(),
+          health,
+          restartNotBefore: this.notBefore(observed, desired),
+          gpus: this.deps.gpus?.() ?? [],
+        });
+        steps = result.steps;
+        this.waits = result.waits;
       } catch (err) {
         const e = classify(err);
         for (const d of desired) this.errors.set(serviceOf(d), e.message);
         log.warn({ err: e.message }, 'observe failed');
         this.event('reconcile.failed', '', e.message);
-        this.finish(version, observed, desired, false, e.retryable);
+        this.finish(state.version, observed, desired, false, e.retryable);
+        return;
+      }
+      // The proxy first: replicas about to be removed leave the upstreams (and drain) before they stop.
+      if (this.deps.proxy && !(await this.syncProxy(state, observed, desired, health, steps, log))) {
+        this.finish(state.version, observed, desired, false, true);
         return;
       }
       if (steps.length === 0) {
         this.errors.clear();
+        for (const [k, v] of this.proxyErrors) this.errors.set(k, v);
         this.retry.reset();
-        this.finish(version, observed, desired, true, true);
+        this.finish(
+          state.version,
+          observed,
+          desired,
+          this.waits.length === 0 && this.errors.size === 0,
+          true,
+          false,
+        );
+        this.scheduleWaits();
         return;
       }
-      log.info(
-        {
-          steps: steps.map(
-            (s) => `${s.kind} ${'key' in s ? s.key : 'image' in s ? s.image : s.container.key}`,
-          ),
-        },
-        'executing plan',
-      );
+      log.info({ steps: steps.map(describe) }, 'executing plan');
       for (const step of steps) {
         if (this.stopped) return;
         try {
@@ -212,27 +299,179 @@ export class Reconciler {
           log.warn({ step: step.kind, err: e.message, retryable: e.retryable }, 'step failed');
           this.event('reconcile.failed', affected[0] ?? '', `${step.kind}: ${e.message}`);
           observed = await this.deps.runtime.list().catch(() => observed);
-          this.finish(version, observed, desired, false, e.retryable);
+          this.finish(state.version, observed, desired, false, e.retryable);
           return;
         }
       }
+      for (const w of this.waits) if (w.kind === 'gap') this.event('update.gap', w.key, w.message);
     }
-    this.finish(version, await this.deps.runtime.list().catch(() => observed), desired, false, true);
+    this.finish(state.version, await this.deps.runtime.list().catch(() => observed), desired, false, true);
   }
 
-  /** Reports the outcome; a run that did not converge schedules its own retry. */
+  /** Tracks uptime and hands the probe loop its targets: running replicas of services with a probe. */
+  private observe(observed: readonly ObservedContainer[], desired: readonly DesiredContainer[]) {
+    const now = this.now();
+    for (const o of observed) {
+      if (o.state === 'running') {
+        if (!this.upSince.has(o.id) || this.stoppedAt.has(o.id)) this.upSince.set(o.id, now);
+        this.stoppedAt.delete(o.id);
+      } else if (!this.stoppedAt.has(o.id)) {
+        this.stoppedAt.set(o.id, now);
+      }
+    }
+    const seen = new Set(observed.map((o) => o.id));
+    for (const id of this.upSince.keys()) if (!seen.has(id)) this.upSince.delete(id);
+    for (const id of this.stoppedAt.keys()) if (!seen.has(id)) this.stoppedAt.delete(id);
+    this.lastObserved = [...observed];
+    if (!this.deps.health) return;
+    const byKey = new Map(desired.map((d) => [d.key, d]));
+    const targets = [];
+    for (const o of observed) {
+      const d = byKey.get(o.key);
+      if (!d?.health || o.state !== 'running' || !o.hostPort) continue;
+      targets.push({
+        id: o.id,
+        key: o.key,
+        url: `http://127.0.0.1:${o.hostPort}${d.health.path}`,
+        spec: d.health,
+      });
+    }
+    this.deps.health.sync(targets);
+  }
+
+  private healthMap(observed: readonly ObservedContainer[]): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const o of observed) {
+      const h = this.deps.health?.get(o.id);
+      if (h) out.set(o.id, h.status);
+    }
+    return out;
+  }
+
+  /** When each replica may be started again, from its restart streak (pure `decide`). */
+  private notBefore(observed: readonly ObservedContainer[], desired: readonly DesiredContainer[]) {
+    const out = new Map<string, number>();
+    for (const [key, v] of this.streakViews(observed, desired)) out.set(key, v.notBeforeMs);
+    return out;
+  }
+
+  /**
+   * The streak of each desired replica that has one. A stopped replica's streak is judged at the
+   * moment it stopped (its downtime is not uptime), a running one's now.
+   */
+  private streakViews(observed: readonly ObservedContainer[], desired: readonly DesiredContainer[]) {
+    const out = new Map<string, ReturnType<typeof decide> & { lastExitCode?: number }>();
+    for (const d of desired) {
+      const h = this.history.get(`${d.key}#${d.hash}`);
+      if (!h) continue;
+      const c = observed.find((o) => o.key === d.key && o.hash === d.hash);
+      const at = (c && this.stoppedAt.get(c.id)) ?? this.now();
+      const v = decide(h, at, c ? this.upSince.get(c.id) : undefined, this.policy, () => h.jitter);
+      out.set(d.key, { ...v, lastExitCode: h.lastExitCode });
+    }
+    return out;
+  }
+
+  private noteRestart(id: string, key: string, reason: string, exitCode: number | undefined) {
+    const hash = this.lastDesired.find((d) => d.key === key)?.hash ?? '';
+    const hk = `${key}#${hash}`;
+    const h = recordRestart(
+      this.history.get(hk),
+      this.now(),
+      reason,
+      exitCode,
+      this.upSince.get(id),
+      this.policy,
+    );
+    this.history.set(hk, { ...h, jitter: this.random() });
+    this.restarts++;
+    this.event('container.restarted', key, `${id.slice(0, 12)}: ${reason} (restart ${h.attempts})`);
+  }
+
+  private async syncProxy(
+    state: DesiredState,
+    observed: readonly ObservedContainer[],
+    desired: readonly DesiredContainer[],
+    health: ReadonlyMap<string, string>,
+    steps: readonly Step[],
+    log: Logger,
+  ): Promise<boolean> {
+    const leaving = new Set(
+      steps.filter((s) => s.kind === 'remove' || s.kind === 'restart').map((s) => (s as { id: string }).id),
+    );
+    const outcome = await syncProxies(
+      this.deps.proxy!,
+      state.deployments,
+      observed,
+      desired,
+      health,
+      leaving,
+    );
+    this.proxyErrors.clear();
+    for (const [dep, result] of outcome.results) {
+      if (result !== 'unchanged') {
+        log.info({ deployment: dep, result }, 'proxy updated');
+        this.event(`proxy.${result}`, `${dep}/`, `nginx ${result}`);
+      }
+    }
+    for (const [dep, message] of outcome.errors) {
+      for (const d of desired) {
+        if (d.spec.deployment !== dep) continue;
+        this.errors.set(serviceOf(d), message);
+        this.proxyErrors.set(serviceOf(d), message);
+      }
+      log.warn({ deployment: dep, err: message }, 'proxy not updated');
+      this.event('proxy.failed', `${dep}/`, message);
+    }
+    // Removals wait while a proxy could not drop the replicas they would stop.
+    return outcome.errors.size === 0 || !steps.some((s) => s.kind === 'remove');
+  }
+
+  private pullProgress(image: string, p: { currentBytes: number; totalBytes: number }) {
+    const mb = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(1)} GB` : `${Math.round(b / 1e6)} MB`);
+    this.pulling.set(image, p.totalBytes ? `${mb(p.currentBytes)} of ${mb(p.totalBytes)}` : 'starting');
+    if (this.now() - this.lastPullReportMs < 1_000 || !this.desired) return;
+    this.lastPullReportMs = this.now();
+    this.finish(this.desired.version, this.lastObserved, this.lastDesired, false, true, false);
+  }
+
+  /** A plan with nothing to do now may still wait on a backoff: look again when it ends. */
+  private scheduleWaits() {
+    this.timers.clearTimeout(this.waitTimer);
+    const next = Math.min(...this.waits.map((w) => w.untilMs ?? Number.POSITIVE_INFINITY));
+    if (Number.isFinite(next))
+      this.waitTimer = this.timers.setTimeout(
+        () => this.trigger('backoff elapsed'),
+        Math.max(0, next - this.now()) + 5,
+      );
+  }
+
+  /** Reports the outcome; a run that failed (`retry`) schedules its own retry. */
   private finish(
     version: string,
     observed: ObservedContainer[],
     desired: DesiredContainer[],
     converged: boolean,
     retryable: boolean,
+    retry = true,
   ) {
-    const services = buildStatus(observed, desired, this.errors);
+    const now = this.now();
+    const services = buildStatus(observed, desired, {
+      errors: this.errors,
+      health: new Map(
+        observed
+          .map((o) => [o.id, this.deps.health?.get(o.id)])
+          .filter((e): e is [string, { status: string; lastError: string }] => !!e[1]),
+      ),
+      restarts: this.streaks(observed, desired),
+      waits: this.waits,
+      pulling: this.pulling,
+      now,
+    });
     const report: StatusReport = {
       desiredVersion: version,
       services,
-      observedAtMs: this.now(),
+      observedAtMs: now,
       events: this.events,
       converged,
       preflight: this.deps.preflight?.(),
@@ -241,14 +480,24 @@ export class Reconciler {
     this.lastReport = { ...report, events: [] };
     if (json !== this.lastReportJson || report.events.length) {
       this.lastReportJson = json;
-      this.events = [];
-      this.deps.report(report);
+      const delivered = this.deps.report(report) !== false;
+      // Undelivered events wait for the next connection (bounded: the newest are kept).
+      this.events = delivered ? [] : this.events.slice(-MAX_PENDING_EVENTS);
     }
-    if (!converged) {
+    if (!converged && retry) {
       const delay = retryable ? this.retry.next() : 60_000;
       this.timers.clearTimeout(this.retryTimer);
       this.retryTimer = this.timers.setTimeout(() => this.trigger('retry'), delay);
     }
+  }
+
+  private streaks(observed: readonly ObservedContainer[], desired: readonly DesiredContainer[]) {
+    const out = new Map<
+      string,
+      { attempts: number; crashLoop: boolean; lastExitCode?: number; notBeforeMs: number }
+    >();
+    for (const [key, v] of this.streakViews(observed, desired)) if (v.attempts > 0) out.set(key, v);
+    return out;
   }
 
   private scheduleResync() {
@@ -266,6 +515,8 @@ export class Reconciler {
 }
 
 const serviceOf = (d: DesiredContainer) => `${d.spec.deployment}/${d.spec.service}`;
+
+const describe = (s: Step) => `${s.kind} ${'key' in s ? s.key : 'image' in s ? s.image : s.container.key}`;
 
 function affectedServices(step: Step, desired: readonly DesiredContainer[]): string[] {
   switch (step.kind) {

@@ -8,7 +8,8 @@ export interface ContainerRuntime {
   /** Every container this node manages (one list call). */
   list(): Promise<ObservedContainer[]>;
   imagePresent(image: string): Promise<boolean>;
-  pull(image: string): Promise<void>;
+  /** Pulls, reporting bytes so far over all layers as they arrive. */
+  pull(image: string, onProgress?: (p: { currentBytes: number; totalBytes: number }) => void): Promise<void>;
   /** Creates and starts with the given GPUs (UUIDs); returns the container id. */
   create(c: DesiredContainer, gpus?: readonly string[]): Promise<string>;
   start(id: string): Promise<void>;

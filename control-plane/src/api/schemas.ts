@@ -116,6 +116,12 @@ export const ContainerView = T.Object({
   specHash: T.String(),
   createdAtMs: T.Integer(),
   image: T.String(),
+  health: T.String(),
+  restartCount: T.Integer(),
+  lastExitCode: T.Optional(T.Integer()),
+  lastProbeError: T.String(),
+  gpus: T.Array(T.String()),
+  outgoing: T.Boolean(),
 });
 
 export const ServiceStatusView = T.Object({
@@ -125,6 +131,7 @@ export const ServiceStatusView = T.Object({
   ready: T.Integer(),
   desired: T.Integer(),
   lastError: T.String(),
+  progress: T.String(),
   containers: T.Array(ContainerView),
   updatedMs: T.Integer(),
 });

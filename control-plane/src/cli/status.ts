@@ -35,6 +35,7 @@ export function renderStatus(d: DeploymentDetail): string {
         svc,
         s ? `${s.state}${s.revision !== n.revision ? ` (at rev ${s.revision})` : ''}` : 'no report',
         s ? `${s.ready}/${s.desired}` : '-',
+        s?.progress ?? '',
         s?.lastError ?? '',
       ]);
     }
@@ -45,7 +46,7 @@ export function renderStatus(d: DeploymentDetail): string {
     ),
   );
   const preflight = held.length ? `\nheld back (what runs is untouched):\n${held.join('\n')}` : '';
-  return `${head}\n${table(['NODE', 'AGENT', 'SERVICE', 'STATE', 'READY', 'ERROR'], rows)}${preflight}`;
+  return `${head}\n${table(['NODE', 'AGENT', 'SERVICE', 'STATE', 'READY', 'PROGRESS', 'ERROR'], rows)}${preflight}`;
 }
 
 /**
@@ -66,7 +67,7 @@ export async function waitReady(
     if (progress) {
       for (const n of d.nodes) {
         for (const s of n.services) {
-          const line = `${s.state} ${s.ready}/${s.desired}${s.lastError ? `: ${s.lastError}` : ''}`;
+          const line = `${s.state} ${s.ready}/${s.desired}${s.progress ? ` (${s.progress})` : ''}${s.lastError ? `: ${s.lastError}` : ''}`;
           const key = `${n.node}/${s.service}`;
           if (seen.get(key) !== line && s.revision === revision) {
             seen.set(key, line);

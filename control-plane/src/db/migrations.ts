@@ -98,6 +98,10 @@ export const migrations: readonly string[] = [
     checked_ms      INTEGER NOT NULL
   ) STRICT;
   `,
+  // 4: what a service is waiting on (pull progress, the next restart), beside its state.
+  `
+  ALTER TABLE service_status ADD COLUMN progress TEXT NOT NULL DEFAULT '';
+  `,
 ];
 
 /** Applies every migration past the file's `user_version`, each in its own transaction. */

@@ -8,6 +8,14 @@ export interface ContainerView {
   specHash: string;
   createdAtMs: number;
   image: string;
+  /** starting, healthy, unhealthy; empty without a probe. */
+  health: string;
+  restartCount: number;
+  lastExitCode?: number;
+  lastProbeError: string;
+  gpus: string[];
+  /** A replica of the previous spec still serving while its replacement starts. */
+  outgoing: boolean;
 }
 
 export interface ServiceStatusRecord {
@@ -19,6 +27,8 @@ export interface ServiceStatusRecord {
   ready: number;
   desired: number;
   lastError: string;
+  /** Pull progress, the next restart, an update's gap. */
+  progress: string;
   containers: ContainerView[];
   updatedMs: number;
 }
@@ -32,6 +42,7 @@ interface Row {
   ready: number;
   desired: number;
   last_error: string;
+  progress: string;
   containers: string;
   updated_ms: number;
 }
@@ -45,7 +56,15 @@ const fromRow = (r: Row): ServiceStatusRecord => ({
   ready: r.ready,
   desired: r.desired,
   lastError: r.last_error,
-  containers: JSON.parse(r.containers),
+  progress: r.progress,
+  containers: (JSON.parse(r.containers) as Partial<ContainerView>[]).map((c) => ({
+    health: '',
+    restartCount: 0,
+    lastProbeError: '',
+    gpus: [],
+    outgoing: false,
+    ...c,
+  })) as ContainerView[],
   updatedMs: r.updated_ms,
 });
 
@@ -58,8 +77,8 @@ export class StatusRepo {
   constructor(db: Database) {
     this.deleteNodeStmt = db.prepare('DELETE FROM service_status WHERE node = ?');
     this.insertStmt = db.prepare(
-      `INSERT INTO service_status (node, deployment, service, revision, state, ready, desired, last_error, containers, updated_ms)
-       VALUES (@node, @deployment, @service, @revision, @state, @ready, @desired, @lastError, @containers, @updatedMs)`,
+      `INSERT INTO service_status (node, deployment, service, revision, state, ready, desired, last_error, progress, containers, updated_ms)
+       VALUES (@node, @deployment, @service, @revision, @state, @ready, @desired, @lastError, @progress, @containers, @updatedMs)`,
     );
     this.byDeploymentStmt = db.prepare<[string], Row>(
       'SELECT * FROM service_status WHERE deployment = ? ORDER BY node, service',

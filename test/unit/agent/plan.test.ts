@@ -69,7 +69,7 @@ function brief(steps: Step[]): string[] {
   });
 }
 
-const ORDER: Record<Step['kind'], number> = { remove: 0, pull: 1, create: 2, start: 3 };
+const ORDER: Record<Step['kind'], number> = { remove: 0, pull: 1, create: 2, start: 3, restart: 3 };
 
 describe('plan()', () => {
   const cases: {
@@ -106,8 +106,15 @@ describe('plan()', () => {
       want: ['pull img:2'],
     },
     {
-      name: 'stale hash with image present: remove then create',
+      name: 'a serving replica of a stale spec: the new one starts beside it (the old one stays until it is ready)',
       observed: [observed('c1', 'web', 'api', 0, 'old')],
+      desired: [desired('web', 'api', 0, 'new')],
+      images: ['img:1'],
+      want: ['create web/api/0#new'],
+    },
+    {
+      name: 'a stopped replica of a stale spec: removed, then the new one created',
+      observed: [observed('c1', 'web', 'api', 0, 'old', 'exited')],
       desired: [desired('web', 'api', 0, 'new')],
       images: ['img:1'],
       want: ['remove c1', 'create web/api/0#new'],
@@ -195,7 +202,7 @@ describe('plan()', () => {
         desired('web', 'c', 0, 'h3', 'img:c'),
       ],
       images: ['img:1'],
-      want: ['remove c3', 'remove c2', 'pull img:c', 'create web/b/0#new', 'start c1'],
+      want: ['remove c3', 'pull img:c', 'create web/b/0#new', 'start c1'],
     },
   ];
 
@@ -217,7 +224,7 @@ describe('plan()', () => {
 
   test('a stale replacement names the old and new hash in its reason', () => {
     const [remove] = plan(
-      [observed('c1', 'web', 'api', 0, 'aaaa')],
+      [observed('c1', 'web', 'api', 0, 'aaaa', 'exited')],
       [desired('web', 'api', 0, 'bbbb')],
       images('img:1'),
     );
@@ -279,9 +286,10 @@ function apply(world: World, steps: Step[], nextId: () => string) {
         });
         break;
       }
-      case 'start': {
+      case 'start':
+      case 'restart': {
         const c = world.containers.find((o) => o.id === s.id);
-        assert.ok(c, `start of an unknown container ${s.id}`);
+        assert.ok(c, `${s.kind} of an unknown container ${s.id}`);
         c.state = 'running';
         break;
       }
@@ -325,7 +333,7 @@ test('property: plan steps are ordered, pull each image once, and never touch a 
   );
 });
 
-test('property: applying plans to a simulated world converges within three rounds to one running container per desired key', () => {
+test('property: applying plans to a simulated world converges (one replica of a service updated at a time) to one running container per desired key', () => {
   fc.assert(
     fc.property(arbObserved, arbDesired, fc.subarray(IMAGES), (obs, des, present) => {
       let n = 0;
@@ -338,11 +346,12 @@ test('property: applying plans to a simulated world converges within three round
       };
       const d = des.map((x) => desired(x.k.deployment, x.k.service, x.k.replica, x.hash, x.image));
       let steps = plan(world.containers, d, { imagesPresent: world.images });
-      for (let round = 0; round < 3 && steps.length > 0; round++) {
+      // Three rounds, plus one per replica updated beside its serving predecessor (one at a time).
+      for (let round = 0; round < 6 && steps.length > 0; round++) {
         apply(world, steps, nextId);
         steps = plan(world.containers, d, { imagesPresent: new Set(world.images) });
       }
-      assert.deepEqual(brief(steps), [], 'the plan is empty after three rounds');
+      assert.deepEqual(brief(steps), [], 'the plan is empty after six rounds');
       assert.equal(world.containers.length, d.length, 'exactly one container per desired key, none else');
       for (const want of d) {
         const mine = world.containers.filter((c) => c.key === want.key);

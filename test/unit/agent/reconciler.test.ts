@@ -64,6 +64,7 @@ function rig(opts: { images?: string[]; maxRounds?: number } = {}): Rig {
     timers,
     resyncMs: 10_000,
     retry: new Backoff(1_000, 60_000, () => 1),
+    random: () => 0,
     ...(opts.maxRounds ? { maxRounds: opts.maxRounds } : {}),
   });
   return { rt, timers, reports, rec };
@@ -163,7 +164,7 @@ describe('Reconciler', () => {
     assert.equal(rt.calls.start, 1);
     assert.deepEqual(
       last(reports).events.map((e) => e.kind),
-      ['container.started'],
+      ['container.restarted'],
     );
     assert.equal(last(reports).services[0]!.state, ServiceState.SERVICE_STATE_RUNNING);
   });
@@ -203,7 +204,7 @@ describe('Reconciler', () => {
     assert.equal(rec.desiredVersion, 'v3');
   });
 
-  test('a changed spec replaces the container (remove, then create with the new hash)', async () => {
+  test('a changed spec replaces the container (the new one created beside the old, then the old removed)', async () => {
     const { rt, reports, rec } = rig();
     rec.setDesired(desired());
     await rec.idle();
@@ -217,7 +218,7 @@ describe('Reconciler', () => {
     assert.equal(now[0]!.hash, fromSpec(desired({ env: { MODE: 'fast' } }, 'v2', 2), NODE)[0]!.hash);
     assert.deepEqual(
       rt.log.filter((l) => l !== 'list'),
-      [`remove ${old!.id}`, 'create web/web/0'],
+      ['create web/web/0', `remove ${old!.id}`],
     );
     const r = last(reports);
     assert.equal(r.desiredVersion, 'v2');
@@ -340,13 +341,15 @@ describe('Reconciler', () => {
     await rec.stop();
   });
 
-  test('a crash-looping container gives up after maxRounds and retries later', async () => {
-    const { rt, timers, reports, rec } = rig({ maxRounds: 3 });
+  test('a crash-looping container is restarted at once, then with growing backoff, and reported as crash-loop', async () => {
+    const { rt, timers, reports, rec } = rig();
     // Every start "succeeds" but the container exits straight away.
     const start = rt.start.bind(rt);
     rt.start = async (id) => {
       await start(id);
-      rt.containers.get(id)!.state = 'exited';
+      const c = rt.containers.get(id)!;
+      c.state = 'exited';
+      c.exitCode = 3;
     };
     rt.addContainer({
       deployment: 'web',
@@ -355,13 +358,34 @@ describe('Reconciler', () => {
       hash: fromSpec(desired(), NODE)[0]!.hash,
       image: IMAGE,
       state: 'exited',
+      exitCode: 3,
     });
     rec.setDesired(desired());
     await rec.idle();
-    assert.equal(rt.calls.start, 3);
+    assert.equal(rt.calls.start, 1, 'the first restart is immediate');
+    assert.equal(last(reports).services[0]!.state, ServiceState.SERVICE_STATE_RESTARTING);
+    const gaps: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const before = timers.now();
+      const starts: number = rt.calls.start;
+      while (rt.calls.start === starts) {
+        timers.advance(100);
+        await rec.idle();
+        assert.ok(timers.now() - before < 20_000, 'the next restart came');
+      }
+      gaps.push(timers.now() - before);
+    }
+    // Backoff 1 s, 2 s, 4 s, 8 s (jitter pinned to none), within the 100 ms steps of the fake clock.
+    assert.deepEqual(
+      gaps.map((g) => Math.round(g / 1000)),
+      [1, 2, 4, 8],
+    );
+    const r = last(reports).services[0]!;
+    assert.equal(r.state, ServiceState.SERVICE_STATE_CRASH_LOOP);
+    assert.match(r.progress, /5 restarts, last exit code 3/);
+    assert.equal(r.containers[0]!.restartCount, 5);
+    assert.equal(r.containers[0]!.lastExitCode, 3);
     assert.equal(last(reports).converged, false);
-    assert.equal(last(reports).services[0]!.state, ServiceState.SERVICE_STATE_PENDING);
-    assert.deepEqual(timers.delays(), [1_000]);
   });
 
   test('a container the agent did not create but which matches is adopted, not recreated', async () => {

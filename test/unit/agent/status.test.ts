@@ -68,14 +68,14 @@ describe('buildStatus', () => {
     assert.equal(all.get('db')!.state, ServiceState.SERVICE_STATE_RUNNING);
 
     const partial = byService(buildStatus([running(api0), running(db0)], DESIRED, noErrors));
-    assert.equal(partial.get('api')!.state, ServiceState.SERVICE_STATE_PENDING);
+    assert.equal(partial.get('api')!.state, ServiceState.SERVICE_STATE_STARTING);
     assert.equal(partial.get('api')!.readyReplicas, 1);
     assert.equal(partial.get('db')!.state, ServiceState.SERVICE_STATE_RUNNING);
   });
 
-  test('an exited replica with the right hash is not ready', () => {
+  test('an exited replica with the right hash is not ready: RESTARTING', () => {
     const s = byService(buildStatus([running(api0), running(api1, { state: 'exited' })], DESIRED, noErrors));
-    assert.equal(s.get('api')!.state, ServiceState.SERVICE_STATE_PENDING);
+    assert.equal(s.get('api')!.state, ServiceState.SERVICE_STATE_RESTARTING);
     assert.equal(s.get('api')!.readyReplicas, 1);
     assert.deepEqual(
       s.get('api')!.containers.map((c) => c.state),
@@ -86,11 +86,11 @@ describe('buildStatus', () => {
   test('two containers for one replica count that replica once', () => {
     const s = byService(buildStatus([running(api0), running(api0)], DESIRED, noErrors));
     assert.equal(s.get('api')!.readyReplicas, 1);
-    assert.equal(s.get('api')!.state, ServiceState.SERVICE_STATE_PENDING);
+    assert.equal(s.get('api')!.state, ServiceState.SERVICE_STATE_STARTING);
     assert.equal(s.get('api')!.containers.length, 2);
   });
 
-  test('a running stale container is PENDING and its state text says stale', () => {
+  test('a running stale container is not ready, is marked outgoing, and its state text says stale', () => {
     const s = byService(
       buildStatus(
         [running(api0), running(api1, { hash: 'oldhash', id: 'stale1' }), running(db0)],
@@ -99,10 +99,11 @@ describe('buildStatus', () => {
       ),
     );
     const api = s.get('api')!;
-    assert.equal(api.state, ServiceState.SERVICE_STATE_PENDING);
+    assert.equal(api.state, ServiceState.SERVICE_STATE_STARTING);
     assert.equal(api.readyReplicas, 1);
     const stale = api.containers.find((c) => c.id === 'stale1');
     assert.equal(stale?.state, 'running (stale)');
+    assert.equal(stale?.outgoing, true);
     assert.equal(stale?.specHash, 'oldhash');
     assert.equal(api.containers.find((c) => c.id !== 'stale1')?.state, 'running');
   });
@@ -156,4 +157,109 @@ describe('buildStatus', () => {
       outgoing: false,
     });
   });
+});
+
+describe('buildStatus with probes and restarts', () => {
+  const probed: DesiredState = {
+    version: 'v2',
+    deployments: [
+      {
+        name: 'web',
+        revision: 4,
+        revisionHash: 'rh',
+        services: [
+          {
+            ...svc('api', 1),
+            port: 8080,
+            health: { path: '/health', intervalMs: 1000, timeoutMs: 500, retries: 3, startPeriodMs: 0 },
+          },
+        ],
+      },
+    ],
+  };
+  const [p0] = fromSpec(probed, 'n1');
+  const h = (status: string, lastError = '') => ({ status, lastError });
+
+  const table: {
+    name: string;
+    containers: ObservedContainer[];
+    inputs: Omit<Parameters<typeof buildStatus>[2] & object, 'errors'>;
+    state: ServiceState;
+    error?: RegExp;
+    progress?: RegExp;
+  }[] = [
+    {
+      name: 'running, probe passing: HEALTHY',
+      containers: [running(p0!, { id: 'a' })],
+      inputs: { health: new Map([['a', h('healthy')]]) },
+      state: ServiceState.SERVICE_STATE_HEALTHY,
+    },
+    {
+      name: 'running, probe not passed yet: STARTING',
+      containers: [running(p0!, { id: 'a' })],
+      inputs: { health: new Map([['a', h('starting', 'HTTP 503')]]) },
+      state: ServiceState.SERVICE_STATE_STARTING,
+    },
+    {
+      name: 'running, probe failing past retries: UNHEALTHY with the probe error',
+      containers: [running(p0!, { id: 'a' })],
+      inputs: { health: new Map([['a', h('unhealthy', 'HTTP 500')]]) },
+      state: ServiceState.SERVICE_STATE_UNHEALTHY,
+      error: /HTTP 500/,
+    },
+    {
+      name: 'exited, one restart so far: RESTARTING with the exit code',
+      containers: [running(p0!, { id: 'a', state: 'exited', exitCode: 3 })],
+      inputs: {
+        restarts: new Map([[p0!.key, { attempts: 1, crashLoop: false, lastExitCode: 3, notBeforeMs: 5000 }]]),
+        now: 3000,
+      },
+      state: ServiceState.SERVICE_STATE_RESTARTING,
+      progress: /1 restart, last exit code 3, next in 2 s/,
+    },
+    {
+      name: 'restarted again and again: CRASH_LOOP, never running even while up between crashes',
+      containers: [running(p0!, { id: 'a' })],
+      inputs: {
+        health: new Map([['a', h('starting')]]),
+        restarts: new Map([[p0!.key, { attempts: 4, crashLoop: true, lastExitCode: 3, notBeforeMs: 0 }]]),
+      },
+      state: ServiceState.SERVICE_STATE_CRASH_LOOP,
+      progress: /4 restarts, last exit code 3/,
+    },
+    {
+      name: 'new revision crash-looping while the old one serves: the failure says the old one serves',
+      containers: [
+        running(p0!, { id: 'old', hash: 'oldhash' }),
+        running(p0!, { id: 'a', state: 'exited', exitCode: 1 }),
+      ],
+      inputs: {
+        restarts: new Map([[p0!.key, { attempts: 3, crashLoop: true, lastExitCode: 1, notBeforeMs: 0 }]]),
+      },
+      state: ServiceState.SERVICE_STATE_CRASH_LOOP,
+      error: /previous revision still serving/,
+    },
+    {
+      name: 'image being pulled: PULLING with progress',
+      containers: [],
+      inputs: { pulling: new Map([['img:1', '12 MB of 40 MB']]) },
+      state: ServiceState.SERVICE_STATE_PULLING,
+      progress: /12 MB of 40 MB/,
+    },
+    {
+      name: 'no GPU fits: FAILED as unschedulable',
+      containers: [],
+      inputs: { waits: [{ key: p0!.key, kind: 'unschedulable', message: 'needs 2 GPUs, the node has 1' }] },
+      state: ServiceState.SERVICE_STATE_FAILED,
+      error: /unschedulable: needs 2 GPUs/,
+    },
+  ];
+  for (const t of table) {
+    test(t.name, () => {
+      const [s] = buildStatus(t.containers, [p0!], { errors: new Map(), ...t.inputs });
+      assert.equal(ServiceState[s!.state], ServiceState[t.state]);
+      if (t.error) assert.match(s!.lastError, t.error);
+      if (t.progress) assert.match(s!.progress, t.progress);
+    });
+  }
 });

@@ -1,0 +1,91 @@
+import type { DeploymentSpec } from '../../proto/gen/fleet/v1/agent.js';
+import type { DesiredContainer, ObservedContainer } from './model.js';
+import { isReady } from './plan.js';
+import type { ProxyDriver, ProxySyncResult } from './proxy/driver.js';
+import { renderNginxConfig, type Upstream } from './proxy/render.js';
+
+export interface ProxySyncDeps {
+  driver: ProxyDriver;
+  readApiKeys: (file: string) => Promise<string[]>;
+}
+
+export interface ProxySyncOutcome {
+  /** deployment → what the driver did. */
+  results: Map<string, ProxySyncResult>;
+  /** deployment → why its proxy could not be brought up to date (the old config keeps serving). */
+  errors: Map<string, string>;
+}
+
+/**
+ * The upstreams of one deployment's proxy: per routed service, the replicas that are ready and
+ * stay. Replicas about to be removed (`leaving`) are left out, so the reload that precedes their
+ * removal drains them; old-spec replicas that still serve stay in until their replacement is ready.
+ */
+export function upstreamsFor(
+  deployment: DeploymentSpec,
+  observed: readonly ObservedContainer[],
+  desired: readonly DesiredContainer[],
+  health: ReadonlyMap<string, string>,
+  leaving: ReadonlySet<string>,
+): Record<string, Upstream[]> {
+  const out: Record<string, Upstream[]> = {};
+  for (const route of deployment.proxy?.routes ?? []) {
+    const specs = desired.filter(
+      (d) => d.spec.deployment === deployment.name && d.spec.service === route.service,
+    );
+    const byKey = new Map(specs.map((d) => [d.key, d]));
+    const list: Upstream[] = [];
+    for (const o of observed) {
+      const d = byKey.get(o.key);
+      if (!d || leaving.has(o.id) || !o.ip || !d.spec.port) continue;
+      if (isReady(o, d, health)) list.push({ address: o.ip, port: d.spec.port });
+    }
+    out[route.service] = list.sort((a, b) => a.address.localeCompare(b.address, 'en', { numeric: true }));
+  }
+  return out;
+}
+
+/**
+ * Brings every deployment's proxy up to date before a round's removals run, and prunes proxies of
+ * deployments that no longer have one. One deployment's failure (nginx -t refused the config, an
+ * API-key file is malformed) is reported for it alone; its old config keeps serving.
+ */
+export async function syncProxies(
+  deps: ProxySyncDeps,
+  deployments: readonly DeploymentSpec[],
+  observed: readonly ObservedContainer[],
+  desired: readonly DesiredContainer[],
+  health: ReadonlyMap<string, string>,
+  leaving: ReadonlySet<string>,
+): Promise<ProxySyncOutcome> {
+  const results = new Map<string, ProxySyncResult>();
+  const errors = new Map<string, string>();
+  const keep = new Set<string>();
+  for (const dep of deployments) {
+    const spec = dep.proxy;
+    if (!spec) continue;
+    keep.add(dep.name);
+    try {
+      const healthPaths: Record<string, string> = {};
+      for (const d of desired)
+        if (d.spec.deployment === dep.name) healthPaths[d.spec.service] = d.health?.path ?? '/';
+      const apiKeys = spec.apiKeysFile ? await deps.readApiKeys(spec.apiKeysFile) : [];
+      const config = renderNginxConfig({
+        deployment: dep.name,
+        spec,
+        upstreams: upstreamsFor(dep, observed, desired, health, leaving),
+        healthPaths,
+        apiKeys,
+      });
+      results.set(dep.name, await deps.driver.sync(dep.name, spec, config));
+    } catch (err) {
+      errors.set(dep.name, `proxy: ${(err as Error).message}`);
+    }
+  }
+  try {
+    await deps.driver.prune(keep);
+  } catch (err) {
+    errors.set('', `proxy prune: ${(err as Error).message}`);
+  }
+  return { results, errors };
+}
