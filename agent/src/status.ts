@@ -23,7 +23,7 @@ export interface StatusInputs {
  * What the agent tells the control plane about each desired service, from one observation. It
  * tells the truth, most urgent first:
  *
- *   healthy | running ▸ crash-loop ▸ failed ▸ restarting ▸ unhealthy ▸ pulling ▸ starting ▸ pending
+ *   crash-loop ▸ healthy | running ▸ failed ▸ restarting ▸ unhealthy ▸ pulling ▸ starting ▸ pending
  *
  * A service is HEALTHY (with a probe) or RUNNING (without one) only when every replica runs the
  * desired spec and is ready, so a crash-looping, exited or unhealthy replica is never hidden
@@ -60,10 +60,11 @@ export function buildStatus(
     let lastError = is.errors.get(k) ?? '';
     let progress = '';
     const unschedulable = waits.find((w) => w.kind === 'unschedulable');
-    if (ready.length === replicas.length && !unschedulable) {
-      state = first.health ? ServiceState.SERVICE_STATE_HEALTHY : ServiceState.SERVICE_STATE_RUNNING;
-    } else if (streaks.some((s) => s.crashLoop)) {
+    if (streaks.some((s) => s.crashLoop)) {
+      // Up for a moment between crashes is not running: the streak ends only after a stable period.
       state = ServiceState.SERVICE_STATE_CRASH_LOOP;
+    } else if (ready.length === replicas.length && !unschedulable) {
+      state = first.health ? ServiceState.SERVICE_STATE_HEALTHY : ServiceState.SERVICE_STATE_RUNNING;
     } else if (lastError || unschedulable) {
       state = ServiceState.SERVICE_STATE_FAILED;
       lastError ||= `unschedulable: ${unschedulable!.message}`;

@@ -38,10 +38,10 @@ describe('playbooks/dev.yaml through fleet', { timeout: 180_000 }, () => {
     await removeLocalImage(`${REGISTRY}/fleet/inference:dev`);
     const port = await freePort();
     const yaml = readFileSync(join(ROOT, 'playbooks/dev.yaml'), 'utf8').replace(
-      'publish: 18070',
-      `publish: ${port}`,
+      'listen: "127.0.0.1:18070"',
+      `listen: "127.0.0.1:${port}"`,
     );
-    assert.ok(yaml.includes(`publish: ${port}`));
+    assert.ok(yaml.includes(`listen: "127.0.0.1:${port}"`));
     await cluster.startServer();
     cluster.startAgent(NODE, { role: 'dev' });
     await cluster.nodeConnected(NODE);
@@ -51,6 +51,11 @@ describe('playbooks/dev.yaml through fleet', { timeout: 180_000 }, () => {
     assert.ok(c, 'telechat container exists');
     const info = await docker.getContainer(c.Id).inspect();
     assert.deepEqual(info.HostConfig.Binds, [`${MODEL_DIR}:/models:ro`]);
+    // The model is reached through the nginx the agent runs, not a port of the replica's own.
+    const proxy = (await managedContainers(NODE)).find((x) => x.Labels['fleet.role'] === 'proxy');
+    assert.ok(proxy, 'the proxy container exists');
+    assert.ok(proxy.Ports.some((p) => p.PublicPort === port && p.IP === '127.0.0.1'));
+    assert.ok(!c.Ports.some((p) => p.PublicPort === port), 'the replica does not own the public port');
     const body = await waitFor(
       'the model answers through the published port',
       async () => {
@@ -66,5 +71,12 @@ describe('playbooks/dev.yaml through fleet', { timeout: 180_000 }, () => {
     );
     assert.equal(body?.role, 'bot');
     assert.ok(body?.content);
+    // fleet status says healthy: the probe passed.
+    const status = await cluster.cliJson<{
+      nodes: { services: { state: string; containers: { health: string }[] }[] }[];
+    }>('status', 'dev');
+    const svc = status.nodes[0]!.services[0]!;
+    assert.equal(svc.state, 'healthy');
+    assert.equal(svc.containers[0]!.health, 'healthy');
   });
 });

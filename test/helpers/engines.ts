@@ -47,8 +47,23 @@ export async function managedContainers(node: string) {
   return docker.listContainers({ all: true, filters: { label: [`fleet.node=${node}`] } });
 }
 
+/** Removes every container (replicas and proxies) and the network the agent made for these nodes. */
 export async function removeManaged(nodes: string[]) {
   for (const node of nodes) {
-    for (const c of await managedContainers(node)) await docker.getContainer(c.Id).remove({ force: true });
+    for (const c of await managedContainers(node)) {
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch((err: { statusCode?: number }) => {
+          if (err.statusCode !== 404 && err.statusCode !== 409) throw err;
+        });
+    }
+    const nets = await docker.listNetworks({ filters: { name: [`fleet-${node}`] } });
+    for (const n of nets)
+      if (n.Name === `fleet-${node}`)
+        await docker
+          .getNetwork(n.Id)
+          .remove()
+          .catch(() => {});
   }
 }
