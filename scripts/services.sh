@@ -128,6 +128,27 @@ ensure_test_images() {
   echo "$sum" >"$stamp"
 }
 
+# The nginx image the proxy tests run: Debian's nginx-light on the local base, pushed as fleet/nginx:1
+# (production proxies use the official nginx image). Rebuilt only when its folder or the base's name
+# changes (the content hash is kept in the cache) or the registry lost it.
+FLEET_NGINX_IMAGE=${FLEET_NGINX_IMAGE:-$FLEET_REGISTRY/fleet/nginx:1}
+ensure_nginx_image() {
+  local src="$FLEET_ROOT/test/images/nginx" sum stamp="$FLEET_CACHE/nginx-image.sum"
+  sum=$( (cd "$src" && find . -type f -print0 | sort -z | xargs -0 sha256sum; echo "$FLEET_BASE_IMAGE $FLEET_NGINX_IMAGE") | sha256sum | cut -c1-16)
+  local repo_tag=${FLEET_NGINX_IMAGE#"$FLEET_REGISTRY"/}
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ] &&
+    curl -fsS -o /dev/null -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+      "http://$FLEET_REGISTRY/v2/${repo_tag%:*}/manifests/${repo_tag##*:}" 2>/dev/null; then
+    return
+  fi
+  log "building $FLEET_NGINX_IMAGE"
+  mkdir -p "$FLEET_CACHE"
+  docker build -q --build-arg BASE="$FLEET_BASE_IMAGE" -t "$FLEET_NGINX_IMAGE" "$src" >/dev/null 2>"$FLEET_CACHE/build.err" ||
+    { cat "$FLEET_CACHE/build.err" >&2; return 1; }
+  docker push -q "$FLEET_NGINX_IMAGE" >/dev/null
+  echo "$sum" >"$stamp"
+}
+
 # The inference image for CPU on the local base (production builds use the CUDA base: see
 # inference/Dockerfile), pushed to the registry under a content tag and under :dev.
 FLEET_INFERENCE_IMAGE=${FLEET_INFERENCE_IMAGE:-$FLEET_REGISTRY/fleet/inference}
@@ -161,4 +182,5 @@ ensure_engines() {
   ensure_registry
   ensure_base_image
   ensure_test_images
+  ensure_nginx_image
 }

@@ -14,6 +14,7 @@ ensure_registry
 ensure_base_image
 ensure_test_images
 ensure_inference_image
+ensure_nginx_image
 ensure_tiny_model
 
 log "lint and format check (biome)"

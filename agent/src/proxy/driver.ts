@@ -1,0 +1,293 @@
+/**
+ * Runs one nginx container per deployment and converges it to (spec, config) without ever
+ * interrupting traffic that does not need to be:
+ *
+ *   container missing, spec-hash differs,      nginx -t in a throwaway container ── fails ──▶ ProxyApplyError
+ *   or paused/dead ─────────────────────────▶  │ ok: write nginx.conf, remove old,             (old one untouched)
+ *                                              ▼     create + start                 ──▶ 'created'
+ *   stopped, same hash ──▶ (check + write if the text differs) start               ──▶ 'created'
+ *   running, same hash, same text on disk ──▶ nothing at all                        ──▶ 'unchanged'
+ *   running, same hash, text differs ──▶ write nginx.conf.next, exec nginx -t ── fails ──▶ ProxyApplyError
+ *                                        │ ok: rename over nginx.conf,                  (old config serves)
+ *                                        ▼     exec nginx -s reload (graceful)      ──▶ 'reloaded'
+ *
+ * "Same text" is checked against nginx.conf on disk, which is replaced only after nginx accepted
+ * the text, so it holds across agent restarts. Cost when unchanged: one container inspect and one
+ * local file read.
+ */
+import { readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type Docker from 'dockerode';
+import { DNS_LABEL, matches } from '../../../proto/allowlist.js';
+import type { ProxySpec } from '../../../proto/gen/fleet/v1/agent.js';
+import { ensureNetwork } from '../docker-network.js';
+import type { Logger } from '../log.js';
+import { checkLabel } from './allow.js';
+import {
+  checkContainerOptions,
+  PROXY_ROLE,
+  type ProxyShape,
+  proxyContainerName,
+  proxyContainerOptions,
+  proxyShape,
+  proxySpecHash,
+  tlsPlaceholders,
+} from './container.js';
+import { bounded, ensureImage, execIn, runToCompletion, statusOf } from './docker-io.js';
+import { CONFIG_NAME, NEXT_NAME, prepareConfigDir, readIfExists, writeAtomic } from './files.js';
+import { PROXY_CONFIG_FILE, PROXY_NEXT_FILE } from './layout.js';
+
+export type ProxySyncResult = 'unchanged' | 'reloaded' | 'created';
+
+export interface ProxyDriver {
+  /** Converges the nginx container of `deployment` to (spec, config). */
+  sync(deployment: string, spec: ProxySpec, config: string): Promise<ProxySyncResult>;
+  /** Removes the proxies (containers and config dirs) of deployments not in `keep`; returns the removed deployments. */
+  prune(keep: ReadonlySet<string>): Promise<string[]>;
+}
+
+/** nginx refused a config (its output, keys redacted, is in the message), or a reload failed. */
+export class ProxyApplyError extends Error {
+  override readonly name = 'ProxyApplyError';
+}
+
+export interface DockerProxyDriverOptions {
+  docker: Docker;
+  node: string;
+  /** Host dir holding one config dir per deployment, e.g. /var/lib/fleet/agent/<node>/proxy. */
+  configRoot: string;
+  log: Logger;
+  /** Bound on each Docker call (default 30 s). */
+  timeoutMs?: number;
+  /** Bound on pulling the nginx image (default 10 min). */
+  pullTimeoutMs?: number;
+}
+
+/** nginx's messages may quote config tokens; the key map's are secrets. */
+export function redactNginxOutput(output: string): string {
+  return output
+    .replace(/\\Q[^\\]*\\E/g, '\\Q[redacted]\\E')
+    .replace(/Bearer\s+\S+/g, 'Bearer [redacted]')
+    .trim()
+    .slice(0, 4000);
+}
+
+export class DockerProxyDriver implements ProxyDriver {
+  private readonly docker: Docker;
+  private readonly node: string;
+  private readonly log: Logger;
+  private readonly timeoutMs: number;
+  private readonly pullTimeoutMs: number;
+  /** The node network is made once per process; forgotten when a create says it is gone. */
+  private network: string | undefined;
+
+  constructor(private readonly opts: DockerProxyDriverOptions) {
+    this.docker = opts.docker;
+    this.node = checkLabel('node', opts.node);
+    this.log = opts.log.child({ component: 'proxy' });
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.pullTimeoutMs = opts.pullTimeoutMs ?? 600_000;
+  }
+
+  private dirOf(deployment: string) {
+    return join(this.opts.configRoot, deployment);
+  }
+
+  async sync(deployment: string, spec: ProxySpec, config: string): Promise<ProxySyncResult> {
+    checkLabel('deployment', deployment);
+    const shape = proxyShape(spec);
+    const hash = proxySpecHash(shape);
+    const dir = this.dirOf(deployment);
+    const info = await this.inspect(proxyContainerName(this.node, deployment));
+    const state = info?.State;
+    const stopped = state?.Status === 'exited' || state?.Status === 'created';
+    const running = state?.Running === true && !state.Paused && !state.Restarting;
+    const shaped =
+      info !== undefined && info.Config.Labels?.['fleet.spec-hash'] === hash && (running || stopped);
+    // Without nginx.conf on disk nobody knows what nginx serves (or the mounted dir is gone): remake it.
+    const onDisk = shaped ? await readIfExists(join(dir, CONFIG_NAME)) : undefined;
+    if (!shaped || onDisk === undefined) {
+      await this.create(deployment, shape, config, info?.Id);
+      return 'created';
+    }
+    if (running) {
+      if (onDisk === config) return 'unchanged';
+      await this.reload(deployment, info.Id, config);
+      return 'reloaded';
+    }
+    // Stopped with the right shape: the agent, not Docker, restarts it.
+    if (onDisk !== config) await this.checkAndWrite(deployment, shape, config);
+    await bounded('start proxy', this.timeoutMs, this.docker.getContainer(info.Id).start());
+    this.log.info({ deployment }, 'proxy started');
+    return 'created';
+  }
+
+  private async inspect(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    try {
+      return await bounded('inspect proxy', this.timeoutMs, this.docker.getContainer(name).inspect());
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** nginx -t on `config` in a throwaway container of the proxy's image; then it becomes nginx.conf. */
+  private async checkAndWrite(deployment: string, shape: ProxyShape, config: string): Promise<void> {
+    const dir = this.dirOf(deployment);
+    for (const [what, file] of [
+      ['certificate', shape.tlsCertFile],
+      ['key', shape.tlsKeyFile],
+    ] as const) {
+      if (file !== '' && !(await stat(file).catch(() => undefined))?.isFile())
+        throw new ProxyApplyError(
+          `TLS ${what} file ${file} of ${deployment} does not exist or is not a file`,
+        );
+    }
+    await prepareConfigDir(dir, shape.tlsCertFile === '' ? [] : tlsPlaceholders(dir));
+    await ensureImage(this.docker, shape.image, this.pullTimeoutMs);
+    const next = join(dir, NEXT_NAME);
+    await writeAtomic(next, config);
+    const options = checkContainerOptions(
+      { node: this.node, deployment, configDir: dir, shape },
+      PROXY_NEXT_FILE,
+    );
+    const check = await runToCompletion(this.docker, options, this.timeoutMs).catch(async (err) => {
+      await rm(next, { force: true });
+      throw err;
+    });
+    if (check.exitCode !== 0) {
+      await rm(next, { force: true });
+      throw new ProxyApplyError(
+        `nginx rejected the config of ${deployment} (exit ${check.exitCode}): ${redactNginxOutput(check.output)}`,
+      );
+    }
+    await rename(next, join(dir, CONFIG_NAME));
+  }
+
+  private async create(deployment: string, shape: ProxyShape, config: string, oldId?: string) {
+    await this.checkAndWrite(deployment, shape, config);
+    if (oldId) await this.removeContainer(oldId);
+    this.network ??= await bounded('ensure network', this.timeoutMs, ensureNetwork(this.docker, this.node));
+    const options = proxyContainerOptions({
+      node: this.node,
+      deployment,
+      network: this.network,
+      configDir: this.dirOf(deployment),
+      shape,
+    });
+    let container: Docker.Container;
+    try {
+      container = await bounded('create proxy', this.timeoutMs, this.docker.createContainer(options));
+    } catch (err) {
+      if (statusOf(err) === 404) this.network = undefined;
+      throw err;
+    }
+    try {
+      await bounded('start proxy', this.timeoutMs, container.start());
+    } catch (err) {
+      // A proxy that cannot start (port taken) is removed, not left behind half-made.
+      await this.removeContainer(container.id).catch(() => {});
+      throw err;
+    }
+    this.log.info(
+      { deployment, container: container.id.slice(0, 12), replaced: Boolean(oldId) },
+      'proxy created',
+    );
+  }
+
+  private async reload(deployment: string, id: string, config: string): Promise<void> {
+    const dir = this.dirOf(deployment);
+    const next = join(dir, NEXT_NAME);
+    const conf = join(dir, CONFIG_NAME);
+    await writeAtomic(next, config);
+    const test = await execIn(
+      this.docker,
+      id,
+      ['nginx', '-t', '-q', '-c', PROXY_NEXT_FILE],
+      this.timeoutMs,
+    ).catch(async (err) => {
+      await rm(next, { force: true });
+      throw err;
+    });
+    if (test.exitCode !== 0) {
+      await rm(next, { force: true });
+      this.log.warn(
+        { deployment, exitCode: test.exitCode },
+        'nginx rejected the new config; the old one keeps serving',
+      );
+      throw new ProxyApplyError(
+        `nginx rejected the new config of ${deployment} (exit ${test.exitCode}); the old config keeps serving: ${redactNginxOutput(test.output)}`,
+      );
+    }
+    const previous = await readIfExists(conf);
+    await rename(next, conf);
+    // nginx.conf on disk must stay what nginx runs: a reload that did not happen puts the old text back.
+    const restore = async () => {
+      if (previous !== undefined) await writeAtomic(conf, previous);
+      else await rm(conf, { force: true });
+    };
+    let result: Awaited<ReturnType<typeof execIn>>;
+    try {
+      result = await execIn(
+        this.docker,
+        id,
+        ['nginx', '-c', PROXY_CONFIG_FILE, '-s', 'reload'],
+        this.timeoutMs,
+      );
+    } catch (err) {
+      await restore();
+      throw err;
+    }
+    if (result.exitCode !== 0) {
+      await restore();
+      throw new ProxyApplyError(
+        `nginx reload of ${deployment} failed (exit ${result.exitCode}): ${redactNginxOutput(result.output)}`,
+      );
+    }
+    this.log.info({ deployment }, 'proxy reloaded');
+  }
+
+  private async removeContainer(id: string): Promise<void> {
+    try {
+      await bounded('remove proxy', this.timeoutMs, this.docker.getContainer(id).remove({ force: true }));
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+    }
+  }
+
+  async prune(keep: ReadonlySet<string>): Promise<string[]> {
+    const removed = new Set<string>();
+    const containers = await bounded(
+      'list proxies',
+      this.timeoutMs,
+      this.docker.listContainers({
+        all: true,
+        filters: { label: ['fleet.managed=true', `fleet.node=${this.node}`] },
+      }),
+    );
+    for (const c of containers) {
+      const role = c.Labels['fleet.role'];
+      const deployment = c.Labels['fleet.deployment'] ?? '';
+      // Check containers are throwaway: one that is not running was left by an agent that died mid-check.
+      const leftover = role === `${PROXY_ROLE}-check` && c.State !== 'running';
+      if (role !== PROXY_ROLE && role !== `${PROXY_ROLE}-check`) continue;
+      if (keep.has(deployment) && !leftover) continue;
+      await this.removeContainer(c.Id);
+      if (role === PROXY_ROLE) removed.add(deployment);
+    }
+    let entries: string[] = [];
+    try {
+      entries = await readdir(this.opts.configRoot);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    }
+    for (const name of entries) {
+      // Only what this driver made: deployment-named dirs.
+      if (keep.has(name) || !matches(DNS_LABEL, name)) continue;
+      await rm(join(this.opts.configRoot, name), { recursive: true, force: true });
+      removed.add(name);
+    }
+    if (removed.size > 0) this.log.info({ deployments: [...removed].sort() }, 'proxies removed');
+    return [...removed].sort();
+  }
+}

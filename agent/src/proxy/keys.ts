@@ -1,0 +1,39 @@
+import { readFile } from 'node:fs/promises';
+import { API_KEY } from '../../../proto/allowlist.js';
+
+/** A keys file that cannot be used; the message names the file and line, never a key. */
+export class ApiKeysFileError extends Error {
+  override readonly name = 'ApiKeysFileError';
+}
+
+/**
+ * Reads the proxy's API keys file: one key per line; blank lines and lines starting with `#` are
+ * ignored, surrounding whitespace (and a CRLF's CR) is trimmed. Any other line must match API_KEY,
+ * or the whole file is refused naming the line number: keys are secrets, so neither the key nor
+ * the line's text appears in the error (nor in any log).
+ *
+ * A file with no key at all is refused too: the operator asked for keys, and an empty list would
+ * otherwise mean "no key needed" — the proxy fails closed, never open.
+ */
+export async function readApiKeys(file: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? 'error';
+    throw new ApiKeysFileError(`API keys file ${file} cannot be read (${code})`);
+  }
+  const pattern = new RegExp(API_KEY);
+  const keys: string[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    if (!pattern.test(line))
+      throw new ApiKeysFileError(
+        `API keys file ${file}: line ${i + 1} is not a valid key (16 to 256 of A-Z a-z 0-9 . _ ~ + / = -)`,
+      );
+    keys.push(line);
+  });
+  if (keys.length === 0) throw new ApiKeysFileError(`API keys file ${file} holds no key`);
+  return keys;
+}
