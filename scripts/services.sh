@@ -54,6 +54,18 @@ ensure_dockerd() {
   return 1
 }
 
+# Stops dockerd and starts it again (end-to-end tests check that agents recover from it). Without
+# live-restore every container stops with the daemon, as on a host whose Docker was upgraded.
+restart_dockerd() {
+  local pid
+  pid=$(pgrep -x dockerd | head -1 || true)
+  if [ -n "$pid" ]; then
+    kill -TERM "$pid"
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  fi
+  ensure_dockerd
+}
+
 registry_up() { curl -fsS "http://$FLEET_REGISTRY/v2/" >/dev/null 2>&1; }
 
 # A registry v2 on 127.0.0.1 with our own config (no auth); storage survives across runs in the cache.

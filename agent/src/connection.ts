@@ -132,9 +132,20 @@ export class Connection {
       }
       if (m.msg?.$case !== 'desired') return;
       if (!opened) {
+        // Connected only once the control plane answered: a stream to a server that is down
+        // "accepts" writes until it fails, and reports (with their events) would vanish into it.
         opened = true;
         this.backoff.reset();
         log.info({ address: this.opts.address }, 'connected to control plane');
+        this.connected = true;
+        const report = this.opts.latestReport();
+        if (report) this.sendStatus(report);
+        this.opts.onConnect?.();
+        this.heartbeat = setInterval(() => {
+          // A heartbeat is a report of liveness: the lag metric measures the stream, not change.
+          if (this.send({ msg: { $case: 'heartbeat', heartbeat: { sentAtMs: Date.now() } } }))
+            this.lastReportAtMs = Date.now();
+        }, this.opts.heartbeatMs ?? 5_000);
       }
       this.opts.onDesired(m.msg.desired);
     });
@@ -158,16 +169,7 @@ export class Connection {
     stream.on('status', end);
     stream.on('close', end);
     stream.on('error', end);
-    this.connected = true;
     stream.write({ msg: { $case: 'hello', hello } });
-    const report = this.opts.latestReport();
-    if (report) this.sendStatus(report);
-    this.opts.onConnect?.();
-    this.heartbeat = setInterval(() => {
-      // A heartbeat is a report of liveness: the lag metric measures the stream, not change.
-      if (this.send({ msg: { $case: 'heartbeat', heartbeat: { sentAtMs: Date.now() } } }))
-        this.lastReportAtMs = Date.now();
-    }, this.opts.heartbeatMs ?? 5_000);
   }
 
   private retry() {

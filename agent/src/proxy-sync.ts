@@ -65,6 +65,16 @@ export async function syncProxies(
     const spec = dep.proxy;
     if (!spec) continue;
     keep.add(dep.name);
+    // Until every replica's first probe answered (a restarted agent knows nothing yet), nginx keeps
+    // what it has: rendering now would drop healthy replicas for a moment and reload for nothing.
+    const routed = new Set(spec.routes.map((r) => r.service));
+    const unknown = observed.some(
+      (o) => o.deployment === dep.name && routed.has(o.service) && health.get(o.id) === 'unknown',
+    );
+    if (unknown) {
+      results.set(dep.name, 'unchanged');
+      continue;
+    }
     try {
       const healthPaths: Record<string, string> = {};
       for (const d of desired)

@@ -31,7 +31,7 @@ export interface HealthSource {
       spec: NonNullable<DesiredContainer['health']>;
     }[],
   ): void;
-  get(id: string): { status: string; lastError: string } | undefined;
+  get(id: string): { status: string; lastError: string; lastProbeAtMs: number } | undefined;
   reset(id: string): void;
 }
 
@@ -101,6 +101,8 @@ export class Reconciler {
   /** When each container's latest run began, and when it was first seen stopped after it. */
   private readonly upSince = new Map<string, number>();
   private readonly stoppedAt = new Map<string, number>();
+  /** Exits Docker announced (id → when, exit code): its list can still say "running" for a moment. */
+  private readonly exits = new Map<string, { atMs: number; exitCode?: number }>();
   private readonly pulling = new Map<string, string>();
   private lastPullReportMs = 0;
   private waits: Wait[] = [];
@@ -155,6 +157,7 @@ export class Reconciler {
       },
       start: async (s) => {
         const exitCode = this.lastObserved.find((o) => o.id === s.id)?.exitCode;
+        this.exits.delete(s.id);
         await rt.start(s.id);
         if (s.restart) this.noteRestart(s.id, s.key, s.reason, exitCode);
         else this.event('container.started', s.key, `${s.name}: ${s.reason}`);
@@ -165,6 +168,16 @@ export class Reconciler {
         this.noteRestart(s.id, s.key, s.reason, undefined);
       },
     };
+  }
+
+  /**
+   * Docker announced that a container exited. Its list call may still show it running for a few
+   * milliseconds after the event; the hint makes the round that follows restart it rather than
+   * wait for the next resync.
+   */
+  containerExited(id: string, exitCode?: number) {
+    this.exits.set(id, { atMs: this.now(), ...(exitCode !== undefined ? { exitCode } : {}) });
+    this.trigger('container exited');
   }
 
   /** Adopts a new desired state (already persisted by the caller) and converges to it. */
@@ -247,7 +260,7 @@ export class Reconciler {
       let steps: Step[];
       let health: Map<string, string>;
       try {
-        observed = await this.deps.runtime.list();
+        observed = this.applyExitHints(await this.deps.runtime.list());
         this.observe(observed, desired);
         health = this.healthMap(observed);
         const result = planRound(observed, desired, {
@@ -267,10 +280,15 @@ export class Reconciler {
         this.finish(state.version, observed, desired, false, e.retryable);
         return;
       }
-      // The proxy first: replicas about to be removed leave the upstreams (and drain) before they stop.
-      if (this.deps.proxy && !(await this.syncProxy(state, observed, desired, health, steps, log))) {
-        this.finish(state.version, observed, desired, false, true);
-        return;
+      // The proxy before removals and restarts, so those replicas leave the upstreams (and drain)
+      // before they stop; otherwise once the plan is empty. A replica that exited is restarted
+      // first: it serves nothing, and a reload would only delay its restart.
+      const drains = steps.some((s) => s.kind === 'remove' || s.kind === 'restart');
+      if (this.deps.proxy && (drains || steps.length === 0)) {
+        if (!(await this.syncProxy(state, observed, desired, health, steps, log))) {
+          this.finish(state.version, observed, desired, false, true);
+          return;
+        }
       }
       if (steps.length === 0) {
         this.errors.clear();
@@ -308,6 +326,18 @@ export class Reconciler {
     this.finish(state.version, await this.deps.runtime.list().catch(() => observed), desired, false, true);
   }
 
+  /** Containers Docker said exited within the last 2 s count as exited, whatever a stale list says. */
+  private applyExitHints(observed: ObservedContainer[]): ObservedContainer[] {
+    const now = this.now();
+    for (const [id, hint] of this.exits) if (now - hint.atMs > 2_000) this.exits.delete(id);
+    if (this.exits.size === 0) return observed;
+    return observed.map((o) => {
+      const hint = this.exits.get(o.id);
+      if (!hint || o.state !== 'running') return o;
+      return { ...o, state: 'exited', ...(hint.exitCode !== undefined ? { exitCode: hint.exitCode } : {}) };
+    });
+  }
+
   /** Tracks uptime and hands the probe loop its targets: running replicas of services with a probe. */
   private observe(observed: readonly ObservedContainer[], desired: readonly DesiredContainer[]) {
     const now = this.now();
@@ -339,11 +369,12 @@ export class Reconciler {
     this.deps.health.sync(targets);
   }
 
+  /** Probe status by container id; 'unknown' until a container's first probe answered (after an agent restart, say). */
   private healthMap(observed: readonly ObservedContainer[]): Map<string, string> {
     const out = new Map<string, string>();
     for (const o of observed) {
       const h = this.deps.health?.get(o.id);
-      if (h) out.set(o.id, h.status);
+      if (h) out.set(o.id, h.lastProbeAtMs ? h.status : 'unknown');
     }
     return out;
   }
@@ -458,11 +489,7 @@ export class Reconciler {
     const now = this.now();
     const services = buildStatus(observed, desired, {
       errors: this.errors,
-      health: new Map(
-        observed
-          .map((o) => [o.id, this.deps.health?.get(o.id)])
-          .filter((e): e is [string, { status: string; lastError: string }] => !!e[1]),
-      ),
+      health: this.healthDetails(observed),
       restarts: this.streaks(observed, desired),
       waits: this.waits,
       pulling: this.pulling,
@@ -489,6 +516,15 @@ export class Reconciler {
       this.timers.clearTimeout(this.retryTimer);
       this.retryTimer = this.timers.setTimeout(() => this.trigger('retry'), delay);
     }
+  }
+
+  private healthDetails(observed: readonly ObservedContainer[]) {
+    const out = new Map<string, { status: string; lastError: string }>();
+    for (const o of observed) {
+      const h = this.deps.health?.get(o.id);
+      if (h) out.set(o.id, { status: h.status, lastError: h.lastError });
+    }
+    return out;
   }
 
   private streaks(observed: readonly ObservedContainer[], desired: readonly DesiredContainer[]) {

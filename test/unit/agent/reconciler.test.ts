@@ -398,3 +398,25 @@ describe('Reconciler', () => {
     assert.deepEqual([...rt.containers.keys()], [existing.id]);
   });
 });
+
+describe('Reconciler and Docker exit events', () => {
+  test('an announced exit restarts the replica even while the list still says running', async () => {
+    const { rt, reports, rec } = rig();
+    rec.setDesired(desired());
+    await rec.idle();
+    const [c] = rt.byKey('web/web/0');
+    rt.resetCalls();
+    // Docker's list lags its die event: the container still reads as running.
+    rec.containerExited(c!.id, 137);
+    await rec.idle();
+    assert.equal(rt.calls.start, 1, 'restarted on the event, not at the next resync');
+    assert.deepEqual(
+      last(reports).events.map((e) => e.kind),
+      ['container.restarted'],
+    );
+    // The hint is spent: the next round does not restart it again.
+    rec.trigger('resync');
+    await rec.idle();
+    assert.equal(rt.calls.start, 1);
+  });
+});
