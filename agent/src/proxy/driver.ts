@@ -227,6 +227,7 @@ export class DockerProxyDriver implements ProxyDriver {
       else await rm(conf, { force: true });
     };
     let result: Awaited<ReturnType<typeof execIn>>;
+    const before = await this.workers(id).catch(() => new Map<string, string>());
     try {
       result = await execIn(
         this.docker,
@@ -244,7 +245,45 @@ export class DockerProxyDriver implements ProxyDriver {
         `nginx reload of ${deployment} failed (exit ${result.exitCode}): ${redactNginxOutput(result.output)}`,
       );
     }
+    await this.reloadTakenEffect(id, before);
     this.log.info({ deployment }, 'proxy reloaded');
+  }
+
+  /** nginx worker processes by PID → their title ("nginx: worker process [is shutting down]"). */
+  private async workers(id: string): Promise<Map<string, string>> {
+    const top = (await this.docker.getContainer(id).top({ ps_args: '-eo pid,args' })) as {
+      Titles: string[];
+      Processes: string[][];
+    };
+    const pid = top.Titles.findIndex((t) => t.toUpperCase() === 'PID');
+    const cmd = top.Titles.length - 1;
+    const out = new Map<string, string>();
+    for (const p of top.Processes) {
+      const title = p.slice(cmd).join(' ');
+      if (/worker process/.test(title)) out.set(p[pid]!, title);
+    }
+    return out;
+  }
+
+  /**
+   * `nginx -s reload` only signals the master: the new config serves once new workers run and the
+   * old ones stopped accepting connections (they finish what they have). Callers stop replicas
+   * right after a reload, so it waits for that moment (bounded: a slow box gets 3 s).
+   */
+  private async reloadTakenEffect(id: string, before: ReadonlyMap<string, string>): Promise<void> {
+    if (before.size === 0) return;
+    const deadline = Date.now() + 3_000;
+    while (Date.now() < deadline) {
+      const now = await this.workers(id).catch(() => undefined);
+      if (!now) return;
+      const fresh = [...now.keys()].some((pid) => !before.has(pid));
+      const oldAccepting = [...before.keys()].some(
+        (pid) => now.has(pid) && !/shutting down/.test(now.get(pid)!),
+      );
+      if (fresh && !oldAccepting) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    this.log.warn({ container: id.slice(0, 12) }, 'nginx reload not confirmed within 3 s');
   }
 
   private async removeContainer(id: string): Promise<void> {

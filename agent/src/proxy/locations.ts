@@ -39,16 +39,10 @@ function routeBody(c: CheckedInput, r: CheckedRoute): string[] {
   const pass = [`proxy_pass http://${upstreamName(r.service)}${r.rewrite};`];
   const timeouts = [`proxy_read_timeout ${r.readTimeoutS}s;`, `proxy_send_timeout ${r.readTimeoutS}s;`];
   if (r.stream) {
-    // Tokens must reach the client as the model writes them: no buffering, caching or gzip
-    // (each would hold chunks back).
-    return [
-      ...pass,
-      'proxy_buffering off;',
-      'proxy_request_buffering off;',
-      'proxy_cache off;',
-      'gzip off;',
-      ...timeouts,
-    ];
+    // Tokens must reach the client as the model writes them: no response buffering, caching or
+    // gzip (each would hold chunks back). The request body (a small JSON) stays buffered, so a
+    // request a draining replica refused can still be passed to the next one.
+    return [...pass, 'proxy_buffering off;', 'proxy_cache off;', 'gzip off;', ...timeouts];
   }
   return [
     ...pass,

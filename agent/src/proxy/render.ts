@@ -100,6 +100,10 @@ function serverBlock(c: CheckedInput): string[] {
     'proxy_set_header Upgrade $http_upgrade;',
     'proxy_set_header Connection $fleet_connection;',
     'proxy_connect_timeout 5s;',
+    // A replica stopping after a reload refuses new work (connection refused or 503 while it
+    // drains); nothing was generated yet, so the request goes to another replica, once.
+    'proxy_next_upstream error timeout http_502 http_503 non_idempotent;',
+    'proxy_next_upstream_tries 2;',
     // A replica that died since this config was rendered answers like one that is not there yet.
     `error_page 502 = ${UNAVAILABLE_LOCATION};`,
     '',

@@ -83,6 +83,9 @@ function sharedLlama(gpu: boolean): Promise<Llama> {
   return llama;
 }
 
+/** How long a request waits for a sequence freed a moment ago (see generate()). */
+const SEQUENCE_WAIT_MS = 1_000;
+
 export class LlamaCppEngine implements Engine {
   private readonly opts: LlamaCppEngineOptions;
   private llama: Llama | undefined;
@@ -210,6 +213,11 @@ export class LlamaCppEngine implements Engine {
     if (req.messages.length === 0) throw new EngineError('messages must not be empty', 'generate');
     if (req.signal.aborted) return { promptTokens: 0, completionTokens: 0, finishReason: 'aborted' };
 
+    // A sequence disposed by the request before this one is handed back asynchronously: admission
+    // already keeps at most `parallel` requests here, so a short wait always finds one.
+    for (let waited = 0; context.sequencesLeft === 0 && waited < SEQUENCE_WAIT_MS; waited += 2) {
+      await new Promise((r) => setTimeout(r, 2));
+    }
     let sequence: LlamaContextSequence;
     try {
       sequence = context.getSequence();

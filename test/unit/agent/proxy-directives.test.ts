@@ -125,16 +125,19 @@ const BASELINE_DIRECTIVES = [
     'limit_req_log_level',
     'client_max_body_size',
   ].map((d) => `http/server/${d}`),
-  ...['proxy_http_version', ...Array(7).fill('proxy_set_header'), 'proxy_connect_timeout', 'error_page'].map(
-    (d) => `http/server/${d}`,
-  ),
+  ...[
+    'proxy_http_version',
+    ...Array(7).fill('proxy_set_header'),
+    'proxy_connect_timeout',
+    'proxy_next_upstream',
+    'proxy_next_upstream_tries',
+    'error_page',
+  ].map((d) => `http/server/${d}`),
   // location = /health: forwarded
   ...['', '/proxy_pass', '/proxy_read_timeout', '/gzip'].map((d) => L + d),
   // location /api/: key gate, then streamed
   ...['', '/if', '/if/add_header', '/if/return', '/proxy_pass', '/proxy_buffering'].map((d) => L + d),
-  ...['/proxy_request_buffering', '/proxy_cache', '/gzip', '/proxy_read_timeout', '/proxy_send_timeout'].map(
-    (d) => L + d,
-  ),
+  ...['/proxy_cache', '/gzip', '/proxy_read_timeout', '/proxy_send_timeout'].map((d) => L + d),
   // location /v1/: key gate, then 503 (no healthy replica)
   ...['', '/if', '/if/add_header', '/if/return', '/add_header', '/return'].map((d) => L + d),
   // location @fleet_unavailable
