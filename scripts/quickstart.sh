@@ -27,6 +27,7 @@ ensure_dockerd
 ensure_registry
 ensure_base_image
 ensure_inference_image
+ensure_nginx_image
 ensure_tiny_model
 ln -sf "$FLEET_ROOT/bin/fleet.js" /usr/local/bin/fleet
 mkdir -p "$STATE"
@@ -49,26 +50,22 @@ for _ in $(seq 1 100); do
 done
 
 log "fleet apply playbooks/dev.yaml --wait"
-fleet apply playbooks/dev.yaml --wait --timeout 120s
-# Running is not serving: the model loads after the container starts (health probes arrive with a
-# later issue), so wait for the server's own /health before printing what to curl.
-for _ in $(seq 1 120); do
-  curl -fsS http://127.0.0.1:18070/health >/dev/null 2>&1 && break
-  sleep 0.5
-done
+# --wait returns once the agent's probe found the model server healthy and nginx routes to it.
+fleet apply playbooks/dev.yaml --wait --timeout 180s
 echo
 fleet nodes
 echo
 cat <<TXT
-fleet is running: control plane on http://$API, one agent (node '$NODE'), deployment 'dev'.
+fleet is running: control plane on http://$API, one agent (node '$NODE'), deployment 'dev':
+the model server behind the nginx the agent runs on http://127.0.0.1:18070.
 
 Try (a tiny random-weight model: the words are nonsense, the tokens are real):
   curl -N http://127.0.0.1:18070/telechat/gptDialog/v2 -H 'content-type: application/json' \\
     -d '{"dialog": [{"role": "user", "content": "Hello"}], "max_length": 64}'
   curl http://127.0.0.1:18070/v1/chat/completions -H 'content-type: application/json' \\
     -d '{"model": "tiny", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 32}'
-  curl http://127.0.0.1:18070/health
-  fleet status dev                              # per node and service
+  curl http://127.0.0.1:18070/health             # nginx forwards it to a healthy replica
+  fleet status dev                              # state, probe health, restarts per node and service
   fleet apply playbooks/dev.yaml --check        # edit dev.yaml first to see a plan
   fleet status dev -o json
 Logs: .fleet/server.log, .fleet/agent.log.  Stop: bash scripts/quickstart.sh stop

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { VERSION } from '../../control-plane/src/version.js';
 import type { DesiredState } from '../../proto/gen/fleet/v1/agent.js';
 import { Connection } from './connection.js';
@@ -93,7 +93,7 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
       driver: new DockerProxyDriver({
         docker: runtime.client,
         node: opts.node,
-        configRoot: join(opts.stateDir, opts.node, 'proxy'),
+        configRoot: resolve(opts.stateDir, opts.node, 'proxy'),
         log: log.child({ component: 'proxy' }),
       }),
       readApiKeys,

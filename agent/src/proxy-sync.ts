@@ -14,6 +14,8 @@ export interface ProxySyncOutcome {
   results: Map<string, ProxySyncResult>;
   /** deployment → why its proxy could not be brought up to date (the old config keeps serving). */
   errors: Map<string, string>;
+  /** Deployments whose proxy failed while an older config of it serves: their replicas must not be stopped. */
+  blocking: Set<string>;
 }
 
 /**
@@ -60,6 +62,7 @@ export async function syncProxies(
 ): Promise<ProxySyncOutcome> {
   const results = new Map<string, ProxySyncResult>();
   const errors = new Map<string, string>();
+  const blocking = new Set<string>();
   const keep = new Set<string>();
   for (const dep of deployments) {
     const spec = dep.proxy;
@@ -90,6 +93,10 @@ export async function syncProxies(
       results.set(dep.name, await deps.driver.sync(dep.name, spec, config));
     } catch (err) {
       errors.set(dep.name, `proxy: ${(err as Error).message}`);
+      // A running nginx still routes to the replicas it knew: stopping one would fail requests.
+      // With none running (it could not be created, e.g. its port is still held by an old
+      // replica being replaced), there is nothing to drain and removals may go on.
+      if (await deps.driver.running(dep.name).catch(() => true)) blocking.add(dep.name);
     }
   }
   try {
@@ -97,5 +104,5 @@ export async function syncProxies(
   } catch (err) {
     errors.set('', `proxy prune: ${(err as Error).message}`);
   }
-  return { results, errors };
+  return { results, errors, blocking };
 }

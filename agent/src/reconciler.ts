@@ -454,8 +454,12 @@ export class Reconciler {
       log.warn({ deployment: dep, err: message }, 'proxy not updated');
       this.event('proxy.failed', `${dep}/`, message);
     }
-    // Removals wait while a proxy could not drop the replicas they would stop.
-    return outcome.errors.size === 0 || !steps.some((s) => s.kind === 'remove');
+    // Removals wait while a running proxy could not drop the replicas they would stop.
+    const blocked = steps.some((s) => {
+      if (s.kind !== 'remove' && s.kind !== 'restart') return false;
+      return outcome.blocking.has(s.key.split('/')[0]!);
+    });
+    return !blocked;
   }
 
   private pullProgress(image: string, p: { currentBytes: number; totalBytes: number }) {

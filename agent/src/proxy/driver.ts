@@ -44,6 +44,8 @@ export interface ProxyDriver {
   sync(deployment: string, spec: ProxySpec, config: string): Promise<ProxySyncResult>;
   /** Removes the proxies (containers and config dirs) of deployments not in `keep`; returns the removed deployments. */
   prune(keep: ReadonlySet<string>): Promise<string[]>;
+  /** Whether the deployment's nginx runs now (serving whatever config it last took). */
+  running(deployment: string): Promise<boolean>;
 }
 
 /** nginx refused a config (its output, keys redacted, is in the message), or a reload failed. */
@@ -120,6 +122,11 @@ export class DockerProxyDriver implements ProxyDriver {
     await bounded('start proxy', this.timeoutMs, this.docker.getContainer(info.Id).start());
     this.log.info({ deployment }, 'proxy started');
     return 'created';
+  }
+
+  async running(deployment: string): Promise<boolean> {
+    const info = await this.inspect(proxyContainerName(this.node, deployment)).catch(() => undefined);
+    return info?.State.Running === true;
   }
 
   private async inspect(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
