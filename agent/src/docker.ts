@@ -25,19 +25,50 @@ export function containerOptions(
 ): Docker.ContainerCreateOptions {
   const s = c.spec;
   const portKey = `${s.port}/tcp`;
+  // With an engine, this container owns the replica's network namespace: the engine's port is
+  // published here too (for its probe), and the GPUs go to the engine.
+  const enginePort = s.engine?.port ? `${s.engine.port}/tcp` : undefined;
+  const ownGpus = s.engine ? [] : gpus;
+  const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  if (s.port) bindings[portKey] = [{ HostIp: '127.0.0.1', HostPort: s.publish ? String(s.publish) : '' }];
+  if (enginePort) bindings[enginePort] = [{ HostIp: '127.0.0.1', HostPort: '' }];
   return {
     name: c.name,
     Image: s.image,
     Env: Object.entries(s.env).map(([k, v]) => `${k}=${v}`),
     Cmd: s.command.length ? s.command : undefined,
-    Labels: labelsFor(c, gpus),
-    ExposedPorts: s.port ? { [portKey]: {} } : undefined,
+    Labels: labelsFor(c, ownGpus),
+    ExposedPorts: Object.keys(bindings).length
+      ? Object.fromEntries(Object.keys(bindings).map((k) => [k, {}]))
+      : undefined,
     HostConfig: {
       Binds: s.volumes.length ? s.volumes : undefined,
-      PortBindings: s.port
-        ? { [portKey]: [{ HostIp: '127.0.0.1', HostPort: s.publish ? String(s.publish) : '' }] }
-        : undefined,
+      PortBindings: Object.keys(bindings).length ? bindings : undefined,
       NetworkMode: networkName(s.node),
+      RestartPolicy: { Name: 'no' },
+      Init: true,
+      ...(ownGpus.length ? { DeviceRequests: deviceRequestsFor(ownGpus) } : {}),
+    },
+  };
+}
+
+/** The engine container of a replica: joined to the network namespace of the replica's container. */
+export function engineOptions(
+  c: DesiredContainer,
+  gpus: readonly string[],
+  replicaId: string,
+): Docker.ContainerCreateOptions {
+  const e = c.spec.engine;
+  if (!e) throw new Error(`${c.key} has no engine`);
+  return {
+    name: `${c.name}-engine`,
+    Image: e.image,
+    Env: Object.entries(e.env).map(([k, v]) => `${k}=${v}`),
+    Cmd: e.command.length ? e.command : undefined,
+    Labels: labelsFor(c, gpus, 'engine'),
+    HostConfig: {
+      Binds: e.volumes.length ? e.volumes : undefined,
+      NetworkMode: `container:${replicaId}`,
       RestartPolicy: { Name: 'no' },
       Init: true,
       ...(gpus.length ? { DeviceRequests: deviceRequestsFor(gpus) } : {}),
@@ -73,9 +104,24 @@ export class DockerRuntime implements ContainerRuntime {
     );
     const out: ObservedContainer[] = [];
     const net = networkName(this.opts.node);
+    // An engine publishes nothing itself: its port is published by its replica's container.
+    const portsOf = new Map<string, Docker.Port[]>();
+    for (const c of items) {
+      if (c.Labels[LABEL.part] !== 'engine')
+        portsOf.set(
+          `${c.Labels[LABEL.deployment]}/${c.Labels[LABEL.service]}/${c.Labels[LABEL.replica]}#${c.Labels[LABEL.hash]}`,
+          c.Ports,
+        );
+    }
     for (const c of items) {
       const port = Number(c.Labels[LABEL.port] ?? 0);
-      const published = c.Ports.find((p) => p.PrivatePort === port && p.IP === '127.0.0.1' && p.PublicPort);
+      const ports =
+        c.Labels[LABEL.part] === 'engine'
+          ? (portsOf.get(
+              `${c.Labels[LABEL.deployment]}/${c.Labels[LABEL.service]}/${c.Labels[LABEL.replica]}#${c.Labels[LABEL.hash]}`,
+            ) ?? [])
+          : c.Ports;
+      const published = ports.find((p) => p.PrivatePort === port && p.IP === '127.0.0.1' && p.PublicPort);
       const o = fromLabels(
         {
           id: c.Id,
@@ -143,10 +189,16 @@ export class DockerRuntime implements ContainerRuntime {
   async create(c: DesiredContainer, gpus: readonly string[] = []): Promise<string> {
     await this.call(() => ensureNetwork(this.docker, this.opts.node));
     const container = await this.call(() => this.docker.createContainer(containerOptions(c, gpus)));
+    let engine: Docker.Container | undefined;
     try {
       await this.call(() => container.start());
+      if (c.spec.engine) {
+        engine = await this.call(() => this.docker.createContainer(engineOptions(c, gpus, container.id)));
+        await this.call(() => engine!.start());
+      }
     } catch (err) {
-      // A container that cannot start (port taken, bad command) is removed, not left behind.
+      // A replica that cannot start (port taken, bad command, no GPU driver) is removed, not left behind.
+      await engine?.remove({ force: true }).catch(() => {});
       await container.remove({ force: true }).catch(() => {});
       throw err;
     }

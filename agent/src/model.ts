@@ -17,6 +17,16 @@ export interface ContainerSpec {
   publish: number;
   command: string[];
   volumes: string[];
+  /** The engine container of the replica (sharing its network namespace); absent when none. */
+  engine?: EngineContainerSpec;
+}
+
+export interface EngineContainerSpec {
+  image: string;
+  env: Record<string, string>;
+  command: string[];
+  port: number;
+  volumes: string[];
 }
 
 /** Health probe of a replica, in milliseconds (the wire's HealthSpec). */
@@ -39,6 +49,8 @@ export interface DesiredContainer {
   gpuMemoryMib: number;
   /** Not part of the hash: changing a probe must not replace a healthy container. */
   health?: ProbeSpec;
+  /** The engine container's probe, when the replica has an engine with one. */
+  engineHealth?: ProbeSpec;
 }
 
 export interface ObservedContainer {
@@ -61,6 +73,8 @@ export interface ObservedContainer {
   ip?: string;
   /** Exit code of a stopped container, from Docker's status text. */
   exitCode?: number;
+  /** 'engine' for the engine container of a replica (label fleet.part); absent for the replica's own. */
+  part?: 'engine';
 }
 
 /** Label names. Everything fleet manages carries `fleet.managed=true` and its node's name. */
@@ -75,6 +89,8 @@ export const LABEL = {
   gpus: 'fleet.gpus',
   /** The container port, so the published host port can be found again from a list call. */
   port: 'fleet.port',
+  /** 'engine' on the engine container of a replica. */
+  part: 'fleet.part',
   role: 'fleet.role',
 } as const;
 
@@ -100,6 +116,18 @@ export function fromSpec(desired: DesiredState, node: string): DesiredContainer[
           publish: s.publish,
           command: [...s.command],
           volumes: [...s.volumes],
+          // Only present when asked for, so the hashes of replicas without an engine do not change.
+          ...(s.engine
+            ? {
+                engine: {
+                  image: s.engine.image,
+                  env: { ...s.engine.env },
+                  command: [...s.engine.command],
+                  port: s.engine.port,
+                  volumes: [...s.engine.volumes],
+                },
+              }
+            : {}),
         };
         const hash = specHash(spec);
         const h = s.health;
@@ -111,6 +139,7 @@ export function fromSpec(desired: DesiredState, node: string): DesiredContainer[
           revision: d.revision,
           gpus: s.gpus ?? 0,
           gpuMemoryMib: s.gpuMemoryMib ?? 0,
+          ...(s.engine?.health ? { engineHealth: probeOf(s.engine.health) } : {}),
           ...(h
             ? {
                 health: {
@@ -129,10 +158,24 @@ export function fromSpec(desired: DesiredState, node: string): DesiredContainer[
   return out;
 }
 
+const probeOf = (h: ProbeSpec): ProbeSpec => ({
+  path: h.path,
+  intervalMs: h.intervalMs,
+  timeoutMs: h.timeoutMs,
+  retries: h.retries,
+  startPeriodMs: h.startPeriodMs,
+});
+
 /** Labels the agent puts on a container it creates, with the GPUs assigned to it. */
-export function labelsFor(c: DesiredContainer, gpus: readonly string[] = []): Record<string, string> {
+export function labelsFor(
+  c: DesiredContainer,
+  gpus: readonly string[] = [],
+  part?: 'engine',
+): Record<string, string> {
+  const port = part === 'engine' ? c.spec.engine?.port : c.spec.port;
   return {
     ...(gpus.length ? { [LABEL.gpus]: gpus.join(',') } : {}),
+    ...(part ? { [LABEL.part]: part } : {}),
     [LABEL.managed]: 'true',
     [LABEL.node]: c.spec.node,
     [LABEL.deployment]: c.spec.deployment,
@@ -140,7 +183,7 @@ export function labelsFor(c: DesiredContainer, gpus: readonly string[] = []): Re
     [LABEL.replica]: String(c.spec.replica),
     [LABEL.hash]: c.hash,
     [LABEL.revision]: String(c.revision),
-    ...(c.spec.port ? { [LABEL.port]: String(c.spec.port) } : {}),
+    ...(port ? { [LABEL.port]: String(port) } : {}),
   };
 }
 
@@ -158,5 +201,15 @@ export function fromLabels(
     return undefined;
   }
   const gpus = (labels[LABEL.gpus] ?? '').split(',').filter(Boolean);
-  return { ...c, key: keyOf(deployment, service, replica), deployment, service, replica, hash, gpus };
+  const part = labels[LABEL.part] === 'engine' ? { part: 'engine' as const } : {};
+  return {
+    ...c,
+    key: keyOf(deployment, service, replica),
+    deployment,
+    service,
+    replica,
+    hash,
+    gpus,
+    ...part,
+  };
 }

@@ -1,5 +1,6 @@
 import { assignGpus, freeGpus, type GpuHolding, type GpuInfo } from './gpu/assign.js';
 import type { DesiredContainer, ObservedContainer } from './model.js';
+import { unitView } from './units.js';
 
 /**
  * The next steps that move what runs towards what is desired. Pure: time, images present, health,
@@ -18,11 +19,19 @@ import type { DesiredContainer, ObservedContainer } from './model.js';
  * names, ports and GPUs), pulls, creates, starts and restarts.
  */
 export type Step =
-  | { kind: 'remove'; id: string; name: string; key: string; reason: string }
+  | { kind: 'remove'; id: string; name: string; key: string; reason: string; parts?: string[] }
   | { kind: 'pull'; image: string; reason: string }
   | { kind: 'create'; container: DesiredContainer; gpus: string[]; reason: string }
-  | { kind: 'start'; id: string; name: string; key: string; reason: string; restart: boolean }
-  | { kind: 'restart'; id: string; name: string; key: string; reason: string };
+  | {
+      kind: 'start';
+      id: string;
+      name: string;
+      key: string;
+      reason: string;
+      restart: boolean;
+      parts?: string[];
+    }
+  | { kind: 'restart'; id: string; name: string; key: string; reason: string; parts?: string[] };
 
 /** Why a replica is not being changed this round, and when to look again (ms epoch; absent: on the next trigger). */
 export interface Wait {
@@ -47,6 +56,9 @@ export interface PlanContext {
 export interface PlanResult {
   steps: Step[];
   waits: Wait[];
+  /** Replicas as units (a service container with its engine folded in) and their health. */
+  replicas: ObservedContainer[];
+  health: Map<string, string>;
 }
 
 /** States a container of the right spec can be kept in (started if it is not running). */
@@ -60,8 +72,8 @@ export function isReady(
   d: DesiredContainer,
   health: ReadonlyMap<string, string> | undefined,
 ): boolean {
-  if (c.state !== 'running') return false;
-  return !d.health || health?.get(c.id) === 'healthy';
+  if (c.state !== 'running' || c.part === 'engine') return false;
+  return (!d.health && !d.spec.engine) || health?.get(c.id) === 'healthy';
 }
 
 export function plan(
@@ -73,10 +85,14 @@ export function plan(
 }
 
 export function planRound(
-  observed: readonly ObservedContainer[],
+  all: readonly ObservedContainer[],
   desired: readonly DesiredContainer[],
-  ctx: PlanContext,
+  context: PlanContext,
 ): PlanResult {
+  // Replicas with an engine are planned as one unit each (see units.ts).
+  const units = unitView(all, desired, context.health ?? new Map());
+  const observed = units.mains;
+  const ctx: PlanContext = { ...context, health: units.health };
   const steps: Step[] = [];
   const waits: Wait[] = [];
   const now = ctx.now ?? 0;
@@ -94,11 +110,13 @@ export function planRound(
   for (const [key, list] of byKey) {
     if (!wanted.has(key)) for (const o of list) remove(o, key, 'no longer desired');
   }
+  for (const o of units.orphans) remove(o, o.key, 'engine without its replica');
 
-  // GPUs: what every container that stays holds; creates below claim from the rest.
+  // GPUs: what every container that stays holds (engines included); creates claim from the rest.
+  const partOf = new Map([...units.parts].flatMap(([main, ids]) => ids.map((id) => [id, main] as const)));
   const gpuHeld = (): GpuHolding[] =>
-    observed
-      .filter((o) => o.gpus.length && !removed.has(o.id))
+    all
+      .filter((o) => o.gpus.length && !removed.has(o.id) && !removed.has(partOf.get(o.id) ?? ''))
       .map((o) => ({ key: o.key, containerId: o.id, uuids: o.gpus }));
   const claimed: GpuHolding[] = [];
   const claim = (d: DesiredContainer): { ok: true; uuids: string[] } | { ok: false; reason: string } => {
@@ -137,7 +155,7 @@ export function planRound(
       for (const o of broken) remove(o, d.key, `container is ${o.state}`);
       const notBefore = ctx.restartNotBefore?.get(d.key) ?? 0;
       if (keep.state === 'running') {
-        if (d.health && ctx.health?.get(keep.id) === 'unhealthy') {
+        if ((d.health || d.spec.engine) && ctx.health?.get(keep.id) === 'unhealthy') {
           if (now >= notBefore)
             steps.push({
               kind: 'restart',
@@ -263,6 +281,12 @@ export function planRound(
       reason: 'update after stopping the old replica',
     });
   }
+  // A unit's engine goes with its service container: removed, started and restarted with it.
+  for (const s of steps) {
+    if (s.kind === 'pull' || s.kind === 'create') continue;
+    const parts = units.parts.get(s.id);
+    if (parts?.length) s.parts = parts;
+  }
   steps.sort((a, b) => ORDER[a.kind] - ORDER[b.kind]);
-  return { steps, waits };
+  return { steps, waits, replicas: observed, health: units.health };
 }

@@ -107,6 +107,8 @@ export class Reconciler {
   private lastPullReportMs = 0;
   private waits: Wait[] = [];
   private readonly proxyErrors = new Map<string, string>();
+  /** Health of each replica as a unit (engine folded in), from the last plan. */
+  private unitHealth = new Map<string, string>();
   private lastObserved: ObservedContainer[] = [];
   private lastDesired: DesiredContainer[] = [];
   /** Rounds executed since start; the benchmark, tests and metrics read it. */
@@ -123,6 +125,7 @@ export class Reconciler {
     const rt = deps.runtime;
     this.exec = {
       remove: async (s) => {
+        for (const part of s.parts ?? []) await rt.remove(part);
         await rt.remove(s.id);
         this.event('container.removed', s.key, `${s.name}: ${s.reason}`);
       },
@@ -159,12 +162,18 @@ export class Reconciler {
         const exitCode = this.lastObserved.find((o) => o.id === s.id)?.exitCode;
         this.exits.delete(s.id);
         await rt.start(s.id);
+        // The engine joins the service container's (new) network namespace, so it starts after it.
+        for (const part of s.parts ?? []) await rt.restart(part);
         if (s.restart) this.noteRestart(s.id, s.key, s.reason, exitCode);
         else this.event('container.started', s.key, `${s.name}: ${s.reason}`);
       },
       restart: async (s) => {
         await rt.restart(s.id);
         this.deps.health?.reset(s.id);
+        for (const part of s.parts ?? []) {
+          await rt.restart(part);
+          this.deps.health?.reset(part);
+        }
         this.noteRestart(s.id, s.key, s.reason, undefined);
       },
     };
@@ -194,7 +203,8 @@ export class Reconciler {
   mountedHostPaths(): string[] {
     const paths = new Set<string>();
     for (const d of this.desired?.deployments ?? []) {
-      for (const s of d.services) for (const v of s.volumes) paths.add(v.split(':')[0]!);
+      for (const s of d.services)
+        for (const v of [...s.volumes, ...(s.engine?.volumes ?? [])]) paths.add(v.split(':')[0]!);
     }
     return [...paths].sort();
   }
@@ -259,6 +269,7 @@ export class Reconciler {
       const log = this.deps.log.child({ round: this.rounds });
       let steps: Step[];
       let health: Map<string, string>;
+      let replicas: ObservedContainer[];
       try {
         observed = this.applyExitHints(await this.deps.runtime.list());
         this.observe(observed, desired);
@@ -272,6 +283,9 @@ export class Reconciler {
         });
         steps = result.steps;
         this.waits = result.waits;
+        replicas = result.replicas;
+        health = result.health;
+        this.unitHealth = result.health;
       } catch (err) {
         const e = classify(err);
         for (const d of desired) this.errors.set(serviceOf(d), e.message);
@@ -285,7 +299,7 @@ export class Reconciler {
       // first: it serves nothing, and a reload would only delay its restart.
       const drains = steps.some((s) => s.kind === 'remove' || s.kind === 'restart');
       if (this.deps.proxy && (drains || steps.length === 0)) {
-        if (!(await this.syncProxy(state, observed, desired, health, steps, log))) {
+        if (!(await this.syncProxy(state, replicas, desired, health, steps, log))) {
           this.finish(state.version, observed, desired, false, true);
           return;
         }
@@ -358,13 +372,9 @@ export class Reconciler {
     const targets = [];
     for (const o of observed) {
       const d = byKey.get(o.key);
-      if (!d?.health || o.state !== 'running' || !o.hostPort) continue;
-      targets.push({
-        id: o.id,
-        key: o.key,
-        url: `http://127.0.0.1:${o.hostPort}${d.health.path}`,
-        spec: d.health,
-      });
+      const spec = o.part === 'engine' ? d?.engineHealth : d?.health;
+      if (!spec || o.state !== 'running' || !o.hostPort) continue;
+      targets.push({ id: o.id, key: o.key, url: `http://127.0.0.1:${o.hostPort}${spec.path}`, spec });
     }
     this.deps.health.sync(targets);
   }
@@ -494,6 +504,7 @@ export class Reconciler {
     const services = buildStatus(observed, desired, {
       errors: this.errors,
       health: this.healthDetails(observed),
+      unitHealth: this.unitHealth,
       restarts: this.streaks(observed, desired),
       waits: this.waits,
       pulling: this.pulling,

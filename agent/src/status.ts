@@ -8,6 +8,8 @@ export interface StatusInputs {
   errors: ReadonlyMap<string, string>;
   /** Probe state of running containers by id. */
   health?: ReadonlyMap<string, { status: string; lastError: string }>;
+  /** Health of each replica as a unit (its engine folded in) by the replica's container id, when known. */
+  unitHealth?: ReadonlyMap<string, string>;
   /** Restart streak per replica key. */
   restarts?: ReadonlyMap<
     string,
@@ -35,7 +37,8 @@ export function buildStatus(
   inputs: StatusInputs | ReadonlyMap<string, string>,
 ): ServiceStatus[] {
   const is: StatusInputs = inputs instanceof Map ? { errors: inputs } : (inputs as StatusInputs);
-  const healthStatus = new Map([...(is.health ?? new Map())].map(([id, h]) => [id, h.status]));
+  const healthStatus =
+    is.unitHealth ?? new Map([...(is.health ?? new Map())].map(([id, h]) => [id, h.status]));
   const services = new Map<string, DesiredContainer[]>();
   for (const d of desired) {
     const k = `${d.spec.deployment}/${d.spec.service}`;
@@ -45,7 +48,8 @@ export function buildStatus(
     const first = replicas[0]!;
     const byKey = new Map(replicas.map((r) => [r.key, r]));
     const mine = observed.filter((o) => byKey.has(o.key));
-    const current = (r: DesiredContainer) => mine.filter((o) => o.key === r.key && o.hash === r.hash);
+    const current = (r: DesiredContainer) =>
+      mine.filter((o) => o.key === r.key && o.hash === r.hash && o.part !== 'engine');
     const ready = replicas.filter((r) => current(r).some((o) => isReady(o, r, healthStatus)));
     const streaks = replicas.map((r) => is.restarts?.get(r.key)).filter((s) => s !== undefined);
     const waits = (is.waits ?? []).filter((w) => byKey.has(w.key));

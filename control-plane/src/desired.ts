@@ -1,5 +1,11 @@
 import { contentHash } from '../../proto/canonical.js';
-import type { DeploymentSpec, DesiredState, ProxySpec, ServiceSpec } from '../../proto/gen/fleet/v1/agent.js';
+import type {
+  DeploymentSpec,
+  DesiredState,
+  HealthSpec,
+  ProxySpec,
+  ServiceSpec,
+} from '../../proto/gen/fleet/v1/agent.js';
 import { durationMs } from './playbook/duration.js';
 import { parseListen } from './playbook/proxy-semantic.js';
 import type { Playbook } from './playbook/types.js';
@@ -23,17 +29,29 @@ export function toServiceSpec(name: string, s: Playbook['services'][string]): Se
     ...(s.gpu_memory_mib ? { gpuMemoryMib: s.gpu_memory_mib } : {}),
     ...(s.model ? { modelPath: s.model.path } : {}),
     ...(s.model?.sha256 ? { modelSha256: s.model.sha256 } : {}),
-    ...(s.health
+    ...(s.health ? { health: toHealthSpec(s.health) } : {}),
+    ...(s.engine
       ? {
-          health: {
-            path: s.health.path,
-            intervalMs: durationMs(s.health.interval),
-            timeoutMs: durationMs(s.health.timeout),
-            retries: s.health.retries,
-            startPeriodMs: durationMs(s.health.start_period),
+          engine: {
+            image: s.engine.image,
+            env: { ...s.engine.env },
+            command: s.engine.command ?? [],
+            port: s.engine.port,
+            volumes: s.engine.volumes ?? [],
+            ...(s.engine.health ? { health: toHealthSpec(s.engine.health) } : {}),
           },
         }
       : {}),
+  };
+}
+
+function toHealthSpec(h: NonNullable<Playbook['services'][string]['health']>): HealthSpec {
+  return {
+    path: h.path,
+    intervalMs: durationMs(h.interval),
+    timeoutMs: durationMs(h.timeout),
+    retries: h.retries,
+    startPeriodMs: durationMs(h.start_period),
   };
 }
 

@@ -50,7 +50,7 @@ export function modelFiles(desired: DesiredState): { service: string; hostPath: 
   for (const d of desired.deployments) {
     for (const s of d.services) {
       if (!s.modelPath) continue;
-      const hostPath = hostPathOf(s.modelPath, s.volumes);
+      const hostPath = hostPathOf(s.modelPath, [...s.volumes, ...(s.engine?.volumes ?? [])]);
       if (hostPath) out.push({ service: `${d.name}/${s.name}`, hostPath, sha256: s.modelSha256 ?? '' });
     }
   }

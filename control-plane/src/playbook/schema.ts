@@ -102,6 +102,24 @@ export const proxySchema = {
   },
 } as const;
 
+/**
+ * The engine container of a service (vLLM, llama.cpp's server...): it shares each replica's network
+ * namespace, so the service's container reaches it on 127.0.0.1:port.
+ */
+export const engineSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['image', 'port'],
+  properties: {
+    image: { type: 'string', minLength: 1 },
+    env: { type: 'object', additionalProperties: { type: 'string' }, default: {} },
+    command: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+    port,
+    volumes: { type: 'array', items: { type: 'string' }, default: [] },
+    health: healthSchema,
+  },
+} as const;
+
 /** Schema of one entry under `services:`. */
 export const serviceSchema = {
   type: 'object',
@@ -118,6 +136,7 @@ export const serviceSchema = {
     gpus: { type: 'integer', minimum: 0, maximum: 64 },
     gpu_memory_mib: { type: 'integer', minimum: 1 },
     health: healthSchema,
+    engine: engineSchema,
     model: {
       type: 'object',
       additionalProperties: false,

@@ -18,6 +18,68 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+/** The engine of a service: the same image, env and volume rules, and a port of its own. */
+function checkEngine(
+  engine: Record<string, unknown>,
+  svc: Record<string, unknown>,
+  base: string,
+  index: PositionIndex,
+  opts: ParseOptions,
+): PlaybookError[] {
+  const errors: PlaybookError[] = [];
+  const at = (key: string) => childPointer(base, key);
+  if (typeof engine.image === 'string' && engine.image !== '') {
+    const problem = checkImageRef(engine.image);
+    if (problem)
+      errors.push(
+        index.error(
+          index.valuePos(at('image')),
+          `invalid image '${engine.image}': ${problem.reason}`,
+          problem.hint,
+        ),
+      );
+  }
+  if (isObject(engine.env)) {
+    for (const key of Object.keys(engine.env)) {
+      if (!ENV_KEY.test(key))
+        errors.push(
+          index.error(
+            index.keyPos(childPointer(at('env'), key)),
+            `invalid environment variable name '${key}'`,
+            'use letters, digits and _, not starting with a digit',
+          ),
+        );
+    }
+  }
+  if (Array.isArray(engine.volumes)) {
+    engine.volumes.forEach((v, i) => {
+      if (typeof v !== 'string') return;
+      const problem = checkVolume(v, opts.volumeRoots);
+      if (problem)
+        errors.push(
+          index.error(index.valuePos(childPointer(at('volumes'), i)), problem.reason, problem.hint),
+        );
+    });
+  }
+  if (typeof engine.port === 'number' && engine.port === svc.port)
+    errors.push(
+      index.error(
+        index.valuePos(at('port')),
+        `engine port ${engine.port} is the service's own port`,
+        'the two share one network namespace: give the engine another port',
+      ),
+    );
+  if (svc.port === undefined)
+    errors.push(
+      index.error(
+        index.keyPos(base),
+        'engine needs port: in this service',
+        'the service fronts the engine on its own port',
+      ),
+    );
+  return errors;
+}
+
 /** All semantic problems in `data` (the substituted, defaulted document). */
 export function checkSemantics(
   data: unknown,
@@ -83,12 +145,16 @@ export function checkSemantics(
       });
     }
 
-    // The model file must be reachable inside the container: under one of the service's volumes.
+    const engine = isObject(svc.engine) ? svc.engine : undefined;
+    if (engine) errors.push(...checkEngine(engine, svc, at('engine'), index, opts));
+
+    // The model file must be reachable inside a container: under one of the service's (or its engine's) volumes.
     const model = svc.model as { path?: unknown } | undefined;
     if (isObject(model) && typeof model.path === 'string') {
-      const mounts = (Array.isArray(svc.volumes) ? svc.volumes : []).filter(
-        (v): v is string => typeof v === 'string',
-      );
+      const mounts = [
+        ...(Array.isArray(svc.volumes) ? svc.volumes : []),
+        ...(engine && Array.isArray(engine.volumes) ? engine.volumes : []),
+      ].filter((v): v is string => typeof v === 'string');
       const inside = mounts.some((v) => {
         const target = normalize(v.split(':')[1] ?? '');
         const path = normalize(model.path as string);

@@ -88,4 +88,17 @@ export interface ServiceSpec {
   model?: { path: string; sha256?: string };
   /** HTTP probe; without it a running container counts as ready. */
   health?: HealthSpec;
+  /** An engine container beside each replica (sharing its network namespace); GPUs go to it. */
+  engine?: EngineSpec;
+}
+
+/** The engine half of a replica: started, stopped and restarted with the service's container. */
+export interface EngineSpec {
+  image: string;
+  env: Record<string, string>;
+  command?: string[];
+  /** Port it listens on in the shared namespace (the service reaches it on 127.0.0.1:port). */
+  port: number;
+  volumes: string[];
+  health?: HealthSpec;
 }

@@ -292,3 +292,76 @@ test('property: no GPU is given twice, and a ready old replica is removed only w
     { numRuns: 1000 },
   );
 });
+
+describe('replicas with an engine (two containers, one unit)', () => {
+  const engine = { image: 'vllm', env: {}, command: [], port: 8000, volumes: [] };
+  const unit = (hash: string) =>
+    want('llm', 0, hash, {
+      gpus: 1,
+      engineHealth: HEALTH,
+      spec: { ...want('llm', 0, hash).spec, engine },
+    });
+  const front = (id: string, hash: string, over: Partial<ObservedContainer> = {}) =>
+    have(id, 'llm', 0, hash, over);
+  const eng = (id: string, hash: string, over: Partial<ObservedContainer> = {}) =>
+    have(id, 'llm', 0, hash, { part: 'engine', gpus: ['GPU-0'], ...over });
+  const gpus = { gpus: [gpu(0), gpu(1)] };
+
+  test('both running and healthy: nothing to do, and the unit is ready', () => {
+    const r = planRound(
+      [front('f', 'h'), eng('e', 'h')],
+      [unit('h')],
+      ctx({ f: 'healthy', e: 'healthy' }, gpus),
+    );
+    assert.deepEqual(brief(r.steps), []);
+    assert.equal(r.health.get('f'), 'healthy');
+    assert.deepEqual(
+      r.replicas.map((o) => o.id),
+      ['f'],
+      'the engine is folded into its replica',
+    );
+  });
+
+  test('the engine failing its probe restarts both, the engine after its replica', () => {
+    const r = planRound(
+      [front('f', 'h'), eng('e', 'h')],
+      [unit('h')],
+      ctx({ f: 'healthy', e: 'unhealthy' }, gpus),
+    );
+    assert.deepEqual(brief(r.steps), ['restart f']);
+    assert.deepEqual((r.steps[0] as { parts?: string[] }).parts, ['e']);
+  });
+
+  test('the engine exited: both restart; the replica exited: both start', () => {
+    const a = planRound(
+      [front('f', 'h'), eng('e', 'h', { state: 'exited' })],
+      [unit('h')],
+      ctx({ f: 'healthy' }, gpus),
+    );
+    assert.deepEqual(brief(a.steps), ['restart f']);
+    assert.deepEqual((a.steps[0] as { parts?: string[] }).parts, ['e']);
+    const b = planRound([front('f', 'h', { state: 'exited' }), eng('e', 'h')], [unit('h')], ctx({}, gpus));
+    assert.deepEqual(brief(b.steps), ['start f']);
+    assert.deepEqual((b.steps[0] as { parts?: string[] }).parts, ['e']);
+  });
+
+  test('the engine container is gone: the unit is replaced; an engine without its replica is removed', () => {
+    const a = planRound([front('f', 'h')], [unit('h')], ctx({ f: 'healthy' }, gpus));
+    assert.deepEqual(brief(a.steps), ['remove f', 'create dep/llm/0 on GPU-0']);
+    const b = planRound([eng('e', 'h')], [unit('h')], ctx({}, gpus));
+    assert.deepEqual(brief(b.steps), ['remove e', 'create dep/llm/0 on GPU-0'], 'the orphan frees its GPU');
+  });
+
+  test('an update: the new unit starts on the free GPU; the old unit goes with its engine once the new one is ready', () => {
+    const old = [front('f', 'old'), eng('e', 'old')];
+    const a = planRound(old, [unit('new')], ctx({ f: 'healthy', e: 'healthy' }, gpus));
+    assert.deepEqual(brief(a.steps), ['create dep/llm/0 on GPU-1']);
+    const b = planRound(
+      [...old, front('f2', 'new'), eng('e2', 'new', { gpus: ['GPU-1'] })],
+      [unit('new')],
+      ctx({ f: 'healthy', e: 'healthy', f2: 'healthy', e2: 'healthy' }, gpus),
+    );
+    assert.deepEqual(brief(b.steps), ['remove f']);
+    assert.deepEqual((b.steps[0] as { parts?: string[] }).parts, ['e']);
+  });
+});

@@ -236,10 +236,33 @@ export interface ServiceSpec {
   /** The model file as the container sees it, and its expected sha256 (may be empty). */
   modelPath?: string | undefined;
   modelSha256?: string | undefined;
-  health?: HealthSpec | undefined;
+  health?:
+    | HealthSpec
+    | undefined;
+  /**
+   * A second container of every replica (an inference engine such as vLLM) that shares the
+   * replica's network namespace: the service's container reaches it on 127.0.0.1:engine.port. The
+   * two start, stop and restart as a unit; GPUs go to the engine.
+   */
+  engine?: EngineSpec | undefined;
 }
 
 export interface ServiceSpec_EnvEntry {
+  key: string;
+  value: string;
+}
+
+export interface EngineSpec {
+  image: string;
+  env: { [key: string]: string };
+  command: string[];
+  /** The port it listens on inside the shared namespace (probes reach it through 127.0.0.1). */
+  port: number;
+  volumes: string[];
+  health?: HealthSpec | undefined;
+}
+
+export interface EngineSpec_EnvEntry {
   key: string;
   value: string;
 }
@@ -1962,6 +1985,7 @@ function createBaseServiceSpec(): ServiceSpec {
     modelPath: undefined,
     modelSha256: undefined,
     health: undefined,
+    engine: undefined,
   };
 }
 
@@ -2005,6 +2029,9 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     }
     if (message.health !== undefined) {
       HealthSpec.encode(message.health, writer.uint32(106).fork()).join();
+    }
+    if (message.engine !== undefined) {
+      EngineSpec.encode(message.engine, writer.uint32(114).fork()).join();
     }
     return writer;
   },
@@ -2129,6 +2156,14 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
             message.health = HealthSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.engine = EngineSpec.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2181,6 +2216,7 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
         ? globalThis.String(object.model_sha256)
         : undefined,
       health: isSet(object.health) ? HealthSpec.fromJSON(object.health) : undefined,
+      engine: isSet(object.engine) ? EngineSpec.fromJSON(object.engine) : undefined,
     };
   },
 
@@ -2231,6 +2267,9 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     if (message.health !== undefined) {
       obj.health = HealthSpec.toJSON(message.health);
     }
+    if (message.engine !== undefined) {
+      obj.engine = EngineSpec.toJSON(message.engine);
+    }
     return obj;
   },
 
@@ -2261,6 +2300,9 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     message.modelSha256 = object.modelSha256 ?? undefined;
     message.health = (object.health !== undefined && object.health !== null)
       ? HealthSpec.fromPartial(object.health)
+      : undefined;
+    message.engine = (object.engine !== undefined && object.engine !== null)
+      ? EngineSpec.fromPartial(object.engine)
       : undefined;
     return message;
   },
@@ -2345,6 +2387,272 @@ export const ServiceSpec_EnvEntry: MessageFns<ServiceSpec_EnvEntry> = {
   },
   fromPartial<I extends Exact<DeepPartial<ServiceSpec_EnvEntry>, I>>(object: I): ServiceSpec_EnvEntry {
     const message = createBaseServiceSpec_EnvEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseEngineSpec(): EngineSpec {
+  return { image: "", env: {}, command: [], port: 0, volumes: [], health: undefined };
+}
+
+export const EngineSpec: MessageFns<EngineSpec> = {
+  encode(message: EngineSpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.image !== "") {
+      writer.uint32(10).string(message.image);
+    }
+    globalThis.Object.entries(message.env).forEach(([key, value]: [string, string]) => {
+      EngineSpec_EnvEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    for (const v of message.command) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.port !== 0) {
+      writer.uint32(32).uint32(message.port);
+    }
+    for (const v of message.volumes) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.health !== undefined) {
+      HealthSpec.encode(message.health, writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EngineSpec {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEngineSpec();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.image = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = EngineSpec_EnvEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.env[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.command.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.port = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.volumes.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.health = HealthSpec.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EngineSpec {
+    return {
+      image: isSet(object.image) ? globalThis.String(object.image) : "",
+      env: isObject(object.env)
+        ? (globalThis.Object.entries(object.env) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      command: globalThis.Array.isArray(object?.command) ? object.command.map((e: any) => globalThis.String(e)) : [],
+      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
+      volumes: globalThis.Array.isArray(object?.volumes) ? object.volumes.map((e: any) => globalThis.String(e)) : [],
+      health: isSet(object.health) ? HealthSpec.fromJSON(object.health) : undefined,
+    };
+  },
+
+  toJSON(message: EngineSpec): unknown {
+    const obj: any = {};
+    if (message.image !== "") {
+      obj.image = message.image;
+    }
+    if (message.env) {
+      const entries = globalThis.Object.entries(message.env) as [string, string][];
+      if (entries.length > 0) {
+        obj.env = {};
+        entries.forEach(([k, v]) => {
+          obj.env[k] = v;
+        });
+      }
+    }
+    if (message.command?.length) {
+      obj.command = message.command;
+    }
+    if (message.port !== 0) {
+      obj.port = Math.round(message.port);
+    }
+    if (message.volumes?.length) {
+      obj.volumes = message.volumes;
+    }
+    if (message.health !== undefined) {
+      obj.health = HealthSpec.toJSON(message.health);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EngineSpec>, I>>(base?: I): EngineSpec {
+    return EngineSpec.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EngineSpec>, I>>(object: I): EngineSpec {
+    const message = createBaseEngineSpec();
+    message.image = object.image ?? "";
+    message.env = (globalThis.Object.entries(object.env ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.command = object.command?.map((e) => e) || [];
+    message.port = object.port ?? 0;
+    message.volumes = object.volumes?.map((e) => e) || [];
+    message.health = (object.health !== undefined && object.health !== null)
+      ? HealthSpec.fromPartial(object.health)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseEngineSpec_EnvEntry(): EngineSpec_EnvEntry {
+  return { key: "", value: "" };
+}
+
+export const EngineSpec_EnvEntry: MessageFns<EngineSpec_EnvEntry> = {
+  encode(message: EngineSpec_EnvEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EngineSpec_EnvEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEngineSpec_EnvEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EngineSpec_EnvEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: EngineSpec_EnvEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EngineSpec_EnvEntry>, I>>(base?: I): EngineSpec_EnvEntry {
+    return EngineSpec_EnvEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EngineSpec_EnvEntry>, I>>(object: I): EngineSpec_EnvEntry {
+    const message = createBaseEngineSpec_EnvEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
     return message;
