@@ -107,7 +107,7 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
     node: opts.node,
     log: log.child({ component: 'docker-events' }),
     onEvent: (e) => {
-      if (e.action === 'die' && e.role !== 'proxy') reconciler.containerExited(e.id, e.exitCode);
+      if (e.action === 'die' && e.role !== 'proxy') reconciler.containerExited(e.id, e.exitCode, e.atMs);
       else if (e.action === 'die' || e.action === 'oom' || e.action === 'destroy')
         reconciler.trigger(`docker ${e.action}`);
     },

@@ -103,6 +103,8 @@ export class Reconciler {
   private readonly stoppedAt = new Map<string, number>();
   /** Exits Docker announced (id → when, exit code): its list can still say "running" for a moment. */
   private readonly exits = new Map<string, { atMs: number; exitCode?: number }>();
+  /** When the agent last finished starting or restarting each container. */
+  private readonly startedByUs = new Map<string, number>();
   private readonly pulling = new Map<string, string>();
   private lastPullReportMs = 0;
   private waits: Wait[] = [];
@@ -164,6 +166,7 @@ export class Reconciler {
         await rt.start(s.id);
         // The engine joins the service container's (new) network namespace, so it starts after it.
         for (const part of s.parts ?? []) await rt.restart(part);
+        this.markStarted([s.id, ...(s.parts ?? [])]);
         if (s.restart) this.noteRestart(s.id, s.key, s.reason, exitCode);
         else this.event('container.started', s.key, `${s.name}: ${s.reason}`);
       },
@@ -174,6 +177,7 @@ export class Reconciler {
           await rt.restart(part);
           this.deps.health?.reset(part);
         }
+        this.markStarted([s.id, ...(s.parts ?? [])]);
         this.noteRestart(s.id, s.key, s.reason, undefined);
       },
     };
@@ -184,7 +188,10 @@ export class Reconciler {
    * milliseconds after the event; the hint makes the round that follows restart it rather than
    * wait for the next resync.
    */
-  containerExited(id: string, exitCode?: number) {
+  containerExited(id: string, exitCode?: number, atMs = this.now()) {
+    // A restart the agent issued itself stops the container first: that exit is not news.
+    const ours = this.startedByUs.get(id);
+    if (ours !== undefined && atMs <= ours) return;
     this.exits.set(id, { atMs: this.now(), ...(exitCode !== undefined ? { exitCode } : {}) });
     this.trigger('container exited');
   }
@@ -340,6 +347,14 @@ export class Reconciler {
     this.finish(state.version, await this.deps.runtime.list().catch(() => observed), desired, false, true);
   }
 
+  private markStarted(ids: readonly string[]) {
+    const now = this.now();
+    for (const id of ids) {
+      this.startedByUs.set(id, now);
+      this.exits.delete(id);
+    }
+  }
+
   /** Containers Docker said exited within the last 2 s count as exited, whatever a stale list says. */
   private applyExitHints(observed: ObservedContainer[]): ObservedContainer[] {
     const now = this.now();
@@ -366,6 +381,7 @@ export class Reconciler {
     const seen = new Set(observed.map((o) => o.id));
     for (const id of this.upSince.keys()) if (!seen.has(id)) this.upSince.delete(id);
     for (const id of this.stoppedAt.keys()) if (!seen.has(id)) this.stoppedAt.delete(id);
+    for (const id of this.startedByUs.keys()) if (!seen.has(id)) this.startedByUs.delete(id);
     this.lastObserved = [...observed];
     if (!this.deps.health) return;
     const byKey = new Map(desired.map((d) => [d.key, d]));

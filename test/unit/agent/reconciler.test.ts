@@ -401,7 +401,7 @@ describe('Reconciler', () => {
 
 describe('Reconciler and Docker exit events', () => {
   test('an announced exit restarts the replica even while the list still says running', async () => {
-    const { rt, reports, rec } = rig();
+    const { rt, reports, rec, timers } = rig();
     rec.setDesired(desired());
     await rec.idle();
     const [c] = rt.byKey('web/web/0');
@@ -418,5 +418,9 @@ describe('Reconciler and Docker exit events', () => {
     rec.trigger('resync');
     await rec.idle();
     assert.equal(rt.calls.start, 1);
+    // The exit Docker reports for the agent's own restart (stop, then start) is not a new crash.
+    rec.containerExited(c!.id, 0, timers.now());
+    await rec.idle();
+    assert.equal(rt.calls.start, 1, 'no second restart for the agent’s own stop');
   });
 });
