@@ -106,7 +106,7 @@ export class Reconciler {
   /** When the agent last finished starting or restarting each container. */
   private readonly startedByUs = new Map<string, number>();
   private readonly pulling = new Map<string, string>();
-  private lastPullReportMs = 0;
+  private lastPullReportMs = Number.NEGATIVE_INFINITY;
   private waits: Wait[] = [];
   private readonly proxyErrors = new Map<string, string>();
   /** Health of each replica as a unit (engine folded in), from the last plan. */

@@ -107,8 +107,18 @@ export class FakeRuntime implements ContainerRuntime {
     return this.images.has(image);
   }
 
-  async pull(image: string): Promise<void> {
+  /** Bytes each pull reports before it completes (half, then all), as Docker's progress stream would. */
+  pullSizeBytes = 0;
+
+  async pull(
+    image: string,
+    onProgress?: (p: { currentBytes: number; totalBytes: number }) => void,
+  ): Promise<void> {
+    if (this.pullSizeBytes)
+      onProgress?.({ currentBytes: this.pullSizeBytes / 2, totalBytes: this.pullSizeBytes });
     await this.enter('pull', image);
+    if (this.pullSizeBytes)
+      onProgress?.({ currentBytes: this.pullSizeBytes, totalBytes: this.pullSizeBytes });
     this.images.add(image);
   }
 

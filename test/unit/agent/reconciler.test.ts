@@ -424,3 +424,25 @@ describe('Reconciler and Docker exit events', () => {
     assert.equal(rt.calls.start, 1, 'no second restart for the agent’s own stop');
   });
 });
+
+describe('Reconciler pull progress', () => {
+  test('while an image downloads the service is reported PULLING with bytes so far', async () => {
+    const { rt, reports, rec } = rig({ images: [] });
+    rt.pullSizeBytes = 1_200_000_000;
+    const release = rt.hold('pull');
+    rec.setDesired(desired());
+    for (
+      let i = 0;
+      i < 50 && !reports.some((r) => r.services[0]?.state === ServiceState.SERVICE_STATE_PULLING);
+      i++
+    )
+      await Promise.resolve();
+    const pulling = reports.find((r) => r.services[0]?.state === ServiceState.SERVICE_STATE_PULLING);
+    assert.ok(pulling, `a PULLING report: ${reports.map((r) => r.services[0]?.state).join(',')}`);
+    assert.equal(pulling.services[0]!.progress, '600 MB of 1.2 GB');
+    release();
+    await rec.idle();
+    assert.equal(last(reports).services[0]!.state, ServiceState.SERVICE_STATE_RUNNING);
+    assert.equal(last(reports).services[0]!.progress, '');
+  });
+});
