@@ -5,6 +5,9 @@
  * 1. `fleet apply` → container running, against `docker run -d` of the same container, image
  *    already present, interleaved so both see the same machine state.
  * 2. A reconcile round with nothing to change: Docker calls per round and its duration.
+ * Then the inference server (inference.ts), facts (facts.ts) and issue 5's agent health, restarts,
+ * proxy overhead and agent at rest (health.ts). `--health-only`, `--facts-only`, `--inference-only`
+ * run one of those alone; `--apply-only` runs 1 and 2 alone.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -18,6 +21,7 @@ import { Cluster } from '../helpers/cluster.js';
 import { docker, REGISTRY, requireEngines } from '../helpers/engines.js';
 import { freePort, waitFor } from '../helpers/procs.js';
 import { benchFacts } from './facts.js';
+import { benchHealth } from './health.js';
 import { benchInference } from './inference.js';
 import { fmt, median, quantile } from './stats.js';
 
@@ -129,6 +133,10 @@ async function main() {
     process.stdout.write(`${(await benchFacts()).join('\n')}\n`);
     return;
   }
+  if (process.argv.includes('--health-only')) {
+    process.stdout.write(`${(await benchHealth()).join('\n')}\n`);
+    return;
+  }
   if (process.argv.includes('--inference-only')) {
     process.stdout.write(`${(await benchInference()).join('\n')}\n`);
     return;
@@ -170,6 +178,8 @@ async function main() {
     await cluster.close();
     await cleanup();
   }
+  // Issue 5 runs with nothing of the above left on the machine (it measures the agent at rest).
+  if (!process.argv.includes('--apply-only')) process.stdout.write(`\n${(await benchHealth()).join('\n')}\n`);
 }
 
 await main();
