@@ -12,7 +12,12 @@ import { parseTelechat, TELECHAT_CODES, telechatError } from './telechat.js';
 
 /** Where the model is in its life; /health reports it and generation routes consult it. */
 export type ModelState =
-  | { status: 'loading'; since: number }
+  | {
+      status: 'loading';
+      since: number;
+      /** what it waits for (the upstream engine's last check) */
+      detail?: string;
+    }
   | { status: 'ok'; loadSeconds: number }
   | { status: 'error'; reason: string };
 
@@ -54,23 +59,39 @@ export async function inferenceApp(app: FastifyInstance, deps: AppDeps) {
     });
   });
 
-  /** Refuses generation while the model is not ready or the server is stopping. */
+  const upstream = config.engine === 'openai-upstream';
+
+  /** Refuses generation while the model (or the upstream engine) is not ready or the server is stopping. */
   function unavailable(): { reason: string; retryAfterS: number } | undefined {
     if (deps.closing()) return { reason: 'server is shutting down', retryAfterS: 5 };
     const s = deps.state();
+    if (upstream) {
+      if (s.status === 'loading')
+        return {
+          reason: `upstream engine not ready yet: ${s.detail ?? 'waiting for its first check'}`,
+          retryAfterS: 5,
+        };
+      if (s.status === 'error') return { reason: `upstream engine unavailable: ${s.reason}`, retryAfterS: 5 };
+      return undefined;
+    }
     if (s.status === 'loading') return { reason: 'model is loading', retryAfterS: 10 };
     if (s.status === 'error') return { reason: `model failed to load: ${s.reason}`, retryAfterS: 60 };
     return undefined;
   }
 
-  const defaultMaxTokens = Math.min(1024, config.contextSize);
+  /** The name clients see: MODEL_NAME, else the GGUF's name, else (upstream) the upstream's model id. */
+  const modelName = () => config.modelName || deps.engine.info.name || 'model';
+  /** Tokens a request may ask for: the context (upstream: CONTEXT_SIZE if set, else its max_model_len). */
+  const contextSize = () => (upstream ? deps.engine.info.contextSize : config.contextSize);
+  const defaultMaxTokens = () => Math.min(1024, contextSize());
 
   app.get('/health', async (_req, reply) => {
     const s = deps.state();
+    const readiness = deps.engine.readiness?.();
     const { gpus, error: gpuError } = await deps.gpus.read();
     const model = {
-      name: config.modelName,
-      path: config.modelPath,
+      name: modelName(),
+      path: upstream ? null : config.modelPath,
       loaded: s.status === 'ok',
       load_seconds: s.status === 'ok' ? s.loadSeconds : null,
       backend: deps.engine.info.backend,
@@ -81,19 +102,23 @@ export async function inferenceApp(app: FastifyInstance, deps: AppDeps) {
       gpus,
       ...(gpuError ? { gpu_error: gpuError } : {}),
       ...(s.status === 'error' ? { error: s.reason } : {}),
+      ...(readiness?.detail ? { upstream: readiness.detail } : {}),
       queue: { running: deps.admission.running, waiting: deps.admission.queued, parallel: config.parallel },
     };
     return reply.status(s.status === 'ok' && !deps.closing() ? 200 : 503).send(body);
   });
 
   app.get('/metrics', async (_req, reply) => {
+    // Readiness can change after load (upstream engine): the gauge says what /health says now.
+    metrics.modelLoaded.set(deps.state().status === 'ok' ? 1 : 0);
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
 
   app.get('/v1/models', async () => ({
     object: 'list',
-    data: [{ id: config.modelName, object: 'model', created: 0, owned_by: 'fleet' }],
+    // max_model_len as vLLM lists it: a server fronting this one learns the context from it.
+    data: [{ id: modelName(), object: 'model', created: 0, owned_by: 'fleet', max_model_len: contextSize() }],
   }));
 
   for (const [path, stream] of [
@@ -149,7 +174,7 @@ export async function inferenceApp(app: FastifyInstance, deps: AppDeps) {
         {
           messages: p.messages,
           // max_length may exceed what this model's context holds.
-          maxTokens: Math.min(p.maxTokens, config.contextSize),
+          maxTokens: Math.min(p.maxTokens, contextSize()),
           sample: p.sample,
           temperature: p.temperature,
           topK: p.topK,
@@ -158,7 +183,13 @@ export async function inferenceApp(app: FastifyInstance, deps: AppDeps) {
         },
         sink,
       );
-      return settle(reply, outcome, (m) => telechatError(seqid, TELECHAT_CODES.generationFailed, m));
+      return settle(reply, outcome, (m, kind) =>
+        telechatError(
+          seqid,
+          kind === 'invalid' ? TELECHAT_CODES.paramOutOfRange : TELECHAT_CODES.generationFailed,
+          m,
+        ),
+      );
     });
   }
 
@@ -173,19 +204,15 @@ export async function inferenceApp(app: FastifyInstance, deps: AppDeps) {
         .send(openAiError(down.reason, null, 'server_error'));
     }
     const p = parsed.params;
-    if (p.maxTokens !== undefined && p.maxTokens > config.contextSize) {
+    const ctx = contextSize();
+    if (p.maxTokens !== undefined && p.maxTokens > ctx) {
       return reply
         .status(400)
-        .send(
-          openAiError(
-            `max_tokens ${p.maxTokens} exceeds the context size ${config.contextSize}`,
-            'max_tokens',
-          ),
-        );
+        .send(openAiError(`max_tokens ${p.maxTokens} exceeds the context size ${ctx}`, 'max_tokens'));
     }
     const id = `chatcmpl-${randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
-    const model = config.modelName;
+    const model = modelName();
     const usage = (r: GenerateResult) => ({
       prompt_tokens: r.promptTokens,
       completion_tokens: r.completionTokens,
@@ -261,15 +288,22 @@ export async function inferenceApp(app: FastifyInstance, deps: AppDeps) {
       reply,
       {
         messages: p.messages,
-        maxTokens: p.maxTokens ?? defaultMaxTokens,
+        maxTokens: p.maxTokens ?? defaultMaxTokens(),
         sample: p.temperature !== 0,
         temperature: p.temperature,
         topP: p.topP,
+        topK: p.topK,
+        repeatPenalty: p.repetitionPenalty,
+        passthrough: p.passthrough,
       },
       sink,
     );
-    return settle(reply, outcome, (m) =>
-      openAiError(m, null, outcome.kind === 'busy' ? 'rate_limit_error' : 'server_error'),
+    return settle(reply, outcome, (m, kind) =>
+      openAiError(
+        m,
+        null,
+        kind === 'busy' ? 'rate_limit_error' : kind === 'invalid' ? 'invalid_request_error' : 'server_error',
+      ),
     );
   });
 }
@@ -283,16 +317,30 @@ function abandon(reply: FastifyReply) {
   return reply;
 }
 
-/** Answers what runGeneration could not: a full queue (429) or a server going away (503), with Retry-After. */
-function settle(reply: FastifyReply, outcome: Outcome, body: (message: string) => object) {
+/**
+ * Answers what runGeneration could not: a full queue or a busy upstream (429), a server going away or
+ * an upstream unavailable (503), both with Retry-After; a request the upstream refused (400).
+ */
+function settle(
+  reply: FastifyReply,
+  outcome: Outcome,
+  body: (message: string, kind: Outcome['kind']) => object,
+) {
   if (outcome.kind === 'gone') return abandon(reply);
+  if (outcome.kind === 'invalid') {
+    return reply.status(400).send(body(outcome.message ?? 'invalid request', outcome.kind));
+  }
   if (outcome.kind === 'busy' || outcome.kind === 'unavailable') {
     const busy = outcome.kind === 'busy';
     return reply
       .status(busy ? 429 : 503)
-      .header('retry-after', String(outcome.retryAfterS))
+      .header('retry-after', String(outcome.retryAfterS ?? (busy ? 1 : 5)))
       .send(
-        body(busy ? 'server busy: every generation slot and the queue are full' : 'server is shutting down'),
+        body(
+          outcome.message ??
+            (busy ? 'server busy: every generation slot and the queue are full' : 'server is shutting down'),
+          outcome.kind,
+        ),
       );
   }
   return reply;

@@ -1,6 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import { type Admission, Busy, ShuttingDown } from './admission.js';
-import type { Engine, GenerateRequest, GenerateResult } from './engine/types.js';
+import { type Engine, EngineError, type GenerateRequest, type GenerateResult } from './engine/types.js';
 import type { Metrics } from './metrics.js';
 
 /** How one route writes a generation: headers once, text as it comes, an ending or a failure. */
@@ -11,9 +11,15 @@ export interface Sink {
   fail(message: string, headersSent: boolean): void;
 }
 
+/**
+ * What the route still has to answer: `busy` (429), `unavailable` (503) and `invalid` (400) come
+ * from the admission queue or from an engine's refusal (EngineError.refusal) before any text;
+ * `message` then says why (absent: the queue's own wording).
+ */
 export interface Outcome {
-  kind: 'done' | 'busy' | 'unavailable' | 'gone' | 'failed';
+  kind: 'done' | 'busy' | 'unavailable' | 'invalid' | 'gone' | 'failed';
   retryAfterS?: number;
+  message?: string;
 }
 
 export interface GenerationDeps {
@@ -84,6 +90,14 @@ export async function runGeneration(
     return { kind: 'done' };
   } catch (err) {
     if (controller.signal.aborted && res.destroyed) return { kind: 'gone' };
+    const refusal = err instanceof EngineError ? err.refusal : undefined;
+    if (refusal && !began) {
+      return {
+        kind: refusal.as,
+        message: (err as Error).message,
+        ...(refusal.retryAfterS !== undefined ? { retryAfterS: refusal.retryAfterS } : {}),
+      };
+    }
     sink.fail((err as Error).message, began);
     return { kind: 'failed' };
   } finally {

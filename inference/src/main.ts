@@ -1,9 +1,10 @@
 import Fastify, { type FastifyBaseLogger } from 'fastify';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { Admission, ShuttingDown } from './admission.js';
 import { inferenceApp, type ModelState } from './app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { LlamaCppEngine } from './engine/llama-cpp.js';
+import { OpenAiUpstreamEngine } from './engine/openai-upstream.js';
 import type { Engine } from './engine/types.js';
 import { GpuProbe } from './gpus.js';
 import { createMetrics } from './metrics.js';
@@ -15,28 +16,54 @@ export interface RunningInference {
   shutdown(): Promise<void>;
 }
 
+/** The engine ENGINE names: GGUF in-process (llama-cpp) or an OpenAI-compatible server (openai-upstream). */
+export function createEngine(config: Config, log: Logger): Engine {
+  if (config.engine === 'openai-upstream' && config.upstream) {
+    const u = config.upstream;
+    return new OpenAiUpstreamEngine({
+      url: u.url,
+      ...(u.model ? { model: u.model } : {}),
+      ...(u.apiKey ? { apiKey: u.apiKey } : {}),
+      timeoutMs: u.timeoutMs,
+      healthIntervalMs: u.healthIntervalMs,
+      ...(u.contextSize ? { contextSize: u.contextSize } : {}),
+      fallbackContextSize: config.contextSize,
+      parallel: config.parallel,
+      log: (level, obj, msg) => log[level](obj, msg),
+    });
+  }
+  return new LlamaCppEngine({
+    modelPath: config.modelPath,
+    contextSize: config.contextSize,
+    parallel: config.parallel,
+    gpuLayers: config.gpuLayers,
+    threads: config.threads || undefined,
+    log: (obj: object, msg: string) => log.info(obj, msg),
+  });
+}
+
 /**
- * Starts the HTTP server at once (so /health answers `loading` during a long model load), then
- * loads the model in the background.
+ * Starts the HTTP server at once (so /health answers `loading` during a long model load, or while
+ * the upstream engine is not up yet), then loads the model (or waits for the upstream) in the
+ * background.
  */
 export async function startInference(config: Config, engine?: Engine): Promise<RunningInference> {
   const log = pino({ name: 'inference', level: process.env.LOG_LEVEL ?? 'info' });
-  const eng =
-    engine ??
-    new LlamaCppEngine({
-      modelPath: config.modelPath,
-      contextSize: config.contextSize,
-      parallel: config.parallel,
-      gpuLayers: config.gpuLayers,
-      threads: config.threads || undefined,
-      log: (obj: object, msg: string) => log.info(obj, msg),
-    });
+  const eng = engine ?? createEngine(config, log);
   const metrics = createMetrics();
   const admission = new Admission(config.parallel, config.queueSize, (active, queued) => {
     metrics.active.set(active);
     metrics.queueDepth.set(queued);
   });
   let state: ModelState = { status: 'loading', since: Date.now() };
+  /** Load decides once; an engine with live readiness (upstream) can turn it to error and back. */
+  const current = (): ModelState => {
+    const r = eng.readiness?.();
+    if (!r || r.ready) return state;
+    if (state.status === 'loading') return r.reason ? { ...state, detail: r.reason } : state;
+    if (state.status === 'ok') return { status: 'error', reason: r.reason ?? 'engine not ready' };
+    return state;
+  };
   let closing = false;
   const inflight = new Set<AbortController>();
   const app = Fastify({
@@ -49,12 +76,14 @@ export async function startInference(config: Config, engine?: Engine): Promise<R
     admission,
     metrics,
     gpus: new GpuProbe(config.nvidiaSmi),
-    state: () => state,
+    state: current,
     closing: () => closing,
     inflight,
   });
   const url = await app.listen({ host: config.host, port: config.port });
-  log.info({ url, model: config.modelPath }, 'listening; loading model');
+  if (config.upstream)
+    log.info({ url, upstream: config.upstream.url }, 'listening; waiting for the upstream');
+  else log.info({ url, model: config.modelPath }, 'listening; loading model');
   const t0 = performance.now();
   eng.load().then(
     () => {
@@ -62,16 +91,20 @@ export async function startInference(config: Config, engine?: Engine): Promise<R
       state = { status: 'ok', loadSeconds };
       metrics.loadSeconds.set(loadSeconds);
       metrics.modelLoaded.set(1);
-      log.info({ loadSeconds, backend: eng.info.backend }, 'model loaded');
+      log.info(
+        { loadSeconds, backend: eng.info.backend },
+        config.upstream ? 'upstream engine ready: serving' : 'model loaded',
+      );
     },
     (err: Error) => {
       state = { status: 'error', reason: err.message };
+      if (closing) return; // closed while still loading (or waiting for the upstream): not a failure
       log.error({ err: err.message }, 'model failed to load');
     },
   );
   return {
     url,
-    state: () => state,
+    state: current,
     async shutdown() {
       closing = true;
       admission.drain(new ShuttingDown());

@@ -4,7 +4,11 @@ import type { ChatMessage } from './engine/types.js';
  * The subset of OpenAI's chat completions API that inference clients use, validated the way
  * OpenAI answers: `{error: {message, type, param, code}}` with HTTP 400. Fields the server does
  * not implement but clients send by default (user, seed, penalties) are accepted and ignored;
- * fields that would change the answer (`n` > 1, tools) are refused rather than ignored.
+ * fields that would change the answer (`n` > 1, tools) are refused rather than ignored. vLLM's
+ * extensions `top_k` and `repetition_penalty` are honoured, as vLLM does (so a TeleChat request
+ * translated for an upstream means the same here and there). The fields in PASSTHROUGH are not
+ * interpreted here but handed to the engine: the upstream engine forwards them (vLLM honours stop,
+ * seed...), the in-process engine ignores them.
  */
 export interface OpenAiParams {
   messages: ChatMessage[];
@@ -13,7 +17,21 @@ export interface OpenAiParams {
   maxTokens?: number;
   temperature?: number;
   topP?: number;
+  topK?: number;
+  repetitionPenalty?: number;
+  passthrough: Record<string, unknown>;
 }
+
+/** Sampling fields forwarded untouched to an OpenAI-compatible upstream (they do not change the answer's shape). */
+export const PASSTHROUGH = [
+  'stop',
+  'seed',
+  'presence_penalty',
+  'frequency_penalty',
+  'logit_bias',
+  'min_p',
+  'user',
+] as const;
 
 export interface OpenAiError {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -79,6 +97,14 @@ export function parseChatCompletion(
   const p = b.top_p;
   if (p !== undefined && p !== null && !(typeof p === 'number' && p > 0 && p <= 1))
     return fail('top_p must be in (0, 1]', 'top_p');
+  const k = b.top_k;
+  if (k !== undefined && k !== null && !(Number.isInteger(k) && (k as number) >= -1))
+    return fail('top_k must be an integer ≥ -1 (-1 or 0: no limit)', 'top_k');
+  const rp = b.repetition_penalty;
+  if (rp !== undefined && rp !== null && !(typeof rp === 'number' && rp > 0 && Number.isFinite(rp)))
+    return fail('repetition_penalty must be a number > 0', 'repetition_penalty');
+  const passthrough: Record<string, unknown> = {};
+  for (const key of PASSTHROUGH) if (b[key] !== undefined && b[key] !== null) passthrough[key] = b[key];
   const so = b.stream_options as { include_usage?: unknown } | undefined;
   return {
     ok: true,
@@ -89,6 +115,9 @@ export function parseChatCompletion(
       maxTokens: (maxTokens as number | null | undefined) ?? undefined,
       temperature: (t as number | null | undefined) ?? undefined,
       topP: (p as number | null | undefined) ?? undefined,
+      topK: typeof k === 'number' && k > 0 ? k : undefined,
+      repetitionPenalty: (rp as number | null | undefined) ?? undefined,
+      passthrough,
     },
   };
 }

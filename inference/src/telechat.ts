@@ -74,14 +74,26 @@ export function parseTelechat(
     };
   }
   const messages: ChatMessage[] = [];
-  for (const [i, turn] of b.dialog.entries()) {
+  // An optional system turn first (TeleChat2's chat template has one), then user/bot alternate.
+  const first = (b.dialog[0] ?? {}) as Record<string, unknown>;
+  const offset = first.role === 'system' ? 1 : 0;
+  if (offset && typeof first.content !== 'string') {
+    return {
+      ok: false,
+      code: TELECHAT_CODES.badRoles,
+      message: 'dialog[0] must be {role: "system", content: string}',
+    };
+  }
+  if (offset) messages.push({ role: 'system', content: first.content as string });
+  for (const [j, turn] of b.dialog.slice(offset).entries()) {
+    const i = j + offset;
     const t = (turn ?? {}) as Record<string, unknown>;
-    const expected = i % 2 === 0 ? 'user' : 'bot';
+    const expected = j % 2 === 0 ? 'user' : 'bot';
     if (t.role !== expected || typeof t.content !== 'string') {
       return {
         ok: false,
         code: TELECHAT_CODES.badRoles,
-        message: `dialog[${i}] must be {role: "${expected}", content: string}: roles alternate user/bot, starting with user`,
+        message: `dialog[${i}] must be {role: "${expected}", content: string}: roles alternate user/bot, starting with user (after an optional system turn)`,
       };
     }
     messages.push({ role: t.role === 'user' ? 'user' : 'assistant', content: t.content });

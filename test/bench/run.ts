@@ -24,6 +24,7 @@ import { benchFacts } from './facts.js';
 import { benchHealth } from './health.js';
 import { benchInference } from './inference.js';
 import { fmt, median, quantile } from './stats.js';
+import { benchUpstream } from './upstream.js';
 
 const run = promisify(execFile);
 const IMAGE = `${REGISTRY}/fleet-test/web:1`;
@@ -141,6 +142,11 @@ async function main() {
     process.stdout.write(`${(await benchInference()).join('\n')}\n`);
     return;
   }
+  // Issue 6: the inference server in ENGINE=openai-upstream mode against direct mode (upstream.ts).
+  if (process.argv.includes('--upstream-only')) {
+    process.stdout.write(`${(await benchUpstream()).join('\n')}\n`);
+    return;
+  }
   await requireEngines([IMAGE]);
   await run('docker', ['pull', '-q', IMAGE]);
   await cleanup();
@@ -171,6 +177,7 @@ async function main() {
     ];
     if (!process.argv.includes('--apply-only')) {
       lines.push('', ...(await benchInference()));
+      lines.push('', ...(await benchUpstream()));
       lines.push('', ...(await benchFacts()));
     }
     process.stdout.write(`${lines.join('\n')}\n`);

@@ -187,7 +187,15 @@ describe('LlamaCppEngine (tiny GGUF, CPU)', () => {
 
   it('a request beyond `parallel` fails clearly instead of crashing', async () => {
     const ac = new AbortController();
-    const running = [1, 2].map(() => engine.generate(request({ maxTokens: 400, signal: ac.signal })));
+    // The engine waits up to 1 s for a sequence freed a moment ago: the two running generations must
+    // outlast that, so each token is held 4 ms (400 tokens ≥ 1.6 s; the tiny model alone takes ~0.3 s).
+    const slow = () => {
+      const t = performance.now();
+      while (performance.now() - t < 4);
+    };
+    const running = [1, 2].map(() =>
+      engine.generate(request({ maxTokens: 400, signal: ac.signal, onText: slow })),
+    );
     await assert.rejects(engine.generate(request()), expectEngineError('generate', /no free sequence/));
     ac.abort();
     for (const r of await Promise.all(running)) assert.equal(r.finishReason, 'aborted');

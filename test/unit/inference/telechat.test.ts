@@ -108,3 +108,33 @@ test('values at the edges of the ranges are accepted', () => {
     [4096, 99, 0.99, 0.01, 99.9, true],
   );
 });
+
+test('an optional system turn comes first and is kept; anywhere else it is refused', () => {
+  const r = parseTelechat({
+    dialog: [
+      { role: 'system', content: 'be brief' },
+      { role: 'user', content: 'a' },
+    ],
+  });
+  assert.ok(r.ok);
+  assert.deepEqual(r.params.messages, [
+    { role: 'system', content: 'be brief' },
+    { role: 'user', content: 'a' },
+  ]);
+  for (const dialog of [
+    [{ role: 'system', content: 'x' }],
+    [
+      { role: 'system', content: 3 },
+      { role: 'user', content: 'a' },
+    ],
+    [
+      { role: 'user', content: 'a' },
+      { role: 'system', content: 'x' },
+      { role: 'user', content: 'b' },
+    ],
+  ]) {
+    const bad = parseTelechat({ dialog });
+    assert.equal(bad.ok, false, JSON.stringify(dialog));
+    assert.equal(bad.ok === false && bad.code, TELECHAT_CODES.badRoles);
+  }
+});
