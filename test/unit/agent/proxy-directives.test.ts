@@ -7,31 +7,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type RenderInput, renderNginxConfig } from '../../../agent/src/proxy/render.js';
-import type { ProxyRoute } from '../../../proto/gen/fleet/v1/agent.js';
+import { fullProxySpec } from '../../helpers/proxy-spec.js';
 
 const KEY = 'k3y-0123456789abcdef';
-const route = (over: Partial<ProxyRoute> = {}): ProxyRoute => ({
-  path: '/api/',
-  service: 'telechat',
-  stream: true,
-  readTimeoutS: 0,
-  rewrite: '/',
-  ...over,
-});
 /** Every feature on; `web` has no healthy replica. */
 const baseInput = (): RenderInput => ({
   deployment: 'demo',
-  spec: {
-    image: '127.0.0.1:5000/fleet/nginx:1',
-    listenAddress: '127.0.0.1',
-    listenPort: 18070,
-    routes: [route(), route({ path: '/v1/', service: 'web', stream: false, readTimeoutS: 30, rewrite: '' })],
-    ratePerSecond: 20,
-    rateBurst: 40,
-    tlsCertFile: '/etc/fleet/tls/a.crt',
-    tlsKeyFile: '/etc/fleet/tls/a.key',
-    apiKeysFile: '/etc/fleet/api-keys',
-  },
+  spec: fullProxySpec(),
   upstreams: { telechat: [{ address: '172.18.0.2', port: 8070 }], web: [] },
   healthPaths: { telechat: '/health', web: '/health' },
   apiKeys: [KEY],

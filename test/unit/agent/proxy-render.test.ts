@@ -1,32 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ProxyConfigError, type RenderInput, renderNginxConfig } from '../../../agent/src/proxy/render.js';
-import type { ProxyRoute, ProxySpec } from '../../../proto/gen/fleet/v1/agent.js';
+import { proxyRoute, proxySpec } from '../../helpers/proxy-spec.js';
 
 const KEY_A = 'A1b2C3d4E5f6G7h8.x+y/z=';
 const KEY_B = 'zzzzzzzzzzzzzzzzzzzz';
 
-const route = (over: Partial<ProxyRoute> = {}): ProxyRoute => ({
-  path: '/api/',
-  service: 'telechat',
-  stream: true,
-  readTimeoutS: 0,
-  rewrite: '/',
-  ...over,
-});
+const route = proxyRoute;
 
-const spec = (over: Partial<ProxySpec> = {}): ProxySpec => ({
-  image: '127.0.0.1:5000/fleet/nginx:1',
-  listenAddress: '127.0.0.1',
-  listenPort: 18070,
-  routes: [route()],
-  ratePerSecond: 0,
-  rateBurst: 0,
-  tlsCertFile: '',
-  tlsKeyFile: '',
-  apiKeysFile: '',
-  ...over,
-});
+const spec = proxySpec;
 
 const input = (over: Partial<RenderInput> = {}): RenderInput => ({
   deployment: 'demo',

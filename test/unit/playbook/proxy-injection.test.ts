@@ -11,7 +11,8 @@ import { test } from 'node:test';
 import { proxyShape } from '../../../agent/src/proxy/container.js';
 import { ProxyConfigError, type RenderInput, renderNginxConfig } from '../../../agent/src/proxy/render.js';
 import { formatError, parsePlaybook } from '../../../control-plane/src/playbook/parse.js';
-import type { ProxyRoute, ProxySpec } from '../../../proto/gen/fleet/v1/agent.js';
+import type { ProxySpec } from '../../../proto/gen/fleet/v1/agent.js';
+import { fullProxySpec } from '../../helpers/proxy-spec.js';
 
 const PAYLOADS = [
   ';',
@@ -132,25 +133,7 @@ for (const field of Object.keys(VALID)) {
 // ---------------------------------------------------------------- second line: the renderer
 
 const KEY = 'k3y-0123456789abcdef';
-const route = (over: Partial<ProxyRoute> = {}): ProxyRoute => ({
-  path: '/api/',
-  service: 'telechat',
-  stream: true,
-  readTimeoutS: 0,
-  rewrite: '/',
-  ...over,
-});
-const baseSpec = (): ProxySpec => ({
-  image: '127.0.0.1:5000/fleet/nginx:1',
-  listenAddress: '127.0.0.1',
-  listenPort: 18070,
-  routes: [route(), route({ path: '/v1/', service: 'web', stream: false, readTimeoutS: 30, rewrite: '' })],
-  ratePerSecond: 20,
-  rateBurst: 40,
-  tlsCertFile: '/etc/fleet/tls/a.crt',
-  tlsKeyFile: '/etc/fleet/tls/a.key',
-  apiKeysFile: '/etc/fleet/api-keys',
-});
+const baseSpec = fullProxySpec;
 /** Every feature on; `web` has no healthy replica. */
 const baseInput = (): RenderInput => ({
   deployment: 'demo',
