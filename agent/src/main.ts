@@ -72,13 +72,8 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
   const gpuCollector = new GpuCollector({ runner: new ExecFileRunner(), binary: opts.nvidiaSmi });
   const prober = new Prober({
     probe: httpProbe,
-    onChange: (id, h) => {
-      log.info(
-        { container: id.slice(0, 12), health: h.status, err: h.lastError || undefined },
-        'health changed',
-      );
-      reconciler.trigger('health');
-    },
+    // The prober logs each change itself; a change is a reason to look again.
+    onChange: () => reconciler.trigger('health'),
     log: log.child({ component: 'health' }),
   });
   const reconciler = new Reconciler({
