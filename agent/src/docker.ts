@@ -206,7 +206,20 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async start(id: string): Promise<void> {
-    await this.call(() => this.docker.getContainer(id).start());
+    try {
+      await this.call(() => this.docker.getContainer(id).start());
+    } catch (err) {
+      // After a daemon restart containerd can keep a dead task of a container ("task ... already
+      // exists") and refuse every start: the container is removed so the next round creates it anew.
+      if (/task .* already exists/i.test((err as Error).message)) {
+        await this.docker
+          .getContainer(id)
+          .remove({ force: true })
+          .catch(() => {});
+        throw new RuntimeError(`${(err as Error).message}; removed, to be created again`, true, err);
+      }
+      throw err;
+    }
   }
 
   /** An unhealthy replica is restarted with a short grace: it is out of the upstream and not serving well. */

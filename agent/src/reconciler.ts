@@ -417,14 +417,17 @@ export class Reconciler {
    * moment it stopped (its downtime is not uptime), a running one's now.
    */
   private streakViews(observed: readonly ObservedContainer[], desired: readonly DesiredContainer[]) {
-    const out = new Map<string, ReturnType<typeof decide> & { lastExitCode?: number }>();
+    const out = new Map<
+      string,
+      ReturnType<typeof decide> & { lastExitCode?: number; lastRestartAtMs: number }
+    >();
     for (const d of desired) {
       const h = this.history.get(`${d.key}#${d.hash}`);
       if (!h) continue;
       const c = observed.find((o) => o.key === d.key && o.hash === d.hash);
       const at = (c && this.stoppedAt.get(c.id)) ?? this.now();
       const v = decide(h, at, c ? this.upSince.get(c.id) : undefined, this.policy, () => h.jitter);
-      out.set(d.key, { ...v, lastExitCode: h.lastExitCode });
+      out.set(d.key, { ...v, lastExitCode: h.lastExitCode, lastRestartAtMs: h.lastRestartAtMs });
     }
     return out;
   }
@@ -561,7 +564,13 @@ export class Reconciler {
   private streaks(observed: readonly ObservedContainer[], desired: readonly DesiredContainer[]) {
     const out = new Map<
       string,
-      { attempts: number; crashLoop: boolean; lastExitCode?: number; notBeforeMs: number }
+      {
+        attempts: number;
+        crashLoop: boolean;
+        lastExitCode?: number;
+        notBeforeMs: number;
+        lastRestartAtMs: number;
+      }
     >();
     for (const [key, v] of this.streakViews(observed, desired)) if (v.attempts > 0) out.set(key, v);
     return out;

@@ -2,6 +2,9 @@ import { ServiceState, type ServiceStatus } from '../../proto/gen/fleet/v1/agent
 import type { DesiredContainer, ObservedContainer } from './model.js';
 import { isReady, type Wait } from './plan.js';
 
+/** How long a crash-looping replica must stay up (and ready) before it is reported ready again. */
+export const CRASH_LOOP_SETTLE_MS = 10_000;
+
 /** What the reconciler knows beyond one Docker observation. */
 export interface StatusInputs {
   /** The last round's error per deployment/service. */
@@ -13,7 +16,14 @@ export interface StatusInputs {
   /** Restart streak per replica key. */
   restarts?: ReadonlyMap<
     string,
-    { attempts: number; crashLoop: boolean; lastExitCode?: number; notBeforeMs: number }
+    {
+      attempts: number;
+      crashLoop: boolean;
+      lastExitCode?: number;
+      notBeforeMs: number;
+      /** When the latest restart was issued (absent: long ago). */
+      lastRestartAtMs?: number;
+    }
   >;
   waits?: readonly Wait[];
   /** Images being pulled and how far ("412 MB of 1.2 GB"). */
@@ -64,8 +74,13 @@ export function buildStatus(
     let lastError = is.errors.get(k) ?? '';
     let progress = '';
     const unschedulable = waits.find((w) => w.kind === 'unschedulable');
-    if (streaks.some((s) => s.crashLoop)) {
-      // Up for a moment between crashes is not running: the streak ends only after a stable period.
+    // Up for a moment between crashes is not running: a crash-looping replica counts as recovered
+    // only once every replica is ready and has stayed up CRASH_LOOP_SETTLE_MS since its last restart.
+    const settling = streaks.some(
+      (s) =>
+        s.crashLoop && (is.now ?? 0) - (s.lastRestartAtMs ?? Number.NEGATIVE_INFINITY) < CRASH_LOOP_SETTLE_MS,
+    );
+    if (streaks.some((s) => s.crashLoop) && (ready.length < replicas.length || settling)) {
       state = ServiceState.SERVICE_STATE_CRASH_LOOP;
     } else if (ready.length === replicas.length && !unschedulable) {
       state = first.health ? ServiceState.SERVICE_STATE_HEALTHY : ServiceState.SERVICE_STATE_RUNNING;

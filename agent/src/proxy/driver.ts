@@ -119,7 +119,15 @@ export class DockerProxyDriver implements ProxyDriver {
     }
     // Stopped with the right shape: the agent, not Docker, restarts it.
     if (onDisk !== config) await this.checkAndWrite(deployment, shape, config);
-    await bounded('start proxy', this.timeoutMs, this.docker.getContainer(info.Id).start());
+    try {
+      await bounded('start proxy', this.timeoutMs, this.docker.getContainer(info.Id).start());
+    } catch (err) {
+      // After a daemon restart containerd can keep a dead task of the container ("task ...
+      // already exists") and refuse every start: a fresh container is the way out.
+      this.log.warn({ deployment, err: (err as Error).message }, 'proxy would not start; recreating it');
+      await this.create(deployment, shape, config, info.Id);
+      return 'created';
+    }
     this.log.info({ deployment }, 'proxy started');
     return 'created';
   }

@@ -228,6 +228,30 @@ describe('buildStatus with probes and restarts', () => {
       progress: /4 restarts, last exit code 3/,
     },
     {
+      name: 'after a crash loop, up and healthy for a moment only: still CRASH_LOOP',
+      containers: [running(p0!, { id: 'a' })],
+      inputs: {
+        health: new Map([['a', h('healthy')]]),
+        restarts: new Map([
+          [p0!.key, { attempts: 3, crashLoop: true, notBeforeMs: 0, lastRestartAtMs: 98_000 }],
+        ]),
+        now: 100_000,
+      },
+      state: ServiceState.SERVICE_STATE_CRASH_LOOP,
+    },
+    {
+      name: 'after a crash loop, healthy and up 10 s since the last restart: HEALTHY again (restarts still counted)',
+      containers: [running(p0!, { id: 'a' })],
+      inputs: {
+        health: new Map([['a', h('healthy')]]),
+        restarts: new Map([
+          [p0!.key, { attempts: 3, crashLoop: true, notBeforeMs: 0, lastRestartAtMs: 89_000 }],
+        ]),
+        now: 100_000,
+      },
+      state: ServiceState.SERVICE_STATE_HEALTHY,
+    },
+    {
       name: 'new revision crash-looping while the old one serves: the failure says the old one serves',
       containers: [
         running(p0!, { id: 'old', hash: 'oldhash' }),
