@@ -187,10 +187,15 @@ describe('inference server with a real model', { timeout: 120_000 }, () => {
       }
       if (choice?.finish_reason) finish = choice.finish_reason;
     }
-    assert.ok(deltas >= 2, `several deltas, got ${deltas}`);
     assert.ok(text.length > 0);
     assert.ok(finish === 'length' || finish === 'stop');
     assert.ok(usage && usage.completion_tokens > 0);
+    // The first token is never held back, so two tokens or more always make two deltas or more (the
+    // random-weight model may stop after one).
+    assert.ok(
+      deltas >= Math.min(2, usage.completion_tokens),
+      `${deltas} deltas for ${usage.completion_tokens} tokens`,
+    );
   });
 
   test('a burst past the queue gets 429 with Retry-After; a disconnect frees its slot', async () => {
