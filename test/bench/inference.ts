@@ -7,23 +7,17 @@
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LlamaCppEngine } from '../../inference/src/engine/llama-cpp.js';
 import { freePort, ROOT, waitFor } from '../helpers/procs.js';
 import { writeTinyGguf } from '../helpers/tiny-gguf.js';
+import { BENCH_MESSAGES, openAiStream, type Sample } from './openai-stream.js';
 import { fmt, median } from './stats.js';
 
 const ITERATIONS = Number(process.env.BENCH_INFERENCE_ITERATIONS ?? 40);
 const MAX_TOKENS = 128;
-const messages = [{ role: 'user' as const, content: 'Tell me about inference on GPU clusters.' }];
-
-interface Sample {
-  ttftMs: number;
-  tokensPerS: number;
-  tokens: number;
-}
+const messages = BENCH_MESSAGES;
 
 async function direct(engine: LlamaCppEngine): Promise<Sample> {
   const t0 = performance.now();
@@ -43,41 +37,6 @@ async function direct(engine: LlamaCppEngine): Promise<Sample> {
     tokensPerS: r.completionTokens / ((end - t0) / 1000),
     tokens: r.completionTokens,
   };
-}
-
-/** A lean client (node:http, no web streams) so the figure is the server's cost, not fetch's. */
-function overHttp(url: string): Promise<Sample> {
-  const body = JSON.stringify({
-    model: 'tiny',
-    messages,
-    max_tokens: MAX_TOKENS,
-    temperature: 0,
-    stream: true,
-    stream_options: { include_usage: true },
-  });
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    let first = 0;
-    let buf = '';
-    const req = request(
-      `${url}/v1/chat/completions`,
-      { method: 'POST', headers: { 'content-type': 'application/json' } },
-      (res) => {
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => {
-          if (!first && d.includes('"content":"') && /"content":"[^"]/.test(d)) first = performance.now();
-          buf += d;
-        });
-        res.on('end', () => {
-          const end = performance.now();
-          const tokens = Number(/"completion_tokens":(\d+)/.exec(buf)?.[1] ?? 0);
-          resolve({ ttftMs: first - t0, tokensPerS: (tokens - 1) / ((end - first) / 1000), tokens });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 export async function benchInference(): Promise<string[]> {
@@ -103,12 +62,12 @@ export async function benchInference(): Promise<string[]> {
   await waitFor('server model loaded', async () => (await fetch(`${url}/health`)).status === 200, 60_000, 50);
   try {
     await direct(engine);
-    await overHttp(url); // warm-up
+    await openAiStream(url, MAX_TOKENS); // warm-up
     const d: Sample[] = [];
     const h: Sample[] = [];
     for (let i = 0; i < ITERATIONS; i++) {
       d.push(await direct(engine));
-      h.push(await overHttp(url));
+      h.push(await openAiStream(url, MAX_TOKENS));
     }
     const tpsD = median(d.map((s) => s.tokensPerS));
     const tpsH = median(h.map((s) => s.tokensPerS));

@@ -17,61 +17,19 @@ import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, ROOT, stop, waitFor } from '../helpers/procs.js';
 import { writeTinyGguf } from '../helpers/tiny-gguf.js';
+import { BENCH_MESSAGES, openAiStream, type Sample } from './openai-stream.js';
 import { fmt, median } from './stats.js';
 
 const ITERATIONS = Number(process.env.BENCH_UPSTREAM_ITERATIONS ?? 40);
 const MAX_TOKENS = 128;
 const TTFT_TARGET_MS = 3;
 const TPS_TARGET = -0.05;
-const PROMPT = 'Tell me about inference on GPU clusters.';
-const messages = [{ role: 'user' as const, content: PROMPT }];
 const agent = new Agent({ keepAlive: true });
-
-interface Sample {
-  ttftMs: number;
-  tokensPerS: number;
-  tokens: number;
-}
-
-/** An OpenAI streamed chat completion: TTFT at the first non-empty content, tokens from the usage. */
-function openAiStream(url: string): Promise<Sample> {
-  const body = JSON.stringify({
-    model: 'tiny',
-    messages,
-    max_tokens: MAX_TOKENS,
-    temperature: 0,
-    stream: true,
-    stream_options: { include_usage: true },
-  });
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    let first = 0;
-    let buf = '';
-    const req = request(
-      `${url}/v1/chat/completions`,
-      { method: 'POST', agent, headers: { 'content-type': 'application/json' } },
-      (res) => {
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => {
-          if (!first && /"content":"[^"]/.test(d)) first = performance.now();
-          buf += d;
-        });
-        res.on('end', () => {
-          const end = performance.now();
-          const tokens = Number(/"completion_tokens":(\d+)/.exec(buf)?.[1] ?? 0);
-          resolve({ ttftMs: first - t0, tokensPerS: (tokens - 1) / ((end - first) / 1000), tokens });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 /** A TeleChat v2 stream (plain text): TTFT at the first byte of text; the whole duration. */
 function telechatV2(url: string): Promise<{ ttftMs: number; totalMs: number; chars: number }> {
   const body = JSON.stringify({
-    dialog: [{ role: 'user', content: PROMPT }],
+    dialog: [{ role: 'user', content: BENCH_MESSAGES[0]!.content }],
     max_length: MAX_TOKENS,
   });
   return new Promise((resolve, reject) => {
@@ -131,8 +89,8 @@ export async function benchUpstream(): Promise<string[]> {
       await waitFor(`${u} ready`, async () => (await fetch(`${u}/health`)).status === 200, 60_000, 50);
     }
     for (let i = 0; i < 3; i++) {
-      await openAiStream(up);
-      await openAiStream(front);
+      await openAiStream(up, MAX_TOKENS, agent);
+      await openAiStream(front, MAX_TOKENS, agent);
       await telechatV2(up);
       await telechatV2(front);
     }
@@ -145,13 +103,13 @@ export async function benchUpstream(): Promise<string[]> {
     for (let i = 0; i < ITERATIONS; i++) {
       // alternate which goes first, so neither always runs right after the other
       if (i % 2 === 0) {
-        d.push(await openAiStream(up));
-        u.push(await openAiStream(front));
+        d.push(await openAiStream(up, MAX_TOKENS, agent));
+        u.push(await openAiStream(front, MAX_TOKENS, agent));
         dv2.push(await telechatV2(up));
         uv2.push(await telechatV2(front));
       } else {
-        u.push(await openAiStream(front));
-        d.push(await openAiStream(up));
+        u.push(await openAiStream(front, MAX_TOKENS, agent));
+        d.push(await openAiStream(up, MAX_TOKENS, agent));
         uv2.push(await telechatV2(front));
         dv2.push(await telechatV2(up));
       }

@@ -4,9 +4,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import OpenAI from 'openai';
 import { loadConfig } from '../../inference/src/config.js';
 import { type RunningInference, startInference } from '../../inference/src/main.js';
+import { openAiRoundTrip } from '../helpers/openai-roundtrip.js';
 import { freePort, waitFor } from '../helpers/procs.js';
 import { writeTinyGguf } from '../helpers/tiny-gguf.js';
 
@@ -152,41 +152,13 @@ describe('inference server with a real model', { timeout: 120_000 }, () => {
   });
 
   test('the openai client works unchanged, streamed and not, with usage counts', async () => {
-    const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused' });
-    const models = await client.models.list();
-    assert.deepEqual(
-      models.data.map((m) => m.id),
-      ['tiny'],
-    );
-    const done = await client.chat.completions.create({
-      model: 'tiny',
-      messages: [{ role: 'user', content: 'Hi' }],
-      max_tokens: 12,
-    });
+    const { models, done, streamed } = await openAiRoundTrip(`${url}/v1`);
+    assert.deepEqual(models, ['tiny']);
     assert.equal(done.choices[0]!.message.role, 'assistant');
     assert.ok(done.choices[0]!.message.content!.length > 0);
     assert.ok(done.usage!.completion_tokens > 0 && done.usage!.completion_tokens <= 12);
     assert.ok(done.usage!.prompt_tokens > 0);
-    const stream = await client.chat.completions.create({
-      model: 'tiny',
-      messages: [{ role: 'user', content: 'Hi' }],
-      max_tokens: 24,
-      stream: true,
-      stream_options: { include_usage: true },
-    });
-    let text = '';
-    let deltas = 0;
-    let usage: OpenAI.CompletionUsage | undefined;
-    let finish: string | null | undefined;
-    for await (const c of stream) {
-      if (c.usage) usage = c.usage;
-      const choice = c.choices[0];
-      if (choice?.delta.content) {
-        text += choice.delta.content;
-        deltas++;
-      }
-      if (choice?.finish_reason) finish = choice.finish_reason;
-    }
+    const { text, deltas, usage, finish } = streamed;
     assert.ok(text.length > 0);
     assert.ok(finish === 'length' || finish === 'stop');
     assert.ok(usage && usage.completion_tokens > 0);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
+import { openAiRoundTrip } from '../helpers/openai-roundtrip.js';
 import { freePort, ROOT, stop, waitFor } from '../helpers/procs.js';
 import { writeTinyGguf } from '../helpers/tiny-gguf.js';
 
@@ -283,41 +284,13 @@ describe('inference server in upstream mode, against this server in llama-cpp mo
   });
 
   test('the openai npm client works against upstream mode unchanged, streamed and not', async () => {
-    const client = new OpenAI({ baseURL: `${front}/v1`, apiKey: 'unused' });
-    const models = await client.models.list();
-    assert.deepEqual(
-      models.data.map((m) => m.id),
-      ['tiny'],
-    );
-    const done = await client.chat.completions.create({
-      model: 'tiny',
-      messages: [{ role: 'user', content: 'Hi' }],
-      max_tokens: 12,
-    });
+    const { client, models, done, streamed } = await openAiRoundTrip(`${front}/v1`);
+    assert.deepEqual(models, ['tiny']);
     assert.equal(done.choices[0]!.message.role, 'assistant');
     assert.ok(done.choices[0]!.message.content!.length > 0);
     assert.ok(done.usage!.completion_tokens > 0 && done.usage!.completion_tokens <= 12);
     assert.ok(done.usage!.prompt_tokens > 0);
-    const stream = await client.chat.completions.create({
-      model: 'tiny',
-      messages: [{ role: 'user', content: 'Hi' }],
-      max_tokens: 24,
-      stream: true,
-      stream_options: { include_usage: true },
-    });
-    let text = '';
-    let deltas = 0;
-    let usage: OpenAI.CompletionUsage | undefined;
-    let finish: string | null | undefined;
-    for await (const c of stream) {
-      if (c.usage) usage = c.usage;
-      const choice = c.choices[0];
-      if (choice?.delta.content) {
-        text += choice.delta.content;
-        deltas++;
-      }
-      if (choice?.finish_reason) finish = choice.finish_reason;
-    }
+    const { text, deltas, usage, finish } = streamed;
     assert.ok(deltas >= 2, `several deltas, got ${deltas}`);
     assert.ok(text.length > 0);
     assert.equal(finish, 'length');
