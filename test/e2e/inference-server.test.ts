@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../../inference/src/config.js';
 import { type RunningInference, startInference } from '../../inference/src/main.js';
+import { HELLO_DIALOG, readChunks } from '../helpers/http-stream.js';
 import { openAiRoundTrip } from '../helpers/openai-roundtrip.js';
 import { freePort, waitFor } from '../helpers/procs.js';
 import { writeTinyGguf } from '../helpers/tiny-gguf.js';
@@ -24,20 +25,7 @@ async function tokensGenerated() {
   return Number(/^inference_tokens_generated_total (\d+)/m.exec(text)?.[1] ?? 0);
 }
 
-const dialog = [{ role: 'user', content: 'Hello there' }];
-
-/** Reads a streamed body chunk by chunk, timing each chunk. */
-async function readChunks(res: Response) {
-  const chunks: { at: number; text: string }[] = [];
-  const decoder = new TextDecoder();
-  const reader = res.body!.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push({ at: performance.now(), text: decoder.decode(value, { stream: true }) });
-  }
-  return chunks;
-}
+const dialog = HELLO_DIALOG;
 
 describe('inference server with a real model', { timeout: 120_000 }, () => {
   let server: RunningInference;

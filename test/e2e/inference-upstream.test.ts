@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
+import { HELLO_DIALOG, readChunks } from '../helpers/http-stream.js';
 import { openAiRoundTrip } from '../helpers/openai-roundtrip.js';
 import { freePort, ROOT, stop, waitFor } from '../helpers/procs.js';
 import { writeTinyGguf } from '../helpers/tiny-gguf.js';
@@ -23,20 +24,7 @@ import { writeTinyGguf } from '../helpers/tiny-gguf.js';
  */
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field below
 const json = (res: Response): Promise<any> => res.json();
-const dialog = [{ role: 'user', content: 'Hello there' }];
-
-/** Reads a streamed body chunk by chunk, timing each chunk. */
-async function readChunks(res: Response) {
-  const chunks: { at: number; text: string }[] = [];
-  const decoder = new TextDecoder();
-  const reader = res.body!.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push({ at: performance.now(), text: decoder.decode(value, { stream: true }) });
-  }
-  return chunks;
-}
+const dialog = HELLO_DIALOG;
 
 const post = (url: string, body: object, signal?: AbortSignal) =>
   fetch(url, {

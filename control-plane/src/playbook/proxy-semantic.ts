@@ -6,8 +6,8 @@
  */
 
 import { LISTEN } from '../../../proto/allowlist.js';
+import { checkImageAt } from './container-fields.js';
 import { durationMs } from './duration.js';
-import { checkImageRef } from './image-ref.js';
 import { childPointer, type PositionIndex } from './positions.js';
 import { DURATION } from './schema.js';
 import type { PlaybookError } from './types.js';
@@ -86,17 +86,7 @@ export function checkProxy(data: Record<string, unknown>, index: PositionIndex):
   const at = (key: string) => childPointer('/proxy', key);
   const services = isObject(data.services) ? data.services : {};
 
-  if (typeof proxy.image === 'string' && proxy.image !== '') {
-    const problem = checkImageRef(proxy.image);
-    if (problem)
-      errors.push(
-        index.error(
-          index.valuePos(at('image')),
-          `invalid image '${proxy.image}': ${problem.reason}`,
-          problem.hint,
-        ),
-      );
-  }
+  errors.push(...checkImageAt(proxy.image, at('image'), index));
 
   if (proxy.listen !== undefined) {
     const listen = parseListen(proxy.listen);

@@ -3,16 +3,14 @@
  * rules that relate fields (publish needs port and a single replica; one host port per playbook).
  * Runs on data that may have failed the schema elsewhere, so every field is type-checked before use.
  */
-import { checkImageRef } from './image-ref.js';
+import { checkContainerFields } from './container-fields.js';
 import { childPointer, type PositionIndex } from './positions.js';
 import { checkHealth, checkProxy } from './proxy-semantic.js';
 import type { ParseOptions, PlaybookError } from './types.js';
-import { checkVolume, normalize } from './volumes.js';
+import { normalize } from './volumes.js';
 
 /** Service names become part of container names and DNS names; kept short to leave room for suffixes. */
 export const SERVICE_NAME = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;
-/** Environment variable names as POSIX shells accept them. */
-export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -26,41 +24,8 @@ function checkEngine(
   index: PositionIndex,
   opts: ParseOptions,
 ): PlaybookError[] {
-  const errors: PlaybookError[] = [];
+  const errors = checkContainerFields(engine, base, index, opts);
   const at = (key: string) => childPointer(base, key);
-  if (typeof engine.image === 'string' && engine.image !== '') {
-    const problem = checkImageRef(engine.image);
-    if (problem)
-      errors.push(
-        index.error(
-          index.valuePos(at('image')),
-          `invalid image '${engine.image}': ${problem.reason}`,
-          problem.hint,
-        ),
-      );
-  }
-  if (isObject(engine.env)) {
-    for (const key of Object.keys(engine.env)) {
-      if (!ENV_KEY.test(key))
-        errors.push(
-          index.error(
-            index.keyPos(childPointer(at('env'), key)),
-            `invalid environment variable name '${key}'`,
-            'use letters, digits and _, not starting with a digit',
-          ),
-        );
-    }
-  }
-  if (Array.isArray(engine.volumes)) {
-    engine.volumes.forEach((v, i) => {
-      if (typeof v !== 'string') return;
-      const problem = checkVolume(v, opts.volumeRoots);
-      if (problem)
-        errors.push(
-          index.error(index.valuePos(childPointer(at('volumes'), i)), problem.reason, problem.hint),
-        );
-    });
-  }
   if (typeof engine.port === 'number' && engine.port === svc.port)
     errors.push(
       index.error(
@@ -108,42 +73,7 @@ export function checkSemantics(
     const at = (key: string) => childPointer(base, key);
     errors.push(...checkHealth(svc, base, index));
 
-    if (typeof svc.image === 'string' && svc.image !== '') {
-      const problem = checkImageRef(svc.image);
-      if (problem) {
-        errors.push(
-          index.error(
-            index.valuePos(at('image')),
-            `invalid image '${svc.image}': ${problem.reason}`,
-            problem.hint,
-          ),
-        );
-      }
-    }
-
-    if (isObject(svc.env)) {
-      for (const key of Object.keys(svc.env)) {
-        if (ENV_KEY.test(key)) continue;
-        errors.push(
-          index.error(
-            index.keyPos(childPointer(at('env'), key)),
-            `invalid environment variable name '${key}'`,
-            'use letters, digits and _, not starting with a digit',
-          ),
-        );
-      }
-    }
-
-    if (Array.isArray(svc.volumes)) {
-      svc.volumes.forEach((v, i) => {
-        if (typeof v !== 'string') return;
-        const problem = checkVolume(v, opts.volumeRoots);
-        if (problem)
-          errors.push(
-            index.error(index.valuePos(childPointer(at('volumes'), i)), problem.reason, problem.hint),
-          );
-      });
-    }
+    errors.push(...checkContainerFields(svc, base, index, opts));
 
     const engine = isObject(svc.engine) ? svc.engine : undefined;
     if (engine) errors.push(...checkEngine(engine, svc, at('engine'), index, opts));

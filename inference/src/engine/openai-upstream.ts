@@ -12,6 +12,7 @@
  * upstreamHttpError in openai-wire.ts.
  */
 import type { IncomingMessage } from 'node:http';
+import type { UpstreamConfig } from '../config.js';
 import {
   chatCompletionBody,
   errorText,
@@ -32,18 +33,8 @@ import {
 import { UpstreamHealth } from './upstream-health.js';
 import { readBody, UpstreamHttp } from './upstream-http.js';
 
-export interface OpenAiUpstreamOptions {
-  /** base URL without `/v1` (config.upstreamBase normalizes it) */
-  url: string;
-  /** model id to ask for; absent → the first the upstream lists */
-  model?: string;
-  apiKey?: string;
-  /** bound on one health check, and on connecting for a generation */
-  timeoutMs: number;
-  /** pause between health checks */
-  healthIntervalMs: number;
-  /** caps max_tokens when set; else the upstream's `max_model_len`; else `fallbackContextSize` */
-  contextSize?: number;
+/** The `UPSTREAM_*` settings, plus what the server decides around them. */
+export interface OpenAiUpstreamOptions extends UpstreamConfig {
   fallbackContextSize: number;
   parallel: number;
   log?: (level: 'info' | 'warn', obj: object, msg: string) => void;
