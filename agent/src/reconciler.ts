@@ -2,13 +2,8 @@ import { canonicalJson } from '../../proto/canonical.js';
 import type { DesiredState, Event, PreflightResult, StatusReport } from '../../proto/gen/fleet/v1/agent.js';
 import { Backoff } from './backoff.js';
 import type { GpuInfo } from './gpu/assign.js';
-import {
-  DEFAULT_RESTART_POLICY,
-  decide,
-  type RestartHistory,
-  type RestartPolicy,
-  recordRestart,
-} from './health/restart-policy.js';
+import { DEFAULT_RESTART_POLICY, type RestartPolicy } from './health/restart-policy.js';
+import { ContainerLifecycle, type StreakView } from './lifecycle.js';
 import type { Logger } from './log.js';
 import { type DesiredContainer, fromSpec, type ObservedContainer } from './model.js';
 import { planRound, type Step, type Wait } from './plan.js';
@@ -94,17 +89,7 @@ export class Reconciler {
   private readonly timers: Timers;
   private readonly retry: Backoff;
   private readonly exec: Executors;
-  private readonly policy: RestartPolicy;
-  private readonly random: () => number;
-  /** Restart streaks by key#hash (with the jitter drawn for the streak's latest restart). */
-  private readonly history = new Map<string, RestartHistory & { jitter: number }>();
-  /** When each container's latest run began, and when it was first seen stopped after it. */
-  private readonly upSince = new Map<string, number>();
-  private readonly stoppedAt = new Map<string, number>();
-  /** Exits Docker announced (id → when, exit code): its list can still say "running" for a moment. */
-  private readonly exits = new Map<string, { atMs: number; exitCode?: number }>();
-  /** When the agent last finished starting or restarting each container. */
-  private readonly startedByUs = new Map<string, number>();
+  private readonly lifecycle: ContainerLifecycle;
   private readonly pulling = new Map<string, string>();
   private lastPullReportMs = Number.NEGATIVE_INFINITY;
   private waits: Wait[] = [];
@@ -122,8 +107,11 @@ export class Reconciler {
     this.now = deps.now ?? Date.now;
     this.timers = deps.timers ?? { setTimeout, clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
     this.retry = deps.retry ?? new Backoff(1_000, 60_000);
-    this.policy = deps.restartPolicy ?? DEFAULT_RESTART_POLICY;
-    this.random = deps.random ?? Math.random;
+    this.lifecycle = new ContainerLifecycle(
+      this.now,
+      deps.restartPolicy ?? DEFAULT_RESTART_POLICY,
+      deps.random ?? Math.random,
+    );
     const rt = deps.runtime;
     this.exec = {
       remove: async (s) => {
@@ -146,7 +134,7 @@ export class Reconciler {
       create: async (s) => {
         try {
           const id = await rt.create(s.container, s.gpus);
-          this.upSince.set(id, this.now());
+          this.lifecycle.created(id);
           const gpus = s.gpus.length ? ` on ${s.gpus.join(',')}` : '';
           this.event(
             'container.started',
@@ -162,11 +150,11 @@ export class Reconciler {
       },
       start: async (s) => {
         const exitCode = this.lastObserved.find((o) => o.id === s.id)?.exitCode;
-        this.exits.delete(s.id);
+        this.lifecycle.starting(s.id);
         await rt.start(s.id);
         // The engine joins the service container's (new) network namespace, so it starts after it.
         for (const part of s.parts ?? []) await rt.restart(part);
-        this.markStarted([s.id, ...(s.parts ?? [])]);
+        this.lifecycle.started([s.id, ...(s.parts ?? [])]);
         if (s.restart) this.noteRestart(s.id, s.key, s.reason, exitCode);
         else this.event('container.started', s.key, `${s.name}: ${s.reason}`);
       },
@@ -177,7 +165,7 @@ export class Reconciler {
           await rt.restart(part);
           this.deps.health?.reset(part);
         }
-        this.markStarted([s.id, ...(s.parts ?? [])]);
+        this.lifecycle.started([s.id, ...(s.parts ?? [])]);
         this.noteRestart(s.id, s.key, s.reason, undefined);
       },
     };
@@ -190,10 +178,7 @@ export class Reconciler {
    */
   containerExited(id: string, exitCode?: number, atMs = this.now()) {
     // A restart the agent issued itself stops the container first: that exit is not news.
-    const ours = this.startedByUs.get(id);
-    if (ours !== undefined && atMs <= ours) return;
-    this.exits.set(id, { atMs: this.now(), ...(exitCode !== undefined ? { exitCode } : {}) });
-    this.trigger('container exited');
+    if (this.lifecycle.exited(id, exitCode, atMs)) this.trigger('container exited');
   }
 
   /** Adopts a new desired state (already persisted by the caller) and converges to it. */
@@ -278,7 +263,7 @@ export class Reconciler {
       let health: Map<string, string>;
       let replicas: ObservedContainer[];
       try {
-        observed = this.applyExitHints(await this.deps.runtime.list());
+        observed = this.lifecycle.applyExitHints(await this.deps.runtime.list());
         this.observe(observed, desired);
         health = this.healthMap(observed);
         const result = planRound(observed, desired, {
@@ -347,41 +332,9 @@ export class Reconciler {
     this.finish(state.version, await this.deps.runtime.list().catch(() => observed), desired, false, true);
   }
 
-  private markStarted(ids: readonly string[]) {
-    const now = this.now();
-    for (const id of ids) {
-      this.startedByUs.set(id, now);
-      this.exits.delete(id);
-    }
-  }
-
-  /** Containers Docker said exited within the last 2 s count as exited, whatever a stale list says. */
-  private applyExitHints(observed: ObservedContainer[]): ObservedContainer[] {
-    const now = this.now();
-    for (const [id, hint] of this.exits) if (now - hint.atMs > 2_000) this.exits.delete(id);
-    if (this.exits.size === 0) return observed;
-    return observed.map((o) => {
-      const hint = this.exits.get(o.id);
-      if (!hint || o.state !== 'running') return o;
-      return { ...o, state: 'exited', ...(hint.exitCode !== undefined ? { exitCode: hint.exitCode } : {}) };
-    });
-  }
-
   /** Tracks uptime and hands the probe loop its targets: running replicas of services with a probe. */
   private observe(observed: readonly ObservedContainer[], desired: readonly DesiredContainer[]) {
-    const now = this.now();
-    for (const o of observed) {
-      if (o.state === 'running') {
-        if (!this.upSince.has(o.id) || this.stoppedAt.has(o.id)) this.upSince.set(o.id, now);
-        this.stoppedAt.delete(o.id);
-      } else if (!this.stoppedAt.has(o.id)) {
-        this.stoppedAt.set(o.id, now);
-      }
-    }
-    const seen = new Set(observed.map((o) => o.id));
-    for (const id of this.upSince.keys()) if (!seen.has(id)) this.upSince.delete(id);
-    for (const id of this.stoppedAt.keys()) if (!seen.has(id)) this.stoppedAt.delete(id);
-    for (const id of this.startedByUs.keys()) if (!seen.has(id)) this.startedByUs.delete(id);
+    this.lifecycle.observe(observed);
     this.lastObserved = [...observed];
     if (!this.deps.health) return;
     const byKey = new Map(desired.map((d) => [d.key, d]));
@@ -405,47 +358,16 @@ export class Reconciler {
     return out;
   }
 
-  /** When each replica may be started again, from its restart streak (pure `decide`). */
+  /** When each replica may be started again, from its restart streak. */
   private notBefore(observed: readonly ObservedContainer[], desired: readonly DesiredContainer[]) {
-    const out = new Map<string, number>();
-    for (const [key, v] of this.streakViews(observed, desired)) out.set(key, v.notBeforeMs);
-    return out;
-  }
-
-  /**
-   * The streak of each desired replica that has one. A stopped replica's streak is judged at the
-   * moment it stopped (its downtime is not uptime), a running one's now.
-   */
-  private streakViews(observed: readonly ObservedContainer[], desired: readonly DesiredContainer[]) {
-    const out = new Map<
-      string,
-      ReturnType<typeof decide> & { lastExitCode?: number; lastRestartAtMs: number }
-    >();
-    for (const d of desired) {
-      const h = this.history.get(`${d.key}#${d.hash}`);
-      if (!h) continue;
-      const c = observed.find((o) => o.key === d.key && o.hash === d.hash);
-      const at = (c && this.stoppedAt.get(c.id)) ?? this.now();
-      const v = decide(h, at, c ? this.upSince.get(c.id) : undefined, this.policy, () => h.jitter);
-      out.set(d.key, { ...v, lastExitCode: h.lastExitCode, lastRestartAtMs: h.lastRestartAtMs });
-    }
-    return out;
+    return new Map([...this.lifecycle.streaks(observed, desired)].map(([key, v]) => [key, v.notBeforeMs]));
   }
 
   private noteRestart(id: string, key: string, reason: string, exitCode: number | undefined) {
-    const hash = this.lastDesired.find((d) => d.key === key)?.hash ?? '';
-    const hk = `${key}#${hash}`;
-    const h = recordRestart(
-      this.history.get(hk),
-      this.now(),
-      reason,
-      exitCode,
-      this.upSince.get(id),
-      this.policy,
-    );
-    this.history.set(hk, { ...h, jitter: this.random() });
+    const d = this.lastDesired.find((x) => x.key === key);
+    const attempts = this.lifecycle.restarted(d, key, id, reason, exitCode);
     this.restarts++;
-    this.event('container.restarted', key, `${id.slice(0, 12)}: ${reason} (restart ${h.attempts})`);
+    this.event('container.restarted', key, `${id.slice(0, 12)}: ${reason} (restart ${attempts})`);
   }
 
   private async syncProxy(
@@ -561,19 +483,11 @@ export class Reconciler {
     return out;
   }
 
+  /** Streaks with at least one restart, for the status. */
   private streaks(observed: readonly ObservedContainer[], desired: readonly DesiredContainer[]) {
-    const out = new Map<
-      string,
-      {
-        attempts: number;
-        crashLoop: boolean;
-        lastExitCode?: number;
-        notBeforeMs: number;
-        lastRestartAtMs: number;
-      }
-    >();
-    for (const [key, v] of this.streakViews(observed, desired)) if (v.attempts > 0) out.set(key, v);
-    return out;
+    return new Map<string, StreakView>(
+      [...this.lifecycle.streaks(observed, desired)].filter(([, v]) => v.attempts > 0),
+    );
   }
 
   private scheduleResync() {
