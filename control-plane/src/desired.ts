@@ -1,4 +1,5 @@
-import { contentHash } from '../../proto/canonical.js';
+import { contentHash } from '../../common/canonical.js';
+import { parseDuration } from '../../common/duration.js';
 import type {
   DeploymentSpec,
   DesiredState,
@@ -6,7 +7,6 @@ import type {
   ProxySpec,
   ServiceSpec,
 } from '../../proto/gen/fleet/v1/agent.js';
-import { durationMs } from './playbook/duration.js';
 import { parseListen } from './playbook/proxy-semantic.js';
 import type { Playbook } from './playbook/types.js';
 
@@ -48,10 +48,10 @@ export function toServiceSpec(name: string, s: Playbook['services'][string]): Se
 function toHealthSpec(h: NonNullable<Playbook['services'][string]['health']>): HealthSpec {
   return {
     path: h.path,
-    intervalMs: durationMs(h.interval),
-    timeoutMs: durationMs(h.timeout),
+    intervalMs: parseDuration(h.interval),
+    timeoutMs: parseDuration(h.timeout),
     retries: h.retries,
-    startPeriodMs: durationMs(h.start_period),
+    startPeriodMs: parseDuration(h.start_period),
   };
 }
 
@@ -68,7 +68,7 @@ export function toProxySpec(p: NonNullable<Playbook['proxy']>): ProxySpec {
       service: r.service,
       stream: r.stream,
       readTimeoutS: r.read_timeout
-        ? Math.ceil(durationMs(r.read_timeout) / 1000)
+        ? Math.ceil(parseDuration(r.read_timeout) / 1000)
         : r.stream
           ? READ_TIMEOUT_S.stream
           : READ_TIMEOUT_S.plain,

@@ -3,14 +3,14 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import Fastify from 'fastify';
+import { createLogger } from '../../common/log.js';
+import { VERSION } from '../../common/version.js';
 import { AgentServiceService } from '../../proto/gen/fleet/v1/agent.js';
 import { api } from './api/app.js';
 import { Store } from './db/store.js';
 import { Deployer } from './deployer.js';
 import { TokenAuthenticator } from './grpc/auth.js';
 import { AgentHub } from './grpc/hub.js';
-import { createLogger } from './log.js';
-import { VERSION } from './version.js';
 
 export interface ServerOptions {
   dataDir: string;

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyBaseLogger } from 'fastify';
-import { type Logger, pino } from 'pino';
+import { createLogger, type Logger } from '../../common/log.js';
 import { Admission, ShuttingDown } from './admission.js';
 import { inferenceApp, type ModelState } from './app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
@@ -48,7 +48,7 @@ export function createEngine(config: Config, log: Logger): Engine {
  * background.
  */
 export async function startInference(config: Config, engine?: Engine): Promise<RunningInference> {
-  const log = pino({ name: 'inference', level: process.env.LOG_LEVEL ?? 'info' });
+  const log = createLogger('inference', process.env.LOG_LEVEL ?? 'info');
   const eng = engine ?? createEngine(config, log);
   const metrics = createMetrics();
   const admission = new Admission(config.parallel, config.queueSize, (active, queued) => {

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { registerProcessMetrics } from './process-metrics.js';
+import { registerProcessMetrics } from '../../common/process-metrics.js';
 
 /**
  * The server's Prometheus metrics, on a registry of its own (no global state). Names follow

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import Docker from 'dockerode';
 import { type ContainerEvent, watchContainerEvents } from '../../agent/src/docker-events.js';
 import { httpProbe } from '../../agent/src/health/probe.js';
-import { createLogger } from '../../agent/src/log.js';
+import { createLogger } from '../../common/log.js';
 import { docker, REGISTRY, requireEngines } from '../helpers/engines.js';
 import { waitFor } from '../helpers/procs.js';
 

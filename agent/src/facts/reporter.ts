@@ -1,6 +1,6 @@
+import type { Logger } from '../../../common/log.js';
 import type { GpuFacts, HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
 import type { GpuCollector } from '../gpu/collector.js';
-import type { Logger } from '../log.js';
 import type { AgentMetrics } from '../metrics.js';
 import { type HostBase, IncompleteHostFacts } from './host.js';
 import { containerIdOfPid } from './pid-container.js';

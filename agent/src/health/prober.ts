@@ -1,4 +1,4 @@
-import type { Logger } from '../log.js';
+import type { Logger } from '../../../common/log.js';
 import type { ProbeSpec } from '../model.js';
 import type { Timers } from '../reconciler.js';
 import type { ProbeFn, ProbeResult } from './probe.js';

@@ -1,5 +1,5 @@
+import type { Logger } from '../../../common/log.js';
 import type { DesiredState, PreflightResult } from '../../../proto/gen/fleet/v1/agent.js';
-import type { Logger } from '../log.js';
 
 export interface GateDeps {
   check: (d: DesiredState) => Promise<PreflightResult>;

@@ -1,3 +1,4 @@
+import { withTimeout } from '../../../common/timeout.js';
 import type {
   DesiredState,
   GpuFacts,
@@ -18,12 +19,6 @@ export interface PreflightProbeDeps {
   hashWaitMs?: number;
 }
 
-const withTimeout = <T>(p: Promise<T>, ms: number) =>
-  Promise.race([
-    p,
-    new Promise<never>((_, j) => setTimeout(() => j(new Error(`no answer in ${ms} ms`)), ms).unref()),
-  ]);
-
 /** Gathers what the checks need (Docker, GPUs, disks, model files), then evaluates them. */
 export async function runPreflight(
   desired: DesiredState,
@@ -36,6 +31,7 @@ export async function runPreflight(
   const docker = await withTimeout(
     known ? deps.runtime.version().then(() => known) : deps.runtime.info(),
     5_000,
+    'docker info',
   ).then(
     (i) => ({ ok: true as const, runtimes: i.runtimes, rootDir: i.rootDir }),
     (err: Error) => ({ ok: false as const, error: err.message }),

@@ -4,7 +4,7 @@
  * checking again here means a bug or a compromised control plane still cannot open a new nginx
  * directive or block. Every check rejects (throws ProxyConfigError); nothing is ever escaped.
  */
-import { API_KEY, DNS_LABEL, matches, SECRET_FILE, URL_PATH } from '../../../proto/allowlist.js';
+import { API_KEY, DNS_LABEL, matches, SECRET_FILE, URL_PATH } from '../../../common/allowlist.js';
 
 /** A value failed its allowlist: the proxy config is not rendered (nothing half-applied). */
 export class ProxyConfigError extends Error {

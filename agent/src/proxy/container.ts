@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import type Docker from 'dockerode';
-import { contentHash } from '../../../proto/canonical.js';
+import { contentHash } from '../../../common/canonical.js';
 import type { ProxySpec } from '../../../proto/gen/fleet/v1/agent.js';
 import { checkImage, checkIPv4, checkLabel, checkPort, checkSecretFile } from './allow.js';
 import {

@@ -18,10 +18,10 @@
 import { readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
-import { DNS_LABEL, matches } from '../../../proto/allowlist.js';
+import { DNS_LABEL, matches } from '../../../common/allowlist.js';
+import type { Logger } from '../../../common/log.js';
 import type { ProxySpec } from '../../../proto/gen/fleet/v1/agent.js';
 import { ensureNetwork } from '../docker-network.js';
-import type { Logger } from '../log.js';
 import { checkLabel } from './allow.js';
 import {
   checkContainerOptions,

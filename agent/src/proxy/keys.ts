@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { API_KEY } from '../../../proto/allowlist.js';
+import { API_KEY } from '../../../common/allowlist.js';
 
 /** A keys file that cannot be used; the message names the file and line, never a key. */
 export class ApiKeysFileError extends Error {

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { CliError } from '../../../common/cli.js';
 import { formatError } from '../playbook/format.js';
 import { ClientError, type FleetClient } from './client.js';
-import { CliError, type OutputFormat, printJson } from './output.js';
+import { type OutputFormat, printJson } from './output.js';
 import { renderStatus, waitReady } from './status.js';
 import { table } from './table.js';
 

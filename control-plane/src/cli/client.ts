@@ -18,6 +18,11 @@ export class ClientError extends Error {
   ) {
     super(message);
   }
+
+  /** The CLI's exit code: 2 when the request itself was refused (4xx), 1 otherwise. */
+  get exitCode(): number {
+    return this.status >= 400 && this.status < 500 ? 2 : 1;
+  }
 }
 
 /** The REST API as typed calls; the CLI is its only user in this repository. */

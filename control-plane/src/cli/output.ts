@@ -10,13 +10,3 @@ export function parseOutput(v: string): OutputFormat {
 export function printJson(value: unknown) {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
-
-/** An error that ends the command with a message and an exit code, never a stack trace. */
-export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
-  }
-}

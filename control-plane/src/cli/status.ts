@@ -1,6 +1,7 @@
+import { CliError } from '../../../common/cli.js';
 import type { DeploymentDetail } from '../api/schemas.js';
 import type { FleetClient } from './client.js';
-import { CliError, type OutputFormat, printJson } from './output.js';
+import { type OutputFormat, printJson } from './output.js';
 import { ago, table } from './table.js';
 
 /** `fleet status [DEPLOYMENT]`: one deployment per node and service, or a line per deployment. */

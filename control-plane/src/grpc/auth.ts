@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Metadata, ServerDuplexStream } from '@grpc/grpc-js';
+import { NODE_NAME } from '../../../common/node-name.js';
 
 /** Who is on the other end of an agent stream, as proven by the transport, never by a message. */
 export interface AgentIdentity {
@@ -16,8 +17,6 @@ export type AuthResult = { ok: true; identity: AgentIdentity } | { ok: false; me
 export interface AgentAuthenticator {
   authenticate(call: ServerDuplexStream<unknown, unknown>): AuthResult;
 }
-
-export const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { Logger } from '../../../common/log.js';
 import type {
   AgentMessage,
   ControlMessage,
@@ -11,7 +12,6 @@ import type {
 import { ServiceState } from '../../../proto/gen/fleet/v1/agent.js';
 import type { Store } from '../db/store.js';
 import type { Deployer, DesiredStatePusher } from '../deployer.js';
-import type { Logger } from '../log.js';
 import type { AgentAuthenticator } from './auth.js';
 
 type AgentStream = ServerDuplexStream<AgentMessage, ControlMessage>;

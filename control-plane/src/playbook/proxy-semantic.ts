@@ -5,11 +5,10 @@
  * Runs on data that may have failed the schema elsewhere, so every field is type-checked before use.
  */
 
-import { LISTEN } from '../../../proto/allowlist.js';
+import { LISTEN } from '../../../common/allowlist.js';
+import { DURATION, parseDuration } from '../../../common/duration.js';
 import { checkImageAt } from './container-fields.js';
-import { durationMs } from './duration.js';
 import { childPointer, type PositionIndex } from './positions.js';
-import { DURATION } from './schema.js';
 import type { PlaybookError } from './types.js';
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -48,7 +47,7 @@ export function checkHealth(
   for (const [key, [min, max]] of Object.entries(HEALTH_BOUNDS)) {
     const v = health[key];
     if (!isDuration(v)) continue;
-    const ms = durationMs(v);
+    const ms = parseDuration(v);
     if (ms < min || ms > max)
       errors.push(
         index.error(
@@ -59,7 +58,7 @@ export function checkHealth(
       );
   }
   if (isDuration(health.interval) && isDuration(health.timeout)) {
-    if (durationMs(health.timeout) > durationMs(health.interval))
+    if (parseDuration(health.timeout) > parseDuration(health.interval))
       errors.push(
         index.error(
           index.valuePos(childPointer(at, 'timeout')),
@@ -144,7 +143,7 @@ export function checkProxy(data: Record<string, unknown>, index: PositionIndex):
         }
       }
       if (isDuration(route.read_timeout)) {
-        const ms = durationMs(route.read_timeout);
+        const ms = parseDuration(route.read_timeout);
         if (ms < 1_000 || ms > 24 * 3_600_000)
           errors.push(
             index.error(

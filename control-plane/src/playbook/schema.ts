@@ -7,7 +7,8 @@
  * vocabulary) that turn a bare `pattern` failure into a message a person can act on.
  */
 
-import { SECRET_FILE, URL_PATH } from '../../../proto/allowlist.js';
+import { SECRET_FILE, URL_PATH } from '../../../common/allowlist.js';
+import { DURATION } from '../../../common/duration.js';
 
 /** Deployment names become container-name prefixes and labels, so they must be DNS labels. */
 export const DEPLOYMENT_NAME = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
@@ -21,7 +22,6 @@ export const ANNOTATION_KEYWORDS = ['x-what', 'x-hint'];
 const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
 
 /** Durations are written like Nomad's: 500ms, 5s, 10m, 1h. */
-export const DURATION = '^[0-9]{1,7}(ms|s|m|h)$';
 const duration = {
   type: 'string',
   pattern: DURATION,

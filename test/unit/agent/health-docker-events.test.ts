@@ -8,7 +8,7 @@ import {
   parseContainerEvent,
   watchContainerEvents,
 } from '../../../agent/src/docker-events.js';
-import { createLogger } from '../../../agent/src/log.js';
+import { createLogger } from '../../../common/log.js';
 import { FakeTimers } from '../../helpers/fake-runtime.js';
 
 const NODE = 'n1';

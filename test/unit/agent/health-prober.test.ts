@@ -3,8 +3,8 @@ import { describe, test } from 'node:test';
 import type { ProbeResult } from '../../../agent/src/health/probe.js';
 import { Prober, type ProbeTarget } from '../../../agent/src/health/prober.js';
 import type { ContainerHealth } from '../../../agent/src/health/tracker.js';
-import { createLogger } from '../../../agent/src/log.js';
 import type { ProbeSpec } from '../../../agent/src/model.js';
+import { createLogger } from '../../../common/log.js';
 import { FakeTimers } from '../../helpers/fake-runtime.js';
 
 const SPEC: ProbeSpec = {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Backoff } from '../../../agent/src/backoff.js';
-import { createLogger } from '../../../agent/src/log.js';
 import { fromSpec } from '../../../agent/src/model.js';
 import { Reconciler } from '../../../agent/src/reconciler.js';
 import { RuntimeError } from '../../../agent/src/runtime.js';
+import { createLogger } from '../../../common/log.js';
 import {
   type DesiredState,
   type ServiceSpec,

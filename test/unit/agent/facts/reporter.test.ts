@@ -5,8 +5,8 @@ import type { HostBase } from '../../../../agent/src/facts/host.js';
 import { FactsReporter, type FactsReporterDeps } from '../../../../agent/src/facts/reporter.js';
 import type { GpuCollector, GpuState } from '../../../../agent/src/gpu/collector.js';
 import type { ComputeApp, GpuSample } from '../../../../agent/src/gpu/parse.js';
-import type { Logger } from '../../../../agent/src/log.js';
 import type { AgentMetrics } from '../../../../agent/src/metrics.js';
+import type { Logger } from '../../../../common/log.js';
 import type { GpuFacts, HostFacts } from '../../../../proto/gen/fleet/v1/agent.js';
 
 const UUID = 'GPU-aaaaaaaa-0000-0000-0000-000000000001';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Logger } from '../../../../agent/src/log.js';
 import { PreflightGate } from '../../../../agent/src/preflight/gate.js';
+import type { Logger } from '../../../../common/log.js';
 import type { DesiredState, PreflightResult } from '../../../../proto/gen/fleet/v1/agent.js';
 import { desired, result } from './fixtures.js';
 

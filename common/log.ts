@@ -1,0 +1,42 @@
+import { type DestinationStream, type Logger, pino } from 'pino';
+
+/**
+ * Keys under which a credential can appear in a log object (top level or one level down):
+ * bearer tokens, API keys, passwords, secret values, TLS keys. pino censors them before
+ * serialization, so a careless `log.info({ config })` cannot leak one.
+ */
+const SECRET_KEYS = [
+  'token',
+  'authorization',
+  'apiKey',
+  'api_key',
+  'password',
+  'secret',
+  'privateKey',
+  'cookie',
+];
+
+export const REDACT_PATHS = [
+  ...SECRET_KEYS.flatMap((k) => [k, `*.${k}`]),
+  '["x-api-key"]',
+  '*["x-api-key"]',
+  'req.headers.authorization',
+  'req.headers["x-api-key"]',
+  'req.headers.cookie',
+];
+
+/**
+ * One pino root per process, for every part (control plane, agent, inference server); components
+ * take child loggers (`log.child({ component })`). Credentials never reach a log line: the redact
+ * list covers every place one can appear. `destination` is for tests that read what was logged.
+ */
+export function createLogger(
+  name: string,
+  level = process.env.FLEET_LOG_LEVEL ?? 'info',
+  destination?: DestinationStream,
+): Logger {
+  const options = { name, level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
+  return destination ? pino(options, destination) : pino(options);
+}
+
+export type { Logger };

@@ -1,0 +1,85 @@
+import { type Command, Option } from 'commander';
+import { arg, untilSignal } from '../../../common/cli.js';
+import { parseDuration } from '../../../common/duration.js';
+import { applyCommand } from './apply.js';
+import { FleetClient } from './client.js';
+import { nodesCommand } from './nodes.js';
+import { parseOutput } from './output.js';
+import { statusCommand } from './status.js';
+
+const outputOption = () =>
+  new Option('-o, --output <format>', 'text or json').default('text').argParser(arg(parseOutput));
+
+/**
+ * The control plane's commands (`server`, and the REST client's `apply`, `nodes`, `status`), added
+ * to the root program that bin/fleet.js composes.
+ */
+export function addControlPlaneCommands(program: Command): Command {
+  const client = () => new FleetClient(program.opts().server);
+
+  program
+    .command('server')
+    .description('run the control plane: REST API, agent gRPC endpoint, SQLite store')
+    .option(
+      '--data-dir <dir>',
+      'where the SQLite file and agent token live',
+      process.env.FLEET_DATA_DIR ?? '/var/lib/fleet',
+    )
+    .option('--listen <host:port>', 'REST API address', '127.0.0.1:7080')
+    .option('--grpc-listen <host:port>', 'agent stream address', '127.0.0.1:7443')
+    .option(
+      '--agent-token-file <file>',
+      'agent token file (default DATA_DIR/agent-token, created if missing)',
+    )
+    .option(
+      '--volume-roots <dirs>',
+      'comma-separated host directories playbooks may bind-mount',
+      '/data,/srv,/mnt,/var/lib/fleet/models',
+    )
+    .action(async (o) => {
+      // Daemons load lazily so client commands start fast (no gRPC, SQLite or Docker modules).
+      const { runServer } = await import('../server.js');
+      const s = await runServer({
+        dataDir: o.dataDir,
+        listen: o.listen,
+        grpcListen: o.grpcListen,
+        agentTokenFile: o.agentTokenFile,
+        volumeRoots: String(o.volumeRoots)
+          .split(',')
+          .map((d) => d.trim())
+          .filter(Boolean),
+      });
+      process.stderr.write(
+        `fleet server: REST ${s.httpUrl}, agents ${s.grpcAddress}, agent token in ${s.agentTokenFile}\n`,
+      );
+      untilSignal(() => s.close());
+    });
+
+  program
+    .command('apply')
+    .description('validate a playbook, store it as a new revision and push it to the nodes it selects')
+    .argument('<file>', 'playbook YAML')
+    .option('--check', 'show what would change; store and push nothing', false)
+    .option('--wait', 'wait until every selected node runs the new revision', false)
+    .option('--timeout <duration>', 'how long --wait waits', arg(parseDuration), 300_000)
+    .addOption(outputOption())
+    .action((file, o) =>
+      applyCommand(client(), file, { check: o.check, wait: o.wait, timeoutMs: o.timeout, output: o.output }),
+    );
+
+  program
+    .command('nodes')
+    .description('list nodes, or show one')
+    .argument('[name]', 'a node name')
+    .addOption(outputOption())
+    .action((name, o) => nodesCommand(client(), name, o.output));
+
+  program
+    .command('status')
+    .description('list deployments, or show one per node and service')
+    .argument('[deployment]', 'a deployment name')
+    .addOption(outputOption())
+    .action((name, o) => statusCommand(client(), name, o.output));
+
+  return program;
+}
