@@ -35,12 +35,14 @@ import { UpstreamHealth } from './upstream-health.js';
 import { readBody, UpstreamHttp } from './upstream-http.js';
 
 /** The `UPSTREAM_*` settings, plus what the server decides around them. */
+/** UpstreamConfig plus what the server decides: the context when the upstream lists none, the slots, the log. */
 export interface OpenAiUpstreamOptions extends UpstreamConfig {
   fallbackContextSize: number;
   parallel: number;
   log?: (level: 'info' | 'warn', obj: object, msg: string) => void;
 }
 
+/** The Engine that fronts an OpenAI-compatible server (see the file comment above). */
 export class OpenAiUpstreamEngine implements Engine {
   private readonly http: UpstreamHttp;
   private readonly health: UpstreamHealth;
