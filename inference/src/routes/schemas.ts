@@ -15,6 +15,14 @@
 
 const nullable = (type: 'string' | 'number') => ({ type: [type, 'null'] });
 
+/** An object whose listed properties are serialized in this order and whose others pass through. */
+const open = (properties: Record<string, object>, more: Record<string, unknown> = {}) => ({
+  type: 'object',
+  ...more,
+  properties,
+  additionalProperties: true,
+});
+
 /** Fastify's own error body (its error serializer's schema), for errors Fastify answers itself. */
 const FASTIFY_ERROR = {
   type: 'object',
@@ -26,76 +34,80 @@ const FASTIFY_ERROR = {
   },
 } as const;
 
-/** A protocol's error body, or Fastify's when Fastify answers (the first that matches is used). */
-const orFastifyError = (schema: object) => ({ anyOf: [schema, FASTIFY_ERROR] });
+/** A protocol's error body for every 4xx and 5xx, or Fastify's when Fastify answers (the first that matches). */
+const errorsAs = (schema: object) => ({
+  '4xx': { anyOf: [schema, FASTIFY_ERROR] },
+  '5xx': { anyOf: [schema, FASTIFY_ERROR] },
+});
 
-const TELECHAT_ERROR = {
-  type: 'object',
-  description: "TeleChat's error answer: `code` is one of TELECHAT_CODES; `flag` 0 means failed",
-  required: ['seqid', 'code', 'message', 'flag', 'data'],
-  properties: {
+const TELECHAT_ERROR = open(
+  {
     seqid: { type: 'string' },
     code: { type: 'integer' },
     message: { type: 'string' },
     flag: { type: 'integer' },
-    data: { type: 'object', additionalProperties: true },
+    data: open({}),
   },
-  additionalProperties: true,
-} as const;
+  {
+    description: "TeleChat's error answer: `code` is one of TELECHAT_CODES; `flag` 0 means failed",
+    required: ['seqid', 'code', 'message', 'flag', 'data'],
+  },
+);
 
-const OPENAI_ERROR = {
-  type: 'object',
-  description: "OpenAI's error answer",
-  required: ['error'],
-  properties: {
-    error: {
-      type: 'object',
-      required: ['message', 'type'],
-      properties: {
+const OPENAI_ERROR = open(
+  {
+    error: open(
+      {
         message: { type: 'string' },
         type: { type: 'string' },
         param: nullable('string'),
         code: nullable('string'),
       },
-      additionalProperties: true,
-    },
+      { required: ['message', 'type'] },
+    ),
   },
-  additionalProperties: true,
-} as const;
+  { description: "OpenAI's error answer", required: ['error'] },
+);
 
-const TELECHAT_BODY = {
+/**
+ * A request body: an object whose fields are described, not typed (see above: the protocol's parser
+ * checks them, with its own codes and wording).
+ */
+const body = (description: string, fields: Record<string, string>) => ({
   type: 'object',
-  description: 'A TeleChat dialog request; parseTelechat checks every field (codes 10301, 10305, 10904)',
-  properties: {
-    seqid: { description: 'echoed in errors; a random id when absent' },
-    dialog: { description: '[{role, content}]: an optional system turn, then user/bot alternating' },
-    do_sample: { description: 'true or false' },
-    max_length: { description: 'an integer in 1..4096 (capped by the context size)' },
-    top_k: { description: 'an integer in 1..99' },
-    top_p: { description: 'a number in (0, 1)' },
-    temperature: { description: 'a number in (0, 1)' },
-    repetition_penalty: { description: 'a number in (1, 100)' },
-  },
-} as const;
+  description,
+  properties: Object.fromEntries(Object.entries(fields).map(([k, d]) => [k, { description: d }])),
+});
 
-const CHAT_COMPLETION_BODY = {
-  type: 'object',
-  description: "OpenAI's chat completion request; parseChatCompletion checks every field (OpenAI's 400s)",
-  properties: {
-    messages: {
-      description: '[{role: system|developer|user|assistant, content: text}], the last from the user',
-    },
-    stream: { description: 'boolean: answer as server-sent events' },
-    stream_options: { description: '{include_usage: boolean}' },
-    max_tokens: { description: 'a positive integer, at most the context size' },
-    max_completion_tokens: { description: 'the same as max_tokens (wins when both are set)' },
-    temperature: { description: 'a number in 0..2; 0 is greedy' },
-    top_p: { description: 'a number in (0, 1]' },
-    top_k: { description: 'an integer ≥ -1 (vLLM extension; -1 or 0: no limit)' },
-    repetition_penalty: { description: 'a number > 0 (vLLM extension)' },
-    n: { description: 'only 1' },
+const TELECHAT_BODY = body(
+  'A TeleChat dialog request; parseTelechat checks every field (codes 10301, 10305, 10904)',
+  {
+    seqid: 'echoed in errors; a random id when absent',
+    dialog: '[{role, content}]: an optional system turn, then user/bot alternating',
+    do_sample: 'true or false',
+    max_length: 'an integer in 1..4096 (capped by the context size)',
+    top_k: 'an integer in 1..99',
+    top_p: 'a number in (0, 1)',
+    temperature: 'a number in (0, 1)',
+    repetition_penalty: 'a number in (1, 100)',
   },
-} as const;
+);
+
+const CHAT_COMPLETION_BODY = body(
+  "OpenAI's chat completion request; parseChatCompletion checks every field (OpenAI's 400s)",
+  {
+    messages: '[{role: system|developer|user|assistant, content: text}], the last from the user',
+    stream: 'boolean: answer as server-sent events',
+    stream_options: '{include_usage: boolean}',
+    max_tokens: 'a positive integer, at most the context size',
+    max_completion_tokens: 'the same as max_tokens (wins when both are set)',
+    temperature: 'a number in 0..2; 0 is greedy',
+    top_p: 'a number in (0, 1]',
+    top_k: 'an integer ≥ -1 (vLLM extension; -1 or 0: no limit)',
+    repetition_penalty: 'a number > 0 (vLLM extension)',
+    n: 'only 1',
+  },
+);
 
 /** POST /telechat/gptDialog/v2: the answer streams as plain text chunks. */
 export const TELECHAT_STREAM_SCHEMA = {
@@ -105,147 +117,106 @@ export const TELECHAT_STREAM_SCHEMA = {
       type: 'string',
       description: 'the answer as text/plain, chunk by chunk as it is generated (written raw)',
     },
-    '4xx': orFastifyError(TELECHAT_ERROR),
-    '5xx': orFastifyError(TELECHAT_ERROR),
+    ...errorsAs(TELECHAT_ERROR),
   },
-} as const;
+};
 
 /** POST /telechat/gptDialog/v4: the whole answer at once. */
 export const TELECHAT_WHOLE_SCHEMA = {
   body: TELECHAT_BODY,
   response: {
-    200: {
-      type: 'object',
-      required: ['role', 'content'],
-      properties: { role: { type: 'string', enum: ['bot'] }, content: { type: 'string' } },
-      additionalProperties: true,
-    },
-    '4xx': orFastifyError(TELECHAT_ERROR),
-    '5xx': orFastifyError(TELECHAT_ERROR),
+    200: open(
+      { role: { type: 'string', enum: ['bot'] }, content: { type: 'string' } },
+      { required: ['role', 'content'] },
+    ),
+    ...errorsAs(TELECHAT_ERROR),
   },
-} as const;
+};
+
+const COMPLETION = open(
+  {
+    id: { type: 'string' },
+    object: { type: 'string' },
+    created: { type: 'integer' },
+    model: { type: 'string' },
+    choices: {
+      type: 'array',
+      items: open({
+        index: { type: 'integer' },
+        message: open({ role: { type: 'string' }, content: { type: 'string' } }),
+        finish_reason: { type: 'string' },
+      }),
+    },
+    usage: open({
+      prompt_tokens: { type: 'integer' },
+      completion_tokens: { type: 'integer' },
+      total_tokens: { type: 'integer' },
+    }),
+  },
+  {
+    description:
+      'a chat.completion; with `stream: true` the answer is text/event-stream of chat.completion.chunk (written raw)',
+  },
+);
 
 /** POST /v1/chat/completions. */
 export const CHAT_COMPLETION_SCHEMA = {
   body: CHAT_COMPLETION_BODY,
-  response: {
-    200: {
-      type: 'object',
-      description:
-        'a chat.completion; with `stream: true` the answer is text/event-stream of chat.completion.chunk (written raw)',
-      properties: {
-        id: { type: 'string' },
-        object: { type: 'string' },
-        created: { type: 'integer' },
-        model: { type: 'string' },
-        choices: {
-          type: 'array',
-          items: {
-            type: 'object',
-            properties: {
-              index: { type: 'integer' },
-              message: {
-                type: 'object',
-                properties: { role: { type: 'string' }, content: { type: 'string' } },
-                additionalProperties: true,
-              },
-              finish_reason: { type: 'string' },
-            },
-            additionalProperties: true,
-          },
-        },
-        usage: {
-          type: 'object',
-          properties: {
-            prompt_tokens: { type: 'integer' },
-            completion_tokens: { type: 'integer' },
-            total_tokens: { type: 'integer' },
-          },
-          additionalProperties: true,
-        },
-      },
-      additionalProperties: true,
-    },
-    '4xx': orFastifyError(OPENAI_ERROR),
-    '5xx': orFastifyError(OPENAI_ERROR),
-  },
-} as const;
+  response: { 200: COMPLETION, ...errorsAs(OPENAI_ERROR) },
+};
 
-const HEALTH_BODY = {
-  type: 'object',
-  description: 'the model, the GPUs and the queue; 200 only when the model serves',
-  properties: {
+const GPU = open({
+  index: { type: 'number' },
+  uuid: { type: 'string' },
+  name: { type: 'string' },
+  memoryTotalMiB: nullable('number'),
+  memoryUsedMiB: nullable('number'),
+  utilizationPercent: nullable('number'),
+  temperatureC: nullable('number'),
+});
+
+const HEALTH_BODY = open(
+  {
     status: { type: 'string', enum: ['loading', 'ok', 'error', 'stopping'] },
-    model: {
-      type: 'object',
-      properties: {
-        name: { type: 'string' },
-        path: nullable('string'),
-        loaded: { type: 'boolean' },
-        load_seconds: nullable('number'),
-        backend: { type: 'string' },
-      },
-      additionalProperties: true,
-    },
-    gpus: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          index: { type: 'number' },
-          uuid: { type: 'string' },
-          name: { type: 'string' },
-          memoryTotalMiB: nullable('number'),
-          memoryUsedMiB: nullable('number'),
-          utilizationPercent: nullable('number'),
-          temperatureC: nullable('number'),
-        },
-        additionalProperties: true,
-      },
-    },
+    model: open({
+      name: { type: 'string' },
+      path: nullable('string'),
+      loaded: { type: 'boolean' },
+      load_seconds: nullable('number'),
+      backend: { type: 'string' },
+    }),
+    gpus: { type: 'array', items: GPU },
     gpu_error: { type: 'string' },
     error: { type: 'string' },
-    upstream: { type: 'object', description: "the upstream engine's last check", additionalProperties: true },
-    queue: {
-      type: 'object',
-      properties: { running: { type: 'number' }, waiting: { type: 'number' }, parallel: { type: 'number' } },
-      additionalProperties: true,
-    },
+    upstream: open({}, { description: "the upstream engine's last check" }),
+    queue: open({ running: { type: 'number' }, waiting: { type: 'number' }, parallel: { type: 'number' } }),
   },
-  additionalProperties: true,
-} as const;
+  { description: 'the model, the GPUs and the queue; 200 only when the model serves' },
+);
 
 /** GET /health: the same body with 200 (serving) or 503 (loading, failed, stopping). */
-export const HEALTH_SCHEMA = { response: { 200: HEALTH_BODY, 503: HEALTH_BODY } } as const;
+export const HEALTH_SCHEMA = { response: { 200: HEALTH_BODY, 503: HEALTH_BODY } };
 
 /** GET /metrics: Prometheus' text format (a string is sent as it is, never serialized). */
 export const METRICS_SCHEMA = {
   response: { 200: { type: 'string', description: 'Prometheus text exposition format' } },
-} as const;
+};
 
 /** GET /v1/models: the one model, with vLLM's `max_model_len`. */
 export const MODELS_SCHEMA = {
   response: {
-    200: {
-      type: 'object',
-      properties: {
-        object: { type: 'string' },
-        data: {
-          type: 'array',
-          items: {
-            type: 'object',
-            properties: {
-              id: { type: 'string' },
-              object: { type: 'string' },
-              created: { type: 'integer' },
-              owned_by: { type: 'string' },
-              max_model_len: { type: 'integer' },
-            },
-            additionalProperties: true,
-          },
-        },
+    200: open({
+      object: { type: 'string' },
+      data: {
+        type: 'array',
+        items: open({
+          id: { type: 'string' },
+          object: { type: 'string' },
+          created: { type: 'integer' },
+          owned_by: { type: 'string' },
+          max_model_len: { type: 'integer' },
+        }),
       },
-      additionalProperties: true,
-    },
+    }),
   },
-} as const;
+};
