@@ -1,8 +1,4 @@
-/**
- * Bounds the work the server accepts: `parallel` generations run, up to `queueSize` wait, and
- * the rest are refused at once (the caller answers 429 with Retry-After). A waiter whose client
- * goes away leaves the queue; a finished or cancelled generation frees its slot for the next.
- */
+/** Refusal when every slot and the queue are full: answered 429, Retry-After `retryAfterS`. */
 export class Busy extends Error {
   constructor(readonly retryAfterS: number) {
     super('server busy');
@@ -16,6 +12,11 @@ export class ShuttingDown extends Error {
   }
 }
 
+/**
+ * Bounds the work the server accepts: `parallel` generations run, up to `queueSize` wait, and
+ * the rest are refused at once (the caller answers 429 with Retry-After). A waiter whose client
+ * goes away leaves the queue; a finished or cancelled generation frees its slot for the next.
+ */
 export class Admission {
   private active = 0;
   private readonly waiting: { grant: () => void; fail: (e: Error) => void }[] = [];

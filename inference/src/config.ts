@@ -2,6 +2,7 @@ import { basename } from 'node:path';
 
 /** Which engine generates: GGUF in-process, or an OpenAI-compatible server this one fronts. */
 export type EngineKind = 'llama-cpp' | 'openai-upstream';
+/** The values ENGINE accepts. */
 export const ENGINE_KINDS: readonly EngineKind[] = ['llama-cpp', 'openai-upstream'];
 
 /** `ENGINE=openai-upstream`: where the engine is and how to reach it. */
@@ -45,6 +46,7 @@ export interface Config {
   upstream?: UpstreamConfig;
 }
 
+/** A configuration the server refuses to start with; main prints it and exits 2. */
 export class ConfigError extends Error {}
 
 function int(
@@ -79,47 +81,57 @@ export function upstreamBase(raw: string): string | undefined {
   return `${u.protocol}//${u.host}${path}`;
 }
 
-/** Every problem is reported at once, with the variable's name, so one restart fixes them all. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const problems: string[] = [];
+/** ENGINE: the kind asked for (llama-cpp when unset), or a problem and llama-cpp. */
+function engineKind(
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): { engine: EngineKind; upstreamMode: boolean } {
   const engineRaw = (env.ENGINE ?? '').trim() || 'llama-cpp';
   const engine = ENGINE_KINDS.includes(engineRaw as EngineKind) ? (engineRaw as EngineKind) : 'llama-cpp';
   if (engine !== engineRaw) {
     problems.push(`ENGINE=${JSON.stringify(engineRaw)} must be one of ${ENGINE_KINDS.join(', ')}`);
   }
-  const upstreamMode = engineRaw === 'openai-upstream';
+  return { engine, upstreamMode: engineRaw === 'openai-upstream' };
+}
+
+/** ENGINE=openai-upstream: UPSTREAM_* and an explicit CONTEXT_SIZE. */
+function upstreamConfig(env: NodeJS.ProcessEnv, problems: string[]): UpstreamConfig {
+  const rawUrl = env.UPSTREAM_URL ?? '';
+  const url = rawUrl ? upstreamBase(rawUrl) : undefined;
+  if (!rawUrl) {
+    problems.push(
+      'UPSTREAM_URL is required with ENGINE=openai-upstream: the base URL of an OpenAI-compatible server (e.g. http://vllm:8000)',
+    );
+  } else if (!url) {
+    problems.push(
+      `UPSTREAM_URL=${JSON.stringify(rawUrl)} must be an http:// or https:// URL without credentials, query or fragment`,
+    );
+  }
+  const contextSet = env.CONTEXT_SIZE !== undefined && env.CONTEXT_SIZE !== '';
+  return {
+    url: url ?? '',
+    ...(env.UPSTREAM_MODEL?.trim() ? { model: env.UPSTREAM_MODEL.trim() } : {}),
+    ...(env.UPSTREAM_API_KEY ? { apiKey: env.UPSTREAM_API_KEY } : {}),
+    timeoutMs: int(env, 'UPSTREAM_TIMEOUT_MS', 2_000, 50, 60_000, problems),
+    healthIntervalMs: int(env, 'UPSTREAM_HEALTH_INTERVAL_MS', 1_000, 100, 600_000, problems),
+    ...(contextSet ? { contextSize: int(env, 'CONTEXT_SIZE', 2048, 64, 1_048_576, []) } : {}),
+  };
+}
+
+/** Every problem is reported at once, with the variable's name, so one restart fixes them all. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const { engine, upstreamMode } = engineKind(env, problems);
   const modelPath = upstreamMode ? '' : (env.MODEL_PATH ?? '');
   if (!modelPath && !upstreamMode) {
     problems.push('MODEL_PATH is required: the GGUF file to serve (mounted read-only)');
   }
-  let upstream: UpstreamConfig | undefined;
-  if (upstreamMode) {
-    const rawUrl = env.UPSTREAM_URL ?? '';
-    const url = rawUrl ? upstreamBase(rawUrl) : undefined;
-    if (!rawUrl) {
-      problems.push(
-        'UPSTREAM_URL is required with ENGINE=openai-upstream: the base URL of an OpenAI-compatible server (e.g. http://vllm:8000)',
-      );
-    } else if (!url) {
-      problems.push(
-        `UPSTREAM_URL=${JSON.stringify(rawUrl)} must be an http:// or https:// URL without credentials, query or fragment`,
-      );
-    }
-    const contextSet = env.CONTEXT_SIZE !== undefined && env.CONTEXT_SIZE !== '';
-    upstream = {
-      url: url ?? '',
-      ...(env.UPSTREAM_MODEL?.trim() ? { model: env.UPSTREAM_MODEL.trim() } : {}),
-      ...(env.UPSTREAM_API_KEY ? { apiKey: env.UPSTREAM_API_KEY } : {}),
-      timeoutMs: int(env, 'UPSTREAM_TIMEOUT_MS', 2_000, 50, 60_000, problems),
-      healthIntervalMs: int(env, 'UPSTREAM_HEALTH_INTERVAL_MS', 1_000, 100, 600_000, problems),
-      ...(contextSet ? { contextSize: int(env, 'CONTEXT_SIZE', 2048, 64, 1_048_576, []) } : {}),
-    };
-  }
+  const upstream = upstreamMode ? upstreamConfig(env, problems) : undefined;
   // An upstream engine batches many sequences (vLLM's default is 256): one at a time would waste it.
   const parallel = int(env, 'PARALLEL', upstreamMode ? 32 : 1, 1, upstreamMode ? 4096 : 64, problems);
   const gpuRaw = (env.GPU_LAYERS ?? 'auto').trim();
-  let gpuLayers: number | 'auto' = 'auto';
-  if (gpuRaw !== 'auto') gpuLayers = int(env, 'GPU_LAYERS', 0, 0, 100_000, problems);
+  const gpuLayers: number | 'auto' =
+    gpuRaw === 'auto' ? 'auto' : int(env, 'GPU_LAYERS', 0, 0, 100_000, problems);
   const cfg: Config = {
     engine,
     modelPath,

@@ -22,6 +22,7 @@ export interface Outcome {
   message?: string;
 }
 
+/** The part of the app's dependencies a generation uses (AppDeps has them all). */
 export interface GenerationDeps {
   engine: Engine;
   admission: Admission;

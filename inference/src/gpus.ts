@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 
+/** One GPU as /health lists it (nvidia-smi's values; null where it says N/A). */
 export interface GpuInfo {
   index: number;
   uuid: string;

@@ -1,5 +1,4 @@
 import Fastify, { type FastifyBaseLogger } from 'fastify';
-import { createLogger, type Logger } from '../../common/log.js';
 import { Admission, ShuttingDown } from './admission.js';
 import { inferenceApp, type ModelState } from './app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
@@ -7,8 +6,10 @@ import { LlamaCppEngine } from './engine/llama-cpp.js';
 import { OpenAiUpstreamEngine } from './engine/openai-upstream.js';
 import type { Engine } from './engine/types.js';
 import { GpuProbe } from './gpus.js';
+import { createServerLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 
+/** A started server, as tests and main() hold it: its address, its model's state, and how to stop it. */
 export interface RunningInference {
   url: string;
   state: () => ModelState;
@@ -45,10 +46,13 @@ export function createEngine(config: Config, log: Logger): Engine {
 /**
  * Starts the HTTP server at once (so /health answers `loading` during a long model load, or while
  * the upstream engine is not up yet), then loads the model (or waits for the upstream) in the
- * background.
+ * background. `engine` and `log` are for tests (a fake engine, a logger writing where they read).
  */
-export async function startInference(config: Config, engine?: Engine): Promise<RunningInference> {
-  const log = createLogger('inference', process.env.LOG_LEVEL ?? 'info');
+export async function startInference(
+  config: Config,
+  engine?: Engine,
+  log: Logger = createServerLogger(),
+): Promise<RunningInference> {
   const eng = engine ?? createEngine(config, log);
   const metrics = createMetrics();
   const admission = new Admission(config.parallel, config.queueSize, (active, queued) => {

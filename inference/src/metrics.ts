@@ -64,4 +64,5 @@ export function createMetrics() {
   };
 }
 
+/** The metrics the routes and runGeneration record into. */
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -11,6 +11,7 @@ export const TELECHAT_CODES = {
   badRoles: 10904,
 } as const;
 
+/** TeleChat's error body, as its clients parse it (`flag` 0: failed). */
 export interface TelechatError {
   seqid: string;
   code: number;
@@ -19,10 +20,12 @@ export interface TelechatError {
   data: Record<string, never>;
 }
 
+/** TeleChat's error body for one request (`seqid` echoed so clients can match it). */
 export function telechatError(seqid: string, code: number, message: string): TelechatError {
   return { seqid, code, message, flag: 0, data: {} };
 }
 
+/** A validated TeleChat request, in generation terms. */
 export interface TelechatParams {
   messages: ChatMessage[];
   sample: boolean;

@@ -33,6 +33,7 @@ import {
 /** Sampling temperature used when a sampled request leaves `temperature` undefined (llama.cpp's default). */
 export const DEFAULT_TEMPERATURE = 0.8;
 
+/** What the in-process engine needs from Config (main.ts maps it), plus where its log goes. */
 export interface LlamaCppEngineOptions {
   modelPath: string;
   /** tokens per sequence (each of the `parallel` sequences gets this many) */
@@ -86,6 +87,10 @@ function sharedLlama(gpu: boolean): Promise<Llama> {
 /** How long a request waits for a sequence freed a moment ago (see generate()). */
 const SEQUENCE_WAIT_MS = 1_000;
 
+/**
+ * A GGUF model in this process through node-llama-cpp: one context of `parallel` sequences, so
+ * that many generations run at once without loading the weights twice.
+ */
 export class LlamaCppEngine implements Engine {
   private readonly opts: LlamaCppEngineOptions;
   private llama: Llama | undefined;

@@ -18,6 +18,7 @@ import {
   errorText,
   parseStreamEvent,
   SseParser,
+  type StreamEvent,
   type Usage,
   upstreamConnectError,
   upstreamHttpError,
@@ -34,12 +35,14 @@ import { UpstreamHealth } from './upstream-health.js';
 import { readBody, UpstreamHttp } from './upstream-http.js';
 
 /** The `UPSTREAM_*` settings, plus what the server decides around them. */
+/** UpstreamConfig plus what the server decides: the context when the upstream lists none, the slots, the log. */
 export interface OpenAiUpstreamOptions extends UpstreamConfig {
   fallbackContextSize: number;
   parallel: number;
   log?: (level: 'info' | 'warn', obj: object, msg: string) => void;
 }
 
+/** The Engine that fronts an OpenAI-compatible server (see the file comment above). */
 export class OpenAiUpstreamEngine implements Engine {
   private readonly http: UpstreamHttp;
   private readonly health: UpstreamHealth;
@@ -111,14 +114,12 @@ export class OpenAiUpstreamEngine implements Engine {
   private readStream(res: IncomingMessage, req: GenerateRequest): Promise<GenerateResult> {
     return new Promise((resolve, reject) => {
       const parser = new SseParser();
-      let deltas = 0;
-      let usage: Usage | undefined;
-      let finish: string | null = null;
+      const told: StreamTold = { deltas: 0, finish: null };
       let settled = false;
       const result = (finishReason: GenerateResult['finishReason']): GenerateResult => ({
-        promptTokens: usage?.promptTokens ?? 0,
+        promptTokens: told.usage?.promptTokens ?? 0,
         // Without usage from the upstream, a delta counts as a token (vLLM sends one per token).
-        completionTokens: usage?.completionTokens ?? deltas,
+        completionTokens: told.usage?.completionTokens ?? told.deltas,
         finishReason,
       });
       const settle = (fn: () => void) => {
@@ -127,7 +128,7 @@ export class OpenAiUpstreamEngine implements Engine {
         req.signal.removeEventListener('abort', onAbort);
         fn();
       };
-      const finished = () => resolve(result(finish === 'length' ? 'length' : 'stop'));
+      const finished = () => resolve(result(told.finish === 'length' ? 'length' : 'stop'));
       const onAbort = () =>
         settle(() => {
           res.destroy();
@@ -146,17 +147,12 @@ export class OpenAiUpstreamEngine implements Engine {
               reject(new EngineError(`upstream failed mid-generation: ${ev.message}`, 'generate'));
             });
           }
-          if (ev.usage) usage = ev.usage;
-          if (ev.finishReason) finish = ev.finishReason;
-          if (ev.text) {
-            deltas++;
-            req.onText(ev.text);
-          }
+          absorb(told, ev, req);
         }
       });
       res.on('end', () =>
         settle(() =>
-          finish
+          told.finish
             ? finished()
             : reject(new EngineError('the upstream stream ended before the generation finished', 'generate')),
         ),
@@ -206,5 +202,22 @@ export class OpenAiUpstreamEngine implements Engine {
     this.closed = true;
     this.health.close();
     this.http.close();
+  }
+}
+
+/** What an upstream stream has told so far. */
+interface StreamTold {
+  deltas: number;
+  usage?: Usage;
+  finish: string | null;
+}
+
+/** Folds one chunk into what the stream told; its text goes to the route at once. */
+function absorb(told: StreamTold, ev: Extract<StreamEvent, { type: 'chunk' }>, req: GenerateRequest) {
+  if (ev.usage) told.usage = ev.usage;
+  if (ev.finishReason) told.finish = ev.finishReason;
+  if (ev.text) {
+    told.deltas++;
+    req.onText(ev.text);
   }
 }

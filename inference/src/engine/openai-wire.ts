@@ -93,6 +93,7 @@ export class SseParser {
   }
 }
 
+/** Token counts from the stream's usage chunk, in this server's names. */
 export interface Usage {
   promptTokens: number;
   completionTokens: number;

@@ -1,7 +1,9 @@
+/** One turn, in the roles every engine takes (TeleChat's bot and OpenAI's developer are mapped to these). */
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
   content: string;
 }
+/** One generation, protocol-free: both TeleChat and OpenAI requests become this. */
 export interface GenerateRequest {
   messages: ChatMessage[];
   maxTokens: number;
@@ -21,11 +23,13 @@ export interface GenerateRequest {
    */
   passthrough?: Record<string, unknown>;
 }
+/** What usage and finish_reason are answered from, and what metrics count. */
 export interface GenerateResult {
   promptTokens: number;
   completionTokens: number;
   finishReason: 'stop' | 'length' | 'aborted';
 }
+/** What /health, /v1/models and the routes read about the engine (the upstream's fills in after load). */
 export interface EngineInfo {
   name: string;
   path: string;
@@ -42,6 +46,7 @@ export interface EngineReadiness {
   /** extra fields for /health (the upstream engine: its URL, model, last check) */
   detail?: Record<string, unknown>;
 }
+/** What the server generates with: in-process (llama-cpp.ts) or an upstream server (openai-upstream.ts). */
 export interface Engine {
   readonly info: EngineInfo;
   /**
@@ -65,6 +70,7 @@ export interface Refusal {
   as: 'unavailable' | 'busy' | 'invalid';
   retryAfterS?: number;
 }
+/** An engine's failure: `kind` says whether loading or generating failed; `refusal` how to answer it. */
 export class EngineError extends Error {
   constructor(
     message: string,

@@ -16,6 +16,7 @@ import { errorText } from './openai-wire.js';
 import { EngineError, type EngineReadiness } from './types.js';
 import type { UpstreamHttp } from './upstream-http.js';
 
+/** Where the upstream is and how often and how long to check it (from UpstreamConfig). */
 export interface UpstreamHealthOptions {
   url: string;
   /** model id wanted; absent → the first the upstream lists */
@@ -25,13 +26,14 @@ export interface UpstreamHealthOptions {
   log?: (level: 'info' | 'warn', obj: object, msg: string) => void;
 }
 
-interface Check {
-  ready: boolean;
-  reason?: string;
+type CheckResult = { ready: boolean; reason?: string };
+
+interface Check extends CheckResult {
   at: number;
   ms: number;
 }
 
+/** The upstream's readiness (the state diagram above), for the engine's readiness() and load(). */
 export class UpstreamHealth {
   /** the model id to ask for: the configured one, else the first the upstream listed */
   model: string | undefined;
@@ -99,26 +101,7 @@ export class UpstreamHealth {
 
   private async check(): Promise<void> {
     const t0 = performance.now();
-    const signal = AbortSignal.timeout(this.opts.timeoutMs);
-    let result: Omit<Check, 'at' | 'ms'>;
-    let found: { model: string; maxModelLen?: number } | undefined;
-    try {
-      const [health, models] = await Promise.all([
-        this.http.get('/health', signal),
-        this.http.get('/v1/models', signal),
-      ]);
-      const verdict = judge(health, models, this.opts.model);
-      result = verdict.ready ? { ready: true } : { ready: false, reason: verdict.reason };
-      if (verdict.ready) found = verdict;
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      result = {
-        ready: false,
-        reason: signal.aborted
-          ? `upstream ${this.opts.url} did not answer its health check within ${this.opts.timeoutMs} ms`
-          : `upstream ${this.opts.url} unreachable: ${e.code && !e.message.includes(e.code) ? `${e.code} ` : ''}${e.message}`,
-      };
-    }
+    const { result, found } = await this.probe();
     if (this.closed) return;
     const before = this.last;
     this.last = { ...result, at: Date.now(), ms: performance.now() - t0 };
@@ -126,20 +109,49 @@ export class UpstreamHealth {
       this.model = found.model;
       this.maxModelLen = found.maxModelLen;
     }
-    if (!before || before.ready !== result.ready || before.reason !== result.reason) {
-      const obj = { url: this.opts.url, model: this.model, reason: result.reason };
-      if (result.ready) this.opts.log?.('info', { ...obj, maxModelLen: this.maxModelLen }, 'upstream ready');
-      else if (!before || before.ready || !this.loadedOnce)
-        this.opts.log?.(
-          this.loadedOnce ? 'warn' : 'info',
-          obj,
-          this.loadedOnce ? 'upstream lost' : 'waiting for upstream',
-        );
-    }
+    if (!before || before.ready !== result.ready || before.reason !== result.reason)
+      this.announce(before, result);
     if (result.ready) {
       this.loadedOnce = true;
       for (const w of this.waiters.splice(0)) w.resolve();
     }
+  }
+
+  /** One check: /health and /v1/models at once, bounded by `timeoutMs`. */
+  private async probe(): Promise<{ result: CheckResult; found?: { model: string; maxModelLen?: number } }> {
+    const signal = AbortSignal.timeout(this.opts.timeoutMs);
+    try {
+      const [health, models] = await Promise.all([
+        this.http.get('/health', signal),
+        this.http.get('/v1/models', signal),
+      ]);
+      const verdict = judge(health, models, this.opts.model);
+      return verdict.ready
+        ? { result: { ready: true }, found: verdict }
+        : { result: { ready: false, reason: verdict.reason } };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      return {
+        result: {
+          ready: false,
+          reason: signal.aborted
+            ? `upstream ${this.opts.url} did not answer its health check within ${this.opts.timeoutMs} ms`
+            : `upstream ${this.opts.url} unreachable: ${e.code && !e.message.includes(e.code) ? `${e.code} ` : ''}${e.message}`,
+        },
+      };
+    }
+  }
+
+  /** Logs a change: ready; waiting (before the first success); lost (once, after one). */
+  private announce(before: Check | undefined, result: CheckResult) {
+    const obj = { url: this.opts.url, model: this.model, reason: result.reason };
+    if (result.ready) this.opts.log?.('info', { ...obj, maxModelLen: this.maxModelLen }, 'upstream ready');
+    else if (!before || before.ready || !this.loadedOnce)
+      this.opts.log?.(
+        this.loadedOnce ? 'warn' : 'info',
+        obj,
+        this.loadedOnce ? 'upstream lost' : 'waiting for upstream',
+      );
   }
 }
 

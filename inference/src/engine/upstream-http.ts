@@ -11,6 +11,7 @@ import { urlToHttpOptions } from 'node:url';
 /** Idle pooled sockets are closed before servers close them (uvicorn, under vLLM, waits 5 s). */
 const IDLE_SOCKET_MS = 4_000;
 
+/** One upstream's HTTP client (see the file comment above); the engine and its health checks share it. */
 export class UpstreamHttp {
   private readonly agent: http.Agent;
   private readonly transport: typeof http | typeof https;

@@ -66,3 +66,15 @@ for (const [name, body, param] of bad) {
     }
   });
 }
+
+test('OpenAI parser: top_k and repetition_penalty are validated like vLLM does', () => {
+  const bad = (extra: object) => {
+    const r = parseChatCompletion({ messages: [{ role: 'user', content: 'x' }], ...extra });
+    return r.ok ? undefined : r.error.error.param;
+  };
+  assert.equal(bad({ top_k: 1.5 }), 'top_k');
+  assert.equal(bad({ top_k: -2 }), 'top_k');
+  assert.equal(bad({ repetition_penalty: 0 }), 'repetition_penalty');
+  assert.equal(bad({ repetition_penalty: 'x' }), 'repetition_penalty');
+  assert.equal(bad({ top_k: 40, repetition_penalty: 1.05 }), undefined);
+});

@@ -3,11 +3,11 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { loadConfig } from '../../../inference/src/config.js';
-import { OpenAiUpstreamEngine } from '../../../inference/src/engine/openai-upstream.js';
-import { EngineError, type GenerateRequest } from '../../../inference/src/engine/types.js';
-import { type RunningInference, startInference } from '../../../inference/src/main.js';
-import { freePort, waitFor } from '../../helpers/procs.js';
+import { loadConfig } from '../../../../inference/src/config.js';
+import { OpenAiUpstreamEngine } from '../../../../inference/src/engine/openai-upstream.js';
+import { EngineError, type GenerateRequest } from '../../../../inference/src/engine/types.js';
+import { type RunningInference, startInference } from '../../../../inference/src/main.js';
+import { freePort, waitFor } from '../../../helpers/procs.js';
 
 /**
  * The upstream engine and the server in upstream mode against a scripted OpenAI-compatible HTTP

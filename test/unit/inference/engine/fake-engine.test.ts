@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { EngineError, type GenerateRequest } from '../../../inference/src/engine/types.js';
-import { FAKE_TOKENS, FakeEngine } from '../../helpers/fake-engine.js';
+import { EngineError, type GenerateRequest } from '../../../../inference/src/engine/types.js';
+import { FAKE_TOKENS, FakeEngine } from '../../../helpers/fake-engine.js';
 
 function request(over: Partial<GenerateRequest> = {}, text: string[] = []): GenerateRequest {
   return {

@@ -7,9 +7,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LlamaCppEngine } from '../../../inference/src/engine/llama-cpp.js';
-import { type ChatMessage, EngineError, type GenerateRequest } from '../../../inference/src/engine/types.js';
-import { writeTinyGguf } from '../../helpers/tiny-gguf.js';
+import { LlamaCppEngine } from '../../../../inference/src/engine/llama-cpp.js';
+import {
+  type ChatMessage,
+  EngineError,
+  type GenerateRequest,
+} from '../../../../inference/src/engine/types.js';
+import { writeTinyGguf } from '../../../helpers/tiny-gguf.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'engine-test-'));
 const modelPath = join(dir, 'tiny.gguf');
