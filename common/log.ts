@@ -1,9 +1,10 @@
 import { type DestinationStream, type Logger, pino } from 'pino';
 
 /**
- * Keys under which a credential can appear in a log object (top level or one level down):
- * bearer tokens, API keys, passwords, secret values, TLS keys. pino censors them before
- * serialization, so a careless `log.info({ config })` cannot leak one.
+ * Keys under which a credential can appear in a log object, at the top level or up to two levels
+ * down (`{ config: { upstream: { apiKey } } }`): bearer tokens, API keys, passwords, secret values,
+ * TLS keys, and the environment variables that carry them. pino censors them before serialization,
+ * so a careless `log.info({ config })` cannot leak one.
  */
 const SECRET_KEYS = [
   'token',
@@ -14,10 +15,13 @@ const SECRET_KEYS = [
   'secret',
   'privateKey',
   'cookie',
+  'UPSTREAM_API_KEY',
+  'HF_TOKEN',
+  'FLEET_AGENT_TOKEN',
 ];
 
 export const REDACT_PATHS = [
-  ...SECRET_KEYS.flatMap((k) => [k, `*.${k}`]),
+  ...SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]),
   '["x-api-key"]',
   '*["x-api-key"]',
   'req.headers.authorization',

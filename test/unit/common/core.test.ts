@@ -76,7 +76,8 @@ describe('redacting logger', () => {
       'b',
     );
     log.info({ registry: { password: 'pw-secret-5' }, tls: { privateKey: 'pem-secret-6' } }, 'c');
-    assert.equal((out.match(/\[redacted\]/g) ?? []).length, 6, out);
+    log.info({ config: { upstream: { apiKey: 'key-secret-7' } }, env: { HF_TOKEN: 'hf-secret-8' } }, 'd');
+    assert.equal((out.match(/\[redacted\]/g) ?? []).length, 8, out);
     assert.doesNotMatch(out, /secret-\d/);
     assert.match(out, /http:\/\/x/);
   });
