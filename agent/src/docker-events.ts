@@ -1,9 +1,9 @@
 import { StringDecoder } from 'node:string_decoder';
 import type Docker from 'dockerode';
+import { type Clock, systemClock } from '../../common/clock.js';
 import type { Logger } from '../../common/log.js';
 import { Backoff } from './backoff.js';
 import { keyOf, LABEL } from './model.js';
-import type { Timers } from './reconciler.js';
 
 /** One lifecycle event of a container this node manages. */
 export interface ContainerEvent {
@@ -28,7 +28,7 @@ export interface WatchOptions {
   log: Logger;
   retryMinMs?: number;
   retryMaxMs?: number;
-  timers?: Timers;
+  clock?: Clock;
   random?: () => number;
 }
 
@@ -56,10 +56,7 @@ const SUBSCRIBE_TIMEOUT_MS = 10_000;
  */
 export function watchContainerEvents(opts: WatchOptions): { stop(): void; connected(): boolean } {
   const log = opts.log;
-  const timers: Timers = opts.timers ?? {
-    setTimeout,
-    clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-  };
+  const timers: Clock = opts.clock ?? systemClock;
   const maxMs = opts.retryMaxMs ?? 5_000;
   const backoff = new Backoff(opts.retryMinMs ?? 250, maxMs, opts.random);
   let stopped = false;

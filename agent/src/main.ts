@@ -21,7 +21,7 @@ import { PreflightGate } from './preflight/gate.js';
 import { runPreflight } from './preflight/run.js';
 import { DockerProxyDriver } from './proxy/driver.js';
 import { readApiKeys } from './proxy/keys.js';
-import { Reconciler } from './reconciler.js';
+import { Reconciler } from './reconcile/loop.js';
 import { StateStore } from './state-store.js';
 
 export interface AgentOptions {

@@ -1,5 +1,6 @@
 import { contentHash } from '../../common/canonical.js';
 import type { DesiredState } from '../../proto/gen/fleet/v1/agent.js';
+import { type ReplicaKey, replicaKey } from './replica-key.js';
 
 /**
  * One model for both sides of a reconcile. `fromSpec` expands desired state into the containers
@@ -39,7 +40,7 @@ export interface ProbeSpec {
 }
 
 export interface DesiredContainer {
-  key: string;
+  key: ReplicaKey;
   name: string;
   spec: ContainerSpec;
   hash: string;
@@ -54,7 +55,7 @@ export interface DesiredContainer {
 }
 
 export interface ObservedContainer {
-  key: string;
+  key: ReplicaKey;
   id: string;
   name: string;
   deployment: string;
@@ -94,8 +95,8 @@ export const LABEL = {
   role: 'fleet.role',
 } as const;
 
-export const keyOf = (deployment: string, service: string, replica: number) =>
-  `${deployment}/${service}/${replica}`;
+/** The key of a replica (see replica-key.ts). */
+export const keyOf = replicaKey;
 
 /** The hash covers everything that shapes the container, and nothing else (not the revision). */
 export const specHash = (spec: ContainerSpec) => contentHash(spec).slice(0, 16);

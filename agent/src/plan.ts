@@ -1,5 +1,6 @@
 import { assignGpus, freeGpus, type GpuHolding, type GpuInfo } from './gpu/assign.js';
 import type { DesiredContainer, ObservedContainer } from './model.js';
+import type { ReplicaKey } from './replica-key.js';
 import { unitView } from './units.js';
 
 /**
@@ -19,23 +20,23 @@ import { unitView } from './units.js';
  * names, ports and GPUs), pulls, creates, starts and restarts.
  */
 export type Step =
-  | { kind: 'remove'; id: string; name: string; key: string; reason: string; parts?: string[] }
+  | { kind: 'remove'; id: string; name: string; key: ReplicaKey; reason: string; parts?: string[] }
   | { kind: 'pull'; image: string; reason: string }
   | { kind: 'create'; container: DesiredContainer; gpus: string[]; reason: string }
   | {
       kind: 'start';
       id: string;
       name: string;
-      key: string;
+      key: ReplicaKey;
       reason: string;
       restart: boolean;
       parts?: string[];
     }
-  | { kind: 'restart'; id: string; name: string; key: string; reason: string; parts?: string[] };
+  | { kind: 'restart'; id: string; name: string; key: ReplicaKey; reason: string; parts?: string[] };
 
 /** Why a replica is not being changed this round, and when to look again (ms epoch; absent: on the next trigger). */
 export interface Wait {
-  key: string;
+  key: ReplicaKey;
   kind: 'backoff' | 'unschedulable' | 'health' | 'one-at-a-time' | 'gap';
   message: string;
   untilMs?: number;
@@ -96,12 +97,12 @@ export function planRound(
   const steps: Step[] = [];
   const waits: Wait[] = [];
   const now = ctx.now ?? 0;
-  const byKey = new Map<string, ObservedContainer[]>();
+  const byKey = new Map<ReplicaKey, ObservedContainer[]>();
   for (const o of observed) byKey.set(o.key, [...(byKey.get(o.key) ?? []), o]);
   const wanted = new Map(desired.map((d) => [d.key, d]));
   const pulls = new Set<string>();
   const removed = new Set<string>();
-  const remove = (o: ObservedContainer, key: string, reason: string) => {
+  const remove = (o: ObservedContainer, key: ReplicaKey, reason: string) => {
     if (removed.has(o.id)) return;
     removed.add(o.id);
     steps.push({ kind: 'remove', id: o.id, name: o.name, key, reason });

@@ -1,6 +1,7 @@
 import { ServiceState, type ServiceStatus } from '../../proto/gen/fleet/v1/agent.js';
 import type { DesiredContainer, ObservedContainer } from './model.js';
 import { isReady, type Wait } from './plan.js';
+import type { ReplicaKey } from './replica-key.js';
 
 /** How long a crash-looping replica must stay up (and ready) before it is reported ready again. */
 export const CRASH_LOOP_SETTLE_MS = 10_000;
@@ -15,7 +16,7 @@ export interface StatusInputs {
   unitHealth?: ReadonlyMap<string, string>;
   /** Restart streak per replica key. */
   restarts?: ReadonlyMap<
-    string,
+    ReplicaKey,
     {
       attempts: number;
       crashLoop: boolean;

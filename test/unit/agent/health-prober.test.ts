@@ -51,8 +51,7 @@ function rig(answers: (url: string) => ProbeResult | 'hold' = () => OK) {
         const a = script(url);
         if (a !== 'hold') resolve(a);
       }),
-    now: timers.now,
-    timers,
+    clock: timers,
     onChange: (id: string, h: ContainerHealth) => changes.push({ id, status: h.status, at: timers.nowMs }),
     log: createLogger('test', 'silent'),
   });
@@ -249,8 +248,7 @@ describe('prober', () => {
         if (n === 1) throw new Error('boom');
         return Promise.reject(new Error('nope'));
       },
-      now: timers.now,
-      timers,
+      clock: timers,
       onChange: () => {},
       log: createLogger('test', 'silent'),
     });
@@ -283,8 +281,7 @@ describe('prober', () => {
         probes++;
         return OK;
       },
-      now: timers.now,
-      timers,
+      clock: timers,
       onChange: () => {
         throw new Error('handler bug');
       },

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type DesiredContainer, fromSpec, type ObservedContainer } from '../../../agent/src/model.js';
+import { type DesiredContainer, fromSpec, keyOf, type ObservedContainer } from '../../../agent/src/model.js';
 import { buildStatus } from '../../../agent/src/status.js';
 import { type DesiredState, ServiceState } from '../../../proto/gen/fleet/v1/agent.js';
 
@@ -111,7 +111,7 @@ describe('buildStatus', () => {
   test('containers of other services or deployments are not attributed', () => {
     const foreign: ObservedContainer = {
       ...running(api0),
-      key: 'other/api/0',
+      key: keyOf('other', 'api', 0),
       deployment: 'other',
       id: 'f1',
     };

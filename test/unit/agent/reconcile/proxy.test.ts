@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fromSpec, keyOf, type ObservedContainer } from '../../../agent/src/model.js';
-import type { ProxyDriver } from '../../../agent/src/proxy/driver.js';
-import { syncProxies, upstreamsFor } from '../../../agent/src/proxy-sync.js';
-import type { DesiredState } from '../../../proto/gen/fleet/v1/agent.js';
+import { fromSpec, keyOf, type ObservedContainer } from '../../../../agent/src/model.js';
+import type { ProxyDriver } from '../../../../agent/src/proxy/driver.js';
+import { syncProxies, upstreamsFor } from '../../../../agent/src/reconcile/proxy.js';
+import type { DesiredState } from '../../../../proto/gen/fleet/v1/agent.js';
 
 const STATE: DesiredState = {
   version: 'v',
