@@ -6,8 +6,7 @@ import { withTimeout } from '../../common/timeout.js';
 import { VERSION } from '../../common/version.js';
 import type { DesiredState } from '../../proto/gen/fleet/v1/agent.js';
 import { Connection } from './connection.js';
-import { DockerRuntime } from './docker.js';
-import { watchContainerEvents } from './docker-events.js';
+import { dockerAdapter } from './docker/index.js';
 import { collectHost } from './facts/host.js';
 import { FactsReporter } from './facts/reporter.js';
 import { factsSummary } from './facts.js';
@@ -19,7 +18,6 @@ import { createAgentMetrics, serveMetrics } from './metrics.js';
 import { FileProbe } from './preflight/files.js';
 import { PreflightGate } from './preflight/gate.js';
 import { runPreflight } from './preflight/run.js';
-import { DockerProxyDriver } from './proxy/driver.js';
 import { readApiKeys } from './proxy/keys.js';
 import { Reconciler } from './reconcile/loop.js';
 import { StateStore } from './state-store.js';
@@ -68,7 +66,13 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
   const log = createLogger('fleet-agent').child({ node: opts.node });
   const token = readToken(opts);
   const store = new StateStore(join(opts.stateDir, opts.node));
-  const runtime = new DockerRuntime({ node: opts.node, socketPath: opts.dockerSocket });
+  const docker = dockerAdapter({
+    node: opts.node,
+    socketPath: opts.dockerSocket,
+    proxyConfigRoot: resolve(opts.stateDir, opts.node, 'proxy'),
+    log: log.child({ component: 'proxy' }),
+  });
+  const runtime = docker.runtime;
   let connection: Connection | undefined;
   const gpuCollector = new GpuCollector({ runner: new ExecFileRunner(), binary: opts.nvidiaSmi });
   const prober = new Prober({
@@ -86,21 +90,14 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
     preflight: () => gate.latest(),
     health: prober,
     proxy: {
-      driver: new DockerProxyDriver({
-        docker: runtime.client,
-        node: opts.node,
-        configRoot: resolve(opts.stateDir, opts.node, 'proxy'),
-        log: log.child({ component: 'proxy' }),
-      }),
+      driver: docker.proxyDriver,
       readApiKeys,
     },
     gpus: () => gpusOf(gpuCollector),
   });
   // Exits are answered when Docker announces them, not at the next resync; after the daemon
   // itself restarted (the stream broke and came back), everything is looked at again.
-  const events = watchContainerEvents({
-    docker: runtime.client,
-    node: opts.node,
+  const events = docker.watchEvents({
     log: log.child({ component: 'docker-events' }),
     onEvent: (e) => {
       if (e.action === 'die' && e.role !== 'proxy') reconciler.containerExited(e.id, e.exitCode, e.atMs);

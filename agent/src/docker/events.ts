@@ -1,9 +1,9 @@
 import { StringDecoder } from 'node:string_decoder';
 import type Docker from 'dockerode';
-import { type Clock, systemClock } from '../../common/clock.js';
-import type { Logger } from '../../common/log.js';
-import { Backoff } from './backoff.js';
-import { keyOf, LABEL } from './model.js';
+import { type Clock, systemClock } from '../../../common/clock.js';
+import type { Logger } from '../../../common/log.js';
+import { Backoff } from '../backoff.js';
+import { keyOf, LABEL } from '../model.js';
 
 /** One lifecycle event of a container this node manages. */
 export interface ContainerEvent {

@@ -7,9 +7,9 @@ import {
   LineSplitter,
   parseContainerEvent,
   watchContainerEvents,
-} from '../../../agent/src/docker-events.js';
-import { createLogger } from '../../../common/log.js';
-import { FakeTimers } from '../../helpers/fake-runtime.js';
+} from '../../../../agent/src/docker/events.js';
+import { createLogger } from '../../../../common/log.js';
+import { FakeTimers } from '../../../helpers/fake-runtime.js';
 
 const NODE = 'n1';
 const flush = () => new Promise<void>((r) => setImmediate(r));
