@@ -33,46 +33,56 @@ export function unitView(
   health: ReadonlyMap<string, string>,
 ): UnitView {
   const byKey = new Map(desired.map((d) => [d.key, d]));
+  const engines = enginesByReplica(observed);
+  const view: UnitView = { mains: [], health: new Map(), parts: new Map(), orphans: [] };
+  const claimed = new Set<string>();
+  for (const o of observed) {
+    if (o.part === 'engine') continue;
+    const d = byKey.get(o.key);
+    const own = health.get(o.id) ?? (d?.health ? undefined : 'healthy');
+    const mine = engines.get(`${o.key}#${o.hash}`);
+    if (d?.spec.engine === undefined && !mine) {
+      view.mains.push(o);
+      if (own !== undefined && health.has(o.id)) view.health.set(o.id, own);
+      continue;
+    }
+    for (const e of mine ?? []) claimed.add(e.id);
+    view.parts.set(
+      o.id,
+      (mine ?? []).map((e) => e.id),
+    );
+    const unit = foldEngine(o, own, mine ?? [], d, health);
+    view.mains.push(unit.state === o.state ? o : { ...o, state: unit.state });
+    view.health.set(o.id, unit.health);
+  }
+  view.orphans = observed.filter((o) => o.part === 'engine' && !claimed.has(o.id));
+  return view;
+}
+
+/** Engine containers by the replica and spec they belong to (`key#hash`). */
+function enginesByReplica(observed: readonly ObservedContainer[]): Map<string, ObservedContainer[]> {
   const engines = new Map<string, ObservedContainer[]>();
   for (const o of observed) {
     if (o.part !== 'engine') continue;
     const k = `${o.key}#${o.hash}`;
     engines.set(k, [...(engines.get(k) ?? []), o]);
   }
-  const mains: ObservedContainer[] = [];
-  const unitHealth = new Map<string, string>();
-  const parts = new Map<string, string[]>();
-  const claimed = new Set<string>();
-  for (const o of observed) {
-    if (o.part === 'engine') continue;
-    const d = byKey.get(o.key);
-    const own = health.get(o.id) ?? (d?.health ? undefined : 'healthy');
-    const withEngine = d?.spec.engine !== undefined || engines.has(`${o.key}#${o.hash}`);
-    if (!withEngine) {
-      mains.push(o);
-      if (own !== undefined && health.has(o.id)) unitHealth.set(o.id, own);
-      continue;
-    }
-    const mine = engines.get(`${o.key}#${o.hash}`) ?? [];
-    for (const e of mine) claimed.add(e.id);
-    parts.set(
-      o.id,
-      mine.map((e) => e.id),
-    );
-    const engine = mine.find((e) => e.state === 'running') ?? mine[0];
-    let state = o.state;
-    let combined = own ?? 'starting';
-    if (o.state === 'running') {
-      if (!engine) state = 'dead';
-      else if (engine.state !== 'running') combined = 'unhealthy';
-      else {
-        const eh = health.get(engine.id) ?? (d?.engineHealth ? 'starting' : 'healthy');
-        combined = worse(combined, eh);
-      }
-    }
-    mains.push(state === o.state ? o : { ...o, state });
-    unitHealth.set(o.id, combined);
-  }
-  const orphans = observed.filter((o) => o.part === 'engine' && !claimed.has(o.id));
-  return { mains, health: unitHealth, parts, orphans };
+  return engines;
+}
+
+/** The state and health of a service container with its engine folded in (the table above). */
+function foldEngine(
+  o: ObservedContainer,
+  own: string | undefined,
+  mine: readonly ObservedContainer[],
+  d: DesiredContainer | undefined,
+  health: ReadonlyMap<string, string>,
+): { state: string; health: string } {
+  const engine = mine.find((e) => e.state === 'running') ?? mine[0];
+  const combined = own ?? 'starting';
+  if (o.state !== 'running') return { state: o.state, health: combined };
+  if (!engine) return { state: 'dead', health: combined };
+  if (engine.state !== 'running') return { state: o.state, health: 'unhealthy' };
+  const eh = health.get(engine.id) ?? (d?.engineHealth ? 'starting' : 'healthy');
+  return { state: o.state, health: worse(combined, eh) };
 }
