@@ -1,5 +1,5 @@
 import { contentHash } from '../../common/canonical.js';
-import type { DesiredState } from '../../proto/gen/fleet/v1/agent.js';
+import type { DesiredState, HealthSpec } from '../../proto/gen/fleet/v1/agent.js';
 import { type ReplicaKey, replicaKey } from './replica-key.js';
 
 /**
@@ -30,14 +30,8 @@ export interface EngineContainerSpec {
   volumes: string[];
 }
 
-/** Health probe of a replica, in milliseconds (the wire's HealthSpec). */
-export interface ProbeSpec {
-  path: string;
-  intervalMs: number;
-  timeoutMs: number;
-  retries: number;
-  startPeriodMs: number;
-}
+/** Health probe of a replica, in milliseconds: the wire's HealthSpec itself, not a copy of its shape. */
+export type ProbeSpec = HealthSpec;
 
 export interface DesiredContainer {
   key: ReplicaKey;
@@ -141,17 +135,7 @@ export function fromSpec(desired: DesiredState, node: string): DesiredContainer[
           gpus: s.gpus ?? 0,
           gpuMemoryMib: s.gpuMemoryMib ?? 0,
           ...(s.engine?.health ? { engineHealth: probeOf(s.engine.health) } : {}),
-          ...(h
-            ? {
-                health: {
-                  path: h.path,
-                  intervalMs: h.intervalMs,
-                  timeoutMs: h.timeoutMs,
-                  retries: h.retries,
-                  startPeriodMs: h.startPeriodMs,
-                },
-              }
-            : {}),
+          ...(h ? { health: probeOf(h) } : {}),
         });
       }
     }
@@ -159,7 +143,8 @@ export function fromSpec(desired: DesiredState, node: string): DesiredContainer[
   return out;
 }
 
-const probeOf = (h: ProbeSpec): ProbeSpec => ({
+/** A probe's own copy of the wire's fields (nothing else the message may carry). */
+const probeOf = (h: HealthSpec): ProbeSpec => ({
   path: h.path,
   intervalMs: h.intervalMs,
   timeoutMs: h.timeoutMs,

@@ -1,4 +1,5 @@
 import type { GpuInfo } from './gpu/assign.js';
+import type { Health } from './health/tracker.js';
 import type { DesiredContainer, ObservedContainer } from './model.js';
 import { GpuLedger } from './plan/gpu-ledger.js';
 import { updateStrategy } from './plan/update-strategy.js';
@@ -54,7 +55,7 @@ export interface PlanContext {
   imagesPresent: ReadonlySet<string>;
   now?: number;
   /** Probe status of running containers by id; a container of a service with a probe is ready only when 'healthy'. */
-  health?: ReadonlyMap<string, string>;
+  health?: ReadonlyMap<string, Health>;
   /** Earliest time a replica key may be started or restarted again (restart backoff). */
   restartNotBefore?: ReadonlyMap<string, number>;
   /** The node's GPUs (from nvidia-smi); replicas asking for GPUs are placed on them by UUID. */
@@ -66,7 +67,7 @@ export interface PlanResult {
   waits: Wait[];
   /** Replicas as units (a service container with its engine folded in) and their health. */
   replicas: ObservedContainer[];
-  health: Map<string, string>;
+  health: Map<string, Health>;
 }
 
 /** States a container of the right spec can be kept in (started if it is not running). */
@@ -78,7 +79,7 @@ const ORDER: Record<Step['kind'], number> = { remove: 0, pull: 1, create: 2, sta
 export function isReady(
   c: ObservedContainer,
   d: DesiredContainer,
-  health: ReadonlyMap<string, string> | undefined,
+  health: ReadonlyMap<string, Health> | undefined,
 ): boolean {
   if (c.state !== 'running' || c.part === 'engine') return false;
   return (!d.health && !d.spec.engine) || health?.get(c.id) === 'healthy';
@@ -159,7 +160,7 @@ const serviceOf = (d: DesiredContainer) => serviceKey(d.spec.deployment, d.spec.
 function servicesInTransition(
   desired: readonly DesiredContainer[],
   pairing: (d: DesiredContainer) => Pairing,
-  health: ReadonlyMap<string, string>,
+  health: ReadonlyMap<string, Health>,
 ): Set<string> {
   const out = new Set<string>();
   for (const d of desired) {

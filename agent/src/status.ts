@@ -1,4 +1,5 @@
 import { type ContainerStatus, ServiceState, type ServiceStatus } from '../../proto/gen/fleet/v1/agent.js';
+import type { Health } from './health/tracker.js';
 import type { DesiredContainer, ObservedContainer } from './model.js';
 import { isReady, type Wait } from './plan.js';
 import type { ReplicaKey } from './replica-key.js';
@@ -21,9 +22,9 @@ export interface StatusInputs {
   /** The last round's error per deployment/service. */
   errors: ReadonlyMap<string, string>;
   /** Probe state of running containers by id. */
-  health?: ReadonlyMap<string, { status: string; lastError: string }>;
+  health?: ReadonlyMap<string, { status: Health; lastError: string }>;
   /** Health of each replica as a unit (its engine folded in) by the replica's container id, when known. */
-  unitHealth?: ReadonlyMap<string, string>;
+  unitHealth?: ReadonlyMap<string, Health>;
   /** Restart streak per replica key. */
   restarts?: ReadonlyMap<ReplicaKey, RestartStreak>;
   waits?: readonly Wait[];
@@ -81,7 +82,7 @@ function factsOf(
   replicas: DesiredContainer[],
   observed: readonly ObservedContainer[],
   is: StatusInputs,
-  healthStatus: ReadonlyMap<string, string>,
+  healthStatus: ReadonlyMap<string, Health>,
 ): ServiceFacts {
   const byKey = new Map(replicas.map((r) => [r.key, r]));
   const mine = observed.filter((o) => byKey.has(o.key));

@@ -1,3 +1,4 @@
+import type { Health } from './health/tracker.js';
 import type { DesiredContainer, ObservedContainer } from './model.js';
 
 /**
@@ -16,21 +17,21 @@ export interface UnitView {
   /** The service containers, their state adjusted for their engine's. */
   mains: ObservedContainer[];
   /** Unit health by service container id ('healthy', 'starting', 'unhealthy', 'unknown'). */
-  health: Map<string, string>;
+  health: Map<string, Health>;
   /** Service container id → the engine containers that go with it (stopped, started, removed with it). */
   parts: Map<string, string[]>;
   orphans: ObservedContainer[];
 }
 
-const RANK: Record<string, number> = { unhealthy: 0, unknown: 1, starting: 2, healthy: 3 };
+const RANK: Record<Health, number> = { unhealthy: 0, unknown: 1, starting: 2, healthy: 3 };
 
 /** The worse of two probe states (a part without a probe counts as healthy while it runs). */
-const worse = (a: string, b: string) => ((RANK[a] ?? 2) <= (RANK[b] ?? 2) ? a : b);
+const worse = (a: Health, b: Health) => ((RANK[a] ?? 2) <= (RANK[b] ?? 2) ? a : b);
 
 export function unitView(
   observed: readonly ObservedContainer[],
   desired: readonly DesiredContainer[],
-  health: ReadonlyMap<string, string>,
+  health: ReadonlyMap<string, Health>,
 ): UnitView {
   const byKey = new Map(desired.map((d) => [d.key, d]));
   const engines = enginesByReplica(observed);
@@ -39,7 +40,7 @@ export function unitView(
   for (const o of observed) {
     if (o.part === 'engine') continue;
     const d = byKey.get(o.key);
-    const own = health.get(o.id) ?? (d?.health ? undefined : 'healthy');
+    const own: Health | undefined = health.get(o.id) ?? (d?.health ? undefined : 'healthy');
     const mine = engines.get(`${o.key}#${o.hash}`);
     if (d?.spec.engine === undefined && !mine) {
       view.mains.push(o);
@@ -73,16 +74,16 @@ function enginesByReplica(observed: readonly ObservedContainer[]): Map<string, O
 /** The state and health of a service container with its engine folded in (the table above). */
 function foldEngine(
   o: ObservedContainer,
-  own: string | undefined,
+  own: Health | undefined,
   mine: readonly ObservedContainer[],
   d: DesiredContainer | undefined,
-  health: ReadonlyMap<string, string>,
-): { state: string; health: string } {
+  health: ReadonlyMap<string, Health>,
+): { state: string; health: Health } {
   const engine = mine.find((e) => e.state === 'running') ?? mine[0];
-  const combined = own ?? 'starting';
+  const combined: Health = own ?? 'starting';
   if (o.state !== 'running') return { state: o.state, health: combined };
   if (!engine) return { state: 'dead', health: combined };
   if (engine.state !== 'running') return { state: o.state, health: 'unhealthy' };
-  const eh = health.get(engine.id) ?? (d?.engineHealth ? 'starting' : 'healthy');
+  const eh: Health = health.get(engine.id) ?? (d?.engineHealth ? 'starting' : 'healthy');
   return { state: o.state, health: worse(combined, eh) };
 }

@@ -1,5 +1,6 @@
 import type { Logger } from '../../../common/log.js';
 import type { DeploymentSpec } from '../../../proto/gen/fleet/v1/agent.js';
+import type { Health } from '../health/tracker.js';
 import type { DesiredContainer, ObservedContainer } from '../model.js';
 import { isReady, type Step } from '../plan.js';
 import type { ProxyDriver, ProxySyncResult } from '../proxy/driver.js';
@@ -30,7 +31,7 @@ export function upstreamsFor(
   deployment: DeploymentSpec,
   observed: readonly ObservedContainer[],
   desired: readonly DesiredContainer[],
-  health: ReadonlyMap<string, string>,
+  health: ReadonlyMap<string, Health>,
   leaving: ReadonlySet<string>,
 ): Record<string, Upstream[]> {
   const out: Record<string, Upstream[]> = {};
@@ -60,7 +61,7 @@ export async function syncProxies(
   deployments: readonly DeploymentSpec[],
   observed: readonly ObservedContainer[],
   desired: readonly DesiredContainer[],
-  health: ReadonlyMap<string, string>,
+  health: ReadonlyMap<string, Health>,
   leaving: ReadonlySet<string>,
 ): Promise<ProxySyncOutcome> {
   const results = new Map<string, ProxySyncResult>();
@@ -135,7 +136,7 @@ export async function proxyPhase(
   deployments: readonly DeploymentSpec[],
   replicas: readonly ObservedContainer[],
   desired: readonly DesiredContainer[],
-  health: ReadonlyMap<string, string>,
+  health: ReadonlyMap<string, Health>,
   steps: readonly Step[],
   sink: ProxyRoundSink,
 ): Promise<boolean> {

@@ -3,6 +3,7 @@ import type { Logger } from '../../../common/log.js';
 import type { DesiredState, ServiceStatus } from '../../../proto/gen/fleet/v1/agent.js';
 import type { GpuInfo } from '../gpu/assign.js';
 import type { RestartPolicy } from '../health/restart-policy.js';
+import type { Health, HealthStatus } from '../health/tracker.js';
 import { type DesiredContainer, fromSpec, type ObservedContainer } from '../model.js';
 import { type PlanResult, planRound, type Step, type Wait } from '../plan.js';
 import { type ReplicaKey, type ServiceKey, serviceKey, serviceOfKey } from '../replica-key.js';
@@ -24,7 +25,7 @@ export interface HealthSource {
       spec: NonNullable<DesiredContainer['health']>;
     }[],
   ): void;
-  get(id: string): { status: string; lastError: string; lastProbeAtMs: number } | undefined;
+  get(id: string): { status: HealthStatus; lastError: string; lastProbeAtMs: number } | undefined;
   reset(id: string): void;
 }
 
@@ -80,7 +81,7 @@ export class Rounds {
   private proxyErrors = new Map<string, string>();
   private waits: Wait[] = [];
   /** Health of each replica as a unit (engine folded in), from the last plan. */
-  private unitHealth = new Map<string, string>();
+  private unitHealth = new Map<string, Health>();
   private lastObservedList: ObservedContainer[] = [];
   private lastDesiredList: DesiredContainer[] = [];
   private readonly exec: ExecutorContext;
@@ -278,8 +279,8 @@ export class Rounds {
   }
 
   /** Probe status by container id; 'unknown' until a container's first probe answered (after an agent restart, say). */
-  private healthMap(observed: readonly ObservedContainer[]): Map<string, string> {
-    const out = new Map<string, string>();
+  private healthMap(observed: readonly ObservedContainer[]): Map<string, Health> {
+    const out = new Map<string, Health>();
     for (const o of observed) {
       const h = this.deps.health?.get(o.id);
       if (h) out.set(o.id, h.lastProbeAtMs ? h.status : 'unknown');
@@ -288,7 +289,7 @@ export class Rounds {
   }
 
   private healthDetails(observed: readonly ObservedContainer[]) {
-    const out = new Map<string, { status: string; lastError: string }>();
+    const out = new Map<string, { status: HealthStatus; lastError: string }>();
     for (const o of observed) {
       const h = this.deps.health?.get(o.id);
       if (h) out.set(o.id, { status: h.status, lastError: h.lastError });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { Health } from '../../../../agent/src/health/tracker.js';
 import { fromSpec, keyOf, type ObservedContainer } from '../../../../agent/src/model.js';
 import type { ProxyDriver } from '../../../../agent/src/proxy/driver.js';
 import { syncProxies, upstreamsFor } from '../../../../agent/src/reconcile/proxy.js';
@@ -57,7 +58,7 @@ const c = (id: string, replica: number, ip: string, hash = desired[replica]!.has
 
 test('upstreams: healthy replicas that stay, old ones included until they leave', () => {
   const observed = [c('a', 0, '10.0.0.2'), c('b', 1, '10.0.0.3'), c('old', 1, '10.0.0.9', 'oldhash')];
-  const health = new Map([
+  const health = new Map<string, Health>([
     ['a', 'healthy'],
     ['b', 'starting'],
     ['old', 'healthy'],
@@ -94,7 +95,7 @@ function driver(opts: { fail?: boolean; running?: boolean }) {
 
 test('a proxy that failed while an older config serves blocks removals; one that never ran does not', async () => {
   const observed = [c('a', 0, '10.0.0.2')];
-  const health = new Map([['a', 'healthy']]);
+  const health = new Map<string, Health>([['a', 'healthy']]);
   const deps = (d: ProxyDriver) => ({ driver: d, readApiKeys: async () => [] });
   const serving = driver({ fail: true, running: true });
   const r1 = await syncProxies(deps(serving.d), STATE.deployments, observed, desired, health, new Set());
