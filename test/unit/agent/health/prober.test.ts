@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { ProbeResult } from '../../../agent/src/health/probe.js';
-import { Prober, type ProbeTarget } from '../../../agent/src/health/prober.js';
-import type { ContainerHealth } from '../../../agent/src/health/tracker.js';
-import type { ProbeSpec } from '../../../agent/src/model.js';
-import { createLogger } from '../../../common/log.js';
-import { FakeTimers } from '../../helpers/fake-runtime.js';
+import type { ProbeResult } from '../../../../agent/src/health/probe.js';
+import { Prober, type ProbeTarget } from '../../../../agent/src/health/prober.js';
+import type { ContainerHealth } from '../../../../agent/src/health/tracker.js';
+import type { ProbeSpec } from '../../../../agent/src/model.js';
+import { createLogger } from '../../../../common/log.js';
+import { FakeTimers } from '../../../helpers/fake-runtime.js';
 
 const SPEC: ProbeSpec = {
   path: '/health',
