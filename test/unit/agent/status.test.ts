@@ -3,17 +3,10 @@ import { describe, test } from 'node:test';
 import { type DesiredContainer, fromSpec, keyOf, type ObservedContainer } from '../../../agent/src/model.js';
 import { buildStatus } from '../../../agent/src/status.js';
 import { type DesiredState, ServiceState } from '../../../proto/gen/fleet/v1/agent.js';
+import { serviceSpec } from '../../helpers/service-spec.js';
 
-const svc = (name: string, replicas: number, image = 'img:1') => ({
-  name,
-  image,
-  replicas,
-  env: {},
-  port: 0,
-  publish: 0,
-  command: [],
-  volumes: [],
-});
+const svc = (name: string, replicas: number, image = 'img:1') =>
+  serviceSpec({ name, image, replicas, port: 0 });
 
 const STATE: DesiredState = {
   version: 'v1',

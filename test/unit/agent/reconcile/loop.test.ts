@@ -12,6 +12,7 @@ import {
   type StatusReport,
 } from '../../../../proto/gen/fleet/v1/agent.js';
 import { FakeRuntime, FakeTimers } from '../../../helpers/fake-runtime.js';
+import { serviceSpec } from '../../../helpers/service-spec.js';
 
 const NODE = 'n1';
 const IMAGE = '127.0.0.1:5000/x/web:1';
@@ -24,19 +25,7 @@ function desired(over: Partial<ServiceSpec> = {}, version = 'v1', revision = 1):
         name: 'web',
         revision,
         revisionHash: `rh${revision}`,
-        services: [
-          {
-            name: 'web',
-            image: IMAGE,
-            replicas: 1,
-            env: {},
-            port: 8080,
-            publish: 0,
-            command: [],
-            volumes: [],
-            ...over,
-          },
-        ],
+        services: [serviceSpec({ name: 'web', image: IMAGE, ...over })],
       },
     ],
   };

@@ -5,6 +5,7 @@ import { fromSpec, keyOf, type ObservedContainer } from '../../../../agent/src/m
 import type { ProxyDriver } from '../../../../agent/src/proxy/driver.js';
 import { syncProxies, upstreamsFor } from '../../../../agent/src/reconcile/proxy.js';
 import type { DesiredState } from '../../../../proto/gen/fleet/v1/agent.js';
+import { serviceSpec } from '../../../helpers/service-spec.js';
 
 const STATE: DesiredState = {
   version: 'v',
@@ -14,17 +15,13 @@ const STATE: DesiredState = {
       revision: 1,
       revisionHash: 'h',
       services: [
-        {
+        serviceSpec({
           name: 'api',
           image: 'img',
           replicas: 2,
-          env: {},
           port: 8070,
-          publish: 0,
-          command: [],
-          volumes: [],
           health: { path: '/health', intervalMs: 1000, timeoutMs: 500, retries: 3, startPeriodMs: 0 },
-        },
+        }),
       ],
       proxy: {
         image: 'nginx:1',
