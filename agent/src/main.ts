@@ -6,8 +6,7 @@ import { withTimeout } from '../../common/timeout.js';
 import { VERSION } from '../../common/version.js';
 import type { DesiredState } from '../../proto/gen/fleet/v1/agent.js';
 import { Connection } from './connection.js';
-import { DockerRuntime } from './docker.js';
-import { watchContainerEvents } from './docker-events.js';
+import { dockerAdapter } from './docker/index.js';
 import { collectHost } from './facts/host.js';
 import { FactsReporter } from './facts/reporter.js';
 import { factsSummary } from './facts.js';
@@ -15,13 +14,12 @@ import type { GpuInfo } from './gpu/assign.js';
 import { ExecFileRunner, GpuCollector } from './gpu/collector.js';
 import { httpProbe } from './health/probe.js';
 import { Prober } from './health/prober.js';
-import { createAgentMetrics, serveMetrics } from './metrics.js';
+import { type AgentMetrics, createAgentMetrics, serveMetrics } from './metrics.js';
 import { FileProbe } from './preflight/files.js';
 import { PreflightGate } from './preflight/gate.js';
 import { runPreflight } from './preflight/run.js';
-import { DockerProxyDriver } from './proxy/driver.js';
 import { readApiKeys } from './proxy/keys.js';
-import { Reconciler } from './reconciler.js';
+import { Reconciler } from './reconcile/loop.js';
 import { StateStore } from './state-store.js';
 
 export interface AgentOptions {
@@ -60,6 +58,17 @@ function readToken(opts: AgentOptions): string {
   return token;
 }
 
+/** Parts wired to each other in both directions: set once built, read only after the agent started. */
+interface Late {
+  reconciler?: Reconciler;
+  connection?: Connection;
+  gate?: PreflightGate;
+  facts?: FactsReporter;
+}
+
+type DockerAdapter = ReturnType<typeof dockerAdapter>;
+type Check = (d: DesiredState, hashWaitMs?: number) => ReturnType<typeof runPreflight>;
+
 /**
  * The agent process: wiring only. It enforces the persisted desired state from the first
  * second, before (and whether or not) the control plane answers.
@@ -68,143 +77,46 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
   const log = createLogger('fleet-agent').child({ node: opts.node });
   const token = readToken(opts);
   const store = new StateStore(join(opts.stateDir, opts.node));
-  const runtime = new DockerRuntime({ node: opts.node, socketPath: opts.dockerSocket });
-  let connection: Connection | undefined;
+  const late: Late = {};
+  const docker = dockerAdapter({
+    node: opts.node,
+    socketPath: opts.dockerSocket,
+    proxyConfigRoot: resolve(opts.stateDir, opts.node, 'proxy'),
+    log: log.child({ component: 'proxy' }),
+  });
   const gpuCollector = new GpuCollector({ runner: new ExecFileRunner(), binary: opts.nvidiaSmi });
   const prober = new Prober({
     probe: httpProbe,
     // The prober logs each change itself; a change is a reason to look again.
-    onChange: () => reconciler.trigger('health'),
+    onChange: () => late.reconciler?.trigger('health'),
     log: log.child({ component: 'health' }),
   });
-  const reconciler = new Reconciler({
-    node: opts.node,
-    runtime,
-    log: log.child({ component: 'reconcile' }),
-    report: (r) => connection?.sendStatus(r) ?? false,
-    resyncMs: opts.resyncMs,
-    preflight: () => gate.latest(),
-    health: prober,
-    proxy: {
-      driver: new DockerProxyDriver({
-        docker: runtime.client,
-        node: opts.node,
-        configRoot: resolve(opts.stateDir, opts.node, 'proxy'),
-        log: log.child({ component: 'proxy' }),
-      }),
-      readApiKeys,
-    },
-    gpus: () => gpusOf(gpuCollector),
-  });
-  // Exits are answered when Docker announces them, not at the next resync; after the daemon
-  // itself restarted (the stream broke and came back), everything is looked at again.
-  const events = watchContainerEvents({
-    docker: runtime.client,
-    node: opts.node,
-    log: log.child({ component: 'docker-events' }),
-    onEvent: (e) => {
-      if (e.action === 'die' && e.role !== 'proxy') reconciler.containerExited(e.id, e.exitCode, e.atMs);
-      else if (e.action === 'die' || e.action === 'oom' || e.action === 'destroy')
-        reconciler.trigger(`docker ${e.action}`);
-    },
-    onReconnect: () => reconciler.trigger('docker reconnected'),
-  });
-  const fileProbe = new FileProbe();
-  let facts: FactsReporter | undefined;
-  const check = (d: DesiredState, hashWaitMs?: number) =>
-    runPreflight(d, {
-      hashWaitMs,
-      runtime,
-      files: fileProbe,
-      minFreeDiskBytes: opts.minFreeDiskBytes,
-      // Waits (boundedly) for the first GPU and disk collection after a start.
-      facts: async () => {
-        await Promise.race([facts?.whenReady(), new Promise((r) => setTimeout(r, 10_000).unref())]);
-        return facts?.latest();
-      },
-    });
-  const gate = new PreflightGate({
-    check: (d) => check(d),
-    log: log.child({ component: 'preflight' }),
-    retryMs: opts.preflightRetryMs,
-    changed: () => reconciler.trigger('preflight'),
-    apply: (d) => {
-      try {
-        store.save(d);
-      } catch (err) {
-        // Enforce it anyway; it is simply not remembered across an agent restart until a save works.
-        log.error({ err: (err as Error).message }, 'persisting the desired state failed');
-      }
-      log.info(
-        { version: d.version.slice(0, 12), deployments: d.deployments.map((x) => `${x.name}@${x.revision}`) },
-        'desired state applied',
-      );
-      reconciler.setDesired(d);
-      connection?.ack(d.version);
-    },
-  });
-  connection = new Connection({
-    address: opts.server,
-    token,
-    node: opts.node,
-    log: log.child({ component: 'connection' }),
-    heartbeatMs: opts.heartbeatMs,
-    hello: async () => ({
-      node: opts.node,
-      labels: opts.labels,
-      agentVersion: VERSION,
-      facts: factsSummary(
-        await withTimeout(runtime.version(), 2_000, 'docker version').catch(() => 'unreachable'),
-      ),
-    }),
-    latestReport: () => reconciler.latestReport(),
-    onConnect: () => facts?.resend(),
-    // Every new desired state passes the preflight checks before it replaces what runs.
-    onDesired: (d) => {
-      if (d.version === reconciler.desiredVersion) {
-        gate.drop();
-        connection?.ack(d.version);
-        return;
-      }
-      gate.offer(d);
-    },
-    // The control plane waits 10 s for an answer: a long model hash answers "still hashing".
-    onPreflight: (d) => check(d, 8_000),
-  });
+  const reconciler = buildReconciler(opts, log, docker, prober, gpuCollector, late);
+  late.reconciler = reconciler;
+  const events = watchDocker(docker, reconciler, log);
+  const check = preflightCheck(opts, docker.runtime, late);
+  const gate = buildGate(opts, log, store, check, late);
+  late.gate = gate;
+  const connection = buildConnection(opts, token, log, docker.runtime, check, late);
+  late.connection = connection;
   const metrics = createAgentMetrics(opts.node, {
     reconcileRounds: () => reconciler.rounds,
     restartsIssued: () => reconciler.restarts,
-    lastReportAtMs: () => connection?.lastReportAtMs ?? 0,
-    connected: () => connection?.connected ?? false,
+    lastReportAtMs: () => connection.lastReportAtMs ?? 0,
+    connected: () => connection.connected ?? false,
   });
-  facts = new FactsReporter({
+  const facts = new FactsReporter({
     gpu: gpuCollector,
-    host: () => collectHost(() => runtime.info(), reconciler.mountedHostPaths()),
-    containers: () => runtime.list(),
-    send: (f) => connection?.sendFacts(f),
+    host: () => collectHost(() => docker.runtime.info(), reconciler.mountedHostPaths()),
+    containers: () => docker.runtime.list(),
+    send: (f) => connection.sendFacts(f),
     log: log.child({ component: 'facts' }),
     metrics,
     gpuIntervalMs: opts.gpuIntervalMs,
     hostIntervalMs: opts.hostIntervalMs,
   });
-  let metricsServer: Server | undefined;
-  let metricsUrl: string | undefined;
-  if (opts.metricsListen) {
-    const i = opts.metricsListen.lastIndexOf(':');
-    try {
-      metricsServer = await serveMetrics(
-        metrics.registry,
-        opts.metricsListen.slice(0, i),
-        Number(opts.metricsListen.slice(i + 1)),
-      );
-      const a = metricsServer.address() as { address: string; port: number };
-      metricsUrl = `http://${a.address}:${a.port}/metrics`;
-      log.info({ metricsUrl }, 'serving metrics');
-    } catch (err) {
-      // Metrics are worth a log line, not the workloads: the agent runs on without them.
-      log.error({ err: (err as Error).message, listen: opts.metricsListen }, 'cannot serve metrics');
-    }
-  }
+  late.facts = facts;
+  const served = await serveAgentMetrics(opts, metrics.registry, log);
   const persisted = loadPersisted(store, log);
   if (persisted) {
     log.info({ version: persisted.version.slice(0, 12) }, 'enforcing persisted desired state');
@@ -218,17 +130,158 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
     reconciler,
     connection,
     facts,
-    metricsUrl,
+    metricsUrl: served?.url,
     async stop() {
       events.stop();
       prober.stop();
-      facts?.stop();
+      facts.stop();
       gate.stop();
-      connection?.stop();
-      metricsServer?.close();
+      connection.stop();
+      served?.server.close();
       await reconciler.stop();
     },
   };
+}
+
+function buildReconciler(
+  opts: AgentOptions,
+  log: Logger,
+  docker: DockerAdapter,
+  prober: Prober,
+  gpuCollector: GpuCollector,
+  late: Late,
+): Reconciler {
+  return new Reconciler({
+    node: opts.node,
+    runtime: docker.runtime,
+    log: log.child({ component: 'reconcile' }),
+    report: (r) => late.connection?.sendStatus(r) ?? false,
+    resyncMs: opts.resyncMs,
+    preflight: () => late.gate?.latest(),
+    health: prober,
+    proxy: { driver: docker.proxyDriver, readApiKeys },
+    gpus: () => gpusOf(gpuCollector),
+  });
+}
+
+/**
+ * Exits are answered when Docker announces them, not at the next resync; after the daemon
+ * itself restarted (the stream broke and came back), everything is looked at again.
+ */
+function watchDocker(docker: DockerAdapter, reconciler: Reconciler, log: Logger) {
+  return docker.watchEvents({
+    log: log.child({ component: 'docker-events' }),
+    onEvent: (e) => {
+      if (e.action === 'die' && e.role !== 'proxy') reconciler.containerExited(e.id, e.exitCode, e.atMs);
+      else if (e.action === 'die' || e.action === 'oom' || e.action === 'destroy')
+        reconciler.trigger(`docker ${e.action}`);
+    },
+    onReconnect: () => reconciler.trigger('docker reconnected'),
+  });
+}
+
+/** The preflight checks of a desired state on this node. */
+function preflightCheck(opts: AgentOptions, runtime: DockerAdapter['runtime'], late: Late): Check {
+  const fileProbe = new FileProbe();
+  return (d, hashWaitMs) =>
+    runPreflight(d, {
+      hashWaitMs,
+      runtime,
+      files: fileProbe,
+      minFreeDiskBytes: opts.minFreeDiskBytes,
+      // Waits (boundedly) for the first GPU and disk collection after a start.
+      facts: async () => {
+        await Promise.race([late.facts?.whenReady(), new Promise((r) => setTimeout(r, 10_000).unref())]);
+        return late.facts?.latest();
+      },
+    });
+}
+
+/** Every new desired state passes the preflight checks before it is persisted and replaces what runs. */
+function buildGate(opts: AgentOptions, log: Logger, store: StateStore, check: Check, late: Late) {
+  return new PreflightGate({
+    check: (d) => check(d),
+    log: log.child({ component: 'preflight' }),
+    retryMs: opts.preflightRetryMs,
+    changed: () => late.reconciler?.trigger('preflight'),
+    apply: (d) => {
+      try {
+        store.save(d);
+      } catch (err) {
+        // Enforce it anyway; it is simply not remembered across an agent restart until a save works.
+        log.error({ err: (err as Error).message }, 'persisting the desired state failed');
+      }
+      log.info(
+        { version: d.version.slice(0, 12), deployments: d.deployments.map((x) => `${x.name}@${x.revision}`) },
+        'desired state applied',
+      );
+      late.reconciler?.setDesired(d);
+      late.connection?.ack(d.version);
+    },
+  });
+}
+
+function buildConnection(
+  opts: AgentOptions,
+  token: string,
+  log: Logger,
+  runtime: DockerAdapter['runtime'],
+  check: Check,
+  late: Late,
+): Connection {
+  return new Connection({
+    address: opts.server,
+    token,
+    node: opts.node,
+    log: log.child({ component: 'connection' }),
+    heartbeatMs: opts.heartbeatMs,
+    hello: async () => ({
+      node: opts.node,
+      labels: opts.labels,
+      agentVersion: VERSION,
+      facts: factsSummary(
+        await withTimeout(runtime.version(), 2_000, 'docker version').catch(() => 'unreachable'),
+      ),
+    }),
+    latestReport: () => late.reconciler?.latestReport(),
+    onConnect: () => late.facts?.resend(),
+    // Every new desired state passes the preflight checks before it replaces what runs.
+    onDesired: (d) => {
+      if (d.version === late.reconciler?.desiredVersion) {
+        late.gate?.drop();
+        late.connection?.ack(d.version);
+        return;
+      }
+      late.gate?.offer(d);
+    },
+    // The control plane waits 10 s for an answer: a long model hash answers "still hashing".
+    onPreflight: (d) => check(d, 8_000),
+  });
+}
+
+/** GET /metrics when asked for; metrics are worth a log line, not the workloads. */
+async function serveAgentMetrics(
+  opts: AgentOptions,
+  registry: AgentMetrics['registry'],
+  log: Logger,
+): Promise<{ server: Server; url: string } | undefined> {
+  if (!opts.metricsListen) return undefined;
+  const i = opts.metricsListen.lastIndexOf(':');
+  try {
+    const server = await serveMetrics(
+      registry,
+      opts.metricsListen.slice(0, i),
+      Number(opts.metricsListen.slice(i + 1)),
+    );
+    const a = server.address() as { address: string; port: number };
+    const url = `http://${a.address}:${a.port}/metrics`;
+    log.info({ metricsUrl: url }, 'serving metrics');
+    return { server, url };
+  } catch (err) {
+    // The agent runs on without them.
+    log.error({ err: (err as Error).message, listen: opts.metricsListen }, 'cannot serve metrics');
+    return undefined;
+  }
 }
 
 /** The node's GPUs as the planner places replicas on them (none when nvidia-smi has not answered). */

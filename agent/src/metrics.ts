@@ -23,9 +23,22 @@ export function createAgentMetrics(node: string, health: AgentHealthSource, now:
   const registry = new Registry();
   registry.setDefaultLabels({ node });
   registerProcessMetrics(registry, 'fleet_agent');
+  const gpu = gpuMetrics(registry);
+  agentHealthMetrics(registry, health, now);
+  return {
+    registry,
+    /** Replaces every GPU series with the latest collection (GPUs that vanished disappear). */
+    updateGpus(facts: GpuFacts, durationS: number) {
+      updateGpuMetrics(gpu, facts, durationS);
+    },
+  };
+}
+
+/** The nvidia_smi_* gauges and the collector's own status and duration. */
+function gpuMetrics(registry: Registry) {
   const gauge = (name: string, help: string) =>
     new Gauge({ name, help, labelNames: GPU_LABELS, registers: [registry] });
-  const gpu = {
+  const series = {
     info: new Gauge({
       name: 'nvidia_smi_gpu_info',
       help: 'GPU identity; value 1',
@@ -46,7 +59,7 @@ export function createAgentMetrics(node: string, health: AgentHealthSource, now:
       'uncorrected ECC errors since the driver loaded',
     ),
   };
-  const gpuUp = new Gauge({
+  const up = new Gauge({
     name: 'fleet_agent_gpu_collect_status',
     help: '1 for the current nvidia-smi collection status (ok, absent, error, stale)',
     labelNames: ['status'],
@@ -58,6 +71,11 @@ export function createAgentMetrics(node: string, health: AgentHealthSource, now:
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
+  return { series, up, collectSeconds };
+}
+
+/** fleet_agent_*: rounds, restarts, report lag and the stream's state, read at scrape time. */
+function agentHealthMetrics(registry: Registry, health: AgentHealthSource, now: () => number) {
   new Counter({
     name: 'fleet_agent_reconcile_rounds_total',
     help: 'reconcile rounds run since the agent started',
@@ -93,44 +111,42 @@ export function createAgentMetrics(node: string, health: AgentHealthSource, now:
       this.set(health.connected() ? 1 : 0);
     },
   });
+}
 
-  const MiB = 1024 * 1024;
-  return {
-    registry,
-    /** Replaces every GPU series with the latest collection (GPUs that vanished disappear). */
-    updateGpus(facts: GpuFacts, durationS: number) {
-      collectSeconds.observe(durationS);
-      gpuUp.reset();
-      gpuUp.set({ status: facts.status }, 1);
-      for (const g of Object.values(gpu)) g.reset();
-      for (const d of facts.gpus) {
-        const l = { index: String(d.index), uuid: d.uuid, name: d.name };
-        gpu.info.set(
-          {
-            ...l,
-            driver_version: facts.driverVersion,
-            cuda_version: facts.cudaVersion,
-            compute_cap: d.computeCap,
-            mig_mode: d.migMode,
-          },
-          1,
-        );
-        const set = (g: Gauge<(typeof GPU_LABELS)[number]>, v: number | undefined, scale = 1) => {
-          if (v !== undefined) g.set(l, v * scale);
-        };
-        set(gpu.memTotal, d.memoryTotalMib, MiB);
-        set(gpu.memUsed, d.memoryUsedMib, MiB);
-        set(gpu.memFree, d.memoryFreeMib, MiB);
-        set(gpu.util, d.utilizationGpuPct, 0.01);
-        set(gpu.utilMem, d.utilizationMemoryPct, 0.01);
-        set(gpu.temp, d.temperatureC);
-        set(gpu.power, d.powerDrawW);
-        set(gpu.powerLimit, d.powerLimitW);
-        set(gpu.fan, d.fanSpeedPct, 0.01);
-        set(gpu.ecc, d.eccUncorrected);
-      }
-    },
-  };
+const MiB = 1024 * 1024;
+
+function updateGpuMetrics(gpu: ReturnType<typeof gpuMetrics>, facts: GpuFacts, durationS: number) {
+  gpu.collectSeconds.observe(durationS);
+  gpu.up.reset();
+  gpu.up.set({ status: facts.status }, 1);
+  const s = gpu.series;
+  for (const g of Object.values(s)) g.reset();
+  for (const d of facts.gpus) {
+    const l = { index: String(d.index), uuid: d.uuid, name: d.name };
+    s.info.set(
+      {
+        ...l,
+        driver_version: facts.driverVersion,
+        cuda_version: facts.cudaVersion,
+        compute_cap: d.computeCap,
+        mig_mode: d.migMode,
+      },
+      1,
+    );
+    const set = (g: Gauge<(typeof GPU_LABELS)[number]>, v: number | undefined, scale = 1) => {
+      if (v !== undefined) g.set(l, v * scale);
+    };
+    set(s.memTotal, d.memoryTotalMib, MiB);
+    set(s.memUsed, d.memoryUsedMib, MiB);
+    set(s.memFree, d.memoryFreeMib, MiB);
+    set(s.util, d.utilizationGpuPct, 0.01);
+    set(s.utilMem, d.utilizationMemoryPct, 0.01);
+    set(s.temp, d.temperatureC);
+    set(s.power, d.powerDrawW);
+    set(s.powerLimit, d.powerLimitW);
+    set(s.fan, d.fanSpeedPct, 0.01);
+    set(s.ecc, d.eccUncorrected);
+  }
 }
 
 export type AgentMetrics = ReturnType<typeof createAgentMetrics>;

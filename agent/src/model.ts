@@ -1,5 +1,6 @@
 import { contentHash } from '../../common/canonical.js';
-import type { DesiredState } from '../../proto/gen/fleet/v1/agent.js';
+import type { DesiredState, HealthSpec } from '../../proto/gen/fleet/v1/agent.js';
+import { type ReplicaKey, replicaKey } from './replica-key.js';
 
 /**
  * One model for both sides of a reconcile. `fromSpec` expands desired state into the containers
@@ -29,17 +30,11 @@ export interface EngineContainerSpec {
   volumes: string[];
 }
 
-/** Health probe of a replica, in milliseconds (the wire's HealthSpec). */
-export interface ProbeSpec {
-  path: string;
-  intervalMs: number;
-  timeoutMs: number;
-  retries: number;
-  startPeriodMs: number;
-}
+/** Health probe of a replica, in milliseconds: the wire's HealthSpec itself, not a copy of its shape. */
+export type ProbeSpec = HealthSpec;
 
 export interface DesiredContainer {
-  key: string;
+  key: ReplicaKey;
   name: string;
   spec: ContainerSpec;
   hash: string;
@@ -54,7 +49,7 @@ export interface DesiredContainer {
 }
 
 export interface ObservedContainer {
-  key: string;
+  key: ReplicaKey;
   id: string;
   name: string;
   deployment: string;
@@ -94,8 +89,8 @@ export const LABEL = {
   role: 'fleet.role',
 } as const;
 
-export const keyOf = (deployment: string, service: string, replica: number) =>
-  `${deployment}/${service}/${replica}`;
+/** The key of a replica (see replica-key.ts). */
+export const keyOf = replicaKey;
 
 /** The hash covers everything that shapes the container, and nothing else (not the revision). */
 export const specHash = (spec: ContainerSpec) => contentHash(spec).slice(0, 16);
@@ -140,17 +135,7 @@ export function fromSpec(desired: DesiredState, node: string): DesiredContainer[
           gpus: s.gpus ?? 0,
           gpuMemoryMib: s.gpuMemoryMib ?? 0,
           ...(s.engine?.health ? { engineHealth: probeOf(s.engine.health) } : {}),
-          ...(h
-            ? {
-                health: {
-                  path: h.path,
-                  intervalMs: h.intervalMs,
-                  timeoutMs: h.timeoutMs,
-                  retries: h.retries,
-                  startPeriodMs: h.startPeriodMs,
-                },
-              }
-            : {}),
+          ...(h ? { health: probeOf(h) } : {}),
         });
       }
     }
@@ -158,7 +143,8 @@ export function fromSpec(desired: DesiredState, node: string): DesiredContainer[
   return out;
 }
 
-const probeOf = (h: ProbeSpec): ProbeSpec => ({
+/** A probe's own copy of the wire's fields (nothing else the message may carry). */
+const probeOf = (h: HealthSpec): ProbeSpec => ({
   path: h.path,
   intervalMs: h.intervalMs,
   timeoutMs: h.timeoutMs,

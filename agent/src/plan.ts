@@ -1,9 +1,18 @@
-import { assignGpus, freeGpus, type GpuHolding, type GpuInfo } from './gpu/assign.js';
+import type { GpuInfo } from './gpu/assign.js';
+import type { Health } from './health/tracker.js';
 import type { DesiredContainer, ObservedContainer } from './model.js';
-import { unitView } from './units.js';
+import { GpuLedger } from './plan/gpu-ledger.js';
+import { updateStrategy } from './plan/update-strategy.js';
+import type { ReplicaKey } from './replica-key.js';
+import { serviceKey } from './replica-key.js';
+import { type UnitView, unitView } from './units.js';
 
 /**
- * The next steps that move what runs towards what is desired. Pure: time, images present, health,
+ * The next steps that move what runs towards what is desired, composed of named phases: the
+ * units (a replica with its engine is one), pairing what runs with what is desired, retiring what
+ * is no longer desired, each replica's own plan (keep, start, restart, pull, create) with a GPU
+ * ledger for the creates and an update strategy for serving replicas of an old spec
+ * (plan/update-strategy.ts), and the engine-parts fix-up. Pure: time, images present, health,
  * restart backoff and the node's GPUs arrive in `ctx`, so it is table- and property-tested without
  * Docker.
  *
@@ -19,23 +28,23 @@ import { unitView } from './units.js';
  * names, ports and GPUs), pulls, creates, starts and restarts.
  */
 export type Step =
-  | { kind: 'remove'; id: string; name: string; key: string; reason: string; parts?: string[] }
+  | { kind: 'remove'; id: string; name: string; key: ReplicaKey; reason: string; parts?: string[] }
   | { kind: 'pull'; image: string; reason: string }
   | { kind: 'create'; container: DesiredContainer; gpus: string[]; reason: string }
   | {
       kind: 'start';
       id: string;
       name: string;
-      key: string;
+      key: ReplicaKey;
       reason: string;
       restart: boolean;
       parts?: string[];
     }
-  | { kind: 'restart'; id: string; name: string; key: string; reason: string; parts?: string[] };
+  | { kind: 'restart'; id: string; name: string; key: ReplicaKey; reason: string; parts?: string[] };
 
 /** Why a replica is not being changed this round, and when to look again (ms epoch; absent: on the next trigger). */
 export interface Wait {
-  key: string;
+  key: ReplicaKey;
   kind: 'backoff' | 'unschedulable' | 'health' | 'one-at-a-time' | 'gap';
   message: string;
   untilMs?: number;
@@ -46,7 +55,7 @@ export interface PlanContext {
   imagesPresent: ReadonlySet<string>;
   now?: number;
   /** Probe status of running containers by id; a container of a service with a probe is ready only when 'healthy'. */
-  health?: ReadonlyMap<string, string>;
+  health?: ReadonlyMap<string, Health>;
   /** Earliest time a replica key may be started or restarted again (restart backoff). */
   restartNotBefore?: ReadonlyMap<string, number>;
   /** The node's GPUs (from nvidia-smi); replicas asking for GPUs are placed on them by UUID. */
@@ -58,7 +67,7 @@ export interface PlanResult {
   waits: Wait[];
   /** Replicas as units (a service container with its engine folded in) and their health. */
   replicas: ObservedContainer[];
-  health: Map<string, string>;
+  health: Map<string, Health>;
 }
 
 /** States a container of the right spec can be kept in (started if it is not running). */
@@ -70,7 +79,7 @@ const ORDER: Record<Step['kind'], number> = { remove: 0, pull: 1, create: 2, sta
 export function isReady(
   c: ObservedContainer,
   d: DesiredContainer,
-  health: ReadonlyMap<string, string> | undefined,
+  health: ReadonlyMap<string, Health> | undefined,
 ): boolean {
   if (c.state !== 'running' || c.part === 'engine') return false;
   return (!d.health && !d.spec.engine) || health?.get(c.id) === 'healthy';
@@ -84,6 +93,209 @@ export function plan(
   return planRound(observed, desired, ctx).steps;
 }
 
+/** The steps and waits of one plan as its phases add them; a container is removed at most once. */
+class PlanDraft {
+  readonly steps: Step[] = [];
+  readonly waits: Wait[] = [];
+  readonly removed = new Set<string>();
+  readonly pulls = new Set<string>();
+
+  remove(o: ObservedContainer, key: ReplicaKey, reason: string) {
+    if (this.removed.has(o.id)) return;
+    this.removed.add(o.id);
+    this.steps.push({ kind: 'remove', id: o.id, name: o.name, key, reason });
+  }
+
+  wait(key: ReplicaKey, kind: Wait['kind'], message: string, untilMs?: number) {
+    this.waits.push({ key, kind, message, ...(untilMs !== undefined ? { untilMs } : {}) });
+  }
+
+  create(d: DesiredContainer, gpus: string[], reason: string) {
+    this.steps.push({ kind: 'create', container: d, gpus, reason });
+  }
+}
+
+/** What runs under one replica key, sorted against its desired spec. */
+interface Pairing {
+  /** Containers of the desired spec in a state they can be kept in. */
+  current: ObservedContainer[];
+  /** Of the desired spec but paused, dead, restarting (fleet sets no restart policy) or half-removed. */
+  broken: ObservedContainer[];
+  /** Of an older spec. */
+  old: ObservedContainer[];
+}
+
+/** Phase 1: observed containers by replica key, and each desired replica's pairing. */
+function pair(observed: readonly ObservedContainer[]) {
+  const byKey = new Map<ReplicaKey, ObservedContainer[]>();
+  for (const o of observed) byKey.set(o.key, [...(byKey.get(o.key) ?? []), o]);
+  const pairing = (d: DesiredContainer): Pairing => {
+    const list = byKey.get(d.key) ?? [];
+    return {
+      current: list.filter((o) => o.hash === d.hash && STARTABLE.has(o.state)),
+      broken: list.filter((o) => o.hash === d.hash && !STARTABLE.has(o.state)),
+      old: list.filter((o) => o.hash !== d.hash),
+    };
+  };
+  return { byKey, pairing };
+}
+
+/** Phase 2: containers no desired replica wants, and engines whose replica is gone, are removed. */
+function retire(
+  byKey: ReadonlyMap<ReplicaKey, ObservedContainer[]>,
+  desired: readonly DesiredContainer[],
+  units: UnitView,
+  draft: PlanDraft,
+) {
+  const wanted = new Set(desired.map((d) => d.key));
+  for (const [key, list] of byKey) {
+    if (!wanted.has(key)) for (const o of list) draft.remove(o, key, 'no longer desired');
+  }
+  for (const o of units.orphans) draft.remove(o, o.key, 'engine without its replica');
+}
+
+const serviceOf = (d: DesiredContainer) => serviceKey(d.spec.deployment, d.spec.service);
+
+/** Services with a replica mid-update (a new copy not yet ready while an old one serves). */
+function servicesInTransition(
+  desired: readonly DesiredContainer[],
+  pairing: (d: DesiredContainer) => Pairing,
+  health: ReadonlyMap<string, Health>,
+): Set<string> {
+  const out = new Set<string>();
+  for (const d of desired) {
+    const { current, old } = pairing(d);
+    if (old.length && current.length && !current.some((o) => isReady(o, d, health))) out.add(serviceOf(d));
+  }
+  return out;
+}
+
+const exitText = (o: ObservedContainer) =>
+  `exited${o.exitCode !== undefined ? ` with code ${o.exitCode}` : ''}`;
+
+/** A replica of the desired spec exists: keep it running (restart when unhealthy), or start it again. */
+function keepReplica(
+  d: DesiredContainer,
+  keep: ObservedContainer,
+  p: Pairing,
+  ctx: Required<Pick<PlanContext, 'health'>> & PlanContext,
+  draft: PlanDraft,
+) {
+  for (const o of p.broken) draft.remove(o, d.key, `container is ${o.state}`);
+  const now = ctx.now ?? 0;
+  const notBefore = ctx.restartNotBefore?.get(d.key) ?? 0;
+  if (keep.state === 'running') {
+    if ((d.health || d.spec.engine) && ctx.health.get(keep.id) === 'unhealthy') {
+      if (now >= notBefore)
+        draft.steps.push({
+          kind: 'restart',
+          id: keep.id,
+          name: keep.name,
+          key: d.key,
+          reason: 'failed its health probe',
+        });
+      else draft.wait(d.key, 'backoff', 'unhealthy; restart backing off', notBefore);
+    }
+    if (isReady(keep, d, ctx.health)) {
+      for (const o of p.old) draft.remove(o, d.key, `replaced by ${keep.name}`);
+    } else if (p.old.length) {
+      draft.wait(d.key, 'health', `new replica ${keep.name} not ready yet; previous one serving`);
+    }
+    return;
+  }
+  // created (never started) or exited: start it again, after its backoff for exits.
+  const restart = keep.state === 'exited';
+  if (restart && now < notBefore) {
+    draft.wait(d.key, 'backoff', `${exitText(keep)}; restart backing off`, notBefore);
+    return;
+  }
+  draft.steps.push({
+    kind: 'start',
+    id: keep.id,
+    name: keep.name,
+    key: d.key,
+    restart,
+    reason: restart ? exitText(keep) : 'container is created',
+  });
+}
+
+/** Nothing of the old spec serves this key: stopped leftovers go, the new replica is created. */
+function createReplica(
+  d: DesiredContainer,
+  old: readonly ObservedContainer[],
+  ledger: GpuLedger,
+  draft: PlanDraft,
+) {
+  for (const o of old) draft.remove(o, d.key, `spec changed (${o.hash} → ${d.hash})`);
+  const gpus = ledger.claim(d);
+  if (!gpus.ok) return draft.wait(d.key, 'unschedulable', gpus.reason);
+  draft.create(d, gpus.uuids, old.length ? 'replacing stale spec' : 'missing');
+}
+
+/**
+ * An old-spec replica serves this key: replace it by the update strategy, one replica of a
+ * service at a time. A surge that finds no GPUs after all falls back to stopping first.
+ */
+function updateReplica(
+  d: DesiredContainer,
+  p: Pairing,
+  serving: readonly ObservedContainer[],
+  ledger: GpuLedger,
+  inTransition: Set<string>,
+  draft: PlanDraft,
+) {
+  const service = serviceOf(d);
+  if (inTransition.has(service))
+    return draft.wait(d.key, 'one-at-a-time', 'waiting for another replica of this service to become ready');
+  inTransition.add(service);
+  const strategy = updateStrategy(d, ledger);
+  if (strategy.kind === 'surge') {
+    const gpus = ledger.claim(d);
+    if (gpus.ok) return draft.create(d, gpus.uuids, `update: starting beside ${serving[0]!.name}`);
+  }
+  const why = strategy.kind === 'stop-first' ? strategy.why : '';
+  // Stop first, then start: the old replica's GPUs and port are released by its removal.
+  for (const o of p.old)
+    draft.remove(o, d.key, `update: stopped first (${why || 'no room for a second copy'})`);
+  const gpus = ledger.claim(d);
+  if (!gpus.ok) return draft.wait(d.key, 'unschedulable', gpus.reason);
+  draft.wait(d.key, 'gap', `replica stopped before its replacement started: ${why}`);
+  draft.create(d, gpus.uuids, 'update after stopping the old replica');
+}
+
+/** Phase 3: one desired replica's steps. */
+function planReplica(
+  d: DesiredContainer,
+  p: Pairing,
+  ctx: Required<Pick<PlanContext, 'health'>> & PlanContext,
+  ledger: GpuLedger,
+  inTransition: Set<string>,
+  draft: PlanDraft,
+) {
+  const keep = p.current.find((o) => o.state === 'running') ?? p.current[0];
+  for (const o of p.current) if (o !== keep) draft.remove(o, d.key, 'duplicate replica');
+  if (keep) return keepReplica(d, keep, p, ctx, draft);
+  for (const o of p.broken) draft.remove(o, d.key, `container is ${o.state}`);
+  if (!ctx.imagesPresent.has(d.spec.image)) {
+    if (!draft.pulls.has(d.spec.image))
+      draft.steps.push({ kind: 'pull', image: d.spec.image, reason: `needed by ${d.key}` });
+    draft.pulls.add(d.spec.image);
+    return;
+  }
+  const serving = p.old.filter((o) => o.state === 'running');
+  if (!serving.length) return createReplica(d, p.old, ledger, draft);
+  updateReplica(d, p, serving, ledger, inTransition, draft);
+}
+
+/** Phase 4: a unit's engine goes with its service container: removed, started and restarted with it. */
+function attachParts(steps: Step[], parts: ReadonlyMap<string, string[]>) {
+  for (const s of steps) {
+    if (s.kind === 'pull' || s.kind === 'create') continue;
+    const mine = parts.get(s.id);
+    if (mine?.length) s.parts = mine;
+  }
+}
+
 export function planRound(
   all: readonly ObservedContainer[],
   desired: readonly DesiredContainer[],
@@ -91,202 +303,15 @@ export function planRound(
 ): PlanResult {
   // Replicas with an engine are planned as one unit each (see units.ts).
   const units = unitView(all, desired, context.health ?? new Map());
-  const observed = units.mains;
-  const ctx: PlanContext = { ...context, health: units.health };
-  const steps: Step[] = [];
-  const waits: Wait[] = [];
-  const now = ctx.now ?? 0;
-  const byKey = new Map<string, ObservedContainer[]>();
-  for (const o of observed) byKey.set(o.key, [...(byKey.get(o.key) ?? []), o]);
-  const wanted = new Map(desired.map((d) => [d.key, d]));
-  const pulls = new Set<string>();
-  const removed = new Set<string>();
-  const remove = (o: ObservedContainer, key: string, reason: string) => {
-    if (removed.has(o.id)) return;
-    removed.add(o.id);
-    steps.push({ kind: 'remove', id: o.id, name: o.name, key, reason });
-  };
-
-  for (const [key, list] of byKey) {
-    if (!wanted.has(key)) for (const o of list) remove(o, key, 'no longer desired');
-  }
-  for (const o of units.orphans) remove(o, o.key, 'engine without its replica');
-
-  // GPUs: what every container that stays holds (engines included); creates claim from the rest.
+  const ctx = { ...context, health: units.health };
+  const draft = new PlanDraft();
+  const { byKey, pairing } = pair(units.mains);
+  retire(byKey, desired, units, draft);
   const partOf = new Map([...units.parts].flatMap(([main, ids]) => ids.map((id) => [id, main] as const)));
-  const gpuHeld = (): GpuHolding[] =>
-    all
-      .filter((o) => o.gpus.length && !removed.has(o.id) && !removed.has(partOf.get(o.id) ?? ''))
-      .map((o) => ({ key: o.key, containerId: o.id, uuids: o.gpus }));
-  const claimed: GpuHolding[] = [];
-  const claim = (d: DesiredContainer): { ok: true; uuids: string[] } | { ok: false; reason: string } => {
-    if (d.gpus === 0) return { ok: true, uuids: [] };
-    const result = assignGpus(
-      ctx.gpus ?? [],
-      [...gpuHeld(), ...claimed],
-      [{ key: d.key, count: d.gpus, memoryMib: d.gpuMemoryMib }],
-    ).get(d.key) ?? { ok: false, reason: 'no assignment' };
-    if (result.ok) claimed.push({ key: d.key, containerId: `new:${d.key}`, uuids: result.uuids });
-    return result;
-  };
-
-  // Services with a replica mid-update (a new copy not yet ready while an old one serves).
-  const inTransition = new Set<string>();
-  const serviceOf = (d: DesiredContainer) => `${d.spec.deployment}/${d.spec.service}`;
-  for (const d of desired) {
-    const list = byKey.get(d.key) ?? [];
-    const current = list.filter((o) => o.hash === d.hash && STARTABLE.has(o.state));
-    const old = list.filter((o) => o.hash !== d.hash);
-    if (old.length && current.length && !current.some((o) => isReady(o, d, ctx.health)))
-      inTransition.add(serviceOf(d));
-  }
-
-  for (const d of desired) {
-    const list = byKey.get(d.key) ?? [];
-    const usable = (o: ObservedContainer) => o.hash === d.hash && STARTABLE.has(o.state);
-    const current = list.filter(usable);
-    // Paused, dead, restarting (fleet sets no restart policy) or half-removed: replaced.
-    const broken = list.filter((o) => o.hash === d.hash && !STARTABLE.has(o.state));
-    const old = list.filter((o) => o.hash !== d.hash);
-    const keep = current.find((o) => o.state === 'running') ?? current[0];
-    for (const o of current) if (o !== keep) remove(o, d.key, 'duplicate replica');
-
-    if (keep) {
-      for (const o of broken) remove(o, d.key, `container is ${o.state}`);
-      const notBefore = ctx.restartNotBefore?.get(d.key) ?? 0;
-      if (keep.state === 'running') {
-        if ((d.health || d.spec.engine) && ctx.health?.get(keep.id) === 'unhealthy') {
-          if (now >= notBefore)
-            steps.push({
-              kind: 'restart',
-              id: keep.id,
-              name: keep.name,
-              key: d.key,
-              reason: 'failed its health probe',
-            });
-          else
-            waits.push({
-              key: d.key,
-              kind: 'backoff',
-              message: 'unhealthy; restart backing off',
-              untilMs: notBefore,
-            });
-        }
-        if (isReady(keep, d, ctx.health)) {
-          for (const o of old) remove(o, d.key, `replaced by ${keep.name}`);
-        } else if (old.length) {
-          waits.push({
-            key: d.key,
-            kind: 'health',
-            message: `new replica ${keep.name} not ready yet; previous one serving`,
-          });
-        }
-        continue;
-      }
-      // created (never started) or exited: start it again, after its backoff for exits.
-      const restart = keep.state === 'exited';
-      if (restart && now < notBefore) {
-        waits.push({
-          key: d.key,
-          kind: 'backoff',
-          message: `exited${keep.exitCode !== undefined ? ` with code ${keep.exitCode}` : ''}; restart backing off`,
-          untilMs: notBefore,
-        });
-        continue;
-      }
-      steps.push({
-        kind: 'start',
-        id: keep.id,
-        name: keep.name,
-        key: d.key,
-        restart,
-        reason: restart
-          ? `exited${keep.exitCode !== undefined ? ` with code ${keep.exitCode}` : ''}`
-          : 'container is created',
-      });
-      continue;
-    }
-
-    for (const o of broken) remove(o, d.key, `container is ${o.state}`);
-    if (!ctx.imagesPresent.has(d.spec.image)) {
-      if (!pulls.has(d.spec.image))
-        steps.push({ kind: 'pull', image: d.spec.image, reason: `needed by ${d.key}` });
-      pulls.add(d.spec.image);
-      continue;
-    }
-
-    const serving = old.filter((o) => o.state === 'running');
-    if (!serving.length) {
-      // Nothing serves this key: stopped leftovers go, the new replica is created.
-      for (const o of old) remove(o, d.key, `spec changed (${o.hash} → ${d.hash})`);
-      const gpus = claim(d);
-      if (!gpus.ok) {
-        waits.push({ key: d.key, kind: 'unschedulable', message: gpus.reason });
-        continue;
-      }
-      steps.push({
-        kind: 'create',
-        container: d,
-        gpus: gpus.uuids,
-        reason: old.length ? 'replacing stale spec' : 'missing',
-      });
-      continue;
-    }
-
-    // An update of a serving replica: one replica of a service at a time.
-    const service = serviceOf(d);
-    if (inTransition.has(service)) {
-      waits.push({
-        key: d.key,
-        kind: 'one-at-a-time',
-        message: 'waiting for another replica of this service to become ready',
-      });
-      continue;
-    }
-    inTransition.add(service);
-    const surgeBlocked = d.spec.publish
-      ? `host port ${d.spec.publish} is fixed`
-      : d.gpus && freeGpus(ctx.gpus ?? [], [...gpuHeld(), ...claimed]).length < d.gpus
-        ? `no free GPU for a second copy`
-        : '';
-    if (!surgeBlocked) {
-      const gpus = claim(d);
-      if (gpus.ok) {
-        steps.push({
-          kind: 'create',
-          container: d,
-          gpus: gpus.uuids,
-          reason: `update: starting beside ${serving[0]!.name}`,
-        });
-        continue;
-      }
-    }
-    // Stop first, then start: the old replica's GPUs and port are released by its removal.
-    for (const o of old)
-      remove(o, d.key, `update: stopped first (${surgeBlocked || 'no room for a second copy'})`);
-    const gpus = claim(d);
-    if (!gpus.ok) {
-      waits.push({ key: d.key, kind: 'unschedulable', message: gpus.reason });
-      continue;
-    }
-    waits.push({
-      key: d.key,
-      kind: 'gap',
-      message: `replica stopped before its replacement started: ${surgeBlocked}`,
-    });
-    steps.push({
-      kind: 'create',
-      container: d,
-      gpus: gpus.uuids,
-      reason: 'update after stopping the old replica',
-    });
-  }
-  // A unit's engine goes with its service container: removed, started and restarted with it.
-  for (const s of steps) {
-    if (s.kind === 'pull' || s.kind === 'create') continue;
-    const parts = units.parts.get(s.id);
-    if (parts?.length) s.parts = parts;
-  }
-  steps.sort((a, b) => ORDER[a.kind] - ORDER[b.kind]);
-  return { steps, waits, replicas: observed, health: units.health };
+  const ledger = new GpuLedger(ctx.gpus ?? [], all, partOf, draft.removed);
+  const inTransition = servicesInTransition(desired, pairing, ctx.health);
+  for (const d of desired) planReplica(d, pairing(d), ctx, ledger, inTransition, draft);
+  attachParts(draft.steps, units.parts);
+  draft.steps.sort((a, b) => ORDER[a.kind] - ORDER[b.kind]);
+  return { steps: draft.steps, waits: draft.waits, replicas: units.mains, health: units.health };
 }

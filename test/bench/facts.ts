@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { DockerRuntime } from '../../agent/src/docker.js';
+import { DockerRuntime } from '../../agent/src/docker/runtime.js';
 import { collectHost } from '../../agent/src/facts/host.js';
 import { ExecFileRunner, GpuCollector } from '../../agent/src/gpu/collector.js';
 import { Cluster } from '../helpers/cluster.js';

@@ -12,8 +12,8 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DockerRuntime } from '../../agent/src/docker.js';
-import { Reconciler } from '../../agent/src/reconciler.js';
+import { DockerRuntime } from '../../agent/src/docker/runtime.js';
+import { Reconciler } from '../../agent/src/reconcile/loop.js';
 import type { ContainerRuntime } from '../../agent/src/runtime.js';
 import { StateStore } from '../../agent/src/state-store.js';
 import { createLogger } from '../../common/log.js';

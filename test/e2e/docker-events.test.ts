@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Docker from 'dockerode';
-import { type ContainerEvent, watchContainerEvents } from '../../agent/src/docker-events.js';
+import { type ContainerEvent, watchContainerEvents } from '../../agent/src/docker/events.js';
 import { httpProbe } from '../../agent/src/health/probe.js';
 import { createLogger } from '../../common/log.js';
 import { docker, REGISTRY, requireEngines } from '../helpers/engines.js';

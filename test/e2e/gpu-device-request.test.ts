@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { containerOptions } from '../../agent/src/docker.js';
-import { ensureNetwork, networkName } from '../../agent/src/docker-network.js';
+import { ensureNetwork, networkName } from '../../agent/src/docker/network.js';
+import { containerOptions } from '../../agent/src/docker/runtime.js';
 import { assignGpus } from '../../agent/src/gpu/assign.js';
 import { type DesiredContainer, fromLabels, keyOf, LABEL, specHash } from '../../agent/src/model.js';
 import { docker, REGISTRY, removeManaged, requireEngines } from '../helpers/engines.js';

@@ -5,8 +5,8 @@ import {
   labelsFor,
   type ObservedContainer,
 } from '../../agent/src/model.js';
-import type { Timers } from '../../agent/src/reconciler.js';
 import { type ContainerRuntime, RuntimeError } from '../../agent/src/runtime.js';
+import type { Clock } from '../../common/clock.js';
 
 export type RuntimeMethod = keyof ContainerRuntime;
 
@@ -197,7 +197,7 @@ function emptyCounts(): Record<RuntimeMethod, number> {
 }
 
 /** Timers the test advances by hand; nothing fires on its own. */
-export class FakeTimers implements Timers {
+export class FakeTimers implements Clock {
   nowMs = 0;
   private seq = 0;
   private readonly pending = new Map<number, { at: number; ms: number; fn: () => void }>();

@@ -136,66 +136,75 @@ export function assignGpus(
 ): Map<string, GpuAssignment> {
   const all = ordered(gpus);
   const present = new Set(all.map((g) => g.uuid));
-  const holders = holdersOf(held);
-  const stale = byHolder(held).filter((h) => h.uuids.some((u) => !present.has(u)));
-  /** UUID → key of the request that got it earlier in this call. */
-  const given = new Map<string, string>();
+  const node: NodeGpus = {
+    all,
+    present,
+    holders: holdersOf(held),
+    stale: byHolder(held).filter((h) => h.uuids.some((u) => !present.has(u))),
+    given: new Map<string, string>(),
+  };
   const out = new Map<string, GpuAssignment>();
-
   for (const r of requests) {
     if (out.has(r.key)) continue;
-    if (!Number.isInteger(r.count) || r.count < 0) {
-      out.set(r.key, { ok: false, reason: `GPU count must be a whole number ≥ 0, got ${r.count}` });
-      continue;
-    }
-    if (r.count === 0) {
-      out.set(r.key, { ok: true, uuids: [] });
-      continue;
-    }
-    if (r.count > all.length) {
-      const has = all.length === 0 ? 'none' : String(all.length);
-      out.set(r.key, { ok: false, reason: `needs ${plural(r.count)} per replica, the node has ${has}` });
-      continue;
-    }
-    const whole = all.filter(assignableWhole);
-    if (r.count > whole.length) {
-      const mig = all.filter((g) => !assignableWhole(g));
-      out.set(r.key, {
-        ok: false,
-        reason:
-          `needs ${plural(r.count)} per replica, the node has ${all.length} but only ${whole.length} ` +
-          `can be assigned whole (${mig.map(label).join(', ')} in MIG mode)`,
-      });
-      continue;
-    }
-
-    const fits: GpuInfo[] = [];
-    const why: string[] = [];
-    for (const g of all) {
-      const by = holders.get(g.uuid);
-      if (!assignableWhole(g)) why.push(`${label(g)} is in MIG mode`);
-      else if (by) why.push(`${label(g)} held by ${by.map(holderText).join(', ')}`);
-      else if (given.has(g.uuid)) why.push(`${label(g)} given to ${given.get(g.uuid)} in this round`);
-      else if (!hasMemory(g, r.memoryMib)) why.push(`${label(g)} has ${memoryText(g)}`);
-      else fits.push(g);
-    }
-    if (fits.length >= r.count) {
-      const take = fits.slice(0, r.count).map((g) => g.uuid);
-      for (const u of take) given.set(u, r.key);
-      out.set(r.key, { ok: true, uuids: take });
-      continue;
-    }
-    for (const h of stale) {
-      const gone = h.uuids.filter((u) => !present.has(u)).map(short);
-      why.push(`${holderText(h)} is labelled with ${gone.join(', ')}, which this node does not have`);
-    }
-    const need = r.memoryMib > 0 ? ` with ${r.memoryMib} MiB free each` : '';
-    out.set(r.key, {
-      ok: false,
-      reason: `needs ${plural(r.count)}${need}, ${fits.length} free (${why.join('; ')})`,
-    });
+    const result = refusal(r, all) ?? pick(r, node);
+    if (result.ok) for (const u of result.uuids) node.given.set(u, r.key);
+    out.set(r.key, result);
   }
   return out;
+}
+
+/** The node's GPUs as one call of assignGpus sees them. */
+interface NodeGpus {
+  all: GpuInfo[];
+  present: ReadonlySet<string>;
+  holders: ReturnType<typeof holdersOf>;
+  /** Holdings naming UUIDs the node does not have. */
+  stale: GpuHolding[];
+  /** UUID → key of the request that got it earlier in this call. */
+  given: Map<string, string>;
+}
+
+/** A request no placement can satisfy (or one that needs none); undefined when placing it is worth a try. */
+function refusal(r: GpuRequest, all: readonly GpuInfo[]): GpuAssignment | undefined {
+  if (!Number.isInteger(r.count) || r.count < 0)
+    return { ok: false, reason: `GPU count must be a whole number ≥ 0, got ${r.count}` };
+  if (r.count === 0) return { ok: true, uuids: [] };
+  if (r.count > all.length) {
+    const has = all.length === 0 ? 'none' : String(all.length);
+    return { ok: false, reason: `needs ${plural(r.count)} per replica, the node has ${has}` };
+  }
+  const whole = all.filter(assignableWhole);
+  if (r.count > whole.length) {
+    const mig = all.filter((g) => !assignableWhole(g));
+    return {
+      ok: false,
+      reason:
+        `needs ${plural(r.count)} per replica, the node has ${all.length} but only ${whole.length} ` +
+        `can be assigned whole (${mig.map(label).join(', ')} in MIG mode)`,
+    };
+  }
+  return undefined;
+}
+
+/** The lowest free GPUs that fit the request, or why too few do. */
+function pick(r: GpuRequest, node: NodeGpus): GpuAssignment {
+  const fits: GpuInfo[] = [];
+  const why: string[] = [];
+  for (const g of node.all) {
+    const by = node.holders.get(g.uuid);
+    if (!assignableWhole(g)) why.push(`${label(g)} is in MIG mode`);
+    else if (by) why.push(`${label(g)} held by ${by.map(holderText).join(', ')}`);
+    else if (node.given.has(g.uuid)) why.push(`${label(g)} given to ${node.given.get(g.uuid)} in this round`);
+    else if (!hasMemory(g, r.memoryMib)) why.push(`${label(g)} has ${memoryText(g)}`);
+    else fits.push(g);
+  }
+  if (fits.length >= r.count) return { ok: true, uuids: fits.slice(0, r.count).map((g) => g.uuid) };
+  for (const h of node.stale) {
+    const gone = h.uuids.filter((u) => !node.present.has(u)).map(short);
+    why.push(`${holderText(h)} is labelled with ${gone.join(', ')}, which this node does not have`);
+  }
+  const need = r.memoryMib > 0 ? ` with ${r.memoryMib} MiB free each` : '';
+  return { ok: false, reason: `needs ${plural(r.count)}${need}, ${fits.length} free (${why.join('; ')})` };
 }
 
 /**

@@ -1,6 +1,6 @@
+import { type Clock, systemClock } from '../../../common/clock.js';
 import type { Logger } from '../../../common/log.js';
 import type { ProbeSpec } from '../model.js';
-import type { Timers } from '../reconciler.js';
 import type { ProbeFn, ProbeResult } from './probe.js';
 import { type ContainerHealth, initialHealth, nextHealth, nextProbeDelayMs } from './tracker.js';
 
@@ -15,8 +15,7 @@ export interface ProbeTarget {
 
 export interface ProberDeps {
   probe: ProbeFn;
-  now?: () => number;
-  timers?: Timers;
+  clock?: Clock;
   /** Called when a container's status changes (not on every probe); the caller triggers a reconcile. */
   onChange: (id: string, h: ContainerHealth) => void;
   log: Logger;
@@ -39,13 +38,11 @@ interface Entry {
  */
 export class Prober {
   private readonly entries = new Map<string, Entry>();
-  private readonly now: () => number;
-  private readonly timers: Timers;
+  private readonly clock: Clock;
   private stopped = false;
 
   constructor(private readonly deps: ProberDeps) {
-    this.now = deps.now ?? Date.now;
-    this.timers = deps.timers ?? { setTimeout, clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
+    this.clock = deps.clock ?? systemClock;
   }
 
   /**
@@ -62,7 +59,7 @@ export class Prober {
       if (!e) {
         const entry: Entry = {
           target: t,
-          health: initialHealth(this.now()),
+          health: initialHealth(this.clock.now()),
           timer: undefined,
           inFlight: false,
           epoch: 0,
@@ -92,7 +89,7 @@ export class Prober {
     const e = this.entries.get(id);
     if (!e) return;
     const before = e.health.status;
-    e.health = initialHealth(this.now());
+    e.health = initialHealth(this.clock.now());
     e.epoch++;
     this.cancel(e);
     if (before !== 'starting') this.notify(e, before);
@@ -137,7 +134,7 @@ export class Prober {
     if (this.stopped || this.entries.get(e.target.id) !== e) return;
     if (epoch === e.epoch) {
       const before = e.health;
-      e.health = nextHealth(before, r, this.now(), e.target.spec);
+      e.health = nextHealth(before, r, this.clock.now(), e.target.spec);
       if (!r.ok) {
         this.deps.log.debug(
           {
@@ -157,11 +154,11 @@ export class Prober {
   private schedule(e: Entry) {
     this.cancel(e);
     if (e.inFlight) return;
-    e.timer = this.timers.setTimeout(() => this.run(e), nextProbeDelayMs(e.health, e.target.spec));
+    e.timer = this.clock.setTimeout(() => this.run(e), nextProbeDelayMs(e.health, e.target.spec));
   }
 
   private cancel(e: Entry) {
-    if (e.timer !== undefined) this.timers.clearTimeout(e.timer);
+    if (e.timer !== undefined) this.clock.clearTimeout(e.timer);
     e.timer = undefined;
   }
 

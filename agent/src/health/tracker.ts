@@ -1,7 +1,14 @@
 import type { ProbeSpec } from '../model.js';
 import type { ProbeResult } from './probe.js';
 
+/** A probe's verdict on a running container. */
 export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
+
+/**
+ * Health as the planner, the proxy and the status see it: a probe's verdict, or 'unknown' until a
+ * container's first probe answered (after an agent restart, say: nothing is known yet).
+ */
+export type Health = HealthStatus | 'unknown';
 
 /** What the agent knows about one running container's health; rebuilt from nothing after an agent restart. */
 export interface ContainerHealth {

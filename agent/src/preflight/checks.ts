@@ -69,62 +69,86 @@ export function evaluate(
   opts: CheckOptions,
 ): PreflightResult {
   const checks: PreflightCheck[] = [];
-  const check = (name: string, ok: boolean, message: string, service = '') =>
-    checks.push({ name, ok, message, service });
+  const check: Check = (name, ok, message, service = '') => checks.push({ name, ok, message, service });
 
   check(
     'docker',
     offer.docker.ok,
     offer.docker.ok ? 'Docker Engine reachable' : `Docker unreachable: ${offer.docker.error}`,
   );
+  checkGpus(desired, offer, check);
+  checkModelFiles(desired, files, check);
+  checkDisk(desired, offer, opts, check);
+  return { desiredVersion: desired.version, ok: checks.every((c) => c.ok), checks, checkedAtMs: opts.now };
+}
 
-  const gpuServices = desired.deployments.flatMap((d) =>
+/** Records one check's result. */
+type Check = (name: string, ok: boolean, message: string, service?: string) => void;
+
+type GpuService = { key: string; s: DesiredState['deployments'][number]['services'][number] };
+
+/** The nvidia runtime, enough GPUs, and enough GPU memory for the services that ask for GPUs. */
+function checkGpus(desired: DesiredState, offer: NodeOffer, check: Check) {
+  const gpuServices: GpuService[] = desired.deployments.flatMap((d) =>
     d.services.filter((s) => (s.gpus ?? 0) > 0).map((s) => ({ key: `${d.name}/${s.name}`, s })),
   );
-  if (gpuServices.length) {
-    const runtimes = offer.docker.ok ? offer.docker.runtimes : [];
+  if (!gpuServices.length) return;
+  const runtimes = offer.docker.ok ? offer.docker.runtimes : [];
+  check(
+    'nvidia-runtime',
+    runtimes.includes('nvidia'),
+    runtimes.includes('nvidia')
+      ? 'Docker has the nvidia runtime'
+      : `GPUs requested but Docker has no nvidia runtime (runtimes: ${runtimes.join(', ') || 'none'}); install nvidia-container-toolkit and run nvidia-ctk runtime configure`,
+  );
+  const g = offer.gpu;
+  const have = g && (g.status === 'ok' || g.status === 'stale') ? g.gpus : [];
+  const need = gpuServices.reduce((n, { s }) => n + (s.gpus ?? 0) * s.replicas, 0);
+  if (!g || g.status === 'absent')
+    check('gpus', false, `needs ${need} GPU(s); this node has no nvidia-smi (no GPUs)`);
+  else if (g.status === 'error') check('gpus', false, `needs ${need} GPU(s); nvidia-smi fails: ${g.error}`);
+  else {
+    const stale = g.status === 'stale' ? ` (GPU facts are stale: ${g.error})` : '';
     check(
-      'nvidia-runtime',
-      runtimes.includes('nvidia'),
-      runtimes.includes('nvidia')
-        ? 'Docker has the nvidia runtime'
-        : `GPUs requested but Docker has no nvidia runtime (runtimes: ${runtimes.join(', ') || 'none'}); install nvidia-container-toolkit and run nvidia-ctk runtime configure`,
+      'gpus',
+      have.length >= need,
+      `needs ${need} GPU(s) for ${gpuServices.map((x) => x.key).join(', ')}; node has ${have.length}${stale}`,
     );
-    const g = offer.gpu;
-    const have = g && (g.status === 'ok' || g.status === 'stale') ? g.gpus : [];
-    const need = gpuServices.reduce((n, { s }) => n + (s.gpus ?? 0) * s.replicas, 0);
-    if (!g || g.status === 'absent')
-      check('gpus', false, `needs ${need} GPU(s); this node has no nvidia-smi (no GPUs)`);
-    else if (g.status === 'error') check('gpus', false, `needs ${need} GPU(s); nvidia-smi fails: ${g.error}`);
-    else {
-      const stale = g.status === 'stale' ? ` (GPU facts are stale: ${g.error})` : '';
-      check(
-        'gpus',
-        have.length >= need,
-        `needs ${need} GPU(s) for ${gpuServices.map((x) => x.key).join(', ')}; node has ${have.length}${stale}`,
-      );
-    }
-    // Each GPU serves one replica: hand out distinct GPUs, largest memory need first, so two
-    // services cannot both count the one GPU that has room.
-    const taken = new Set<string>();
-    const byNeed = gpuServices
-      .filter(({ s }) => s.gpuMemoryMib)
-      .sort((a, b) => b.s.gpuMemoryMib! - a.s.gpuMemoryMib!);
-    for (const { key, s } of byNeed) {
-      const wanted = (s.gpus ?? 0) * s.replicas;
-      const free = (x: (typeof have)[number]) =>
-        (x.memoryFreeMib ?? 0) + (offer.reclaimableMib?.get(x.uuid) ?? 0);
-      const roomy = have.filter((x) => !taken.has(x.uuid) && free(x) >= s.gpuMemoryMib!);
-      for (const g of roomy.slice(0, wanted)) taken.add(g.uuid);
-      check(
-        'gpu-memory',
-        roomy.length >= wanted,
-        `needs ${wanted} GPU(s) with ${s.gpuMemoryMib} MiB free; ${roomy.length} of ${have.length} still have it`,
-        key,
-      );
-    }
   }
+  checkGpuMemory(gpuServices, have, offer, check);
+}
 
+/**
+ * Each GPU serves one replica: hand out distinct GPUs, largest memory need first, so two
+ * services cannot both count the one GPU that has room.
+ */
+function checkGpuMemory(
+  gpuServices: readonly GpuService[],
+  have: readonly { uuid: string; memoryFreeMib?: number }[],
+  offer: NodeOffer,
+  check: Check,
+) {
+  const taken = new Set<string>();
+  const byNeed = gpuServices
+    .filter(({ s }) => s.gpuMemoryMib)
+    .sort((a, b) => b.s.gpuMemoryMib! - a.s.gpuMemoryMib!);
+  for (const { key, s } of byNeed) {
+    const wanted = (s.gpus ?? 0) * s.replicas;
+    const free = (x: (typeof have)[number]) =>
+      (x.memoryFreeMib ?? 0) + (offer.reclaimableMib?.get(x.uuid) ?? 0);
+    const roomy = have.filter((x) => !taken.has(x.uuid) && free(x) >= s.gpuMemoryMib!);
+    for (const g of roomy.slice(0, wanted)) taken.add(g.uuid);
+    check(
+      'gpu-memory',
+      roomy.length >= wanted,
+      `needs ${wanted} GPU(s) with ${s.gpuMemoryMib} MiB free; ${roomy.length} of ${have.length} still have it`,
+      key,
+    );
+  }
+}
+
+/** Every model file the playbook names exists (and has its checksum, when one is given). */
+function checkModelFiles(desired: DesiredState, files: ReadonlyMap<string, FileFacts>, check: Check) {
   for (const m of modelFiles(desired)) {
     const f = files.get(m.hostPath);
     if (!f?.exists) {
@@ -137,21 +161,23 @@ export function evaluate(
       continue;
     }
     check('model-file', true, `model file ${m.hostPath} present`, m.service);
-    if (m.sha256) {
-      const ok = f.sha256 === m.sha256;
-      check(
-        'model-sha256',
-        ok,
-        ok
-          ? `sha256 matches`
-          : f.sha256
-            ? `sha256 of ${m.hostPath} is ${f.sha256}, playbook expects ${m.sha256}`
-            : `sha256 of ${m.hostPath} not known yet: ${f.error ?? 'not computed'}`,
-        m.service,
-      );
-    }
+    if (!m.sha256) continue;
+    const ok = f.sha256 === m.sha256;
+    check(
+      'model-sha256',
+      ok,
+      ok
+        ? `sha256 matches`
+        : f.sha256
+          ? `sha256 of ${m.hostPath} is ${f.sha256}, playbook expects ${m.sha256}`
+          : `sha256 of ${m.hostPath} not known yet: ${f.error ?? 'not computed'}`,
+      m.service,
+    );
   }
+}
 
+/** Room on Docker's filesystem for the images still to pull. */
+function checkDisk(desired: DesiredState, offer: NodeOffer, opts: CheckOptions, check: Check) {
   const missingImages = [
     ...new Set(
       desired.deployments
@@ -159,13 +185,11 @@ export function evaluate(
         .filter((i) => !offer.imagesPresent.has(i)),
     ),
   ];
-  if (missingImages.length && offer.dockerFreeBytes !== undefined) {
-    const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
-    check(
-      'disk',
-      offer.dockerFreeBytes >= opts.minFreeDiskBytes,
-      `${gib(offer.dockerFreeBytes)} free for Docker data; pulling ${missingImages.join(', ')} needs at least ${gib(opts.minFreeDiskBytes)}`,
-    );
-  }
-  return { desiredVersion: desired.version, ok: checks.every((c) => c.ok), checks, checkedAtMs: opts.now };
+  if (!missingImages.length || offer.dockerFreeBytes === undefined) return;
+  const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
+  check(
+    'disk',
+    offer.dockerFreeBytes >= opts.minFreeDiskBytes,
+    `${gib(offer.dockerFreeBytes)} free for Docker data; pulling ${missingImages.join(', ')} needs at least ${gib(opts.minFreeDiskBytes)}`,
+  );
 }

@@ -4,9 +4,9 @@
  * TLS files): a change there means a new container, anything else in the config is a reload.
  */
 import { join } from 'node:path';
-import type Docker from 'dockerode';
 import { contentHash } from '../../../common/canonical.js';
 import type { ProxySpec } from '../../../proto/gen/fleet/v1/agent.js';
+import type { ContainerCreateSpec, MountSettings } from '../docker/types.js';
 import { checkImage, checkIPv4, checkLabel, checkPort, checkSecretFile } from './allow.js';
 import {
   PROXY_CONFIG_DIR,
@@ -65,8 +65,8 @@ export function proxyLabels(node: string, deployment: string, hash: string): Rec
  * a read-only mount). `Mounts`, not `Binds`: a missing source is an error, where `Binds` would
  * silently create a directory on the host in place of a missing certificate.
  */
-export function proxyMounts(configDir: string, shape: ProxyShape): Docker.MountSettings[] {
-  const bind = (Source: string, Target: string): Docker.MountSettings => ({
+export function proxyMounts(configDir: string, shape: ProxyShape): MountSettings[] {
+  const bind = (Source: string, Target: string): MountSettings => ({
     Type: 'bind',
     Source,
     Target,
@@ -98,7 +98,7 @@ export interface ProxyContainerInput {
  * and port, no Docker restart policy (the agent restarts it, so status stays truthful), an init
  * process so nginx's master reaps and receives signals properly.
  */
-export function proxyContainerOptions(p: ProxyContainerInput): Docker.ContainerCreateOptions {
+export function proxyContainerOptions(p: ProxyContainerInput): ContainerCreateSpec {
   const portKey = `${PROXY_CONTAINER_PORT}/tcp`;
   return {
     name: proxyContainerName(p.node, p.deployment),
@@ -126,7 +126,7 @@ export function proxyContainerOptions(p: ProxyContainerInput): Docker.ContainerC
 export function checkContainerOptions(
   p: Omit<ProxyContainerInput, 'network'>,
   configFile: string,
-): Docker.ContainerCreateOptions {
+): ContainerCreateSpec {
   return {
     Image: p.shape.image,
     Cmd: ['nginx', '-t', '-q', '-c', configFile],

@@ -17,11 +17,9 @@
  */
 import { readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type Docker from 'dockerode';
 import { DNS_LABEL, matches } from '../../../common/allowlist.js';
 import type { Logger } from '../../../common/log.js';
 import type { ProxySpec } from '../../../proto/gen/fleet/v1/agent.js';
-import { ensureNetwork } from '../docker-network.js';
 import { checkLabel } from './allow.js';
 import {
   checkContainerOptions,
@@ -33,7 +31,7 @@ import {
   proxySpecHash,
   tlsPlaceholders,
 } from './container.js';
-import { bounded, ensureImage, execIn, runToCompletion, statusOf } from './docker-io.js';
+import { type CommandResult, type ProxyContainerState, type ProxyEngine, statusOf } from './engine.js';
 import { CONFIG_NAME, NEXT_NAME, prepareConfigDir, readIfExists, writeAtomic } from './files.js';
 import { PROXY_CONFIG_FILE, PROXY_NEXT_FILE } from './layout.js';
 
@@ -53,16 +51,13 @@ export class ProxyApplyError extends Error {
   override readonly name = 'ProxyApplyError';
 }
 
-export interface DockerProxyDriverOptions {
-  docker: Docker;
+export interface NginxProxyDriverOptions {
+  /** The container engine, behind the narrow interface the driver needs (bounded calls). */
+  engine: ProxyEngine;
   node: string;
   /** Host dir holding one config dir per deployment, e.g. /var/lib/fleet/agent/<node>/proxy. */
   configRoot: string;
   log: Logger;
-  /** Bound on each Docker call (default 30 s). */
-  timeoutMs?: number;
-  /** Bound on pulling the nginx image (default 10 min). */
-  pullTimeoutMs?: number;
 }
 
 /** nginx's messages may quote config tokens; the key map's are secrets. */
@@ -74,21 +69,18 @@ export function redactNginxOutput(output: string): string {
     .slice(0, 4000);
 }
 
-export class DockerProxyDriver implements ProxyDriver {
-  private readonly docker: Docker;
+/** The proxy driver over any ProxyEngine (Docker in production: agent/src/docker/proxy-engine.ts). */
+export class NginxProxyDriver implements ProxyDriver {
+  private readonly engine: ProxyEngine;
   private readonly node: string;
   private readonly log: Logger;
-  private readonly timeoutMs: number;
-  private readonly pullTimeoutMs: number;
   /** The node network is made once per process; forgotten when a create says it is gone. */
   private network: string | undefined;
 
-  constructor(private readonly opts: DockerProxyDriverOptions) {
-    this.docker = opts.docker;
+  constructor(private readonly opts: NginxProxyDriverOptions) {
+    this.engine = opts.engine;
     this.node = checkLabel('node', opts.node);
     this.log = opts.log.child({ component: 'proxy' });
-    this.timeoutMs = opts.timeoutMs ?? 30_000;
-    this.pullTimeoutMs = opts.pullTimeoutMs ?? 600_000;
   }
 
   private dirOf(deployment: string) {
@@ -101,31 +93,29 @@ export class DockerProxyDriver implements ProxyDriver {
     const hash = proxySpecHash(shape);
     const dir = this.dirOf(deployment);
     const info = await this.inspect(proxyContainerName(this.node, deployment));
-    const state = info?.State;
-    const stopped = state?.Status === 'exited' || state?.Status === 'created';
-    const running = state?.Running === true && !state.Paused && !state.Restarting;
-    const shaped =
-      info !== undefined && info.Config.Labels?.['fleet.spec-hash'] === hash && (running || stopped);
+    const stopped = info?.status === 'exited' || info?.status === 'created';
+    const running = info?.running === true && !info.paused && !info.restarting;
+    const shaped = info !== undefined && info.labels['fleet.spec-hash'] === hash && (running || stopped);
     // Without nginx.conf on disk nobody knows what nginx serves (or the mounted dir is gone): remake it.
     const onDisk = shaped ? await readIfExists(join(dir, CONFIG_NAME)) : undefined;
     if (!shaped || onDisk === undefined) {
-      await this.create(deployment, shape, config, info?.Id);
+      await this.create(deployment, shape, config, info?.id);
       return 'created';
     }
     if (running) {
       if (onDisk === config) return 'unchanged';
-      await this.reload(deployment, info.Id, config);
+      await this.reload(deployment, info.id, config);
       return 'reloaded';
     }
     // Stopped with the right shape: the agent, not Docker, restarts it.
     if (onDisk !== config) await this.checkAndWrite(deployment, shape, config);
     try {
-      await bounded('start proxy', this.timeoutMs, this.docker.getContainer(info.Id).start());
+      await this.engine.start(info.id);
     } catch (err) {
       // After a daemon restart containerd can keep a dead task of the container ("task ...
       // already exists") and refuse every start: a fresh container is the way out.
       this.log.warn({ deployment, err: (err as Error).message }, 'proxy would not start; recreating it');
-      await this.create(deployment, shape, config, info.Id);
+      await this.create(deployment, shape, config, info.id);
       return 'created';
     }
     this.log.info({ deployment }, 'proxy started');
@@ -134,16 +124,11 @@ export class DockerProxyDriver implements ProxyDriver {
 
   async running(deployment: string): Promise<boolean> {
     const info = await this.inspect(proxyContainerName(this.node, deployment)).catch(() => undefined);
-    return info?.State.Running === true;
+    return info?.running === true;
   }
 
-  private async inspect(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
-    try {
-      return await bounded('inspect proxy', this.timeoutMs, this.docker.getContainer(name).inspect());
-    } catch (err) {
-      if (statusOf(err) === 404) return undefined;
-      throw err;
-    }
+  private inspect(name: string): Promise<ProxyContainerState | undefined> {
+    return this.engine.inspect(name);
   }
 
   /** nginx -t on `config` in a throwaway container of the proxy's image; then it becomes nginx.conf. */
@@ -159,14 +144,14 @@ export class DockerProxyDriver implements ProxyDriver {
         );
     }
     await prepareConfigDir(dir, shape.tlsCertFile === '' ? [] : tlsPlaceholders(dir));
-    await ensureImage(this.docker, shape.image, this.pullTimeoutMs);
+    await this.engine.ensureImage(shape.image);
     const next = join(dir, NEXT_NAME);
     await writeAtomic(next, config);
     const options = checkContainerOptions(
       { node: this.node, deployment, configDir: dir, shape },
       PROXY_NEXT_FILE,
     );
-    const check = await runToCompletion(this.docker, options, this.timeoutMs).catch(async (err) => {
+    const check = await this.engine.runToCompletion(options).catch(async (err) => {
       await rm(next, { force: true });
       throw err;
     });
@@ -182,7 +167,7 @@ export class DockerProxyDriver implements ProxyDriver {
   private async create(deployment: string, shape: ProxyShape, config: string, oldId?: string) {
     await this.checkAndWrite(deployment, shape, config);
     if (oldId) await this.removeContainer(oldId);
-    this.network ??= await bounded('ensure network', this.timeoutMs, ensureNetwork(this.docker, this.node));
+    this.network ??= await this.engine.ensureNetwork();
     const options = proxyContainerOptions({
       node: this.node,
       deployment,
@@ -190,24 +175,21 @@ export class DockerProxyDriver implements ProxyDriver {
       configDir: this.dirOf(deployment),
       shape,
     });
-    let container: Docker.Container;
+    let id: string;
     try {
-      container = await bounded('create proxy', this.timeoutMs, this.docker.createContainer(options));
+      id = await this.engine.create(options);
     } catch (err) {
       if (statusOf(err) === 404) this.network = undefined;
       throw err;
     }
     try {
-      await bounded('start proxy', this.timeoutMs, container.start());
+      await this.engine.start(id);
     } catch (err) {
       // A proxy that cannot start (port taken) is removed, not left behind half-made.
-      await this.removeContainer(container.id).catch(() => {});
+      await this.removeContainer(id).catch(() => {});
       throw err;
     }
-    this.log.info(
-      { deployment, container: container.id.slice(0, 12), replaced: Boolean(oldId) },
-      'proxy created',
-    );
+    this.log.info({ deployment, container: id.slice(0, 12), replaced: Boolean(oldId) }, 'proxy created');
   }
 
   private async reload(deployment: string, id: string, config: string): Promise<void> {
@@ -215,15 +197,12 @@ export class DockerProxyDriver implements ProxyDriver {
     const next = join(dir, NEXT_NAME);
     const conf = join(dir, CONFIG_NAME);
     await writeAtomic(next, config);
-    const test = await execIn(
-      this.docker,
-      id,
-      ['nginx', '-t', '-q', '-c', PROXY_NEXT_FILE],
-      this.timeoutMs,
-    ).catch(async (err) => {
-      await rm(next, { force: true });
-      throw err;
-    });
+    const test = await this.engine
+      .exec(id, ['nginx', '-t', '-q', '-c', PROXY_NEXT_FILE])
+      .catch(async (err) => {
+        await rm(next, { force: true });
+        throw err;
+      });
     if (test.exitCode !== 0) {
       await rm(next, { force: true });
       this.log.warn(
@@ -241,15 +220,10 @@ export class DockerProxyDriver implements ProxyDriver {
       if (previous !== undefined) await writeAtomic(conf, previous);
       else await rm(conf, { force: true });
     };
-    let result: Awaited<ReturnType<typeof execIn>>;
+    let result: CommandResult;
     const before = await this.workers(id).catch(() => new Map<string, string>());
     try {
-      result = await execIn(
-        this.docker,
-        id,
-        ['nginx', '-c', PROXY_CONFIG_FILE, '-s', 'reload'],
-        this.timeoutMs,
-      );
+      result = await this.engine.exec(id, ['nginx', '-c', PROXY_CONFIG_FILE, '-s', 'reload']);
     } catch (err) {
       await restore();
       throw err;
@@ -266,14 +240,11 @@ export class DockerProxyDriver implements ProxyDriver {
 
   /** nginx worker processes by PID → their title ("nginx: worker process [is shutting down]"). */
   private async workers(id: string): Promise<Map<string, string>> {
-    const top = (await this.docker.getContainer(id).top({ ps_args: '-eo pid,args' })) as {
-      Titles: string[];
-      Processes: string[][];
-    };
-    const pid = top.Titles.findIndex((t) => t.toUpperCase() === 'PID');
-    const cmd = top.Titles.length - 1;
+    const top = await this.engine.top(id, '-eo pid,args');
+    const pid = top.titles.findIndex((t) => t.toUpperCase() === 'PID');
+    const cmd = top.titles.length - 1;
     const out = new Map<string, string>();
-    for (const p of top.Processes) {
+    for (const p of top.processes) {
       const title = p.slice(cmd).join(' ');
       if (/worker process/.test(title)) out.set(p[pid]!, title);
     }
@@ -302,31 +273,19 @@ export class DockerProxyDriver implements ProxyDriver {
   }
 
   private async removeContainer(id: string): Promise<void> {
-    try {
-      await bounded('remove proxy', this.timeoutMs, this.docker.getContainer(id).remove({ force: true }));
-    } catch (err) {
-      if (statusOf(err) !== 404) throw err;
-    }
+    await this.engine.remove(id);
   }
 
   async prune(keep: ReadonlySet<string>): Promise<string[]> {
     const removed = new Set<string>();
-    const containers = await bounded(
-      'list proxies',
-      this.timeoutMs,
-      this.docker.listContainers({
-        all: true,
-        filters: { label: ['fleet.managed=true', `fleet.node=${this.node}`] },
-      }),
-    );
-    for (const c of containers) {
-      const role = c.Labels['fleet.role'];
-      const deployment = c.Labels['fleet.deployment'] ?? '';
+    for (const c of await this.engine.list()) {
+      const role = c.labels['fleet.role'];
+      const deployment = c.labels['fleet.deployment'] ?? '';
       // Check containers are throwaway: one that is not running was left by an agent that died mid-check.
-      const leftover = role === `${PROXY_ROLE}-check` && c.State !== 'running';
+      const leftover = role === `${PROXY_ROLE}-check` && c.state !== 'running';
       if (role !== PROXY_ROLE && role !== `${PROXY_ROLE}-check`) continue;
       if (keep.has(deployment) && !leftover) continue;
-      await this.removeContainer(c.Id);
+      await this.removeContainer(c.id);
       if (role === PROXY_ROLE) removed.add(deployment);
     }
     let entries: string[] = [];

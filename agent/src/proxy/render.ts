@@ -21,13 +21,6 @@ import { locationBlocks, UNAVAILABLE_LOCATION } from './locations.js';
 
 export { ProxyConfigError } from './allow.js';
 export type { RenderInput, Upstream } from './check.js';
-export {
-  PROXY_CONFIG_DIR,
-  PROXY_CONFIG_FILE,
-  PROXY_CONTAINER_PORT,
-  PROXY_TLS_CERT,
-  PROXY_TLS_KEY,
-} from './layout.js';
 
 function httpMaps(c: CheckedInput): string[] {
   const out = [

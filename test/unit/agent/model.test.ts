@@ -2,19 +2,17 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { fromLabels, fromSpec, LABEL, labelsFor } from '../../../agent/src/model.js';
 import type { DesiredState, ServiceSpec } from '../../../proto/gen/fleet/v1/agent.js';
+import { serviceSpec } from '../../helpers/service-spec.js';
 
 function service(over: Partial<ServiceSpec> = {}): ServiceSpec {
-  return {
+  return serviceSpec({
     name: 'api',
     image: '127.0.0.1:5000/x/api:1',
-    replicas: 1,
     env: { A: '1', B: '2' },
-    port: 8080,
-    publish: 0,
     command: ['serve', '--port', '8080'],
     volumes: ['/data:/data:ro'],
     ...over,
-  };
+  });
 }
 
 function state(services: ServiceSpec[], revision = 1, name = 'web'): DesiredState {

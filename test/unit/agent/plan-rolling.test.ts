@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { GpuInfo } from '../../../agent/src/gpu/assign.js';
+import type { Health } from '../../../agent/src/health/tracker.js';
 import { type DesiredContainer, keyOf, type ObservedContainer } from '../../../agent/src/model.js';
 import { type PlanContext, planRound, type Step } from '../../../agent/src/plan.js';
 
@@ -79,7 +80,7 @@ const brief = (steps: Step[]) =>
 const ctx = (health: Record<string, string>, over: Partial<PlanContext> = {}): PlanContext => ({
   imagesPresent: new Set(['img']),
   now: 10_000,
-  health: new Map(Object.entries(health)),
+  health: new Map(Object.entries(health)) as Map<string, Health>,
   ...over,
 });
 

@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { type DesiredContainer, keyOf, type ObservedContainer } from '../../../agent/src/model.js';
 import { plan, type Step } from '../../../agent/src/plan.js';
+import { serviceSpec } from '../../helpers/service-spec.js';
 
 const NODE = 'n1';
 
@@ -375,18 +376,7 @@ test('a paused, dead or removing container of the right spec is replaced, not st
           name: 'dep',
           revision: 1,
           revisionHash: 'h',
-          services: [
-            {
-              name: 'web',
-              image: 'img:1',
-              replicas: 1,
-              env: {},
-              port: 0,
-              publish: 0,
-              command: [],
-              volumes: [],
-            },
-          ],
+          services: [serviceSpec({ name: 'web', image: 'img:1', port: 0 })],
         },
       ],
     },

@@ -1,19 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type DesiredContainer, fromSpec, type ObservedContainer } from '../../../agent/src/model.js';
+import { type DesiredContainer, fromSpec, keyOf, type ObservedContainer } from '../../../agent/src/model.js';
 import { buildStatus } from '../../../agent/src/status.js';
 import { type DesiredState, ServiceState } from '../../../proto/gen/fleet/v1/agent.js';
+import { serviceSpec } from '../../helpers/service-spec.js';
 
-const svc = (name: string, replicas: number, image = 'img:1') => ({
-  name,
-  image,
-  replicas,
-  env: {},
-  port: 0,
-  publish: 0,
-  command: [],
-  volumes: [],
-});
+const svc = (name: string, replicas: number, image = 'img:1') =>
+  serviceSpec({ name, image, replicas, port: 0 });
 
 const STATE: DesiredState = {
   version: 'v1',
@@ -111,7 +104,7 @@ describe('buildStatus', () => {
   test('containers of other services or deployments are not attributed', () => {
     const foreign: ObservedContainer = {
       ...running(api0),
-      key: 'other/api/0',
+      key: keyOf('other', 'api', 0),
       deployment: 'other',
       id: 'f1',
     };

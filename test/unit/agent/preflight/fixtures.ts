@@ -7,21 +7,12 @@ import type {
   PreflightResult,
   ServiceSpec,
 } from '../../../../proto/gen/fleet/v1/agent.js';
+import { serviceSpec } from '../../../helpers/service-spec.js';
 
 export const IMAGE = '127.0.0.1:5000/x/llm:1';
 
 export function svc(over: Partial<ServiceSpec> = {}): ServiceSpec {
-  return {
-    name: 'llm',
-    image: IMAGE,
-    replicas: 1,
-    env: {},
-    port: 8080,
-    publish: 0,
-    command: [],
-    volumes: [],
-    ...over,
-  };
+  return serviceSpec({ name: 'llm', image: IMAGE, ...over });
 }
 
 export function dep(name: string, services: ServiceSpec[]): DeploymentSpec {

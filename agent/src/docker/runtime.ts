@@ -1,8 +1,8 @@
 import Docker from 'dockerode';
-import { ensureNetwork, networkName } from './docker-network.js';
-import { deviceRequestsFor } from './gpu/assign.js';
-import { type DesiredContainer, fromLabels, LABEL, labelsFor, type ObservedContainer } from './model.js';
-import { type ContainerRuntime, classify, RuntimeError } from './runtime.js';
+import { deviceRequestsFor } from '../gpu/assign.js';
+import { type DesiredContainer, fromLabels, LABEL, labelsFor, type ObservedContainer } from '../model.js';
+import { type ContainerRuntime, classify, RuntimeError } from '../runtime.js';
+import { ensureNetwork, networkName } from './network.js';
 
 export interface DockerRuntimeOptions {
   node: string;

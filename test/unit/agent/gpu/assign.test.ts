@@ -9,7 +9,7 @@ import {
   type GpuHolding,
   type GpuInfo,
   type GpuRequest,
-} from '../../../agent/src/gpu/assign.js';
+} from '../../../../agent/src/gpu/assign.js';
 
 const uuid = (i: number) => `GPU-${String(i).padStart(8, '0')}-aaaa-bbbb-cccc-${String(i).padStart(12, '0')}`;
 const gpu = (index: number, o: Partial<GpuInfo> = {}): GpuInfo => ({

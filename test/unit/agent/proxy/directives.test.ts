@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type RenderInput, renderNginxConfig } from '../../../agent/src/proxy/render.js';
-import { fullProxySpec } from '../../helpers/proxy-spec.js';
+import { type RenderInput, renderNginxConfig } from '../../../../agent/src/proxy/render.js';
+import { fullProxySpec } from '../../../helpers/proxy-spec.js';
 
 const KEY = 'k3y-0123456789abcdef';
 /** Every feature on; `web` has no healthy replica. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ProxyConfigError, type RenderInput, renderNginxConfig } from '../../../agent/src/proxy/render.js';
-import { proxyRoute, proxySpec } from '../../helpers/proxy-spec.js';
+import { ProxyConfigError, type RenderInput, renderNginxConfig } from '../../../../agent/src/proxy/render.js';
+import { proxyRoute, proxySpec } from '../../../helpers/proxy-spec.js';
 
 const KEY_A = 'A1b2C3d4E5f6G7h8.x+y/z=';
 const KEY_B = 'zzzzzzzzzzzzzzzzzzzz';

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fromSpec, keyOf, type ObservedContainer } from '../../../agent/src/model.js';
-import type { ProxyDriver } from '../../../agent/src/proxy/driver.js';
-import { syncProxies, upstreamsFor } from '../../../agent/src/proxy-sync.js';
-import type { DesiredState } from '../../../proto/gen/fleet/v1/agent.js';
+import type { Health } from '../../../../agent/src/health/tracker.js';
+import { fromSpec, keyOf, type ObservedContainer } from '../../../../agent/src/model.js';
+import type { ProxyDriver } from '../../../../agent/src/proxy/driver.js';
+import { syncProxies, upstreamsFor } from '../../../../agent/src/reconcile/proxy.js';
+import type { DesiredState } from '../../../../proto/gen/fleet/v1/agent.js';
+import { serviceSpec } from '../../../helpers/service-spec.js';
 
 const STATE: DesiredState = {
   version: 'v',
@@ -13,17 +15,13 @@ const STATE: DesiredState = {
       revision: 1,
       revisionHash: 'h',
       services: [
-        {
+        serviceSpec({
           name: 'api',
           image: 'img',
           replicas: 2,
-          env: {},
           port: 8070,
-          publish: 0,
-          command: [],
-          volumes: [],
           health: { path: '/health', intervalMs: 1000, timeoutMs: 500, retries: 3, startPeriodMs: 0 },
-        },
+        }),
       ],
       proxy: {
         image: 'nginx:1',
@@ -57,7 +55,7 @@ const c = (id: string, replica: number, ip: string, hash = desired[replica]!.has
 
 test('upstreams: healthy replicas that stay, old ones included until they leave', () => {
   const observed = [c('a', 0, '10.0.0.2'), c('b', 1, '10.0.0.3'), c('old', 1, '10.0.0.9', 'oldhash')];
-  const health = new Map([
+  const health = new Map<string, Health>([
     ['a', 'healthy'],
     ['b', 'starting'],
     ['old', 'healthy'],
@@ -94,7 +92,7 @@ function driver(opts: { fail?: boolean; running?: boolean }) {
 
 test('a proxy that failed while an older config serves blocks removals; one that never ran does not', async () => {
   const observed = [c('a', 0, '10.0.0.2')];
-  const health = new Map([['a', 'healthy']]);
+  const health = new Map<string, Health>([['a', 'healthy']]);
   const deps = (d: ProxyDriver) => ({ driver: d, readApiKeys: async () => [] });
   const serving = driver({ fail: true, running: true });
   const r1 = await syncProxies(deps(serving.d), STATE.deployments, observed, desired, health, new Set());

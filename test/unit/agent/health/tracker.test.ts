@@ -5,8 +5,8 @@ import {
   initialHealth,
   nextHealth,
   nextProbeDelayMs,
-} from '../../../agent/src/health/tracker.js';
-import type { ProbeSpec } from '../../../agent/src/model.js';
+} from '../../../../agent/src/health/tracker.js';
+import type { ProbeSpec } from '../../../../agent/src/model.js';
 
 const SPEC: ProbeSpec = {
   path: '/health',

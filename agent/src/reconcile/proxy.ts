@@ -1,8 +1,12 @@
-import type { DeploymentSpec } from '../../proto/gen/fleet/v1/agent.js';
-import type { DesiredContainer, ObservedContainer } from './model.js';
-import { isReady } from './plan.js';
-import type { ProxyDriver, ProxySyncResult } from './proxy/driver.js';
-import { renderNginxConfig, type Upstream } from './proxy/render.js';
+import type { Logger } from '../../../common/log.js';
+import type { DeploymentSpec } from '../../../proto/gen/fleet/v1/agent.js';
+import type { Health } from '../health/tracker.js';
+import type { DesiredContainer, ObservedContainer } from '../model.js';
+import { isReady, type Step } from '../plan.js';
+import type { ProxyDriver, ProxySyncResult } from '../proxy/driver.js';
+import { renderNginxConfig, type Upstream } from '../proxy/render.js';
+import { deploymentOfKey, serviceKey } from '../replica-key.js';
+import type { EventSubject } from './reporter.js';
 
 export interface ProxySyncDeps {
   driver: ProxyDriver;
@@ -27,7 +31,7 @@ export function upstreamsFor(
   deployment: DeploymentSpec,
   observed: readonly ObservedContainer[],
   desired: readonly DesiredContainer[],
-  health: ReadonlyMap<string, string>,
+  health: ReadonlyMap<string, Health>,
   leaving: ReadonlySet<string>,
 ): Record<string, Upstream[]> {
   const out: Record<string, Upstream[]> = {};
@@ -57,7 +61,7 @@ export async function syncProxies(
   deployments: readonly DeploymentSpec[],
   observed: readonly ObservedContainer[],
   desired: readonly DesiredContainer[],
-  health: ReadonlyMap<string, string>,
+  health: ReadonlyMap<string, Health>,
   leaving: ReadonlySet<string>,
 ): Promise<ProxySyncOutcome> {
   const results = new Map<string, ProxySyncResult>();
@@ -105,4 +109,52 @@ export async function syncProxies(
     errors.set('', `proxy prune: ${(err as Error).message}`);
   }
   return { results, errors, blocking };
+}
+
+/** What the round's proxy phase reports into: events, and errors per service (`dep/svc`). */
+export interface ProxyRoundSink {
+  event: (kind: string, message: string, about?: EventSubject) => void;
+  /** Replaces the proxy errors of the last round with these. */
+  proxyErrors: (errors: ReadonlyMap<string, string>) => void;
+  log: Logger;
+}
+
+const drainsReplica = (s: Step): s is Extract<Step, { kind: 'remove' | 'restart' }> =>
+  s.kind === 'remove' || s.kind === 'restart';
+
+/** Whether a round's proxy phase runs now: before removals and restarts (to drain), or once the plan is empty. */
+export const proxyPhaseDue = (steps: readonly Step[]) => steps.length === 0 || steps.some(drainsReplica);
+
+/**
+ * The round's proxy phase: brings every proxy up to date with the replicas that stay (those the
+ * steps stop or restart leave the upstreams first, and drain), reports what changed and what
+ * failed, and answers whether the steps may run: false while a running proxy could not drop the
+ * replicas they would stop.
+ */
+export async function proxyPhase(
+  deps: ProxySyncDeps,
+  deployments: readonly DeploymentSpec[],
+  replicas: readonly ObservedContainer[],
+  desired: readonly DesiredContainer[],
+  health: ReadonlyMap<string, Health>,
+  steps: readonly Step[],
+  sink: ProxyRoundSink,
+): Promise<boolean> {
+  const leaving = new Set(steps.filter(drainsReplica).map((s) => s.id));
+  const outcome = await syncProxies(deps, deployments, replicas, desired, health, leaving);
+  for (const [dep, result] of outcome.results) {
+    if (result === 'unchanged') continue;
+    sink.log.info({ deployment: dep, result }, 'proxy updated');
+    sink.event(`proxy.${result}`, `nginx ${result}`, { deployment: dep });
+  }
+  const errors = new Map<string, string>();
+  for (const [dep, message] of outcome.errors) {
+    for (const d of desired) {
+      if (d.spec.deployment === dep) errors.set(serviceKey(d.spec.deployment, d.spec.service), message);
+    }
+    sink.log.warn({ deployment: dep, err: message }, 'proxy not updated');
+    sink.event('proxy.failed', message, { deployment: dep });
+  }
+  sink.proxyErrors(errors);
+  return !steps.some((s) => drainsReplica(s) && outcome.blocking.has(deploymentOfKey(s.key)));
 }

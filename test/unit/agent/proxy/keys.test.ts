@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { readApiKeys } from '../../../agent/src/proxy/keys.js';
+import { readApiKeys } from '../../../../agent/src/proxy/keys.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'fleet-keys-'));
 after(() => rm(dir, { recursive: true, force: true }));

@@ -1,17 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Backoff } from '../../../agent/src/backoff.js';
-import { fromSpec } from '../../../agent/src/model.js';
-import { Reconciler } from '../../../agent/src/reconciler.js';
-import { RuntimeError } from '../../../agent/src/runtime.js';
-import { createLogger } from '../../../common/log.js';
+import { Backoff } from '../../../../agent/src/backoff.js';
+import { fromSpec } from '../../../../agent/src/model.js';
+import { Reconciler } from '../../../../agent/src/reconcile/loop.js';
+import { RuntimeError } from '../../../../agent/src/runtime.js';
+import { createLogger } from '../../../../common/log.js';
 import {
   type DesiredState,
   type ServiceSpec,
   ServiceState,
   type StatusReport,
-} from '../../../proto/gen/fleet/v1/agent.js';
-import { FakeRuntime, FakeTimers } from '../../helpers/fake-runtime.js';
+} from '../../../../proto/gen/fleet/v1/agent.js';
+import { FakeRuntime, FakeTimers } from '../../../helpers/fake-runtime.js';
+import { serviceSpec } from '../../../helpers/service-spec.js';
 
 const NODE = 'n1';
 const IMAGE = '127.0.0.1:5000/x/web:1';
@@ -24,19 +25,7 @@ function desired(over: Partial<ServiceSpec> = {}, version = 'v1', revision = 1):
         name: 'web',
         revision,
         revisionHash: `rh${revision}`,
-        services: [
-          {
-            name: 'web',
-            image: IMAGE,
-            replicas: 1,
-            env: {},
-            port: 8080,
-            publish: 0,
-            command: [],
-            volumes: [],
-            ...over,
-          },
-        ],
+        services: [serviceSpec({ name: 'web', image: IMAGE, ...over })],
       },
     ],
   };
@@ -60,8 +49,7 @@ function rig(opts: { images?: string[]; maxRounds?: number } = {}): Rig {
     runtime: rt,
     log: createLogger('test', 'silent'),
     report: (r) => reports.push(structuredClone(r)),
-    now: timers.now,
-    timers,
+    clock: timers,
     resyncMs: 10_000,
     retry: new Backoff(1_000, 60_000, () => 1),
     random: () => 0,

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
-import { ExecFileRunner, GpuCollector, type GpuState } from '../../../agent/src/gpu/collector.js';
+import { ExecFileRunner, GpuCollector, type GpuState } from '../../../../agent/src/gpu/collector.js';
 import {
   GPU_QUERY_FIELDS,
   type GpuSample,
@@ -19,9 +19,9 @@ import {
   parseList,
   parseQueryGpu,
   parseVersion,
-} from '../../../agent/src/gpu/parse.js';
-import { parseGpuCsv } from '../../../inference/src/gpus.js';
-import { CAPTURES_DIR, capturePath, FAKE_NVIDIA_SMI_DIR, readSections } from './gpu/captures.js';
+} from '../../../../agent/src/gpu/parse.js';
+import { parseGpuCsv } from '../../../../inference/src/gpus.js';
+import { CAPTURES_DIR, capturePath, FAKE_NVIDIA_SMI_DIR, readSections } from './captures.js';
 
 const DIR = 'h200-580.159.04';
 const CAPTURE = `${DIR}/linux-x86_64__nvidia-h200__580.159.04.txt`;

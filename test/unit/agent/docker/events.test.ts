@@ -7,9 +7,9 @@ import {
   LineSplitter,
   parseContainerEvent,
   watchContainerEvents,
-} from '../../../agent/src/docker-events.js';
-import { createLogger } from '../../../common/log.js';
-import { FakeTimers } from '../../helpers/fake-runtime.js';
+} from '../../../../agent/src/docker/events.js';
+import { createLogger } from '../../../../common/log.js';
+import { FakeTimers } from '../../../helpers/fake-runtime.js';
 
 const NODE = 'n1';
 const flush = () => new Promise<void>((r) => setImmediate(r));
@@ -170,7 +170,7 @@ function rig() {
     log: createLogger('test', 'silent'),
     retryMinMs: 250,
     retryMaxMs: 5_000,
-    timers,
+    clock: timers,
     random: () => 1,
   });
   return { fake, timers, events, w, reconnects: () => reconnects };
@@ -294,7 +294,7 @@ describe('watchContainerEvents', () => {
       },
       onReconnect: () => {},
       log: createLogger('test', 'silent'),
-      timers: new FakeTimers(),
+      clock: new FakeTimers(),
     });
     await flush();
     fake.current.write(line({ id: 'a' }) + line({ id: 'b' }));

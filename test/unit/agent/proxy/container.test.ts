@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fromLabels } from '../../../agent/src/model.js';
+import { fromLabels } from '../../../../agent/src/model.js';
 import {
   checkContainerOptions,
   proxyContainerOptions,
   proxyShape,
   proxySpecHash,
-} from '../../../agent/src/proxy/container.js';
-import { redactNginxOutput } from '../../../agent/src/proxy/driver.js';
-import { ProxyConfigError } from '../../../agent/src/proxy/render.js';
-import type { ProxySpec } from '../../../proto/gen/fleet/v1/agent.js';
+} from '../../../../agent/src/proxy/container.js';
+import { redactNginxOutput } from '../../../../agent/src/proxy/driver.js';
+import { ProxyConfigError } from '../../../../agent/src/proxy/render.js';
+import type { ProxySpec } from '../../../../proto/gen/fleet/v1/agent.js';
 
 const spec = (over: Partial<ProxySpec> = {}): ProxySpec => ({
   image: '127.0.0.1:5000/fleet/nginx:1',

@@ -1,5 +1,6 @@
-import { decide, type RestartHistory, type RestartPolicy, recordRestart } from './health/restart-policy.js';
-import type { DesiredContainer, ObservedContainer } from './model.js';
+import { decide, type RestartHistory, type RestartPolicy, recordRestart } from '../health/restart-policy.js';
+import type { DesiredContainer, ObservedContainer } from '../model.js';
+import type { ReplicaKey } from '../replica-key.js';
 
 /** A replica's restart streak as the planner and the status see it. */
 export interface StreakView {
@@ -89,7 +90,7 @@ export class ContainerLifecycle {
   /** Records a restart the agent issued; returns the streak's restart count. */
   restarted(
     d: DesiredContainer | undefined,
-    key: string,
+    key: ReplicaKey,
     id: string,
     reason: string,
     exitCode?: number,
@@ -114,8 +115,8 @@ export class ContainerLifecycle {
   streaks(
     observed: readonly ObservedContainer[],
     desired: readonly DesiredContainer[],
-  ): Map<string, StreakView> {
-    const out = new Map<string, StreakView>();
+  ): Map<ReplicaKey, StreakView> {
+    const out = new Map<ReplicaKey, StreakView>();
     for (const d of desired) {
       const h = this.history.get(`${d.key}#${d.hash}`);
       if (!h) continue;

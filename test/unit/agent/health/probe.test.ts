@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { httpProbe } from '../../../agent/src/health/probe.js';
-import { freePort } from '../../helpers/procs.js';
+import { httpProbe } from '../../../../agent/src/health/probe.js';
+import { freePort } from '../../../helpers/procs.js';
 
 /** A real server on 127.0.0.1 whose answer depends on the path. */
 let server: http.Server;

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { ProbeResult } from '../../../agent/src/health/probe.js';
-import { Prober, type ProbeTarget } from '../../../agent/src/health/prober.js';
-import type { ContainerHealth } from '../../../agent/src/health/tracker.js';
-import type { ProbeSpec } from '../../../agent/src/model.js';
-import { createLogger } from '../../../common/log.js';
-import { FakeTimers } from '../../helpers/fake-runtime.js';
+import type { ProbeResult } from '../../../../agent/src/health/probe.js';
+import { Prober, type ProbeTarget } from '../../../../agent/src/health/prober.js';
+import type { ContainerHealth } from '../../../../agent/src/health/tracker.js';
+import type { ProbeSpec } from '../../../../agent/src/model.js';
+import { createLogger } from '../../../../common/log.js';
+import { FakeTimers } from '../../../helpers/fake-runtime.js';
 
 const SPEC: ProbeSpec = {
   path: '/health',
@@ -51,8 +51,7 @@ function rig(answers: (url: string) => ProbeResult | 'hold' = () => OK) {
         const a = script(url);
         if (a !== 'hold') resolve(a);
       }),
-    now: timers.now,
-    timers,
+    clock: timers,
     onChange: (id: string, h: ContainerHealth) => changes.push({ id, status: h.status, at: timers.nowMs }),
     log: createLogger('test', 'silent'),
   });
@@ -249,8 +248,7 @@ describe('prober', () => {
         if (n === 1) throw new Error('boom');
         return Promise.reject(new Error('nope'));
       },
-      now: timers.now,
-      timers,
+      clock: timers,
       onChange: () => {},
       log: createLogger('test', 'silent'),
     });
@@ -283,8 +281,7 @@ describe('prober', () => {
         probes++;
         return OK;
       },
-      now: timers.now,
-      timers,
+      clock: timers,
       onChange: () => {
         throw new Error('handler bug');
       },

@@ -1,9 +1,9 @@
 import { StringDecoder } from 'node:string_decoder';
 import type Docker from 'dockerode';
-import type { Logger } from '../../common/log.js';
-import { Backoff } from './backoff.js';
-import { keyOf, LABEL } from './model.js';
-import type { Timers } from './reconciler.js';
+import { type Clock, systemClock, type TimerHandle } from '../../../common/clock.js';
+import type { Logger } from '../../../common/log.js';
+import { Backoff } from '../backoff.js';
+import { keyOf, LABEL } from '../model.js';
 
 /** One lifecycle event of a container this node manages. */
 export interface ContainerEvent {
@@ -28,7 +28,7 @@ export interface WatchOptions {
   log: Logger;
   retryMinMs?: number;
   retryMaxMs?: number;
-  timers?: Timers;
+  clock?: Clock;
   random?: () => number;
 }
 
@@ -55,81 +55,90 @@ const SUBSCRIBE_TIMEOUT_MS = 10_000;
  * ```
  */
 export function watchContainerEvents(opts: WatchOptions): { stop(): void; connected(): boolean } {
-  const log = opts.log;
-  const timers: Timers = opts.timers ?? {
-    setTimeout,
-    clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-  };
-  const maxMs = opts.retryMaxMs ?? 5_000;
-  const backoff = new Backoff(opts.retryMinMs ?? 250, maxMs, opts.random);
-  let stopped = false;
-  let isConnected = false;
-  let subscribedOnce = false;
-  let stream: NodeJS.ReadableStream | undefined;
-  let abort: AbortController | undefined;
-  let timer: unknown;
+  const w = new EventWatcher(opts);
+  w.connect();
+  return { stop: () => w.stop(), connected: () => w.isConnected };
+}
 
-  const deliver = (e: ContainerEvent) => {
+/** The state machine above; one per watch. */
+class EventWatcher {
+  private readonly clock: Clock;
+  private readonly maxMs: number;
+  private readonly backoff: Backoff;
+  private stopped = false;
+  isConnected = false;
+  private subscribedOnce = false;
+  private stream: NodeJS.ReadableStream | undefined;
+  private abort: AbortController | undefined;
+  private timer: TimerHandle;
+
+  constructor(private readonly opts: WatchOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.maxMs = opts.retryMaxMs ?? 5_000;
+    this.backoff = new Backoff(opts.retryMinMs ?? 250, this.maxMs, opts.random);
+  }
+
+  private deliver(e: ContainerEvent) {
     try {
-      opts.onEvent(e);
+      this.opts.onEvent(e);
     } catch (err) {
-      log.error({ err, event: e }, 'docker events: handler threw');
+      this.opts.log.error({ err, event: e }, 'docker events: handler threw');
     }
-  };
+  }
 
-  const retry = (why: string, err?: unknown, upForMs = 0) => {
-    isConnected = false;
-    stream = undefined;
-    if (stopped) return;
+  private retry(why: string, err?: unknown, upForMs = 0) {
+    this.isConnected = false;
+    this.stream = undefined;
+    if (this.stopped) return;
     // A stream that stayed up a good while was fine: the next break starts from the short delay.
-    if (upForMs >= maxMs) backoff.reset();
-    const delay = backoff.next();
-    log.warn({ err, delayMs: delay }, `docker events: ${why}; re-subscribing`);
-    timer = timers.setTimeout(connect, delay);
-  };
+    if (upForMs >= this.maxMs) this.backoff.reset();
+    const delay = this.backoff.next();
+    this.opts.log.warn({ err, delayMs: delay }, `docker events: ${why}; re-subscribing`);
+    this.timer = this.clock.setTimeout(() => this.connect(), delay);
+  }
 
-  const connect = () => {
-    timer = undefined;
-    if (stopped) return;
+  connect() {
+    this.timer = undefined;
+    if (this.stopped) return;
     const ac = new AbortController();
-    abort = ac;
+    this.abort = ac;
     const filters = {
       type: ['container'],
       event: [...WATCHED_ACTIONS],
-      label: [`${LABEL.managed}=true`, `${LABEL.node}=${opts.node}`],
+      label: [`${LABEL.managed}=true`, `${LABEL.node}=${this.opts.node}`],
     };
     // Whether or not the client honours the abort, a late answer is dropped (abort !== ac).
-    const deadline = timers.setTimeout(() => {
-      if (abort !== ac) return;
-      abort = undefined;
+    const deadline = this.clock.setTimeout(() => {
+      if (this.abort !== ac) return;
+      this.abort = undefined;
       ac.abort();
-      retry(`no answer within ${SUBSCRIBE_TIMEOUT_MS} ms`);
+      this.retry(`no answer within ${SUBSCRIBE_TIMEOUT_MS} ms`);
     }, SUBSCRIBE_TIMEOUT_MS);
     let pending: Promise<NodeJS.ReadableStream>;
     try {
-      pending = opts.docker.getEvents({ filters, abortSignal: ac.signal } as Docker.GetEventsOptions);
+      pending = this.opts.docker.getEvents({ filters, abortSignal: ac.signal } as Docker.GetEventsOptions);
     } catch (err) {
       pending = Promise.reject(err);
     }
     pending.then(
       (s) => {
-        timers.clearTimeout(deadline);
-        if (stopped || abort !== ac) {
+        this.clock.clearTimeout(deadline);
+        if (this.stopped || this.abort !== ac) {
           destroy(s);
           return;
         }
-        attach(s);
+        this.attach(s);
       },
       (err: unknown) => {
-        timers.clearTimeout(deadline);
-        if (abort === ac) retry('subscribe failed', err);
+        this.clock.clearTimeout(deadline);
+        if (this.abort === ac) this.retry('subscribe failed', err);
       },
     );
-  };
+  }
 
-  const attach = (s: NodeJS.ReadableStream) => {
-    stream = s;
-    isConnected = true;
+  private attach(s: NodeJS.ReadableStream) {
+    this.stream = s;
+    this.isConnected = true;
     const since = Date.now();
     // Docker clients are often built with an idle timeout for API calls; an event stream is idle
     // by nature, and cutting it every minute would make the caller resync for nothing.
@@ -139,51 +148,49 @@ export function watchContainerEvents(opts: WatchOptions): { stop(): void; connec
     const end = (why: string, err?: unknown) => {
       if (ended) return;
       ended = true;
-      if (stream === s) retry(why, err, Date.now() - since);
+      if (this.stream === s) this.retry(why, err, Date.now() - since);
     };
     s.on('data', (chunk: Buffer | string) => {
-      if (stream !== s) return;
-      const { lines: out, dropped } = lines.push(chunk);
-      if (dropped) log.warn({ chars: dropped }, 'docker events: dropped an over-long line');
-      for (const line of out) {
-        const e = parseContainerEvent(line, opts.node);
-        if (e) deliver(e);
-        else if (line.trim()) log.debug({ line: line.slice(0, 200) }, 'docker events: ignored a line');
-      }
+      if (this.stream === s) this.lines(lines.push(chunk));
     });
     s.on('error', (err: unknown) => end('stream error', err));
     s.on('end', () => end('stream ended'));
     s.on('close', () => end('stream closed'));
-    announce();
-  };
+    this.announce();
+  }
 
-  const announce = () => {
-    if (subscribedOnce) {
-      log.info('docker events: re-subscribed');
+  private lines({ lines, dropped }: { lines: string[]; dropped: number }) {
+    const log = this.opts.log;
+    if (dropped) log.warn({ chars: dropped }, 'docker events: dropped an over-long line');
+    for (const line of lines) {
+      const e = parseContainerEvent(line, this.opts.node);
+      if (e) this.deliver(e);
+      else if (line.trim()) log.debug({ line: line.slice(0, 200) }, 'docker events: ignored a line');
+    }
+  }
+
+  private announce() {
+    if (this.subscribedOnce) {
+      this.opts.log.info('docker events: re-subscribed');
       try {
-        opts.onReconnect();
+        this.opts.onReconnect();
       } catch (err) {
-        log.error({ err }, 'docker events: onReconnect threw');
+        this.opts.log.error({ err }, 'docker events: onReconnect threw');
       }
     }
-    subscribedOnce = true;
-  };
+    this.subscribedOnce = true;
+  }
 
-  connect();
-
-  return {
-    stop() {
-      stopped = true;
-      isConnected = false;
-      if (timer !== undefined) timers.clearTimeout(timer);
-      timer = undefined;
-      abort?.abort();
-      abort = undefined;
-      if (stream) destroy(stream);
-      stream = undefined;
-    },
-    connected: () => isConnected,
-  };
+  stop() {
+    this.stopped = true;
+    this.isConnected = false;
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.abort?.abort();
+    this.abort = undefined;
+    if (this.stream) destroy(this.stream);
+    this.stream = undefined;
+  }
 }
 
 function destroy(s: NodeJS.ReadableStream) {

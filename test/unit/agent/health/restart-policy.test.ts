@@ -8,7 +8,7 @@ import {
   type RestartPolicy,
   recordRestart,
   restartDelayMs,
-} from '../../../agent/src/health/restart-policy.js';
+} from '../../../../agent/src/health/restart-policy.js';
 
 const P = DEFAULT_RESTART_POLICY;
 const noJitter = () => 0;

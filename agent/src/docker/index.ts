@@ -1,0 +1,33 @@
+import type { Logger } from '../../../common/log.js';
+import { type WatchOptions, watchContainerEvents } from './events.js';
+import { DockerProxyDriver } from './proxy-engine.js';
+import { DockerRuntime } from './runtime.js';
+
+export interface DockerAdapterOptions {
+  node: string;
+  socketPath: string;
+  /** Host dir of the proxies' config dirs. */
+  proxyConfigRoot: string;
+  log: Logger;
+}
+
+/**
+ * The agent's one door to Docker (this folder is the only importer of dockerode): the container
+ * runtime the reconciler drives, the nginx proxy driver and the event stream, all over one client.
+ * The wiring point gets these, never the client itself.
+ */
+export function dockerAdapter(opts: DockerAdapterOptions) {
+  const runtime = new DockerRuntime({ node: opts.node, socketPath: opts.socketPath });
+  return {
+    runtime,
+    proxyDriver: new DockerProxyDriver({
+      docker: runtime.client,
+      node: opts.node,
+      configRoot: opts.proxyConfigRoot,
+      log: opts.log,
+    }),
+    /** Follows the node's container events (see events.ts). */
+    watchEvents: (o: Omit<WatchOptions, 'docker' | 'node'>) =>
+      watchContainerEvents({ ...o, docker: runtime.client, node: opts.node }),
+  };
+}
