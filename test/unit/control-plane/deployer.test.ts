@@ -35,7 +35,7 @@ function setup(nodes: Record<string, Record<string, string>> = { n1: {} }) {
   const store = Store.open(join(root, `t${n++}`, 'fleet.db'));
   const pusher = new RecordingPusher();
   let clock = 1_000;
-  const deployer = new Deployer(store, pusher, () => clock++);
+  const deployer = new Deployer(store, pusher, { now: () => clock++ });
   for (const [name, labels] of Object.entries(nodes)) {
     store.nodes.upsertHello({ name, labels, agentVersion: 'test', facts: {} }, 1);
   }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { toDeploymentSpec } from '../../../control-plane/src/desired.js';
+import { toDeploymentSpec } from '../../../control-plane/src/desired/spec.js';
 import { parsePlaybook } from '../../../control-plane/src/playbook/parse.js';
 import { ROOT } from '../../helpers/procs.js';
 

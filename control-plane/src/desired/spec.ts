@@ -1,14 +1,14 @@
-import { contentHash } from '../../common/canonical.js';
-import { parseDuration } from '../../common/duration.js';
+import { contentHash } from '../../../common/canonical.js';
+import { parseDuration } from '../../../common/duration.js';
 import type {
   DeploymentSpec,
   DesiredState,
   HealthSpec,
   ProxySpec,
   ServiceSpec,
-} from '../../proto/gen/fleet/v1/agent.js';
-import { parseListen } from './playbook/proxy-semantic.js';
-import type { Playbook } from './playbook/types.js';
+} from '../../../proto/gen/fleet/v1/agent.js';
+import { parseListen } from '../playbook/proxy-semantic.js';
+import type { Playbook } from '../playbook/types.js';
 
 /** Read timeout of a route that does not set one: streams of a long answer need minutes. */
 const READ_TIMEOUT_S = { stream: 600, plain: 60 };
