@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
-import { api } from '../../../control-plane/src/api/app.js';
-import { Store } from '../../../control-plane/src/db/store.js';
-import { Deployer } from '../../../control-plane/src/deployer.js';
+import { api } from '../../../../control-plane/src/api/app.js';
+import { Store } from '../../../../control-plane/src/db/store.js';
+import { Deployer } from '../../../../control-plane/src/deployer.js';
 
 const root = mkdtempSync(join(tmpdir(), 'fleet-api-'));
 after(() => rmSync(root, { recursive: true, force: true }));
