@@ -1,5 +1,5 @@
 import { type Static, Type as T } from '@sinclair/typebox';
-import type { ContainerView as StoredContainer, ServiceStatusRecord } from '../db/status.js';
+import type { ServiceStatusRecord, ContainerView as StoredContainer } from '../db/status.js';
 
 /** Request and response schemas of every REST route; the types handlers use derive from them. */
 
