@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Assignment, RevisionRecord } from '../../../../control-plane/src/db/deployments.js';
-import { Store } from '../../../../control-plane/src/db/store.js';
 import { Deployer } from '../../../../control-plane/src/deployer.js';
 import { DesiredStates } from '../../../../control-plane/src/desired/cache.js';
 import type { Playbook } from '../../../../control-plane/src/playbook/types.js';
+import { freshStores, WEB } from '../fixtures.js';
 
 const spec = (image: string): Playbook => ({
   name: 'web',
@@ -93,14 +90,12 @@ describe('DesiredStates: computed once per change', () => {
   }
 });
 
-const root = mkdtempSync(join(tmpdir(), 'fleet-desired-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-let n = 0;
-const WEB = 'name: web\nhosts: gpu\nservices:\n  web:\n    image: 127.0.0.1:5000/x/web:1\n    port: 8080\n';
+const freshStore = freshStores('fleet-desired-');
+const GPU_WEB = WEB.replace('hosts: all', 'hosts: gpu');
 
 describe('DesiredStates behind the deployer: invalidated when assignments change', () => {
   function setup() {
-    const store = Store.open(join(root, `t${n++}`, 'fleet.db'));
+    const store = freshStore();
     const reads = { count: 0 };
     const counted = {
       nodeAssignments: (node: string) => {
@@ -123,19 +118,19 @@ describe('DesiredStates behind the deployer: invalidated when assignments change
     const { store, desired, deployer, reads } = setup();
     const empty = desired.forNode('n1');
     assert.deepEqual(empty.deployments, []);
-    assert.ok(deployer.apply(WEB, 'web.yml', false).ok);
+    assert.ok(deployer.apply(GPU_WEB, 'web.yml', false).ok);
     const first = desired.forNode('n1');
     assert.deepEqual(
       first.deployments.map((d) => d.revision),
       [1],
     );
-    assert.ok(deployer.apply(WEB.replace('web:1', 'web:2'), 'web.yml', false).ok);
+    assert.ok(deployer.apply(GPU_WEB.replace('web:1', 'web:2'), 'web.yml', false).ok);
     assert.deepEqual(
       desired.forNode('n1').deployments.map((d) => d.revision),
       [2],
     );
     const count = reads.count;
-    assert.ok(deployer.apply(WEB.replace('web:1', 'web:2'), 'web.yml', false).ok);
+    assert.ok(deployer.apply(GPU_WEB.replace('web:1', 'web:2'), 'web.yml', false).ok);
     desired.forNode('n1');
     assert.equal(reads.count, count, 'no change, no recomputation');
     store.close();
@@ -143,7 +138,7 @@ describe('DesiredStates behind the deployer: invalidated when assignments change
 
   test('a node that joins a group (syncNode) gets its state recomputed; others keep theirs', () => {
     const { store, desired, deployer, reads, hello } = setup();
-    assert.ok(deployer.apply(WEB, 'web.yml', false).ok);
+    assert.ok(deployer.apply(GPU_WEB, 'web.yml', false).ok);
     assert.deepEqual(desired.forNode('n2').deployments, []);
     desired.forNode('n1');
     hello('n2', { gpu: 'b' });

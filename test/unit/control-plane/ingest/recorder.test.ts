@@ -1,17 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import { Store } from '../../../../control-plane/src/db/store.js';
+import { describe, test } from 'node:test';
 import { HeartbeatBatcher } from '../../../../control-plane/src/ingest/heartbeats.js';
 import { AgentRecorder } from '../../../../control-plane/src/ingest/recorder.js';
 import { ServiceState } from '../../../../proto/gen/fleet/v1/agent.js';
 import { FakeClock } from '../fake-clock.js';
+import { freshStores } from '../fixtures.js';
 
-const root = mkdtempSync(join(tmpdir(), 'fleet-recorder-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-let n = 0;
+const freshStore = freshStores('fleet-recorder-');
 
 describe('HeartbeatBatcher', () => {
   test('beats within a second become one write holding the latest beat per node', () => {
@@ -41,7 +36,7 @@ describe('HeartbeatBatcher', () => {
 
 describe('AgentRecorder: hub events into the store', () => {
   function setup() {
-    const store = Store.open(join(root, `t${n++}`, 'fleet.db'));
+    const store = freshStore();
     const clock = new FakeClock();
     const recorder = new AgentRecorder(store, clock);
     recorder.onHubEvent({
