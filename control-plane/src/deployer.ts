@@ -60,6 +60,7 @@ export interface DeployerPorts {
   preflight?(node: string, desired: DesiredState, timeoutMs?: number): Promise<PreflightResult | undefined>;
 }
 
+/** What tests and the wiring may set; everything has a default. */
 export interface DeployerOptions {
   now?: () => number;
   parseOptions?: ParseOptions;

@@ -11,6 +11,7 @@ type Reply<S extends { response: { 200: TSchema } }> = Static<S['response'][200]
 /** What a route accepts as its body. */
 type Body<S extends { body: TSchema }> = Static<S['body']>;
 
+/** The answers of each route, as the CLI reads them. */
 export type ApplyReply = Reply<typeof applySchema>;
 export type NodeListReply = Reply<typeof nodeListSchema>;
 export type NodeReply = Reply<ReturnType<typeof byNameSchema<typeof NodeView>>>;

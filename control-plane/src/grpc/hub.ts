@@ -7,6 +7,7 @@ import type { AgentLink, DesiredStateSource, HubEvent, HubListener } from './eve
 
 type AgentStream = ServerDuplexStream<AgentMessage, ControlMessage>;
 
+/** What the hub is given at wiring: narrow pieces, never the deployer or the store. */
 export interface HubDeps {
   auth: AgentAuthenticator;
   /** What to send a node on hello and on every push; the hub never computes it. */

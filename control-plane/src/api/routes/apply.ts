@@ -4,6 +4,7 @@ import type { RouteDeps } from '../deps.js';
 import { ApiError, ERROR_REPLIES } from '../errors.js';
 import { ApplyBody, ApplyReply } from '../schemas.js';
 
+/** The route's schemas; the typed client (api/client.ts) derives its types from them. */
 export const applySchema = { body: ApplyBody, response: { 200: ApplyReply, ...ERROR_REPLIES } };
 
 /**

@@ -4,6 +4,7 @@ import type { RouteDeps } from '../deps.js';
 import { DeploymentDetail, DeploymentList } from '../schemas.js';
 import { getByName } from './by-name.js';
 
+/** The route's schemas; the typed client (api/client.ts) derives its types from them. */
 export const deploymentListSchema = { response: { 200: DeploymentList } };
 
 /** Deployments at their current revision, and one in detail per node and service. */

@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { RouteDeps } from '../deps.js';
 import { EventList, EventsQuery } from '../schemas.js';
 
+/** The route's schemas; the typed client (api/client.ts) derives its types from them. */
 export const eventListSchema = { querystring: EventsQuery, response: { 200: EventList } };
 
 /** The event log, newest first, optionally of one deployment. */

@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { RouteDeps } from '../deps.js';
 import { Health } from '../schemas.js';
 
+/** The route's schemas; the typed client (api/client.ts) derives its types from them. */
 export const healthSchema = { response: { 200: Health } };
 
 /** `GET /healthz`: liveness for load balancers and `fleet` itself, with the connected agent count. */

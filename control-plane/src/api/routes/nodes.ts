@@ -5,6 +5,7 @@ import { ERROR_REPLIES, notFound } from '../errors.js';
 import { GpuHistory, GpuHistoryQuery, NameParam, NodeList, NodeView } from '../schemas.js';
 import { getByName } from './by-name.js';
 
+/** The routes' schemas; the typed client (api/client.ts) derives its types from them. */
 export const nodeListSchema = { response: { 200: NodeList } };
 export const gpuHistorySchema = {
   params: NameParam,
