@@ -6,7 +6,9 @@ import type {
   PreflightResult,
 } from '../../proto/gen/fleet/v1/agent.js';
 import type { Store } from './db/store.js';
-import { desiredStateFor, toDeploymentSpec, toServiceSpec } from './desired.js';
+import { DesiredStates } from './desired/cache.js';
+import { desiredStateFor, toDeploymentSpec, toServiceSpec } from './desired/spec.js';
+import type { HubEvent } from './grpc/events.js';
 import { parsePlaybook } from './playbook/parse.js';
 import type { ParseOptions, Playbook, PlaybookError } from './playbook/types.js';
 import { matchHosts } from './selector.js';
@@ -45,8 +47,12 @@ export type ApplyResult =
       proposed?: { spec: DeploymentSpec; nodes: string[] };
     };
 
-/** Where desired state goes once stored; the gRPC hub in production, a recorder in tests. */
-export interface DesiredStatePusher {
+/**
+ * Where the deployer's decisions go, as narrow functions wired in `server.ts`: the gRPC hub
+ * pushes, the rollout watcher waits, preflight requests ask. Tests pass a recorder.
+ */
+export interface DeployerPorts {
+  /** Sends each connected node among `nodes` its (already invalidated) desired state. */
   push(nodes: readonly string[]): void;
   /** Resolves when the connected nodes took their desired state or said why not (bounded). */
   waitTaken?(nodes: readonly string[], timeoutMs?: number): Promise<void>;
@@ -54,18 +60,39 @@ export interface DesiredStatePusher {
   preflight?(node: string, desired: DesiredState, timeoutMs?: number): Promise<PreflightResult | undefined>;
 }
 
+/** What tests and the wiring may set; everything has a default. */
+export interface DeployerOptions {
+  now?: () => number;
+  parseOptions?: ParseOptions;
+  /** The process's desired-state cache (shared with the hub and the API); one of its own by default. */
+  desired?: DesiredStates;
+}
+
 /**
  * Turns playbooks into revisions and revisions into per-node desired state. Validation, storage
  * and assignment happen in one transaction before anything is pushed, so a rejected or failed
- * apply leaves no trace; check mode runs the same path and stores nothing.
+ * apply leaves no trace; check mode runs the same path and stores nothing. As the only writer of
+ * assignments it invalidates the desired-state cache after each write, before any push.
  */
 export class Deployer {
+  private readonly now: () => number;
+  private readonly parseOptions: ParseOptions;
+  readonly desired: DesiredStates;
+
   constructor(
     private readonly store: Store,
-    private readonly pusher: DesiredStatePusher,
-    private readonly now: () => number = Date.now,
-    private readonly parseOptions: ParseOptions = {},
-  ) {}
+    private readonly ports: DeployerPorts,
+    opts: DeployerOptions = {},
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.parseOptions = opts.parseOptions ?? {};
+    this.desired = opts.desired ?? new DesiredStates(store.deployments);
+  }
+
+  /** The hub listener: a node that says hello may have joined (or left) a group; see `syncNode`. */
+  readonly onHubEvent = (e: HubEvent) => {
+    if (e.kind === 'connected') this.syncNode(e.node);
+  };
 
   apply(source: string, file: string, check: boolean): ApplyResult {
     const parsed = parsePlaybook(source, file, this.parseOptions);
@@ -122,7 +149,9 @@ export class Deployer {
       });
       return rev;
     });
-    this.pusher.push([...new Set([...assigned, ...matched])]);
+    const touched = [...new Set([...assigned, ...matched])];
+    this.desired.invalidate(touched);
+    this.ports.push(touched);
     return { ...base, revision, changed: true };
   }
 
@@ -146,6 +175,7 @@ export class Deployer {
         changed = true;
       }
     });
+    if (changed) this.desired.invalidate([name]);
     return changed;
   }
 
@@ -154,13 +184,14 @@ export class Deployer {
    * checks on the desired state it would then have, in parallel, and adds the answers to the plan.
    */
   async withPreflight(result: ApplyResult, timeoutMs = 10_000): Promise<ApplyResult> {
-    if (!result.ok || !result.proposed || !this.pusher.preflight) return result;
+    const ask = this.ports.preflight;
+    if (!result.ok || !result.proposed || !ask) return result;
     const { spec, nodes } = result.proposed;
     const plans = await Promise.all(
       result.nodes.map(async (plan): Promise<NodePlan> => {
         if (!nodes.includes(plan.node)) return plan;
         const others = this.desiredFor(plan.node).deployments.filter((d) => d.name !== spec.name);
-        const r = await this.pusher.preflight!(plan.node, desiredStateFor([...others, spec]), timeoutMs);
+        const r = await ask(plan.node, desiredStateFor([...others, spec]), timeoutMs);
         const preflight: NodePreflight = r
           ? { checked: true, ok: r.ok, checks: r.checks, message: r.ok ? 'checks pass' : 'checks fail' }
           : {
@@ -180,8 +211,8 @@ export class Deployer {
    * why they hold it back, and adds the failing checks to the plan, so the CLI can say so at once.
    */
   async withTaken(result: ApplyResult, timeoutMs = 3_000): Promise<ApplyResult> {
-    if (!result.ok || result.check || !result.changed || !this.pusher.waitTaken) return result;
-    await this.pusher.waitTaken(
+    if (!result.ok || result.check || !result.changed || !this.ports.waitTaken) return result;
+    await this.ports.waitTaken(
       result.nodes.map((n) => n.node),
       timeoutMs,
     );
@@ -196,14 +227,9 @@ export class Deployer {
     return { ...result, nodes };
   }
 
-  /** The DesiredState for one node, built from its assignments. */
-  desiredFor(node: string) {
-    const specs: DeploymentSpec[] = [];
-    for (const a of this.store.deployments.nodeAssignments(node)) {
-      const rev = this.store.deployments.revision(a.deployment, a.revision);
-      if (rev) specs.push(toDeploymentSpec(rev));
-    }
-    return desiredStateFor(specs);
+  /** The DesiredState for one node, from its assignments (cached until they change). */
+  desiredFor(node: string): DesiredState {
+    return this.desired.forNode(node);
   }
 }
 

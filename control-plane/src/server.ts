@@ -3,14 +3,18 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import Fastify from 'fastify';
-import { createLogger } from '../../common/log.js';
+import { createLogger, type Logger } from '../../common/log.js';
 import { VERSION } from '../../common/version.js';
 import { AgentServiceService } from '../../proto/gen/fleet/v1/agent.js';
 import { api } from './api/app.js';
 import { Store } from './db/store.js';
 import { Deployer } from './deployer.js';
+import { DesiredStates } from './desired/cache.js';
 import { TokenAuthenticator } from './grpc/auth.js';
 import { AgentHub } from './grpc/hub.js';
+import { PreflightRequests } from './grpc/preflight.js';
+import { AgentRecorder } from './ingest/recorder.js';
+import { DeploymentWatcher, nodeProgress } from './rollout/watcher.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -49,6 +53,35 @@ function splitHostPort(addr: string): { host: string; port: number } {
   return { host: addr.slice(0, i).replace(/^\[|\]$/g, ''), port };
 }
 
+/** The parts of the control plane and how they listen to each other; built once, here. */
+function wire(store: Store, agentToken: string, opts: ServerOptions, log: Logger) {
+  const desired = new DesiredStates(store.deployments);
+  const hub = new AgentHub({
+    auth: new TokenAuthenticator(agentToken),
+    desired,
+    log: log.child({ component: 'hub' }),
+  });
+  const recorder = new AgentRecorder(store);
+  const preflight = new PreflightRequests(hub);
+  const watcher = new DeploymentWatcher(nodeProgress(store, hub, desired));
+  const deployer = new Deployer(
+    store,
+    {
+      push: (nodes) => hub.push(nodes),
+      waitTaken: (nodes, timeoutMs) => watcher.waitTaken(nodes, timeoutMs),
+      preflight: (node, state, timeoutMs) => preflight.ask(node, state, timeoutMs),
+    },
+    { desired, parseOptions: { volumeRoots: opts.volumeRoots ?? DEFAULT_VOLUME_ROOTS } },
+  );
+  // Order matters: a hello is recorded before the deployer re-evaluates the node's groups (which
+  // reads its labels), and both happen before the hub sends the node its desired state.
+  hub.subscribe(recorder.onHubEvent);
+  hub.subscribe(deployer.onHubEvent);
+  hub.subscribe(preflight.onHubEvent);
+  hub.subscribe(watcher.onHubEvent);
+  return { hub, recorder, deployer };
+}
+
 /** The control plane process: SQLite store, gRPC hub for agents, REST API for users. */
 export async function runServer(opts: ServerOptions): Promise<RunningServer> {
   const log = createLogger('fleet-server');
@@ -56,15 +89,7 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
   const store = Store.open(join(opts.dataDir, 'fleet.db'));
   store.nodes.resetConnections();
   const agentTokenFile = opts.agentTokenFile ?? join(opts.dataDir, 'agent-token');
-  const hub = new AgentHub(
-    store,
-    new TokenAuthenticator(ensureAgentToken(agentTokenFile)),
-    log.child({ component: 'hub' }),
-  );
-  const deployer = new Deployer(store, hub, Date.now, {
-    volumeRoots: opts.volumeRoots ?? DEFAULT_VOLUME_ROOTS,
-  });
-  hub.bind(deployer);
+  const { hub, recorder, deployer } = wire(store, ensureAgentToken(agentTokenFile), opts, log);
 
   const grpcServer = new grpc.Server({
     'grpc.keepalive_time_ms': 10_000,
@@ -101,6 +126,7 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
     agentTokenFile,
     async close() {
       await app.close();
+      recorder.flush();
       hub.shutdown();
       // Agent streams never end on their own: cut them; agents keep enforcing and reconnect later.
       grpcServer.forceShutdown();

@@ -1,6 +1,12 @@
 import { type Static, Type as T } from '@sinclair/typebox';
+import type { ServiceStatusRecord, ContainerView as StoredContainer } from '../db/status.js';
 
 /** Request and response schemas of every REST route; the types handlers use derive from them. */
+
+/** True when A and B are the same type; a schema that drifts from its source type fails to compile. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/** Compiles only for `true`. */
+export type Check<_ extends true> = never;
 
 export const ErrorBody = T.Object({
   error: T.String({ description: 'machine-readable code' }),
@@ -124,6 +130,9 @@ export const ContainerView = T.Object({
   outgoing: T.Boolean(),
 });
 
+/** The container shape served is the wire `ContainerStatus` (via `db/status.ts`), field for field. */
+export type ContainerViewIsWire = Check<Same<Static<typeof ContainerView>, StoredContainer>>;
+
 export const ServiceStatusView = T.Object({
   service: T.String(),
   revision: T.Integer(),
@@ -135,6 +144,11 @@ export const ServiceStatusView = T.Object({
   containers: T.Array(ContainerView),
   updatedMs: T.Integer(),
 });
+
+/** A service's status as served: the stored record (derived from the wire type) less its keys. */
+export type ServiceStatusViewIsStored = Check<
+  Same<Static<typeof ServiceStatusView>, Omit<ServiceStatusRecord, 'node' | 'deployment'>>
+>;
 
 export const EventView = T.Object({
   id: T.Integer(),

@@ -1,6 +1,6 @@
 import { HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
 import type { Store } from '../db/store.js';
-import type { Deployer } from '../deployer.js';
+import type { DesiredStateSource } from '../grpc/events.js';
 import type { DeploymentDetail, GpuSummary, NodeView } from './schemas.js';
 
 /**
@@ -10,7 +10,7 @@ import type { DeploymentDetail, GpuSummary, NodeView } from './schemas.js';
 export class Views {
   constructor(
     private readonly store: Store,
-    private readonly deployer: Deployer,
+    private readonly desired: DesiredStateSource,
   ) {}
 
   nodes(): NodeView[] {
@@ -19,7 +19,7 @@ export class Views {
       const f = facts.get(n.name);
       return {
         ...n,
-        desiredVersion: this.deployer.desiredFor(n.name).version,
+        desiredVersion: this.desired.forNode(n.name).version,
         gpus: summarizeGpus(f, n.connected),
         host: f ? (HostFacts.toJSON(f) as Record<string, unknown>) : undefined,
       };
@@ -33,7 +33,7 @@ export class Views {
   /** A node's failing preflight checks, when they hold back the desired state it should have now. */
   private failingPreflight(node: string) {
     const pf = this.store.preflight.get(node);
-    if (!pf || pf.ok || pf.desiredVersion !== this.deployer.desiredFor(node).version) return null;
+    if (!pf || pf.ok || pf.desiredVersion !== this.desired.forNode(node).version) return null;
     return {
       desiredVersion: pf.desiredVersion,
       checkedMs: pf.checkedMs,
@@ -53,7 +53,7 @@ export class Views {
         connected: node?.connected ?? false,
         revision: a.revision,
         services: statuses.filter((s) => s.node === a.node).map(({ node: _n, deployment: _d, ...s }) => s),
-        acked: node?.ackedVersion === this.deployer.desiredFor(a.node).version,
+        acked: node?.ackedVersion === this.desired.forNode(a.node).version,
         preflight: this.failingPreflight(a.node),
       };
     });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { CliError } from '../../../common/cli.js';
+import { ClientError, type FleetClient } from '../api/client.js';
 import { formatError } from '../playbook/format.js';
-import { ClientError, type FleetClient } from './client.js';
 import { type OutputFormat, printJson } from './output.js';
 import { renderStatus, waitReady } from './status.js';
 import { table } from './table.js';
@@ -13,79 +13,22 @@ export interface ApplyFlags {
   output: OutputFormat;
 }
 
+type ApplyReply = Awaited<ReturnType<FleetClient['apply']>>;
+type NodePlan = ApplyReply['nodes'][number];
+
 /** `fleet apply FILE`: send the playbook, print the plan or the new revision, optionally wait. */
 export async function applyCommand(client: FleetClient, file: string, flags: ApplyFlags) {
-  let source: string;
-  try {
-    source = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new CliError(
-      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      2,
-    );
-  }
-  let result: Awaited<ReturnType<FleetClient['apply']>>;
-  try {
-    result = await client.apply(source, file, flags.check);
-  } catch (err) {
-    if (err instanceof ClientError && err.body?.errors?.length) {
-      if (flags.output === 'json') printJson(err.body);
-      else for (const e of err.body.errors) process.stderr.write(`${formatError(e)}\n`);
-      throw new CliError(`${file}: playbook rejected, nothing applied`, 2);
-    }
-    if (err instanceof ClientError && err.status >= 400 && err.status < 500) {
-      throw new CliError(`${file}: ${err.message}; nothing applied`, 2);
-    }
-    throw err;
-  }
+  const result = await send(client, file, readPlaybook(file), flags);
   if (flags.output === 'json' && !flags.wait) {
     printJson(result);
     if (result.nodes.some((n) => n.preflight && !n.preflight.ok)) process.exitCode = 1;
     return;
   }
-  if (flags.output === 'text') {
-    const verb = flags.check ? 'would apply' : result.changed ? 'applied' : 'unchanged at';
-    const was =
-      result.previousRevision && result.previousRevision !== result.revision
-        ? ` (was ${result.previousRevision})`
-        : '';
-    process.stdout.write(`${result.deployment}: ${verb} revision ${result.revision}${was}\n`);
-    const rows = result.nodes.flatMap((n) =>
-      n.services.map((s) => [n.node, n.connected ? 'connected' : 'offline', s.service, s.action]),
-    );
-    if (rows.length) process.stdout.write(`${table(['NODE', 'AGENT', 'SERVICE', 'ACTION'], rows)}\n`);
-    for (const n of result.nodes) {
-      const pf = n.preflight;
-      if (!pf || !flags.check) continue;
-      if (!pf.checked) {
-        process.stdout.write(`preflight ${n.node}: not checked (${pf.message})\n`);
-        continue;
-      }
-      const failed = pf.checks.filter((c) => !c.ok);
-      process.stdout.write(
-        `preflight ${n.node}: ${failed.length ? 'FAIL' : 'ok'} (${pf.checks.length} checks)\n`,
-      );
-      for (const c of failed)
-        process.stdout.write(`  ${c.name}${c.service ? ` [${c.service}]` : ''}: ${c.message}\n`);
-    }
-  }
+  if (flags.output === 'text') printPlan(result, flags.check);
   if (flags.check && preflightFailed(result))
     throw new CliError('preflight checks fail on some nodes; nothing was applied');
   // A plain apply returns once the connected nodes took the revision or said why they hold it back.
-  const held = flags.check ? [] : result.nodes.filter((n) => n.preflight && !n.preflight.ok);
-  if (held.length) {
-    if (flags.output === 'text') {
-      const lines = held.flatMap((n) =>
-        (n.preflight?.checks ?? [])
-          .filter((c) => !c.ok)
-          .map((c) => `  ${n.node}: ${c.name}${c.service ? ` [${c.service}]` : ''}: ${c.message}`),
-      );
-      process.stderr.write(`held back by preflight (what runs is untouched):\n${lines.join('\n')}\n`);
-    }
-    throw new CliError(
-      `${result.deployment}: revision ${result.revision} stored, but ${held.length} node(s) hold it back; see fleet status ${result.deployment}`,
-    );
-  }
+  if (!flags.check) failIfHeldBack(result, flags.output);
   if (flags.wait && !flags.check) {
     const detail = await waitReady(
       client,
@@ -97,6 +40,86 @@ export async function applyCommand(client: FleetClient, file: string, flags: App
     if (flags.output === 'json') printJson({ apply: result, status: detail });
     else process.stdout.write(`${renderStatus(detail)}\n`);
   }
+}
+
+function readPlaybook(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliError(
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      2,
+    );
+  }
+}
+
+/** Sends the playbook; a refused one (positioned errors, or any 4xx) exits 2 with nothing applied. */
+async function send(
+  client: FleetClient,
+  file: string,
+  source: string,
+  flags: ApplyFlags,
+): Promise<ApplyReply> {
+  try {
+    return await client.apply(source, file, flags.check);
+  } catch (err) {
+    if (err instanceof ClientError && err.body?.errors?.length) {
+      if (flags.output === 'json') printJson(err.body);
+      else for (const e of err.body.errors) process.stderr.write(`${formatError(e)}\n`);
+      throw new CliError(`${file}: playbook rejected, nothing applied`, 2);
+    }
+    if (err instanceof ClientError && err.status >= 400 && err.status < 500) {
+      throw new CliError(`${file}: ${err.message}; nothing applied`, 2);
+    }
+    throw err;
+  }
+}
+
+/** The verdict line, the per-node table and, in check mode, each node's preflight answer. */
+function printPlan(result: ApplyReply, check: boolean) {
+  const verb = check ? 'would apply' : result.changed ? 'applied' : 'unchanged at';
+  const was =
+    result.previousRevision && result.previousRevision !== result.revision
+      ? ` (was ${result.previousRevision})`
+      : '';
+  process.stdout.write(`${result.deployment}: ${verb} revision ${result.revision}${was}\n`);
+  const rows = result.nodes.flatMap((n) =>
+    n.services.map((s) => [n.node, n.connected ? 'connected' : 'offline', s.service, s.action]),
+  );
+  if (rows.length) process.stdout.write(`${table(['NODE', 'AGENT', 'SERVICE', 'ACTION'], rows)}\n`);
+  if (check) for (const n of result.nodes) printPreflight(n);
+}
+
+function printPreflight(n: NodePlan) {
+  const pf = n.preflight;
+  if (!pf) return;
+  if (!pf.checked) {
+    process.stdout.write(`preflight ${n.node}: not checked (${pf.message})\n`);
+    return;
+  }
+  const failed = pf.checks.filter((c) => !c.ok);
+  process.stdout.write(
+    `preflight ${n.node}: ${failed.length ? 'FAIL' : 'ok'} (${pf.checks.length} checks)\n`,
+  );
+  for (const c of failed)
+    process.stdout.write(`  ${c.name}${c.service ? ` [${c.service}]` : ''}: ${c.message}\n`);
+}
+
+/** After a plain apply: nodes whose preflight holds the revision back fail the command, saying why. */
+function failIfHeldBack(result: ApplyReply, output: OutputFormat) {
+  const held = result.nodes.filter((n) => n.preflight && !n.preflight.ok);
+  if (!held.length) return;
+  if (output === 'text') {
+    const lines = held.flatMap((n) =>
+      (n.preflight?.checks ?? [])
+        .filter((c) => !c.ok)
+        .map((c) => `  ${n.node}: ${c.name}${c.service ? ` [${c.service}]` : ''}: ${c.message}`),
+    );
+    process.stderr.write(`held back by preflight (what runs is untouched):\n${lines.join('\n')}\n`);
+  }
+  throw new CliError(
+    `${result.deployment}: revision ${result.revision} stored, but ${held.length} node(s) hold it back; see fleet status ${result.deployment}`,
+  );
 }
 
 /** Check mode: some node that was asked said it cannot take the revision. */

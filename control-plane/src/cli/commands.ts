@@ -1,8 +1,8 @@
 import { type Command, Option } from 'commander';
 import { arg, untilSignal } from '../../../common/cli.js';
 import { parseDuration } from '../../../common/duration.js';
+import { FleetClient } from '../api/client.js';
 import { applyCommand } from './apply.js';
-import { FleetClient } from './client.js';
 import { nodesCommand } from './nodes.js';
 import { parseOutput } from './output.js';
 import { statusCommand } from './status.js';

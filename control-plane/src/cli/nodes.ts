@@ -1,6 +1,6 @@
 import { HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
+import type { FleetClient } from '../api/client.js';
 import type { GpuSummary, NodeView } from '../api/schemas.js';
-import type { FleetClient } from './client.js';
 import { type OutputFormat, printJson } from './output.js';
 import { ago, table } from './table.js';
 

@@ -1,6 +1,6 @@
 import { CliError } from '../../../common/cli.js';
+import type { FleetClient } from '../api/client.js';
 import type { DeploymentDetail } from '../api/schemas.js';
-import type { FleetClient } from './client.js';
 import { type OutputFormat, printJson } from './output.js';
 import { ago, table } from './table.js';
 
@@ -50,6 +50,20 @@ export function renderStatus(d: DeploymentDetail): string {
   return `${head}\n${table(['NODE', 'AGENT', 'SERVICE', 'STATE', 'READY', 'PROGRESS', 'ERROR'], rows)}${preflight}`;
 }
 
+/** Prints each node's service state at `revision` when it differs from what `seen` last printed. */
+function printChanges(d: DeploymentDetail, revision: number, seen: Map<string, string>) {
+  for (const n of d.nodes) {
+    for (const s of n.services) {
+      const line = `${s.state} ${s.ready}/${s.desired}${s.progress ? ` (${s.progress})` : ''}${s.lastError ? `: ${s.lastError}` : ''}`;
+      const key = `${n.node}/${s.service}`;
+      if (seen.get(key) !== line && s.revision === revision) {
+        seen.set(key, line);
+        process.stderr.write(`  ${n.node} ${s.service}: ${line}\n`);
+      }
+    }
+  }
+}
+
 /**
  * Polls until every assigned node runs every service at `revision`, printing each change of
  * state as it happens; fails with the last status when the timeout passes.
@@ -65,18 +79,7 @@ export async function waitReady(
   const seen = new Map<string, string>();
   for (;;) {
     const d = await client.deployment(name);
-    if (progress) {
-      for (const n of d.nodes) {
-        for (const s of n.services) {
-          const line = `${s.state} ${s.ready}/${s.desired}${s.progress ? ` (${s.progress})` : ''}${s.lastError ? `: ${s.lastError}` : ''}`;
-          const key = `${n.node}/${s.service}`;
-          if (seen.get(key) !== line && s.revision === revision) {
-            seen.set(key, line);
-            process.stderr.write(`  ${n.node} ${s.service}: ${line}\n`);
-          }
-        }
-      }
-    }
+    if (progress) printChanges(d, revision, seen);
     if (d.ready && d.revision === revision) return d;
     // A node whose preflight fails will not move until someone fixes the node or the playbook.
     if (d.revision === revision && d.nodes.some((n) => n.preflight)) {

@@ -1,71 +1,75 @@
 import type { Database } from 'better-sqlite3';
+import { type ContainerStatus, ServiceState, type ServiceStatus } from '../../../proto/gen/fleet/v1/agent.js';
 
-export interface ContainerView {
-  id: string;
-  name: string;
-  replica: number;
-  state: string;
-  specHash: string;
-  createdAtMs: number;
-  image: string;
-  /** starting, healthy, unhealthy; empty without a probe. */
-  health: string;
-  restartCount: number;
-  lastExitCode?: number;
-  lastProbeError: string;
-  gpus: string[];
-  /** A replica of the previous spec still serving while its replacement starts. */
-  outgoing: boolean;
-}
+/**
+ * The one place a wire `ServiceState` gets its name: stored in `service_status.state`, served by
+ * the REST API and matched by readiness (`running`, `healthy`) and, later, by rollout gates.
+ */
+export const SERVICE_STATE_NAMES = {
+  [ServiceState.SERVICE_STATE_UNSPECIFIED]: 'unknown',
+  [ServiceState.SERVICE_STATE_PENDING]: 'pending',
+  [ServiceState.SERVICE_STATE_RUNNING]: 'running',
+  [ServiceState.SERVICE_STATE_FAILED]: 'failed',
+  [ServiceState.SERVICE_STATE_PULLING]: 'pulling',
+  [ServiceState.SERVICE_STATE_STARTING]: 'starting',
+  [ServiceState.SERVICE_STATE_HEALTHY]: 'healthy',
+  [ServiceState.SERVICE_STATE_UNHEALTHY]: 'unhealthy',
+  [ServiceState.SERVICE_STATE_RESTARTING]: 'restarting',
+  [ServiceState.SERVICE_STATE_CRASH_LOOP]: 'crash-loop',
+  [ServiceState.UNRECOGNIZED]: 'unknown',
+} as const satisfies Record<ServiceState, string>;
 
-export interface ServiceStatusRecord {
+export type ServiceStateName = (typeof SERVICE_STATE_NAMES)[ServiceState];
+
+/** A container as stored and served: exactly the wire type the agent reports. */
+export type ContainerView = ContainerStatus;
+
+/**
+ * A service's status as stored and served, derived from the wire `ServiceStatus`: the state by
+ * name, the replica counts under their REST names (`ready`, `desired`), who reported it and when.
+ */
+export type ServiceStatusRecord = Pick<
+  ServiceStatus,
+  'deployment' | 'service' | 'revision' | 'lastError' | 'progress' | 'containers'
+> & {
   node: string;
-  deployment: string;
-  service: string;
-  revision: number;
+  /** A `ServiceStateName`; a string, since rows written by other fleet versions may hold others. */
   state: string;
-  ready: number;
-  desired: number;
-  lastError: string;
-  /** Pull progress, the next restart, an update's gap. */
-  progress: string;
-  containers: ContainerView[];
+  ready: ServiceStatus['readyReplicas'];
+  desired: ServiceStatus['desiredReplicas'];
   updatedMs: number;
+};
+
+/** One reported service as the row it is stored as (the node is added by `replaceNode`). */
+export function statusFromWire(s: ServiceStatus, updatedMs: number): Omit<ServiceStatusRecord, 'node'> {
+  return {
+    deployment: s.deployment,
+    service: s.service,
+    revision: s.revision,
+    state: SERVICE_STATE_NAMES[s.state] ?? 'unknown',
+    ready: s.readyReplicas,
+    desired: s.desiredReplicas,
+    lastError: s.lastError,
+    progress: s.progress,
+    containers: s.containers,
+    updatedMs,
+  };
 }
 
-interface Row {
-  node: string;
-  deployment: string;
-  service: string;
-  revision: number;
-  state: string;
-  ready: number;
-  desired: number;
-  last_error: string;
-  progress: string;
-  containers: string;
-  updated_ms: number;
-}
+/** Columns under their record names, so a row differs from a record only in `containers` (JSON). */
+const COLUMNS = `node, deployment, service, revision, state, ready, desired, last_error AS lastError,
+  progress, containers, updated_ms AS updatedMs`;
+
+type Row = Omit<ServiceStatusRecord, 'containers'> & { containers: string };
+
+/** Rows written before a container field existed read with that field's empty value. */
+const CONTAINER_DEFAULTS = { health: '', restartCount: 0, lastProbeError: '', gpus: [], outgoing: false };
 
 const fromRow = (r: Row): ServiceStatusRecord => ({
-  node: r.node,
-  deployment: r.deployment,
-  service: r.service,
-  revision: r.revision,
-  state: r.state,
-  ready: r.ready,
-  desired: r.desired,
-  lastError: r.last_error,
-  progress: r.progress,
-  containers: (JSON.parse(r.containers) as Partial<ContainerView>[]).map((c) => ({
-    health: '',
-    restartCount: 0,
-    lastProbeError: '',
-    gpus: [],
-    outgoing: false,
-    ...c,
-  })) as ContainerView[],
-  updatedMs: r.updated_ms,
+  ...r,
+  containers: (JSON.parse(r.containers) as Partial<ContainerView>[]).map(
+    (c) => ({ ...CONTAINER_DEFAULTS, ...c }) as ContainerView,
+  ),
 });
 
 /** What each agent last reported about the services it runs. A report replaces the node's rows. */
@@ -81,7 +85,7 @@ export class StatusRepo {
        VALUES (@node, @deployment, @service, @revision, @state, @ready, @desired, @lastError, @progress, @containers, @updatedMs)`,
     );
     this.byDeploymentStmt = db.prepare<[string], Row>(
-      'SELECT * FROM service_status WHERE deployment = ? ORDER BY node, service',
+      `SELECT ${COLUMNS} FROM service_status WHERE deployment = ? ORDER BY node, service`,
     );
   }
 

@@ -2,6 +2,7 @@
  * Checks shared by everything in a playbook that becomes a container (a service, its engine, the
  * proxy): a valid image reference, POSIX environment names, and bind mounts under the allowed roots.
  */
+import { isObject } from './guards.js';
 import { checkImageRef } from './image-ref.js';
 import { childPointer, type PositionIndex } from './positions.js';
 import type { ParseOptions, PlaybookError } from './types.js';
@@ -9,9 +10,6 @@ import { checkVolume } from './volumes.js';
 
 /** Environment variable names as POSIX shells accept them. */
 export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** The image at `pointer`, when it is a non-empty string that is not a valid reference. */
 export function checkImageAt(image: unknown, pointer: string, index: PositionIndex): PlaybookError[] {

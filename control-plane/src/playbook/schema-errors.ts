@@ -61,50 +61,17 @@ function toPlaybookError(e: ErrorObject, index: PositionIndex, typed: Map<string
   const path = e.instancePath;
   const where = describePointer(path);
   const schema = (e.parentSchema ?? {}) as Record<string, unknown>;
+  const scope = path === '' ? 'at top level' : `in ${where}`;
   switch (e.keyword) {
-    case 'additionalProperties': {
-      const key = String(e.params.additionalProperty);
-      const allowed = Object.keys((schema.properties as object | undefined) ?? {});
-      const guess = closest(key, allowed);
-      const hint = NOT_IN_V1.has(key)
-        ? `'${key}' is not supported in playbook v1`
-        : guess
-          ? `did you mean '${guess}'?`
-          : `allowed keys: ${allowed.join(', ')}`;
-      const scope = path === '' ? 'at top level' : `in ${where}`;
-      return index.error(index.keyPos(childPointer(path, key)), `unknown key '${key}' ${scope}`, hint);
-    }
-    case 'required': {
-      const key = String(e.params.missingProperty);
-      const scope = path === '' ? 'at top level' : `in ${where}`;
-      return index.error(index.keyPos(path), `missing required key '${key}' ${scope}`);
-    }
-    case 'type': {
-      const expected = String(e.params.type)
-        .split(',')
-        .map((t) => YAML_TYPE_NAMES[t] ?? t)
-        .join(' or ');
-      const value = e.data;
-      let hint: string | undefined;
-      const fromVar = typed.get(path);
-      if (fromVar) {
-        hint = `the ${kindOf(value)} ${String(value)} came from '{{ ${fromVar} }}'`;
-        if (expected === 'string') hint += '; quote it under vars: to make it a string';
-      } else if (
-        typeof value === 'string' &&
-        (expected === 'integer' || expected === 'number') &&
-        value.trim() !== '' &&
-        !Number.isNaN(Number(value))
-      ) {
-        hint = `remove the quotes: ${value.trim()}`;
-      } else if (expected === 'string' && (typeof value === 'number' || typeof value === 'boolean')) {
-        const origin = index.get(path)?.value as { source?: unknown } | undefined;
-        const text =
-          typeof origin?.source === 'string' && origin.source !== '' ? origin.source : String(value);
-        hint = `quote it: "${text}"`;
-      }
-      return index.error(index.valuePos(path), `${where}: expected ${expected}, got ${got(value)}`, hint);
-    }
+    case 'additionalProperties':
+      return unknownKeyError(e, schema, scope, index);
+    case 'required':
+      return index.error(
+        index.keyPos(path),
+        `missing required key '${String(e.params.missingProperty)}' ${scope}`,
+      );
+    case 'type':
+      return typeError(e, where, index, typed);
     case 'minimum':
     case 'maximum': {
       const range = `${String(schema.minimum)}..${String(schema.maximum)}`;
@@ -128,4 +95,65 @@ function toPlaybookError(e: ErrorObject, index: PositionIndex, typed: Map<string
     default:
       return index.error(index.valuePos(path), `${where} ${e.message ?? 'is invalid'}`);
   }
+}
+
+/** An unknown key, with the closest allowed key (or the list of them) as the hint. */
+function unknownKeyError(
+  e: ErrorObject,
+  schema: Record<string, unknown>,
+  scope: string,
+  index: PositionIndex,
+): PlaybookError {
+  const key = String(e.params.additionalProperty);
+  const allowed = Object.keys((schema.properties as object | undefined) ?? {});
+  const guess = closest(key, allowed);
+  const hint = NOT_IN_V1.has(key)
+    ? `'${key}' is not supported in playbook v1`
+    : guess
+      ? `did you mean '${guess}'?`
+      : `allowed keys: ${allowed.join(', ')}`;
+  return index.error(index.keyPos(childPointer(e.instancePath, key)), `unknown key '${key}' ${scope}`, hint);
+}
+
+function typeError(
+  e: ErrorObject,
+  where: string,
+  index: PositionIndex,
+  typed: Map<string, string>,
+): PlaybookError {
+  const path = e.instancePath;
+  const expected = String(e.params.type)
+    .split(',')
+    .map((t) => YAML_TYPE_NAMES[t] ?? t)
+    .join(' or ');
+  const hint = typeHint(e.data, expected, path, index, typed);
+  return index.error(index.valuePos(path), `${where}: expected ${expected}, got ${got(e.data)}`, hint);
+}
+
+/** How to fix a wrong type: where a variable's value came from, quotes to drop, or quotes to add. */
+function typeHint(
+  value: unknown,
+  expected: string,
+  path: string,
+  index: PositionIndex,
+  typed: Map<string, string>,
+): string | undefined {
+  const fromVar = typed.get(path);
+  if (fromVar) {
+    const hint = `the ${kindOf(value)} ${String(value)} came from '{{ ${fromVar} }}'`;
+    return expected === 'string' ? `${hint}; quote it under vars: to make it a string` : hint;
+  }
+  if (
+    typeof value === 'string' &&
+    (expected === 'integer' || expected === 'number') &&
+    value.trim() !== '' &&
+    !Number.isNaN(Number(value))
+  )
+    return `remove the quotes: ${value.trim()}`;
+  if (expected === 'string' && (typeof value === 'number' || typeof value === 'boolean')) {
+    const origin = index.get(path)?.value as { source?: unknown } | undefined;
+    const text = typeof origin?.source === 'string' && origin.source !== '' ? origin.source : String(value);
+    return `quote it: "${text}"`;
+  }
+  return undefined;
 }

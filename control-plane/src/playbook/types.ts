@@ -34,16 +34,22 @@ export interface Playbook {
   /** The `vars:` mapping as written (kept so a plan can show where values came from). */
   vars: Record<string, string | number | boolean>;
   /** At least one service, keyed by a DNS-label name of at most 40 characters. */
-  services: Record<string, ServiceSpec>;
+  services: Record<string, PlaybookService>;
   /** The nginx reverse proxy each selected node runs in front of the replicas. */
-  proxy?: ProxySpec;
+  proxy?: PlaybookProxy;
 }
 
 /** Durations as written (`5s`, `10m`); `duration.ts` turns them into milliseconds. */
 export type Duration = string;
 
+/**
+ * Types are named `Playbook*` so they never collide with the wire types they become
+ * (`ServiceSpec`, `EngineSpec`, `HealthSpec`, `ProxySpec` in proto/gen): `desired/spec.ts` maps
+ * one to the other, converting durations and filling defaults.
+ */
+
 /** HTTP probe of each replica; defaults: interval 5s, timeout 2s, retries 3, start_period 0s. */
-export interface HealthSpec {
+export interface PlaybookHealth {
   path: string;
   interval: Duration;
   timeout: Duration;
@@ -51,7 +57,7 @@ export interface HealthSpec {
   start_period: Duration;
 }
 
-export interface ProxySpec {
+export interface PlaybookProxy {
   /** nginx image (default nginx:1.27). */
   image: string;
   /** A port (published on every address) or "ADDRESS:PORT". */
@@ -65,7 +71,7 @@ export interface ProxySpec {
 }
 
 /** What runs on each selected host for one service. */
-export interface ServiceSpec {
+export interface PlaybookService {
   /** Docker image reference: `registry[:port]/path[:tag][@sha256:...]`, lowercase repository path. */
   image: string;
   /** Replicas per host, 1..64 (default 1). */
@@ -87,18 +93,18 @@ export interface ServiceSpec {
   /** The model file as the container sees it (under a volume), and optionally its sha256: preflight checks both. */
   model?: { path: string; sha256?: string };
   /** HTTP probe; without it a running container counts as ready. */
-  health?: HealthSpec;
+  health?: PlaybookHealth;
   /** An engine container beside each replica (sharing its network namespace); GPUs go to it. */
-  engine?: EngineSpec;
+  engine?: PlaybookEngine;
 }
 
 /** The engine half of a replica: started, stopped and restarted with the service's container. */
-export interface EngineSpec {
+export interface PlaybookEngine {
   image: string;
   env: Record<string, string>;
   command?: string[];
   /** Port it listens on in the shared namespace (the service reaches it on 127.0.0.1:port). */
   port: number;
   volumes: string[];
-  health?: HealthSpec;
+  health?: PlaybookHealth;
 }

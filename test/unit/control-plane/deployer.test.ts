@@ -1,22 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import { Store } from '../../../control-plane/src/db/store.js';
+import { describe, test } from 'node:test';
+import type { Store } from '../../../control-plane/src/db/store.js';
 import { type ApplyResult, Deployer } from '../../../control-plane/src/deployer.js';
+import { freshStores, WEB } from './fixtures.js';
 
-const root = mkdtempSync(join(tmpdir(), 'fleet-deployer-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-let n = 0;
-
-const WEB = `name: web
-hosts: all
-services:
-  web:
-    image: 127.0.0.1:5000/x/web:1
-    port: 8080
-`;
+const freshStore = freshStores('fleet-deployer-');
 
 /** A playbook with the given hosts line and services block. */
 const playbook = (hosts: string, services: string, name = 'web') =>
@@ -32,10 +20,10 @@ class RecordingPusher {
 }
 
 function setup(nodes: Record<string, Record<string, string>> = { n1: {} }) {
-  const store = Store.open(join(root, `t${n++}`, 'fleet.db'));
+  const store = freshStore();
   const pusher = new RecordingPusher();
   let clock = 1_000;
-  const deployer = new Deployer(store, pusher, () => clock++);
+  const deployer = new Deployer(store, pusher, { now: () => clock++ });
   for (const [name, labels] of Object.entries(nodes)) {
     store.nodes.upsertHello({ name, labels, agentVersion: 'test', facts: {} }, 1);
   }

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { toDeploymentSpec } from '../../../control-plane/src/desired.js';
-import { parsePlaybook } from '../../../control-plane/src/playbook/parse.js';
-import { ROOT } from '../../helpers/procs.js';
+import { toDeploymentSpec } from '../../../../control-plane/src/desired/spec.js';
+import { parsePlaybook } from '../../../../control-plane/src/playbook/parse.js';
+import { ROOT } from '../../../helpers/procs.js';
 
 /** The playbooks users start from must stay valid, and say what the README says they say. */
 const ROOTS = ['/data', '/srv', '/mnt', '/var/lib/fleet/models'];

@@ -1,24 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
-import { api } from '../../../control-plane/src/api/app.js';
-import { Store } from '../../../control-plane/src/db/store.js';
-import { Deployer } from '../../../control-plane/src/deployer.js';
+import { api } from '../../../../control-plane/src/api/app.js';
+import type { Store } from '../../../../control-plane/src/db/store.js';
+import { Deployer } from '../../../../control-plane/src/deployer.js';
+import { freshStores, WEB } from '../fixtures.js';
 
-const root = mkdtempSync(join(tmpdir(), 'fleet-api-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-let n = 0;
-
-const WEB = `name: web
-hosts: all
-services:
-  web:
-    image: 127.0.0.1:5000/x/web:1
-    port: 8080
-`;
+const freshStore = freshStores('fleet-api-');
 
 interface Rig {
   app: FastifyInstance;
@@ -30,7 +18,7 @@ interface Rig {
 
 /** The API plugin on a fresh Fastify with a 1 KiB body limit, over a real SQLite file. */
 async function rig(nodes: string[] = ['n1']): Promise<Rig> {
-  const store = Store.open(join(root, `t${n++}`, 'fleet.db'));
+  const store = freshStore();
   const pushes: string[][] = [];
   const deployer = new Deployer(store, { push: (ns) => pushes.push([...ns]) });
   for (const name of nodes) store.nodes.upsertHello({ name, labels: {}, agentVersion: 't', facts: {} }, 1);

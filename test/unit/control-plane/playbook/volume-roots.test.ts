@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parsePlaybook } from '../../../control-plane/src/playbook/parse.js';
+import { parsePlaybook } from '../../../../control-plane/src/playbook/parse.js';
 
 const book = (volume: string) => `name: web
 hosts: all

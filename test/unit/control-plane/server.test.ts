@@ -411,3 +411,122 @@ describe('control plane shutdown', () => {
     }
   });
 });
+
+describe('server wiring: apply waits on the rollout watcher, check mode asks the agent', () => {
+  let dir: string;
+  let server: RunningServer;
+  let client: AgentServiceClient;
+  let call: grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
+  /** How the fake agent answers: `ack` takes each desired state, `hold` reports failing preflight. */
+  let mode: 'ack' | 'hold' = 'ack';
+  const CHECK = { name: 'gpu-count', ok: false, message: 'needs 1 GPU, has 0', service: 'web' };
+
+  before(async () => {
+    process.env.FLEET_LOG_LEVEL = 'silent';
+    dir = mkdtempSync(join(tmpdir(), 'fleet-wiring-'));
+    const agentTokenFile = join(dir, 'agent-token');
+    writeFileSync(agentTokenFile, TOKEN, { mode: 0o600 });
+    server = await runServer({
+      dataDir: join(dir, 'data'),
+      listen: '127.0.0.1:0',
+      grpcListen: '127.0.0.1:0',
+      agentTokenFile,
+    });
+    client = new AgentServiceClient(server.grpcAddress, grpc.credentials.createInsecure(), {
+      'grpc.use_local_subchannel_pool': 1,
+    });
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${TOKEN}`);
+    md.set('x-fleet-node', 'nodew');
+    call = client.connect(md);
+    call.on('error', () => {});
+    const first = new Promise((resolve) => call.once('data', resolve));
+    call.on('data', (m: ControlMessage) => answer(m));
+    call.write(hello('nodew'));
+    await within(first, 'the first desired state');
+  });
+
+  after(async () => {
+    call.cancel();
+    client.close();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function answer(m: ControlMessage) {
+    if (m.msg?.$case === 'preflight') {
+      const { requestId, desired } = m.msg.preflight;
+      const result = { desiredVersion: desired?.version ?? '', ok: false, checks: [CHECK], checkedAtMs: 1 };
+      call.write({ msg: { $case: 'preflightResult', preflightResult: { requestId, result } } });
+    }
+    if (m.msg?.$case !== 'desired' || m.msg.desired.deployments.length === 0) return;
+    const version = m.msg.desired.version;
+    // Answer a little later, as a real agent persisting the state would.
+    setTimeout(() => {
+      if (mode === 'ack') call.write({ msg: { $case: 'ack', ack: { desiredVersion: version } } });
+      else
+        call.write({
+          msg: {
+            $case: 'status',
+            status: {
+              desiredVersion: version,
+              services: [],
+              observedAtMs: 1,
+              events: [],
+              converged: false,
+              preflight: { desiredVersion: version, ok: false, checks: [CHECK], checkedAtMs: 1 },
+            },
+          },
+        });
+    }, 50);
+  }
+
+  const apply = async (image: string, check = false) => {
+    const started = Date.now();
+    const res = await fetch(`${server.httpUrl}/v1/apply`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        source: `name: web\nhosts: all\nservices:\n  web:\n    image: 127.0.0.1:5000/x/web:${image}\n`,
+        file: 'web.yml',
+        check,
+      }),
+    });
+    const body = (await res.json()) as {
+      nodes: { node: string; preflight?: { ok: boolean; message: string } }[];
+    };
+    return { status: res.status, body, ms: Date.now() - started };
+  };
+
+  test('a plain apply answers once the agent acked (well before the 3 s bound)', async () => {
+    mode = 'ack';
+    const r = await apply('1');
+    assert.equal(r.status, 200);
+    assert.ok(r.ms >= 40 && r.ms < 2_000, `answered after ${r.ms} ms`);
+    assert.equal(r.body.nodes[0]?.preflight, undefined);
+  });
+
+  test('a plain apply held back by preflight says so at once', async () => {
+    mode = 'hold';
+    const r = await apply('2');
+    assert.equal(r.status, 200);
+    assert.ok(r.ms < 2_000, `answered after ${r.ms} ms`);
+    assert.deepEqual(r.body.nodes[0]?.preflight, {
+      checked: true,
+      ok: false,
+      message: 'held back by preflight',
+      checks: [CHECK],
+    });
+  });
+
+  test('check mode asks the agent over its stream and returns its answer', async () => {
+    const r = await apply('3', true);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.nodes[0]?.preflight, {
+      checked: true,
+      ok: false,
+      message: 'checks fail',
+      checks: [CHECK],
+    });
+  });
+});

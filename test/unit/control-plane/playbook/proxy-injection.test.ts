@@ -8,11 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { proxyShape } from '../../../agent/src/proxy/container.js';
-import { ProxyConfigError, type RenderInput, renderNginxConfig } from '../../../agent/src/proxy/render.js';
-import { formatError, parsePlaybook } from '../../../control-plane/src/playbook/parse.js';
-import type { ProxySpec } from '../../../proto/gen/fleet/v1/agent.js';
-import { fullProxySpec } from '../../helpers/proxy-spec.js';
+import { proxyShape } from '../../../../agent/src/proxy/container.js';
+import { ProxyConfigError, type RenderInput, renderNginxConfig } from '../../../../agent/src/proxy/render.js';
+import { formatError, parsePlaybook } from '../../../../control-plane/src/playbook/parse.js';
+import type { ProxySpec } from '../../../../proto/gen/fleet/v1/agent.js';
+import { fullProxySpec } from '../../../helpers/proxy-spec.js';
 
 const PAYLOADS = [
   ';',

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
-import { migrations } from '../../../control-plane/src/db/migrations.js';
-import { Store } from '../../../control-plane/src/db/store.js';
-import type { Playbook } from '../../../control-plane/src/playbook/types.js';
+import { migrations } from '../../../../control-plane/src/db/migrations.js';
+import { Store } from '../../../../control-plane/src/db/store.js';
+import type { Playbook } from '../../../../control-plane/src/playbook/types.js';
 
 const root = mkdtempSync(join(tmpdir(), 'fleet-store-'));
 after(() => rmSync(root, { recursive: true, force: true }));

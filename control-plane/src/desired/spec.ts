@@ -1,20 +1,20 @@
-import { contentHash } from '../../common/canonical.js';
-import { parseDuration } from '../../common/duration.js';
+import { contentHash } from '../../../common/canonical.js';
+import { parseDuration } from '../../../common/duration.js';
 import type {
   DeploymentSpec,
   DesiredState,
   HealthSpec,
   ProxySpec,
   ServiceSpec,
-} from '../../proto/gen/fleet/v1/agent.js';
-import { parseListen } from './playbook/proxy-semantic.js';
-import type { Playbook } from './playbook/types.js';
+} from '../../../proto/gen/fleet/v1/agent.js';
+import { parseListen } from '../playbook/proxy-semantic.js';
+import type { Playbook, PlaybookHealth, PlaybookProxy, PlaybookService } from '../playbook/types.js';
 
 /** Read timeout of a route that does not set one: streams of a long answer need minutes. */
 const READ_TIMEOUT_S = { stream: 600, plain: 60 };
 
 /** The wire form of one service of a rendered playbook. */
-export function toServiceSpec(name: string, s: Playbook['services'][string]): ServiceSpec {
+export function toServiceSpec(name: string, s: PlaybookService): ServiceSpec {
   return {
     name,
     image: s.image,
@@ -45,7 +45,7 @@ export function toServiceSpec(name: string, s: Playbook['services'][string]): Se
   };
 }
 
-function toHealthSpec(h: NonNullable<Playbook['services'][string]['health']>): HealthSpec {
+function toHealthSpec(h: PlaybookHealth): HealthSpec {
   return {
     path: h.path,
     intervalMs: parseDuration(h.interval),
@@ -56,7 +56,7 @@ function toHealthSpec(h: NonNullable<Playbook['services'][string]['health']>): H
 }
 
 /** The wire form of `proxy:`; the playbook parser already checked every value. */
-export function toProxySpec(p: NonNullable<Playbook['proxy']>): ProxySpec {
+export function toProxySpec(p: PlaybookProxy): ProxySpec {
   const listen = parseListen(p.listen);
   if (!listen) throw new Error(`unchecked proxy listen ${JSON.stringify(p.listen)}`);
   return {

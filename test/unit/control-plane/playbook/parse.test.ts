@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { formatError, parsePlaybook } from '../../../control-plane/src/playbook/parse.js';
-import type { ParseResult, Playbook, PlaybookError } from '../../../control-plane/src/playbook/types.js';
+import { formatError, parsePlaybook } from '../../../../control-plane/src/playbook/parse.js';
+import type { ParseResult, Playbook, PlaybookError } from '../../../../control-plane/src/playbook/types.js';
 
 /** The DESIGN.md example without the keys v1 refuses (serial, max_fail_percentage, gpus, health, proxy). */
 const DESIGN_EXAMPLE_V1 = `name: telechat-prod

@@ -1,0 +1,100 @@
+import type { Static, TSchema } from '@sinclair/typebox';
+import type { applySchema } from './routes/apply.js';
+import type { byNameSchema } from './routes/by-name.js';
+import type { deploymentListSchema } from './routes/deployments.js';
+import type { eventListSchema } from './routes/events.js';
+import type { nodeListSchema } from './routes/nodes.js';
+import type { DeploymentDetail, ErrorBody, NodeView } from './schemas.js';
+
+/** What a route answers with 200, straight from its response schema. */
+type Reply<S extends { response: { 200: TSchema } }> = Static<S['response'][200]>;
+/** What a route accepts as its body. */
+type Body<S extends { body: TSchema }> = Static<S['body']>;
+
+/** The answers of each route, as the CLI reads them. */
+export type ApplyReply = Reply<typeof applySchema>;
+export type NodeListReply = Reply<typeof nodeListSchema>;
+export type NodeReply = Reply<ReturnType<typeof byNameSchema<typeof NodeView>>>;
+export type DeploymentListReply = Reply<typeof deploymentListSchema>;
+export type DeploymentReply = Reply<ReturnType<typeof byNameSchema<typeof DeploymentDetail>>>;
+export type EventListReply = Reply<typeof eventListSchema>;
+
+/** A failed API call, carrying the server's error body so the CLI can print it precisely. */
+export class ClientError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly body?: ErrorBody,
+  ) {
+    super(message);
+  }
+
+  /** The CLI's exit code: 2 when the request itself was refused (4xx), 1 otherwise. */
+  get exitCode(): number {
+    return this.status >= 400 && this.status < 500 ? 2 : 1;
+  }
+}
+
+/**
+ * The REST API as typed calls, beside the schemas it is typed from: a route whose schema changes
+ * changes these types, so the CLI (its user) fails to compile instead of misreading an answer.
+ * It imports route modules for their types only, so the CLI loads no server code.
+ */
+export class FleetClient {
+  constructor(private readonly baseUrl: string) {}
+
+  apply(source: string, file: string, check: boolean) {
+    const body: Body<typeof applySchema> = { source, file, check };
+    return this.request<ApplyReply>('POST', '/v1/apply', body);
+  }
+
+  nodes() {
+    return this.request<NodeListReply>('GET', '/v1/nodes');
+  }
+
+  node(name: string) {
+    return this.request<NodeReply>('GET', `/v1/nodes/${encodeURIComponent(name)}`);
+  }
+
+  deployments() {
+    return this.request<DeploymentListReply>('GET', '/v1/deployments');
+  }
+
+  deployment(name: string) {
+    return this.request<DeploymentReply>('GET', `/v1/deployments/${encodeURIComponent(name)}`);
+  }
+
+  events(limit = 50) {
+    return this.request<EventListReply>('GET', `/v1/events?limit=${limit}`);
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, this.baseUrl), {
+        method,
+        headers: body ? { 'content-type': 'application/json' } : {},
+        body: body ? JSON.stringify(body) : undefined,
+        signal: AbortSignal.timeout(30_000),
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      throw new ClientError(
+        `cannot reach the control plane at ${this.baseUrl} (${cause}); is \`fleet server\` running? (--server or FLEET_SERVER)`,
+        0,
+      );
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      throw new ClientError(`${method} ${path}: HTTP ${res.status} with a non-JSON body`, res.status);
+    }
+    if (!res.ok) {
+      const err = json as ErrorBody | undefined;
+      throw new ClientError(err?.message ?? `HTTP ${res.status}`, res.status, err);
+    }
+    return json as T;
+  }
+}

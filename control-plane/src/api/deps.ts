@@ -1,0 +1,16 @@
+import type { Store } from '../db/store.js';
+import type { Deployer } from '../deployer.js';
+import type { Views } from './views.js';
+
+/** What the REST API needs from the process; `server.ts` passes it when registering the plugin. */
+export interface ApiDeps {
+  store: Store;
+  deployer: Deployer;
+  version: string;
+  connectedAgents: () => number;
+}
+
+/** What each route plugin gets: the API's dependencies and the read models built over them. */
+export interface RouteDeps extends ApiDeps {
+  views: Views;
+}

@@ -1,0 +1,28 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import type { RouteDeps } from '../deps.js';
+import { ApiError, ERROR_REPLIES } from '../errors.js';
+import { ApplyBody, ApplyReply } from '../schemas.js';
+
+/** The route's schemas; the typed client (api/client.ts) derives its types from them. */
+export const applySchema = { body: ApplyBody, response: { 200: ApplyReply, ...ERROR_REPLIES } };
+
+/**
+ * `POST /v1/apply`: validate, store and push a playbook (or, with `check`, return the plan and
+ * the agents' preflight answers, storing nothing). Answers once the nodes took the revision or
+ * said why they hold it back, so the CLI reports that at once.
+ */
+export const applyRoutes: FastifyPluginAsync<RouteDeps> = async (app, { deployer }) => {
+  app.withTypeProvider<TypeBoxTypeProvider>().post('/v1/apply', { schema: applySchema }, async (req) => {
+    const { source, file, check = false } = req.body;
+    const applied = deployer.apply(source, file, check);
+    // Check mode asks the agents themselves whether they could take the proposed revision.
+    const result = check ? await deployer.withPreflight(applied) : await deployer.withTaken(applied);
+    if (result.ok) return result;
+    if (result.reason === 'invalid') {
+      const n = result.errors.length;
+      throw new ApiError(400, 'invalid_playbook', `${file}: ${n} error${n === 1 ? '' : 's'}`, result.errors);
+    }
+    throw new ApiError(422, 'no_matching_nodes', result.message);
+  });
+};

@@ -1,0 +1,97 @@
+import type { Clock } from '../../../common/clock.js';
+import type { StatusReport } from '../../../proto/gen/fleet/v1/agent.js';
+import { statusFromWire } from '../db/status.js';
+import type { Store } from '../db/store.js';
+import type { HubEvent } from '../grpc/events.js';
+import { HeartbeatBatcher } from './heartbeats.js';
+
+/**
+ * Writes what agents say into the store: the hub's events become node rows, status rows, facts,
+ * preflight results and the event log. Heartbeats are batched; everything else lands at once,
+ * each message in one transaction.
+ */
+export class AgentRecorder {
+  private readonly beats: HeartbeatBatcher;
+
+  constructor(
+    private readonly store: Store,
+    clock?: Clock,
+  ) {
+    this.beats = new HeartbeatBatcher(
+      (batch) =>
+        store.transaction(() => {
+          for (const [node, at] of batch) store.nodes.markSeen(node, at);
+        }),
+      clock,
+    );
+  }
+
+  /** Writes the batched heartbeats now; the server calls it before the store closes. */
+  flush() {
+    this.beats.flush();
+  }
+
+  /** The hub listener. */
+  readonly onHubEvent = (e: HubEvent) => {
+    const { store } = this;
+    switch (e.kind) {
+      case 'connected':
+        return store.transaction(() => {
+          const { labels, agentVersion, facts } = e.hello;
+          store.nodes.upsertHello({ name: e.node, labels, agentVersion, facts: facts ?? {} }, e.atMs);
+          store.events.add({
+            atMs: e.atMs,
+            node: e.node,
+            kind: 'node.connected',
+            message: `agent ${agentVersion}`,
+          });
+        });
+      case 'disconnected':
+        store.nodes.setConnected(e.node, false, e.atMs);
+        if (e.reason === 'closed')
+          store.events.add({
+            atMs: e.atMs,
+            node: e.node,
+            kind: 'node.disconnected',
+            message: 'stream closed',
+          });
+        return;
+      case 'heartbeat':
+        return this.beats.note(e.node, e.atMs);
+      case 'acked':
+        return store.nodes.setAcked(e.node, e.version);
+      case 'reported':
+        return this.recordStatus(e.node, e.report, e.atMs);
+      case 'facts':
+        return store.transaction(() => {
+          store.nodes.markSeen(e.node, e.atMs);
+          store.facts.record(e.node, e.facts, e.atMs);
+        });
+      default:
+        return;
+    }
+  };
+
+  /**
+   * Stores a node's report, keeping only what concerns deployments assigned to that node: a node
+   * cannot write status rows or events into another deployment's view.
+   */
+  private recordStatus(node: string, report: StatusReport, now: number) {
+    const { store } = this;
+    const mine = new Set(store.deployments.nodeAssignments(node).map((a) => a.deployment));
+    const services = report.services.filter((s) => mine.has(s.deployment));
+    const events = report.events.filter((e) => e.deployment === '' || mine.has(e.deployment));
+    store.transaction(() => {
+      store.nodes.markSeen(node, now);
+      store.status.replaceNode(
+        node,
+        services.map((s) => statusFromWire(s, now)),
+      );
+      if (report.preflight) store.preflight.record(node, report.preflight);
+      for (const e of events) {
+        const { deployment, service, kind, message } = e;
+        store.events.add({ atMs: e.atMs || now, node, deployment, service, kind, message });
+      }
+    });
+  }
+}

@@ -1,0 +1,239 @@
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { describe, test } from 'node:test';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { createLogger } from '../../../../common/log.js';
+import type { AgentAuthenticator } from '../../../../control-plane/src/grpc/auth.js';
+import type { HubEvent } from '../../../../control-plane/src/grpc/events.js';
+import { AgentHub } from '../../../../control-plane/src/grpc/hub.js';
+import type { AgentMessage, ControlMessage, StatusReport } from '../../../../proto/gen/fleet/v1/agent.js';
+import { FakeClock } from '../fake-clock.js';
+
+/** A server-side stream: what the hub writes, whether it ended it, the errors it raised. */
+class FakeCall extends EventEmitter {
+  readonly written: ControlMessage[] = [];
+  readonly errors: { code: number; details: string }[] = [];
+  ended = false;
+  constructor(readonly node: string | undefined) {
+    super();
+    this.on('error', (e) => this.errors.push(e));
+  }
+  write(m: ControlMessage) {
+    this.written.push(m);
+    return true;
+  }
+  end() {
+    this.ended = true;
+  }
+  getPeer() {
+    return 'test-peer';
+  }
+  send(m: AgentMessage) {
+    this.emit('data', m);
+  }
+}
+
+const auth: AgentAuthenticator = {
+  authenticate: (call) => {
+    const node = (call as unknown as FakeCall).node;
+    return node ? { ok: true, identity: { node } } : { ok: false, message: 'no token' };
+  },
+};
+
+function rig() {
+  const clock = new FakeClock();
+  const hub = new AgentHub({
+    auth,
+    desired: { forNode: (n) => ({ version: `v-${n}`, deployments: [] }) },
+    log: createLogger('test', 'silent'),
+    clock,
+  });
+  const events: HubEvent[] = [];
+  hub.subscribe((e) => events.push(e));
+  const open = (node: string | undefined) => {
+    const call = new FakeCall(node);
+    hub.connect(call as never);
+    return call;
+  };
+  const attach = (node: string) => {
+    const call = open(node);
+    call.send(hello(node));
+    return call;
+  };
+  return { hub, clock, events, open, attach };
+}
+
+const hello = (node: string): AgentMessage => ({
+  msg: { $case: 'hello', hello: { node, labels: { zone: 'a' }, agentVersion: 't', facts: undefined } },
+});
+const report: StatusReport = {
+  desiredVersion: 'v',
+  services: [],
+  observedAtMs: 1,
+  events: [],
+  converged: true,
+};
+const kinds = (events: HubEvent[]) => events.map((e) => e.kind);
+
+describe('AgentHub: the stream protocol', () => {
+  test('a stream that fails authentication is UNAUTHENTICATED and emits nothing', () => {
+    const r = rig();
+    const call = r.open(undefined);
+    assert.deepEqual(
+      call.errors.map((e) => e.code),
+      [GrpcStatus.UNAUTHENTICATED],
+    );
+    assert.deepEqual(r.events, []);
+  });
+
+  const refused: [string, AgentMessage][] = [
+    ['a heartbeat first', { msg: { $case: 'heartbeat', heartbeat: { sentAtMs: 1 } } }],
+    ['a hello for another node', hello('other')],
+    ['an empty message', { msg: undefined }],
+  ];
+  for (const [what, first] of refused) {
+    test(`${what} is PERMISSION_DENIED: no event, nothing sent`, () => {
+      const r = rig();
+      const call = r.open('n1');
+      call.send(first);
+      assert.deepEqual(
+        call.errors.map((e) => e.code),
+        [GrpcStatus.PERMISSION_DENIED],
+      );
+      assert.deepEqual(r.events, []);
+      assert.deepEqual(call.written, []);
+      assert.equal(r.hub.isConnected('n1'), false);
+    });
+  }
+
+  test('hello: listeners hear connected before the node is sent its desired state', () => {
+    const r = rig();
+    let writtenAtConnected = -1;
+    let call: FakeCall | undefined;
+    r.hub.subscribe((e) => {
+      if (e.kind === 'connected') writtenAtConnected = call?.written.length ?? 0;
+    });
+    call = r.attach('n1');
+    assert.equal(writtenAtConnected, 0);
+    assert.deepEqual(kinds(r.events), ['connected']);
+    const e = r.events[0];
+    assert.ok(e?.kind === 'connected');
+    assert.deepEqual([e.node, e.atMs, e.hello.labels], ['n1', 1_000, { zone: 'a' }]);
+    assert.deepEqual(call.written, [
+      { msg: { $case: 'desired', desired: { version: 'v-n1', deployments: [] } } },
+    ]);
+    assert.deepEqual(r.hub.connectedNodes(), ['n1']);
+  });
+
+  const dispatch: [string, AgentMessage, Partial<HubEvent> | undefined][] = [
+    ['heartbeat', { msg: { $case: 'heartbeat', heartbeat: { sentAtMs: 5 } } }, { kind: 'heartbeat' }],
+    ['ack', { msg: { $case: 'ack', ack: { desiredVersion: 'v-n1' } } }, { kind: 'acked', version: 'v-n1' }],
+    ['status', { msg: { $case: 'status', status: report } }, { kind: 'reported', report }],
+    [
+      'preflight answer',
+      {
+        msg: {
+          $case: 'preflightResult',
+          preflightResult: {
+            requestId: 'r1',
+            result: { desiredVersion: 'v', ok: true, checks: [], checkedAtMs: 1 },
+          },
+        },
+      },
+      { kind: 'preflightAnswered', requestId: 'r1' },
+    ],
+    [
+      'preflight answer without a result',
+      { msg: { $case: 'preflightResult', preflightResult: { requestId: 'r1', result: undefined } } },
+      undefined,
+    ],
+  ];
+  for (const [what, message, want] of dispatch) {
+    test(`attached: ${what} → ${want?.kind ?? 'no event'}, attributed to the stream's node`, () => {
+      const r = rig();
+      const call = r.attach('n1');
+      r.events.length = 0;
+      r.clock.advance(7);
+      call.send(message);
+      if (!want) return assert.deepEqual(r.events, []);
+      assert.equal(r.events.length, 1);
+      assert.deepEqual(r.events[0], { ...r.events[0], ...want, node: 'n1', atMs: 1_007 });
+    });
+  }
+
+  test('a second hello on one stream ends it with INTERNAL', () => {
+    const r = rig();
+    const call = r.attach('n1');
+    call.send(hello('n1'));
+    assert.deepEqual(
+      call.errors.map((e) => e.code),
+      [GrpcStatus.INTERNAL],
+    );
+  });
+
+  test('a listener that throws fails the message with INTERNAL', () => {
+    const r = rig();
+    r.hub.subscribe((e) => {
+      if (e.kind === 'acked') throw new Error('disk full');
+    });
+    const call = r.attach('n1');
+    call.send({ msg: { $case: 'ack', ack: { desiredVersion: 'x' } } });
+    assert.deepEqual(
+      call.errors.map((e) => e.code),
+      [GrpcStatus.INTERNAL],
+    );
+  });
+
+  test('closing the stream emits disconnected once; a newer stream replaces the older silently', () => {
+    const r = rig();
+    const first = r.attach('n1');
+    const second = r.attach('n1');
+    assert.equal(first.ended, true, 'the older stream is ended');
+    first.emit('close');
+    assert.deepEqual(kinds(r.events), ['connected', 'connected']);
+    assert.equal(r.hub.isConnected('n1'), true);
+    second.emit('end');
+    second.emit('close');
+    assert.deepEqual(kinds(r.events), ['connected', 'connected', 'disconnected']);
+    assert.deepEqual(r.events[2], { kind: 'disconnected', node: 'n1', atMs: 1_000, reason: 'closed' });
+    assert.equal(r.hub.isConnected('n1'), false);
+  });
+
+  test('push and send reach connected nodes only', () => {
+    const r = rig();
+    const a = r.attach('a');
+    r.hub.push(['a', 'ghost']);
+    assert.equal(a.written.length, 2);
+    assert.equal(r.hub.send('ghost', { msg: undefined }), false);
+    assert.equal(r.hub.send('a', { msg: undefined }), true);
+  });
+
+  test('shutdown announces each node as disconnected (shutdown) and ignores later messages', () => {
+    const r = rig();
+    const a = r.attach('a');
+    r.attach('b');
+    r.events.length = 0;
+    r.hub.shutdown();
+    assert.deepEqual(
+      r.events.map((e) => [e.kind, e.node, e.kind === 'disconnected' && e.reason]),
+      [
+        ['disconnected', 'a', 'shutdown'],
+        ['disconnected', 'b', 'shutdown'],
+      ],
+    );
+    a.send({ msg: { $case: 'ack', ack: { desiredVersion: 'x' } } });
+    a.emit('close');
+    assert.equal(r.events.length, 2);
+    assert.deepEqual(r.hub.connectedNodes(), []);
+  });
+
+  test('an unsubscribed listener hears nothing more', () => {
+    const r = rig();
+    const heard: string[] = [];
+    const off = r.hub.subscribe((e) => heard.push(e.kind));
+    const a = r.attach('a');
+    off();
+    a.send({ msg: { $case: 'heartbeat', heartbeat: { sentAtMs: 1 } } });
+    assert.deepEqual(heard, ['connected']);
+  });
+});
