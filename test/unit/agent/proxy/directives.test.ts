@@ -2,7 +2,7 @@
  * "No new directive, ever": a small nginx tokenizer lists the directives of a rendered config. The
  * baseline (every feature on) must have exactly the expected list, and values at the edges of
  * their allowlists (allowed, so they do render) must leave that list unchanged. The injection
- * corpus itself (values that must be refused) is in test/unit/playbook/proxy-injection.test.ts.
+ * corpus itself (values that must be refused) is in test/unit/control-plane/playbook/proxy-injection.test.ts.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

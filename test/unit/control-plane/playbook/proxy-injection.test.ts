@@ -4,7 +4,7 @@
  * first line of defence: rejected, at that field's line and column), then at the agent's renderer
  * and container shaping (the second: ProxyConfigError). A small nginx tokenizer then proves that
  * values which are allowed (and do render) never change the list of directives: see
- * test/unit/agent/proxy-directives.test.ts.
+ * test/unit/agent/proxy/directives.test.ts.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
