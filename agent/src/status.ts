@@ -1,7 +1,7 @@
 import { type ContainerStatus, ServiceState, type ServiceStatus } from '../../proto/gen/fleet/v1/agent.js';
 import type { Health } from './health/tracker.js';
 import type { DesiredContainer, ObservedContainer } from './model.js';
-import { isReady, type Wait } from './plan.js';
+import { isReady, type Wait } from './plan/planner.js';
 import type { ReplicaKey } from './replica-key.js';
 
 /** How long a crash-looping replica must stay up (and ready) before it is reported ready again. */

@@ -19,6 +19,7 @@ import { createLogger } from '../../common/log.js';
 import type { ProxySpec } from '../../proto/gen/fleet/v1/agent.js';
 import { docker, REGISTRY, removeManaged, requireEngines } from '../helpers/engines.js';
 import { freePort, waitFor } from '../helpers/procs.js';
+import { proxyRoute, proxySpec } from '../helpers/proxy-spec.js';
 
 const NGINX = `${REGISTRY}/fleet/nginx:1`;
 const INFERENCE = `${REGISTRY}/fleet/inference:dev`;
@@ -77,21 +78,16 @@ function get(
   });
 }
 
-const spec = (port: number, over: Partial<ProxySpec> = {}): ProxySpec => ({
-  image: NGINX,
-  listenAddress: '127.0.0.1',
-  listenPort: port,
-  routes: [
-    { path: '/api/', service: 'echo', stream: true, readTimeoutS: 0, rewrite: '/' },
-    { path: '/v1/', service: 'echo', stream: false, readTimeoutS: 30, rewrite: '' },
-  ],
-  ratePerSecond: 0,
-  rateBurst: 0,
-  tlsCertFile: '',
-  tlsKeyFile: '',
-  apiKeysFile: '',
-  ...over,
-});
+const spec = (port: number, over: Partial<ProxySpec> = {}): ProxySpec =>
+  proxySpec({
+    image: NGINX,
+    listenPort: port,
+    routes: [
+      proxyRoute({ service: 'echo' }),
+      proxyRoute({ path: '/v1/', service: 'echo', stream: false, readTimeoutS: 30, rewrite: '' }),
+    ],
+    ...over,
+  });
 
 const render = (deployment: string, s: ProxySpec, echo: Upstream[], apiKeys: string[] = [], health = true) =>
   renderNginxConfig({

@@ -1,3 +1,4 @@
+import { type Clock, systemClock, type TimerHandle } from '../../../common/clock.js';
 import type { Logger } from '../../../common/log.js';
 import type { GpuFacts, HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
 import type { GpuCollector } from '../gpu/collector.js';
@@ -19,7 +20,8 @@ export interface FactsReporterDeps {
   /** Facts are re-sent at least this often even when nothing changed significantly. */
   resendMs?: number;
   hostIntervalMs?: number;
-  now?: () => number;
+  /** Time and poll timers (the system clock unless a test drives it). */
+  clock?: Clock;
   containerOfPid?: (pid: number) => Promise<string | undefined>;
 }
 
@@ -37,13 +39,13 @@ export class FactsReporter {
   private hostPolling = false;
   private hostAtMs = 0;
   private sentAtMs = 0;
-  private timers: NodeJS.Timeout[] = [];
+  private timers: TimerHandle[] = [];
   private stopped = false;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   polls = 0;
 
   constructor(private readonly deps: FactsReporterDeps) {
-    this.now = deps.now ?? Date.now;
+    this.clock = deps.clock ?? systemClock;
   }
 
   /** The latest facts, for a fresh connection. */
@@ -74,7 +76,7 @@ export class FactsReporter {
 
   stop() {
     this.stopped = true;
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.timers) this.clock.clearTimeout(t);
   }
 
   /** One timer slot per loop, re-armed after each poll finishes (polls never stack). */
@@ -85,10 +87,10 @@ export class FactsReporter {
       fn()
         .catch((err: Error) => this.deps.log.warn({ err: err.message }, 'facts poll failed'))
         .finally(() => {
-          if (!this.stopped) this.timers[slot] = setTimeout(tick, ms).unref();
+          if (!this.stopped) this.timers[slot] = this.clock.setTimeout(tick, ms);
         });
     };
-    this.timers[slot] = setTimeout(tick, ms).unref();
+    this.timers[slot] = this.clock.setTimeout(tick, ms);
   }
 
   private async pollHost() {
@@ -96,14 +98,14 @@ export class FactsReporter {
     this.hostPolling = true;
     try {
       this.base = await this.deps.host();
-      this.hostAtMs = this.now();
+      this.hostAtMs = this.clock.now();
       this.hostStale = false;
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'host facts failed; keeping the last ones');
       // Partial facts are better than none on a first collection; later, the last good ones stay.
       if (!this.base && err instanceof IncompleteHostFacts) {
         this.base = err.partial;
-        this.hostAtMs = this.now();
+        this.hostAtMs = this.clock.now();
       }
       this.hostStale = true;
     } finally {
@@ -142,10 +144,10 @@ export class FactsReporter {
   private publish(facts: HostFacts) {
     this.facts = facts;
     // Unchanged facts still go out every few minutes, so "unchanged" never looks like "stopped".
-    const due = this.now() - this.sentAtMs >= (this.deps.resendMs ?? 300_000);
+    const due = this.clock.now() - this.sentAtMs >= (this.deps.resendMs ?? 300_000);
     if (due || significantChange(this.sent, facts)) {
       this.sent = facts;
-      this.sentAtMs = this.now();
+      this.sentAtMs = this.clock.now();
       this.deps.send(facts);
     }
   }

@@ -1,4 +1,4 @@
-import type { Step } from '../plan.js';
+import type { Step } from '../plan/planner.js';
 import type { ReplicaKey } from '../replica-key.js';
 import type { ContainerRuntime } from '../runtime.js';
 import type { ContainerLifecycle } from './lifecycle.js';

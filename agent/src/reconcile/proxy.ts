@@ -2,7 +2,7 @@ import type { Logger } from '../../../common/log.js';
 import type { DeploymentSpec } from '../../../proto/gen/fleet/v1/agent.js';
 import type { Health } from '../health/tracker.js';
 import type { DesiredContainer, ObservedContainer } from '../model.js';
-import { isReady, type Step } from '../plan.js';
+import { isReady, type Step } from '../plan/planner.js';
 import type { ProxyDriver, ProxySyncResult } from '../proxy/driver.js';
 import { renderNginxConfig, type Upstream } from '../proxy/render.js';
 import { deploymentOfKey, serviceKey } from '../replica-key.js';

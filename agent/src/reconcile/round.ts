@@ -5,7 +5,7 @@ import type { GpuInfo } from '../gpu/assign.js';
 import type { RestartPolicy } from '../health/restart-policy.js';
 import type { Health, HealthStatus } from '../health/tracker.js';
 import { type DesiredContainer, fromSpec, type ObservedContainer } from '../model.js';
-import { type PlanResult, planRound, type Step, type Wait } from '../plan.js';
+import { type PlanResult, planRound, type Step, type Wait } from '../plan/planner.js';
 import { type ReplicaKey, type ServiceKey, serviceKey, serviceOfKey } from '../replica-key.js';
 import { type ContainerRuntime, classify } from '../runtime.js';
 import { buildStatus } from '../status.js';

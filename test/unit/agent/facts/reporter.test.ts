@@ -6,6 +6,7 @@ import { FactsReporter, type FactsReporterDeps } from '../../../../agent/src/fac
 import type { GpuCollector, GpuState } from '../../../../agent/src/gpu/collector.js';
 import type { ComputeApp, GpuSample } from '../../../../agent/src/gpu/parse.js';
 import type { AgentMetrics } from '../../../../agent/src/metrics.js';
+import { systemClock } from '../../../../common/clock.js';
 import type { Logger } from '../../../../common/log.js';
 import type { GpuFacts, HostFacts } from '../../../../proto/gen/fleet/v1/agent.js';
 
@@ -120,7 +121,7 @@ function rig(
     log,
     gpuIntervalMs: 1e9,
     hostIntervalMs: 1e9,
-    now: () => 42_000,
+    clock: { ...systemClock, now: () => 42_000 },
     containerOfPid: () => Promise.resolve(undefined),
     ...rest,
   });

@@ -10,19 +10,9 @@ import {
 import { redactNginxOutput } from '../../../../agent/src/proxy/driver.js';
 import { ProxyConfigError } from '../../../../agent/src/proxy/render.js';
 import type { ProxySpec } from '../../../../proto/gen/fleet/v1/agent.js';
+import { proxySpec } from '../../../helpers/proxy-spec.js';
 
-const spec = (over: Partial<ProxySpec> = {}): ProxySpec => ({
-  image: '127.0.0.1:5000/fleet/nginx:1',
-  listenAddress: '127.0.0.1',
-  listenPort: 18070,
-  routes: [{ path: '/api/', service: 'telechat', stream: true, readTimeoutS: 0, rewrite: '/' }],
-  ratePerSecond: 0,
-  rateBurst: 0,
-  tlsCertFile: '',
-  tlsKeyFile: '',
-  apiKeysFile: '',
-  ...over,
-});
+const spec = proxySpec;
 const TLS = { tlsCertFile: '/etc/fleet/tls/a.crt', tlsKeyFile: '/etc/fleet/tls/a.key' };
 
 const options = (s: ProxySpec) =>

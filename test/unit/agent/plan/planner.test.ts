@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { type DesiredContainer, keyOf, type ObservedContainer } from '../../../agent/src/model.js';
-import { plan, type Step } from '../../../agent/src/plan.js';
-import { serviceSpec } from '../../helpers/service-spec.js';
+import { type DesiredContainer, keyOf, type ObservedContainer } from '../../../../agent/src/model.js';
+import { plan, type Step } from '../../../../agent/src/plan/planner.js';
+import { serviceSpec } from '../../../helpers/service-spec.js';
 
 const NODE = 'n1';
 
@@ -366,8 +366,8 @@ test('property: applying plans to a simulated world converges (one replica of a 
 });
 
 test('a paused, dead or removing container of the right spec is replaced, not started', async () => {
-  const { plan } = await import('../../../agent/src/plan.js');
-  const { fromSpec } = await import('../../../agent/src/model.js');
+  const { plan } = await import('../../../../agent/src/plan/planner.js');
+  const { fromSpec } = await import('../../../../agent/src/model.js');
   const [d] = fromSpec(
     {
       version: 'v',

@@ -1,11 +1,11 @@
-import type { GpuInfo } from './gpu/assign.js';
-import type { Health } from './health/tracker.js';
-import type { DesiredContainer, ObservedContainer } from './model.js';
-import { GpuLedger } from './plan/gpu-ledger.js';
-import { updateStrategy } from './plan/update-strategy.js';
-import type { ReplicaKey } from './replica-key.js';
-import { serviceKey } from './replica-key.js';
-import { type UnitView, unitView } from './units.js';
+import type { GpuInfo } from '../gpu/assign.js';
+import type { Health } from '../health/tracker.js';
+import type { DesiredContainer, ObservedContainer } from '../model.js';
+import type { ReplicaKey } from '../replica-key.js';
+import { serviceKey } from '../replica-key.js';
+import { type UnitView, unitView } from '../units.js';
+import { GpuLedger } from './gpu-ledger.js';
+import { updateStrategy } from './update-strategy.js';
 
 /**
  * The next steps that move what runs towards what is desired, composed of named phases: the

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import type { GpuInfo } from '../../../agent/src/gpu/assign.js';
-import type { Health } from '../../../agent/src/health/tracker.js';
-import { type DesiredContainer, keyOf, type ObservedContainer } from '../../../agent/src/model.js';
-import { type PlanContext, planRound, type Step } from '../../../agent/src/plan.js';
+import type { GpuInfo } from '../../../../agent/src/gpu/assign.js';
+import type { Health } from '../../../../agent/src/health/tracker.js';
+import { type DesiredContainer, keyOf, type ObservedContainer } from '../../../../agent/src/model.js';
+import { type PlanContext, planRound, type Step } from '../../../../agent/src/plan/planner.js';
 
 /**
  * Rolling updates, health gating, restarts and GPU placement in the planner. The invariant DESIGN
