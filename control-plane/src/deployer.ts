@@ -5,12 +5,16 @@ import type {
   PreflightCheck,
   PreflightResult,
 } from '../../proto/gen/fleet/v1/agent.js';
+import type { RevisionRecord } from './db/deployments.js';
 import type { Store } from './db/store.js';
 import { DesiredStates } from './desired/cache.js';
 import { desiredStateFor, toDeploymentSpec, toServiceSpec } from './desired/spec.js';
 import type { HubEvent } from './grpc/events.js';
 import { parsePlaybook } from './playbook/parse.js';
 import type { ParseOptions, Playbook, PlaybookError } from './playbook/types.js';
+import { batches } from './rollout/batches.js';
+import { rolloutPolicy } from './rollout/policy.js';
+import type { StartRollout } from './rollout/runner.js';
 import { matchHosts } from './selector.js';
 
 export type ServiceAction = 'create' | 'replace' | 'remove' | 'unchanged';
@@ -34,6 +38,7 @@ export interface NodePlan {
 export type ApplyResult =
   | { ok: false; reason: 'invalid'; errors: PlaybookError[] }
   | { ok: false; reason: 'no-nodes'; message: string }
+  | { ok: false; reason: 'conflict'; message: string }
   | {
       ok: true;
       deployment: string;
@@ -43,6 +48,8 @@ export type ApplyResult =
       changed: boolean;
       check: boolean;
       nodes: NodePlan[];
+      /** The rollout that carries the revision to its nodes (absent when nothing rolls out). */
+      rollout?: number;
       /** Check mode: the proposed deployment and the nodes it would go to (not sent to clients). */
       proposed?: { spec: DeploymentSpec; nodes: string[] };
     };
@@ -58,6 +65,28 @@ export interface DeployerPorts {
   waitTaken?(nodes: readonly string[], timeoutMs?: number): Promise<void>;
   /** Runs a node's preflight checks on a proposed desired state; undefined when it cannot answer. */
   preflight?(node: string, desired: DesiredState, timeoutMs?: number): Promise<PreflightResult | undefined>;
+  /**
+   * The rollout engine: a changed revision reaches its nodes batch by batch through it. Without
+   * it (unit tests of the deployer alone) every matched node is assigned at once.
+   */
+  rollouts?: RolloutStarter;
+}
+
+/** The part of the rollout runner the deployer uses. */
+export interface RolloutStarter {
+  /** Creates a rollout inside the caller's transaction; returns its id. */
+  create(s: StartRollout): number;
+  /** Runs its first batch (after the transaction committed). */
+  kick(id: number): void;
+  /** Marks the deployment's active rollout superseded (inside the caller's transaction). */
+  supersede(deployment: string, byRevision: number): void;
+}
+
+/** Options of one apply. */
+export interface ApplyOptions {
+  check?: boolean;
+  /** Refuse unless the deployment is at this revision now (0: does not exist yet); supersedes a running rollout. */
+  expectRevision?: number;
 }
 
 /** What tests and the wiring may set; everything has a default. */
@@ -94,7 +123,7 @@ export class Deployer {
     if (e.kind === 'connected') this.syncNode(e.node);
   };
 
-  apply(source: string, file: string, check: boolean): ApplyResult {
+  apply(source: string, file: string, check: boolean, opts: Omit<ApplyOptions, 'check'> = {}): ApplyResult {
     const parsed = parsePlaybook(source, file, this.parseOptions);
     if (!parsed.ok) return { ok: false, reason: 'invalid', errors: parsed.errors };
     const playbook = parsed.playbook;
@@ -128,37 +157,107 @@ export class Deployer {
       const proposed = toDeploymentSpec({ deployment: playbook.name, revision, hash, spec: playbook });
       return { ...base, revision, changed, proposed: check ? { spec: proposed, nodes: matched } : undefined };
     }
-    const revision = this.store.transaction(() => {
-      const rev =
-        current && current.hash === hash
-          ? current.revision
-          : this.store.deployments.addRevision({
-              deployment: playbook.name,
-              hash,
-              file,
-              source,
-              spec: playbook,
-              createdMs: this.now(),
-            });
-      this.store.deployments.setAssignments(playbook.name, matched, rev);
-      this.store.events.add({
-        atMs: this.now(),
-        deployment: playbook.name,
-        kind: 'deployment.applied',
-        message: `revision ${rev} from ${file} to ${matched.join(', ')}`,
-      });
-      return rev;
+    const conflict = this.conflict(playbook.name, current?.revision ?? 0, opts.expectRevision);
+    if (conflict) return { ok: false, reason: 'conflict', message: conflict };
+    const stored = this.store.transaction(() =>
+      this.write({ playbook, file, source, hash, current, assigned, matched }),
+    );
+    this.desired.invalidate(stored.touched);
+    this.ports.push(stored.touched);
+    if (stored.rollout !== undefined) this.ports.rollouts?.kick(stored.rollout);
+    return { ...base, revision: stored.revision, changed: true, rollout: stored.rollout };
+  }
+
+  /**
+   * Why an apply must wait (409): another rollout of the deployment is in progress, or the caller
+   * expected another revision. `--expect-revision` naming the current revision supersedes a running
+   * rollout, as a new Nomad job version supersedes its deployment.
+   */
+  private conflict(
+    deployment: string,
+    currentRevision: number,
+    expect: number | undefined,
+  ): string | undefined {
+    if (expect !== undefined && expect !== currentRevision)
+      return `${deployment} is at revision ${currentRevision}, not ${expect}`;
+    const active = this.store.rollouts.latest(deployment);
+    if (!active || (active.state !== 'running' && active.state !== 'paused') || expect !== undefined)
+      return undefined;
+    return (
+      `${deployment}: the rollout of revision ${active.revision} is ${active.state} (batch ${active.batch + 1} of ` +
+      `${active.batches}); wait for it, run \`fleet rollout abort ${deployment}\`, or pass ` +
+      `--expect-revision ${currentRevision} to supersede it`
+    );
+  }
+
+  /**
+   * The write half of an apply (inside its transaction): the revision, the nodes that leave, and
+   * either a rollout that moves the matched nodes batch by batch or (without a rollout engine, or
+   * when only the set of nodes changed) every matched node at once. Returns the nodes whose
+   * desired state changed now.
+   */
+  private write(a: {
+    playbook: Playbook;
+    file: string;
+    source: string;
+    hash: string;
+    current: RevisionRecord | undefined;
+    assigned: string[];
+    matched: string[];
+  }): { revision: number; touched: string[]; rollout?: number } {
+    const name = a.playbook.name;
+    const sameContent = a.current !== undefined && a.current.hash === a.hash;
+    const revision = sameContent
+      ? a.current!.revision
+      : this.store.deployments.addRevision({
+          deployment: name,
+          hash: a.hash,
+          file: a.file,
+          source: a.source,
+          spec: a.playbook,
+          createdMs: this.now(),
+        });
+    this.store.events.add({
+      atMs: this.now(),
+      deployment: name,
+      kind: 'deployment.applied',
+      message: `revision ${revision} from ${a.file} to ${a.matched.join(', ')}`,
     });
-    const touched = [...new Set([...assigned, ...matched])];
-    this.desired.invalidate(touched);
-    this.ports.push(touched);
-    return { ...base, revision, changed: true };
+    const rollouts = this.ports.rollouts;
+    if (!rollouts || sameContent) {
+      this.store.deployments.setAssignments(name, a.matched, revision);
+      return { revision, touched: [...new Set([...a.assigned, ...a.matched])] };
+    }
+    const leaving = a.assigned.filter((n) => !a.matched.includes(n));
+    for (const n of leaving) this.store.deployments.unassign(name, n);
+    rollouts.supersede(name, revision);
+    const policy = rolloutPolicy(a.playbook);
+    const rollout = rollouts.create({
+      deployment: name,
+      revision,
+      fromRevision: a.current?.revision ?? 0,
+      stableRevision: this.stableRevision(name, a.current),
+      kind: 'apply',
+      policy,
+      batches: batches(a.matched, policy.serial),
+    });
+    return { revision, touched: leaving, rollout };
+  }
+
+  /** Where a rollback goes: the newest stable revision; one from before rollouts existed counts. */
+  private stableRevision(deployment: string, current: RevisionRecord | undefined): number {
+    const stable = this.store.rollouts.lastStable(deployment);
+    if (stable > 0) return stable;
+    return current && this.store.rollouts.outcome(deployment, current.revision) === undefined
+      ? current.revision
+      : 0;
   }
 
   /**
    * Re-evaluates every deployment's `hosts:` for one node (it joined or its labels changed), so a
-   * host that joins a group gets that group's workloads, like a DaemonSet. Returns whether
-   * anything changed.
+   * host that joins a group gets that group's workloads, like a DaemonSet: the current revision,
+   * or, while a rollout runs, the revision the fleet ran before it (the rollout does not include
+   * the newcomer). Touches only that node's assignments. Returns whether anything changed.
    */
   syncNode(name: string): boolean {
     const node = this.store.nodes.get(name);
@@ -166,17 +265,22 @@ export class Deployer {
     let changed = false;
     this.store.transaction(() => {
       for (const rev of this.store.deployments.listCurrent()) {
-        const assigned = this.store.deployments.assignments(rev.deployment).map((a) => a.node);
+        const assigned = this.store.deployments.assignments(rev.deployment).some((a) => a.node === name);
         const wants = matchHosts(rev.spec.hosts, [node]).length > 0;
-        const has = assigned.includes(name);
-        if (wants === has) continue;
-        const next = wants ? [...assigned, name].sort() : assigned.filter((n) => n !== name);
-        this.store.deployments.setAssignments(rev.deployment, next, rev.revision);
+        if (wants === assigned) continue;
+        if (wants) this.store.deployments.assign(rev.deployment, name, this.revisionForNewcomer(rev));
+        else this.store.deployments.unassign(rev.deployment, name);
         changed = true;
       }
     });
     if (changed) this.desired.invalidate([name]);
     return changed;
+  }
+
+  private revisionForNewcomer(rev: RevisionRecord): number {
+    const active = this.store.rollouts.latest(rev.deployment);
+    const rolling = active && (active.state === 'running' || active.state === 'paused');
+    return rolling && active.fromRevision > 0 ? active.fromRevision : rev.revision;
   }
 
   /**

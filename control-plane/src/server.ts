@@ -14,6 +14,7 @@ import { TokenAuthenticator } from './grpc/auth.js';
 import { AgentHub } from './grpc/hub.js';
 import { PreflightRequests } from './grpc/preflight.js';
 import { AgentRecorder } from './ingest/recorder.js';
+import { RolloutRunner } from './rollout/runner.js';
 import { DeploymentWatcher, nodeProgress } from './rollout/watcher.js';
 
 export interface ServerOptions {
@@ -64,10 +65,18 @@ function wire(store: Store, agentToken: string, opts: ServerOptions, log: Logger
   const recorder = new AgentRecorder(store);
   const preflight = new PreflightRequests(hub);
   const watcher = new DeploymentWatcher(nodeProgress(store, hub, desired));
+  const rollouts = new RolloutRunner({
+    store,
+    desired,
+    push: (nodes) => hub.push(nodes),
+    isOnline: (node) => hub.isConnected(node),
+    log: log.child({ component: 'rollout' }),
+  });
   const deployer = new Deployer(
     store,
     {
       push: (nodes) => hub.push(nodes),
+      rollouts,
       waitTaken: (nodes, timeoutMs) => watcher.waitTaken(nodes, timeoutMs),
       preflight: (node, state, timeoutMs) => preflight.ask(node, state, timeoutMs),
     },
@@ -79,7 +88,9 @@ function wire(store: Store, agentToken: string, opts: ServerOptions, log: Logger
   hub.subscribe(deployer.onHubEvent);
   hub.subscribe(preflight.onHubEvent);
   hub.subscribe(watcher.onHubEvent);
-  return { hub, recorder, deployer };
+  // Last: a rollout looks at what the recorder has just stored.
+  hub.subscribe(rollouts.onHubEvent);
+  return { hub, recorder, deployer, rollouts };
 }
 
 /** The control plane process: SQLite store, gRPC hub for agents, REST API for users. */
@@ -89,7 +100,9 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
   const store = Store.open(join(opts.dataDir, 'fleet.db'));
   store.nodes.resetConnections();
   const agentTokenFile = opts.agentTokenFile ?? join(opts.dataDir, 'agent-token');
-  const { hub, recorder, deployer } = wire(store, ensureAgentToken(agentTokenFile), opts, log);
+  const { hub, recorder, deployer, rollouts } = wire(store, ensureAgentToken(agentTokenFile), opts, log);
+  // Rollouts that were running when the process stopped go on from the batch they were in.
+  rollouts.resume();
 
   const grpcServer = new grpc.Server({
     'grpc.keepalive_time_ms': 10_000,
@@ -111,6 +124,7 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
   await app.register(api, {
     store,
     deployer,
+    rollouts,
     version: VERSION,
     connectedAgents: () => hub.connectedNodes().length,
   });
@@ -126,6 +140,7 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
     agentTokenFile,
     async close() {
       await app.close();
+      rollouts.stop();
       recorder.flush();
       hub.shutdown();
       // Agent streams never end on their own: cut them; agents keep enforcing and reconnect later.

@@ -6,6 +6,7 @@ import { deploymentRoutes } from './routes/deployments.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { nodeRoutes } from './routes/nodes.js';
+import { rolloutRoutes } from './routes/rollouts.js';
 import { installValidation } from './validation.js';
 import { Views } from './views.js';
 
@@ -24,6 +25,6 @@ export const api: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   // against one policy table listing every route) is added here, as `app.addHook('onRequest', …)`
   // before any route is registered, so no route can be reached around it.
   const routeDeps: RouteDeps = { ...deps, views: new Views(deps.store, deps.deployer.desired) };
-  for (const routes of [healthRoutes, applyRoutes, nodeRoutes, deploymentRoutes, eventRoutes])
+  for (const routes of [healthRoutes, applyRoutes, nodeRoutes, deploymentRoutes, rolloutRoutes, eventRoutes])
     await app.register(routes, routeDeps);
 };

@@ -4,6 +4,7 @@ import type { byNameSchema } from './routes/by-name.js';
 import type { deploymentListSchema } from './routes/deployments.js';
 import type { eventListSchema } from './routes/events.js';
 import type { nodeListSchema } from './routes/nodes.js';
+import type { rolloutActionSchema } from './routes/rollouts.js';
 import type { DeploymentDetail, ErrorBody, NodeView } from './schemas.js';
 
 /** What a route answers with 200, straight from its response schema. */
@@ -18,6 +19,7 @@ export type NodeReply = Reply<ReturnType<typeof byNameSchema<typeof NodeView>>>;
 export type DeploymentListReply = Reply<typeof deploymentListSchema>;
 export type DeploymentReply = Reply<ReturnType<typeof byNameSchema<typeof DeploymentDetail>>>;
 export type EventListReply = Reply<typeof eventListSchema>;
+export type RolloutReply = Reply<typeof rolloutActionSchema>;
 
 /** A failed API call, carrying the server's error body so the CLI can print it precisely. */
 export class ClientError extends Error {
@@ -43,9 +45,16 @@ export class ClientError extends Error {
 export class FleetClient {
   constructor(private readonly baseUrl: string) {}
 
-  apply(source: string, file: string, check: boolean) {
-    const body: Body<typeof applySchema> = { source, file, check };
+  apply(source: string, file: string, check: boolean, expectRevision?: number) {
+    const body: Body<typeof applySchema> = { source, file, check, expectRevision };
     return this.request<ApplyReply>('POST', '/v1/apply', body);
+  }
+
+  rollout(name: string, action: 'pause' | 'resume' | 'abort') {
+    return this.request<RolloutReply>(
+      'POST',
+      `/v1/deployments/${encodeURIComponent(name)}/rollout/${action}`,
+    );
   }
 
   nodes() {

@@ -1,3 +1,4 @@
+import type { RolloutRecord } from '../db/rollouts.js';
 import type { Store } from '../db/store.js';
 import type { Deployer } from '../deployer.js';
 import type { Views } from './views.js';
@@ -8,6 +9,8 @@ export interface ApiDeps {
   deployer: Deployer;
   version: string;
   connectedAgents: () => number;
+  /** Pause, resume or abort a deployment's active rollout (undefined: none is active). */
+  rollouts?: { control(deployment: string, action: 'pause' | 'resume' | 'abort'): RolloutRecord | undefined };
 }
 
 /** What each route plugin gets: the API's dependencies and the read models built over them. */

@@ -17,6 +17,7 @@ export class ApiError extends Error {
 export const ERROR_REPLIES = {
   400: ErrorBody,
   404: ErrorBody,
+  409: ErrorBody,
   413: ErrorBody,
   422: ErrorBody,
   500: ErrorBody,

@@ -1,5 +1,6 @@
 import { type Static, Type as T } from '@sinclair/typebox';
 import type { ServiceStatusRecord, ContainerView as StoredContainer } from '../db/status.js';
+import { RolloutView } from './rollout-schemas.js';
 
 /** Request and response schemas of every REST route; the types handlers use derive from them. */
 
@@ -36,6 +37,12 @@ export const ApplyBody = T.Object(
     source: T.String({ maxLength: 512 * 1024, description: 'playbook YAML text' }),
     file: T.String({ minLength: 1, maxLength: 1024, description: 'file name used in error positions' }),
     check: T.Optional(T.Boolean({ description: 'return the plan and store nothing' })),
+    expectRevision: T.Optional(
+      T.Integer({
+        minimum: 0,
+        description: 'refuse (409) unless the deployment is at this revision; supersedes a running rollout',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -80,6 +87,7 @@ export const ApplyReply = T.Object({
   changed: T.Boolean(),
   check: T.Boolean(),
   nodes: T.Array(NodePlan),
+  rollout: T.Optional(T.Integer({ description: 'the rollout carrying the revision to its nodes' })),
 });
 
 const Labels = T.Record(T.String(), T.String());
@@ -198,6 +206,7 @@ export const DeploymentDetail = T.Object({
       ]),
     }),
   ),
+  rollout: T.Union([RolloutView, T.Null()], { description: 'the newest rollout of this deployment' }),
   events: T.Array(EventView),
 });
 export type DeploymentDetail = Static<typeof DeploymentDetail>;

@@ -1,6 +1,8 @@
 import { HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
+import type { RolloutRecord } from '../db/rollouts.js';
 import type { Store } from '../db/store.js';
 import type { DesiredStateSource } from '../grpc/events.js';
+import type { RolloutView } from './rollout-schemas.js';
 import type { DeploymentDetail, GpuSummary, NodeView } from './schemas.js';
 
 /**
@@ -57,7 +59,12 @@ export class Views {
         preflight: this.failingPreflight(a.node),
       };
     });
-    const ready = nodes.length > 0 && nodes.every((n) => nodeReady(n, services));
+    const latest = this.store.rollouts.latest(name);
+    // While a rollout runs, nodes of later batches still run an older revision: not ready yet. A
+    // node on an older revision of the same content (a rollback's untouched nodes) is current.
+    const current = (n: { revision: number }) =>
+      n.revision === rev.revision || this.store.deployments.revision(name, n.revision)?.hash === rev.hash;
+    const ready = nodes.length > 0 && nodes.every((n) => current(n) && nodeReady(n, services));
     return {
       name,
       revision: rev.revision,
@@ -67,6 +74,7 @@ export class Views {
       services,
       ready,
       nodes,
+      rollout: latest ? rolloutView(latest) : null,
       events: this.store.events.list(20, name),
     };
   }
@@ -118,5 +126,19 @@ export function summarizeGpus(f: HostFacts | undefined, connected = true): GpuSu
     temperatureMaxC: temps.length ? Math.max(...temps) : null,
     error:
       !connected && f?.gpu?.status === 'ok' ? 'node offline: last reported values' : (f?.gpu?.error ?? ''),
+  };
+}
+
+/** A rollout as the API serves it (the policy's fields an operator reads). */
+export function rolloutView(r: RolloutRecord): RolloutView {
+  const { policy, deployment: _d, ...rest } = r;
+  return {
+    ...rest,
+    policy: {
+      minHealthyMs: policy.minHealthyMs,
+      healthyDeadlineMs: policy.healthyDeadlineMs,
+      maxFailPercentage: policy.maxFailPercentage,
+      autoRollback: policy.autoRollback,
+    },
   };
 }

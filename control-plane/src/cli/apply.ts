@@ -3,6 +3,7 @@ import { CliError } from '../../../common/cli.js';
 import { ClientError, type FleetClient } from '../api/client.js';
 import { formatError } from '../playbook/format.js';
 import { type OutputFormat, printJson } from './output.js';
+import { followRollout, recap, verdict } from './rollout.js';
 import { renderStatus, waitReady } from './status.js';
 import { table } from './table.js';
 
@@ -11,6 +12,8 @@ export interface ApplyFlags {
   wait: boolean;
   timeoutMs: number;
   output: OutputFormat;
+  /** Refuse unless the deployment is at this revision; supersedes a running rollout. */
+  expectRevision?: number;
 }
 
 type ApplyReply = Awaited<ReturnType<FleetClient['apply']>>;
@@ -29,17 +32,41 @@ export async function applyCommand(client: FleetClient, file: string, flags: App
     throw new CliError('preflight checks fail on some nodes; nothing was applied');
   // A plain apply returns once the connected nodes took the revision or said why they hold it back.
   if (!flags.check) failIfHeldBack(result, flags.output);
-  if (flags.wait && !flags.check) {
-    const detail = await waitReady(
+  if (flags.wait && !flags.check) await waitApplied(client, result, flags);
+}
+
+/**
+ * `--wait`: follows the rollout batch by batch, prints the recap and the verdict (exit 1 when it
+ * halted or rolled back, 4 with unreachable nodes only), then waits until every node serves.
+ */
+async function waitApplied(client: FleetClient, result: ApplyReply, flags: ApplyFlags) {
+  if (result.rollout !== undefined) {
+    const started = Date.now();
+    const done = await followRollout(
       client,
       result.deployment,
-      result.revision,
+      result.rollout,
       flags.timeoutMs,
-      flags.output === 'text',
+      flags.output,
     );
-    if (flags.output === 'json') printJson({ apply: result, status: detail });
-    else process.stdout.write(`${renderStatus(detail)}\n`);
+    const v = verdict(done.rollout, done.rollback);
+    if (flags.output === 'text') process.stdout.write(`${recap(result, done.rollout)}\n${v.line}\n`);
+    if (v.exitCode !== 0) {
+      if (flags.output === 'json')
+        printJson({ apply: result, rollout: done.rollout, rollback: done.rollback });
+      throw new CliError(`${result.deployment}: ${v.line}`, v.exitCode);
+    }
+    flags = { ...flags, timeoutMs: Math.max(1_000, flags.timeoutMs - (Date.now() - started)) };
   }
+  const detail = await waitReady(
+    client,
+    result.deployment,
+    result.revision,
+    flags.timeoutMs,
+    flags.output === 'text',
+  );
+  if (flags.output === 'json') printJson({ apply: result, status: detail });
+  else process.stdout.write(`${renderStatus(detail)}\n`);
 }
 
 function readPlaybook(file: string): string {
@@ -61,7 +88,7 @@ async function send(
   flags: ApplyFlags,
 ): Promise<ApplyReply> {
   try {
-    return await client.apply(source, file, flags.check);
+    return await client.apply(source, file, flags.check, flags.expectRevision);
   } catch (err) {
     if (err instanceof ClientError && err.body?.errors?.length) {
       if (flags.output === 'json') printJson(err.body);

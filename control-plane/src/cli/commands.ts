@@ -5,6 +5,7 @@ import { FleetClient } from '../api/client.js';
 import { applyCommand } from './apply.js';
 import { nodesCommand } from './nodes.js';
 import { parseOutput } from './output.js';
+import { rolloutCommand } from './rollout.js';
 import { statusCommand } from './status.js';
 
 const outputOption = () =>
@@ -55,17 +56,7 @@ export function addControlPlaneCommands(program: Command): Command {
       untilSignal(() => s.close());
     });
 
-  program
-    .command('apply')
-    .description('validate a playbook, store it as a new revision and push it to the nodes it selects')
-    .argument('<file>', 'playbook YAML')
-    .option('--check', 'show what would change; store and push nothing', false)
-    .option('--wait', 'wait until every selected node runs the new revision', false)
-    .option('--timeout <duration>', 'how long --wait waits', arg(parseDuration), 300_000)
-    .addOption(outputOption())
-    .action((file, o) =>
-      applyCommand(client(), file, { check: o.check, wait: o.wait, timeoutMs: o.timeout, output: o.output }),
-    );
+  addApplyCommands(program, client);
 
   program
     .command('nodes')
@@ -82,4 +73,48 @@ export function addControlPlaneCommands(program: Command): Command {
     .action((name, o) => statusCommand(client(), name, o.output));
 
   return program;
+}
+
+function parseRevision(v: string): number {
+  if (!/^[0-9]{1,9}$/.test(v)) throw new Error(`invalid revision ${JSON.stringify(v)} (a whole number)`);
+  return Number(v);
+}
+
+function parseRolloutAction(v: string): 'status' | 'pause' | 'resume' | 'abort' {
+  if (v === 'status' || v === 'pause' || v === 'resume' || v === 'abort') return v;
+  throw new Error(`invalid action ${JSON.stringify(v)} (status, pause, resume or abort)`);
+}
+
+/** `apply` and `rollout`: a revision and its way to the nodes. */
+function addApplyCommands(program: Command, client: () => FleetClient) {
+  program
+    .command('apply')
+    .description('validate a playbook, store it as a new revision and push it to the nodes it selects')
+    .argument('<file>', 'playbook YAML')
+    .option('--check', 'show what would change; store and push nothing', false)
+    .option('--wait', 'follow the rollout batch by batch, print the recap; exit 1 if it halts', false)
+    .option('--timeout <duration>', 'how long --wait waits', arg(parseDuration), 300_000)
+    .option(
+      '--expect-revision <n>',
+      'refuse unless the deployment is at revision N; supersedes a running rollout',
+      arg(parseRevision),
+    )
+    .addOption(outputOption())
+    .action((file, o) =>
+      applyCommand(client(), file, {
+        check: o.check,
+        wait: o.wait,
+        timeoutMs: o.timeout,
+        output: o.output,
+        expectRevision: o.expectRevision,
+      }),
+    );
+
+  program
+    .command('rollout')
+    .description("a deployment's rollout: where it stands, or pause, resume or abort it")
+    .argument('<action>', 'status, pause, resume or abort', arg(parseRolloutAction))
+    .argument('<deployment>', 'a deployment name')
+    .addOption(outputOption())
+    .action((action, name, o) => rolloutCommand(client(), action, name, o.output));
 }

@@ -52,6 +52,8 @@ export class DeploymentRepo {
   private readonly nodeAssignmentsStmt;
   private readonly deleteAssignmentsStmt;
   private readonly insertAssignmentStmt;
+  private readonly upsertAssignmentStmt;
+  private readonly deleteAssignmentStmt;
 
   constructor(db: Database) {
     this.currentStmt = db.prepare<[string], RevisionRow>(
@@ -83,6 +85,11 @@ export class DeploymentRepo {
     this.insertAssignmentStmt = db.prepare(
       'INSERT INTO assignments (deployment, node, revision) VALUES (?, ?, ?)',
     );
+    this.upsertAssignmentStmt = db.prepare(
+      `INSERT INTO assignments (deployment, node, revision) VALUES (?, ?, ?)
+       ON CONFLICT (deployment, node) DO UPDATE SET revision = excluded.revision`,
+    );
+    this.deleteAssignmentStmt = db.prepare('DELETE FROM assignments WHERE deployment = ? AND node = ?');
   }
 
   current(name: string): RevisionRecord | undefined {
@@ -120,5 +127,15 @@ export class DeploymentRepo {
   setAssignments(deployment: string, nodes: readonly string[], revision: number) {
     this.deleteAssignmentsStmt.run(deployment);
     for (const n of nodes) this.insertAssignmentStmt.run(deployment, n, revision);
+  }
+
+  /** Points one node at a revision of a deployment (a rollout moves nodes batch by batch). */
+  assign(deployment: string, node: string, revision: number) {
+    this.upsertAssignmentStmt.run(deployment, node, revision);
+  }
+
+  /** Takes a deployment off one node. */
+  unassign(deployment: string, node: string) {
+    this.deleteAssignmentStmt.run(deployment, node);
   }
 }

@@ -102,6 +102,36 @@ export const migrations: readonly string[] = [
   `
   ALTER TABLE service_status ADD COLUMN progress TEXT NOT NULL DEFAULT '';
   `,
+  // 5: rollouts (batches gated on health) and where each targeted node stands in one.
+  `
+  CREATE TABLE rollouts (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    deployment      TEXT NOT NULL,
+    revision        INTEGER NOT NULL,
+    from_revision   INTEGER NOT NULL,
+    stable_revision INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    policy          TEXT NOT NULL,
+    batch           INTEGER NOT NULL,
+    batches         INTEGER NOT NULL,
+    reason          TEXT NOT NULL DEFAULT '',
+    started_ms      INTEGER NOT NULL,
+    updated_ms      INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX rollouts_deployment ON rollouts(deployment, id);
+
+  CREATE TABLE rollout_nodes (
+    rollout_id       INTEGER NOT NULL REFERENCES rollouts(id),
+    node             TEXT NOT NULL,
+    batch            INTEGER NOT NULL,
+    state            TEXT NOT NULL,
+    pushed_ms        INTEGER NOT NULL DEFAULT 0,
+    healthy_since_ms INTEGER NOT NULL DEFAULT 0,
+    reason           TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (rollout_id, node)
+  ) STRICT;
+  `,
 ];
 
 /** Applies every migration past the file's `user_version`, each in its own transaction. */

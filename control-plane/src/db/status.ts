@@ -77,6 +77,7 @@ export class StatusRepo {
   private readonly deleteNodeStmt;
   private readonly insertStmt;
   private readonly byDeploymentStmt;
+  private readonly byNodeStmt;
 
   constructor(db: Database) {
     this.deleteNodeStmt = db.prepare('DELETE FROM service_status WHERE node = ?');
@@ -86,6 +87,9 @@ export class StatusRepo {
     );
     this.byDeploymentStmt = db.prepare<[string], Row>(
       `SELECT ${COLUMNS} FROM service_status WHERE deployment = ? ORDER BY node, service`,
+    );
+    this.byNodeStmt = db.prepare<[string, string], Row>(
+      `SELECT ${COLUMNS} FROM service_status WHERE node = ? AND deployment = ? ORDER BY service`,
     );
   }
 
@@ -98,5 +102,10 @@ export class StatusRepo {
 
   forDeployment(deployment: string): ServiceStatusRecord[] {
     return this.byDeploymentStmt.all(deployment).map(fromRow);
+  }
+
+  /** One node's services of one deployment (a rollout's per-node gate reads only this). */
+  forNode(node: string, deployment: string): ServiceStatusRecord[] {
+    return this.byNodeStmt.all(node, deployment).map(fromRow);
   }
 }

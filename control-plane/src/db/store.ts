@@ -5,6 +5,7 @@ import { FactsRepo } from './facts.js';
 import { NodeRepo } from './nodes.js';
 import { openDatabase } from './open.js';
 import { PreflightRepo } from './preflight.js';
+import { RolloutRepo } from './rollouts.js';
 import { StatusRepo } from './status.js';
 
 /** The repositories over one SQLite file, and the only way to group their writes atomically. */
@@ -15,6 +16,7 @@ export class Store {
   readonly events: EventRepo;
   readonly facts: FactsRepo;
   readonly preflight: PreflightRepo;
+  readonly rollouts: RolloutRepo;
 
   constructor(readonly db: Database) {
     this.nodes = new NodeRepo(db);
@@ -23,6 +25,7 @@ export class Store {
     this.events = new EventRepo(db);
     this.facts = new FactsRepo(db);
     this.preflight = new PreflightRepo(db);
+    this.rollouts = new RolloutRepo(db);
   }
 
   static open(file: string): Store {

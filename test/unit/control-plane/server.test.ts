@@ -481,6 +481,9 @@ describe('server wiring: apply waits on the rollout watcher, check mode asks the
     }, 50);
   }
 
+  // The fake agent never reports its services healthy, so each revision's rollout is still running
+  // when the next apply comes: each apply names the revision it expects, superseding that rollout.
+  let at = 0;
   const apply = async (image: string, check = false) => {
     const started = Date.now();
     const res = await fetch(`${server.httpUrl}/v1/apply`, {
@@ -490,11 +493,14 @@ describe('server wiring: apply waits on the rollout watcher, check mode asks the
         source: `name: web\nhosts: all\nservices:\n  web:\n    image: 127.0.0.1:5000/x/web:${image}\n`,
         file: 'web.yml',
         check,
+        expectRevision: at,
       }),
     });
     const body = (await res.json()) as {
+      revision: number;
       nodes: { node: string; preflight?: { ok: boolean; message: string } }[];
     };
+    if (res.status === 200 && !check) at = body.revision;
     return { status: res.status, body, ms: Date.now() - started };
   };
 

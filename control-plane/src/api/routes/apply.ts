@@ -14,8 +14,8 @@ export const applySchema = { body: ApplyBody, response: { 200: ApplyReply, ...ER
  */
 export const applyRoutes: FastifyPluginAsync<RouteDeps> = async (app, { deployer }) => {
   app.withTypeProvider<TypeBoxTypeProvider>().post('/v1/apply', { schema: applySchema }, async (req) => {
-    const { source, file, check = false } = req.body;
-    const applied = deployer.apply(source, file, check);
+    const { source, file, check = false, expectRevision } = req.body;
+    const applied = deployer.apply(source, file, check, { expectRevision });
     // Check mode asks the agents themselves whether they could take the proposed revision.
     const result = check ? await deployer.withPreflight(applied) : await deployer.withTaken(applied);
     if (result.ok) return result;
@@ -23,6 +23,7 @@ export const applyRoutes: FastifyPluginAsync<RouteDeps> = async (app, { deployer
       const n = result.errors.length;
       throw new ApiError(400, 'invalid_playbook', `${file}: ${n} error${n === 1 ? '' : 's'}`, result.errors);
     }
+    if (result.reason === 'conflict') throw new ApiError(409, 'conflict', result.message);
     throw new ApiError(422, 'no_matching_nodes', result.message);
   });
 };
