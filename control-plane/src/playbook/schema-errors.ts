@@ -133,19 +133,23 @@ function typeError(
     .split(',')
     .map((t) => YAML_TYPE_NAMES[t] ?? t)
     .join(' or ');
-  const hint =
-    typeHint(e.data, expected, path, index, typed) ??
-    hintOf((e.parentSchema ?? {}) as Record<string, unknown>);
+  const schema = (e.parentSchema ?? {}) as Record<string, unknown>;
+  const pattern = typeof schema.pattern === 'string' ? new RegExp(schema.pattern) : undefined;
+  const hint = typeHint(e.data, expected, path, index, typed, pattern) ?? hintOf(schema);
   return index.error(index.valuePos(path), `${where}: expected ${expected}, got ${got(e.data)}`, hint);
 }
 
-/** How to fix a wrong type: where a variable's value came from, quotes to drop, or quotes to add. */
+/**
+ * How to fix a wrong type: where a variable's value came from, quotes to drop, or quotes to add
+ * (only when the quoted text would then match `pattern`: `timeout: 10` needs a unit, not quotes).
+ */
 function typeHint(
   value: unknown,
   expected: string,
   path: string,
   index: PositionIndex,
   typed: Map<string, string>,
+  pattern?: RegExp,
 ): string | undefined {
   const fromVar = typed.get(path);
   if (fromVar) {
@@ -159,10 +163,11 @@ function typeHint(
     !Number.isNaN(Number(value))
   )
     return `remove the quotes: ${value.trim()}`;
+  if (expected === 'boolean' && (value === 'true' || value === 'false')) return `remove the quotes: ${value}`;
   if (expected === 'string' && (typeof value === 'number' || typeof value === 'boolean')) {
     const origin = index.get(path)?.value as { source?: unknown } | undefined;
     const text = typeof origin?.source === 'string' && origin.source !== '' ? origin.source : String(value);
-    return `quote it: "${text}"`;
+    return pattern && !pattern.test(text) ? undefined : `quote it: "${text}"`;
   }
   return undefined;
 }

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { formatError, parsePlaybook } from '../../../../control-plane/src/playbook/parse.js';
-import type { ParseResult, Playbook, PlaybookError } from '../../../../control-plane/src/playbook/types.js';
+import type { ParseResult, Playbook } from '../../../../control-plane/src/playbook/types.js';
+import { errorsOf, ok } from './results.js';
 
 /** The DESIGN.md example without its rollout keys, gpus, health and proxy (the test below adds most back). */
 const DESIGN_EXAMPLE_V1 = `name: telechat-prod
@@ -37,16 +38,6 @@ const EXPECTED: Playbook = {
 /** Lines 1-4; the body of service `web` starts on line 5, column 5. */
 const HEAD = 'name: demo\nhosts: gpu\nservices:\n  web:\n';
 const svc = (...lines: string[]) => HEAD + lines.map((l) => `    ${l}\n`).join('');
-
-function ok(r: ParseResult): Playbook {
-  if (!r.ok) assert.fail(`expected ok, got:\n${r.errors.map(formatError).join('\n')}`);
-  return r.playbook;
-}
-
-function errorsOf(r: ParseResult): PlaybookError[] {
-  if (r.ok) assert.fail(`expected errors, got ${JSON.stringify(r.playbook)}`);
-  return r.errors;
-}
 
 test('the DESIGN.md example (v1 subset) parses to the expected object', () => {
   assert.deepEqual(ok(parsePlaybook(DESIGN_EXAMPLE_V1, 'prod.yaml')), EXPECTED);

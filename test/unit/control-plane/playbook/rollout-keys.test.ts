@@ -3,21 +3,12 @@ import { test } from 'node:test';
 import { contentHash } from '../../../../common/canonical.js';
 import { toDeploymentSpec } from '../../../../control-plane/src/desired/spec.js';
 import { formatError, parsePlaybook } from '../../../../control-plane/src/playbook/parse.js';
-import type { ParseResult, Playbook, PlaybookError } from '../../../../control-plane/src/playbook/types.js';
+import type { Playbook, PlaybookError } from '../../../../control-plane/src/playbook/types.js';
+import { errorsOf, ok } from './results.js';
 
 /** Lines 1-5; the key under test starts on line 6, column 1. */
 const HEAD = 'name: demo\nhosts: gpu\nservices:\n  web:\n    image: nginx\n';
 const pb = (...lines: string[]) => `${HEAD}${lines.join('\n')}\n`;
-
-function ok(r: ParseResult): Playbook {
-  if (!r.ok) assert.fail(`expected ok, got:\n${r.errors.map(formatError).join('\n')}`);
-  return r.playbook;
-}
-
-function errorsOf(r: ParseResult): PlaybookError[] {
-  if (r.ok) assert.fail(`expected errors, got ${JSON.stringify(r.playbook)}`);
-  return r.errors;
-}
 
 /** DESIGN.md's "Shape of a playbook", its rollout lines verbatim. */
 const DESIGN_ROLLOUT = `serial: [1, "25%"]            # Ansible: count, percentage, or a list whose last value repeats
@@ -293,6 +284,7 @@ const errRows: ErrRow[] = [
     line: 6,
     col: 30,
     message: 'rollout.min_healthy_time: expected string, got integer 10',
+    hint: 'a whole number with a unit: 500ms, 5s, 10m or 1h',
   },
   {
     name: 'healthy_deadline with an unknown unit',
@@ -398,6 +390,7 @@ const errRows: ErrRow[] = [
     line: 6,
     col: 27,
     message: "rollout.auto_rollback: expected boolean, got string 'true'",
+    hint: 'remove the quotes: true',
   },
   {
     name: 'rollout not a mapping',
@@ -445,14 +438,6 @@ test('several bad rollout keys are reported together, in source order', () => {
   const errors = errorsOf(
     parsePlaybook(pb('serial: 0', 'max_fail_percentage: 200', 'rollout: { window: { cron: x } }'), 'f.yaml'),
   );
-  assert.deepEqual(
-    errors.map((e) => [e.line, e.col]),
-    [
-      [6, 9],
-      [7, 22],
-      [8, 12],
-      [8, 28],
-    ],
-    errors.map(formatError).join('\n'),
-  );
+  const at = errors.map((e) => `${e.line}:${e.col}`);
+  assert.deepEqual(at, ['6:9', '7:22', '8:12', '8:28'], errors.map(formatError).join('\n'));
 });
