@@ -387,14 +387,20 @@ for (const row of errRows) {
   });
 }
 
-test('the full DESIGN.md example parses, serial and max_fail_percentage included', () => {
-  const full = DESIGN_EXAMPLE_V1.replace('vars:', 'serial: 1\nmax_fail_percentage: 0\nvars:')
+test('the full DESIGN.md example parses, its serial, max_fail_percentage and rollout included', () => {
+  const rollout = [
+    'serial: [1, "25%"]',
+    'max_fail_percentage: 0',
+    'rollout: { min_healthy_time: 10s, healthy_deadline: 30m, auto_rollback: true }',
+  ];
+  const full = DESIGN_EXAMPLE_V1.replace('vars:', `${rollout.join('\n')}\nvars:`)
     .replace('    port: 8070\n', '    port: 8070\n    health: { path: /health, start_period: 600s }\n')
     .concat('proxy:\n  listen: 80\n  routes:\n    - { path: /api/, service: telechat, stream: true }\n')
     .concat('  rate_limit: { per_second: 20, burst: 40 }\n');
   const p = ok(parsePlaybook(full, 'prod.yaml'));
-  assert.equal(p.serial, 1);
+  assert.deepEqual(p.serial, [1, '25%']);
   assert.equal(p.max_fail_percentage, 0);
+  assert.deepEqual(p.rollout, { min_healthy_time: '10s', healthy_deadline: '30m', auto_rollback: true });
 });
 
 test('errors are collected and sorted by line then column', () => {
