@@ -7,7 +7,7 @@
  *   2. YAML 1.1 booleans (`yes`, `on`, ...) anywhere
  *   3. plain data + position index; `vars:` read; `{{ var }}` substituted
  *   4. JSON schema (unknown keys, types, required keys, ranges; defaults filled in)
- *   5. semantic checks (image refs, env keys, volumes, publish rules)
+ *   5. semantic checks (image refs, env keys, volumes, publish rules, rollout deadline and window)
  * Syntax errors stop after stage 2, since later stages would only report their fallout.
  */
 import { LineCounter, parseDocument, type YAMLError } from 'yaml';

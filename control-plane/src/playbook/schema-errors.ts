@@ -9,9 +9,6 @@ import { closest } from './suggest.js';
 import type { PlaybookError } from './types.js';
 import { kindOf } from './vars.js';
 
-/** Keys from the design sketch that v1 refuses; named so the hint can say so instead of guessing a typo. */
-const NOT_IN_V1 = new Set(['serial', 'max_fail_percentage']);
-
 /** JSON schema type names in the words a YAML author uses. */
 const YAML_TYPE_NAMES: Record<string, string> = { object: 'mapping', array: 'list' };
 
@@ -73,17 +70,18 @@ function toPlaybookError(e: ErrorObject, index: PositionIndex, typed: Map<string
     case 'type':
       return typeError(e, where, index, typed);
     case 'minimum':
-    case 'maximum': {
-      const range = `${String(schema.minimum)}..${String(schema.maximum)}`;
-      return index.error(index.valuePos(path), `${where} must be between ${range}, got ${String(e.data)}`);
-    }
+    case 'maximum':
+      return index.error(
+        index.valuePos(path),
+        `${where} must be ${bounds(schema)}, got ${String(e.data)}`,
+        hintOf(schema),
+      );
     case 'pattern': {
       const what = typeof schema['x-what'] === 'string' ? schema['x-what'] : where;
-      const hint = typeof schema['x-hint'] === 'string' ? schema['x-hint'] : undefined;
-      return index.error(index.valuePos(path), `invalid ${what} ${quote(e.data)}`, hint);
+      return index.error(index.valuePos(path), `invalid ${what} ${quote(e.data)}`, hintOf(schema));
     }
     case 'minItems':
-      return index.error(index.valuePos(path), `${where} must not be an empty list`);
+      return index.error(index.valuePos(path), `${where} must not be an empty list`, hintOf(schema));
     case 'minProperties':
       return index.error(
         index.valuePos(path),
@@ -97,6 +95,19 @@ function toPlaybookError(e: ErrorObject, index: PositionIndex, typed: Map<string
   }
 }
 
+/** The `x-hint` annotation of a schema, if it has one. */
+function hintOf(schema: Record<string, unknown>): string | undefined {
+  return typeof schema['x-hint'] === 'string' ? schema['x-hint'] : undefined;
+}
+
+/** "between 1..64", or "at least 1" for a schema with a minimum only. */
+function bounds(schema: Record<string, unknown>): string {
+  const { minimum: min, maximum: max } = schema;
+  if (max === undefined) return `at least ${String(min)}`;
+  if (min === undefined) return `at most ${String(max)}`;
+  return `between ${String(min)}..${String(max)}`;
+}
+
 /** An unknown key, with the closest allowed key (or the list of them) as the hint. */
 function unknownKeyError(
   e: ErrorObject,
@@ -107,11 +118,7 @@ function unknownKeyError(
   const key = String(e.params.additionalProperty);
   const allowed = Object.keys((schema.properties as object | undefined) ?? {});
   const guess = closest(key, allowed);
-  const hint = NOT_IN_V1.has(key)
-    ? `'${key}' is not supported in playbook v1`
-    : guess
-      ? `did you mean '${guess}'?`
-      : `allowed keys: ${allowed.join(', ')}`;
+  const hint = guess ? `did you mean '${guess}'?` : `allowed keys: ${allowed.join(', ')}`;
   return index.error(index.keyPos(childPointer(e.instancePath, key)), `unknown key '${key}' ${scope}`, hint);
 }
 
@@ -126,17 +133,23 @@ function typeError(
     .split(',')
     .map((t) => YAML_TYPE_NAMES[t] ?? t)
     .join(' or ');
-  const hint = typeHint(e.data, expected, path, index, typed);
+  const schema = (e.parentSchema ?? {}) as Record<string, unknown>;
+  const pattern = typeof schema.pattern === 'string' ? new RegExp(schema.pattern) : undefined;
+  const hint = typeHint(e.data, expected, path, index, typed, pattern) ?? hintOf(schema);
   return index.error(index.valuePos(path), `${where}: expected ${expected}, got ${got(e.data)}`, hint);
 }
 
-/** How to fix a wrong type: where a variable's value came from, quotes to drop, or quotes to add. */
+/**
+ * How to fix a wrong type: where a variable's value came from, quotes to drop, or quotes to add
+ * (only when the quoted text would then match `pattern`: `timeout: 10` needs a unit, not quotes).
+ */
 function typeHint(
   value: unknown,
   expected: string,
   path: string,
   index: PositionIndex,
   typed: Map<string, string>,
+  pattern?: RegExp,
 ): string | undefined {
   const fromVar = typed.get(path);
   if (fromVar) {
@@ -150,10 +163,11 @@ function typeHint(
     !Number.isNaN(Number(value))
   )
     return `remove the quotes: ${value.trim()}`;
+  if (expected === 'boolean' && (value === 'true' || value === 'false')) return `remove the quotes: ${value}`;
   if (expected === 'string' && (typeof value === 'number' || typeof value === 'boolean')) {
     const origin = index.get(path)?.value as { source?: unknown } | undefined;
     const text = typeof origin?.source === 'string' && origin.source !== '' ? origin.source : String(value);
-    return `quote it: "${text}"`;
+    return pattern && !pattern.test(text) ? undefined : `quote it: "${text}"`;
   }
   return undefined;
 }

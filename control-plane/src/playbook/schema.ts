@@ -160,6 +160,52 @@ export const serviceSchema = {
   },
 } as const;
 
+/** A whole percentage from 1% to 100% (Ansible's "N%" form of `serial`). */
+export const SERIAL_PERCENT = '^(100|[1-9][0-9]?)%$';
+
+const SERIAL_HINT = 'a node count of at least 1, or a percentage of the targeted nodes from "1%" to "100%"';
+
+/** One `serial` value: a whole count ≥ 1 or "N%" (rules apply per type: minimum to numbers, pattern to strings). */
+const serialValue = {
+  type: ['integer', 'string'],
+  minimum: 1,
+  pattern: SERIAL_PERCENT,
+  'x-what': 'serial value',
+  'x-hint': SERIAL_HINT,
+} as const;
+
+/**
+ * Ansible's `serial`: one value, or a non-empty list whose last value repeats. No default: without
+ * it one batch holds every targeted node. Defaults of the rollout keys live in `rollout/policy.ts`
+ * (not filled in here), so a playbook without them keeps the content hash it always had.
+ */
+const serialSchema = {
+  ...serialValue,
+  type: ['integer', 'string', 'array'],
+  minItems: 1,
+  items: serialValue,
+  'x-hint': `${SERIAL_HINT}, or a list of those such as [1, "25%"]`,
+} as const;
+
+/** How a revision rolls out; every key optional, defaults in `rollout/policy.ts`. */
+export const rolloutSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    min_healthy_time: duration,
+    healthy_deadline: duration,
+    auto_rollback: { type: 'boolean' },
+    prefetch: { type: 'boolean' },
+    window: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['cron', 'duration'],
+      // The cron expression itself is checked with node-cron in rollout-semantic.ts.
+      properties: { cron: { type: 'string', minLength: 1 }, duration },
+    },
+  },
+} as const;
+
 /** Schema of a whole playbook document. */
 export const playbookSchema = {
   type: 'object',
@@ -188,6 +234,9 @@ export const playbookSchema = {
       additionalProperties: { type: ['string', 'number', 'boolean'] },
       default: {},
     },
+    serial: serialSchema,
+    max_fail_percentage: { type: 'integer', minimum: 0, maximum: 100 },
+    rollout: rolloutSchema,
     services: { type: 'object', minProperties: 1, additionalProperties: serviceSchema },
     proxy: proxySchema,
   },

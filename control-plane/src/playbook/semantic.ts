@@ -1,6 +1,7 @@
 /**
  * Checks that need more than a schema: key formats of free-form maps, image references, volume safety, and
- * rules that relate fields (publish needs port and a single replica; one host port per playbook).
+ * rules that relate fields (publish needs port and a single replica; one host port per playbook; a
+ * rollout's deadline and window).
  * Runs on data that may have failed the schema elsewhere, so every field is type-checked before use.
  */
 import { checkContainerFields } from './container-fields.js';
@@ -8,6 +9,7 @@ import { isObject } from './guards.js';
 import { checkHealth } from './health.js';
 import { childPointer, type PositionIndex } from './positions.js';
 import { checkProxy } from './proxy-semantic.js';
+import { checkRollout } from './rollout-semantic.js';
 import type { ParseOptions, PlaybookError } from './types.js';
 import { normalize } from './volumes.js';
 
@@ -51,8 +53,9 @@ export function checkSemantics(
   index: PositionIndex,
   opts: ParseOptions = {},
 ): PlaybookError[] {
-  const errors: PlaybookError[] = [];
-  if (!isObject(data) || !isObject(data.services)) return errors;
+  if (!isObject(data)) return [];
+  const errors = checkRollout(data, index);
+  if (!isObject(data.services)) return errors;
   const published = new Map<number, string>();
   for (const { name, svc, base } of inSourceOrder(data.services, index)) {
     errors.push(...checkServiceName(name, base, index));

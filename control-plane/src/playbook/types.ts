@@ -1,3 +1,5 @@
+import type { SerialValue } from '../rollout/batches.js';
+
 /**
  * Types for playbook v1: the file a user writes to say what should run where.
  * The parser turns YAML text into a `Playbook` or a list of `PlaybookError`s; nothing downstream
@@ -37,6 +39,33 @@ export interface Playbook {
   services: Record<string, PlaybookService>;
   /** The nginx reverse proxy each selected node runs in front of the replicas. */
   proxy?: PlaybookProxy;
+  /**
+   * Ansible's `serial`: a count ≥ 1, "N%" (1..100) of the targeted nodes, or a non-empty list of
+   * those whose last value repeats. Absent: one batch of every targeted node.
+   */
+  serial?: SerialValue | SerialValue[];
+  /** 0..100, per batch; the rollout halts when the failed + unreachable share EXCEEDS it (absent: 0). */
+  max_fail_percentage?: number;
+  /** How a revision rolls out; absent keys take the defaults of `rollout/policy.ts`. */
+  rollout?: PlaybookRollout;
+}
+
+/**
+ * The `rollout:` mapping as written. Its defaults are not filled in by the parser (they live in
+ * `rolloutPolicy`, and `healthy_deadline`'s depends on the services' start periods), so a playbook
+ * without these keys keeps the content hash it had before they existed.
+ */
+export interface PlaybookRollout {
+  /** A node counts healthy once every service stayed healthy this long (default 10s). */
+  min_healthy_time?: Duration;
+  /** A node not healthy this long after its push has failed; never below min_healthy_time. */
+  healthy_deadline?: Duration;
+  /** On halt, the touched nodes go back to the last stable revision (default false). */
+  auto_rollback?: boolean;
+  /** Every targeted node pulls the revision's images when the rollout starts (default true). */
+  prefetch?: boolean;
+  /** Batches start only inside this window: `cron` (node-cron syntax) opens it for `duration`. */
+  window?: { cron: string; duration: Duration };
 }
 
 /** Durations as written (`5s`, `10m`); `duration.ts` turns them into milliseconds. */

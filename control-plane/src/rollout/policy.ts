@@ -1,4 +1,5 @@
 import { parseDuration } from '../../../common/duration.js';
+import { isDuration, isObject } from '../playbook/guards.js';
 import type { Playbook } from '../playbook/types.js';
 import type { SerialValue } from './batches.js';
 
@@ -25,20 +26,55 @@ export interface RolloutPolicy {
   window?: { cron: string; durationMs: number };
 }
 
+/**
+ * Defaults, applied here and nowhere else (the parser leaves absent keys absent, so playbooks
+ * written before these keys existed keep their content hash):
+ *
+ *   serial               absent: one batch of every targeted node (the behaviour before rollouts)
+ *   max_fail_percentage  0: any failed or unreachable node of a batch halts the rollout
+ *   min_healthy_time     10s (Nomad's): "healthy once" is not healthy
+ *   healthy_deadline     the longest start_period of any probe (service or engine) + 5m: a slow
+ *                        model load is expected, a replica that never starts fails, never stalls
+ *   auto_rollback        false (Ansible's and Nomad's default: reverting is asked for)
+ *   prefetch             true: later batches swap containers instead of waiting for a pull
+ *   window               absent: batches start at any time
+ */
 export const DEFAULT_MIN_HEALTHY_MS = 10_000;
-const DEADLINE_MARGIN_MS = 5 * 60_000;
+export const DEFAULT_MAX_FAIL_PERCENTAGE = 0;
+/** What `healthy_deadline` adds by default to the longest start period. */
+export const DEADLINE_MARGIN_MS = 5 * 60_000;
 
-/** The policy of a validated playbook. */
+/**
+ * The longest `health.start_period` among the services and their engines, in ms (0 without probes).
+ * Total over unvalidated data, so the playbook's semantic checks can use it too.
+ */
+export function longestStartPeriodMs(services: unknown): number {
+  if (!isObject(services)) return 0;
+  const periods = Object.values(services)
+    .filter(isObject)
+    .flatMap((s) => [s.health, isObject(s.engine) ? s.engine.health : undefined])
+    .map((h) => (isObject(h) && isDuration(h.start_period) ? parseDuration(h.start_period) : 0));
+  return Math.max(0, ...periods);
+}
+
+/** `healthy_deadline` when the playbook does not set it. */
+export function defaultHealthyDeadlineMs(services: unknown): number {
+  return longestStartPeriodMs(services) + DEADLINE_MARGIN_MS;
+}
+
+/** The policy of a validated playbook. Pure: the same playbook always gives the same policy. */
 export function rolloutPolicy(playbook: Playbook): RolloutPolicy {
-  const longestStart = Math.max(
-    0,
-    ...Object.values(playbook.services).map((s) => (s.health ? parseDuration(s.health.start_period) : 0)),
-  );
+  const r = playbook.rollout ?? {};
+  const serial = playbook.serial;
   return {
-    maxFailPercentage: 0,
-    minHealthyMs: DEFAULT_MIN_HEALTHY_MS,
-    healthyDeadlineMs: longestStart + DEADLINE_MARGIN_MS,
-    autoRollback: false,
-    prefetch: true,
+    ...(serial === undefined ? {} : { serial: Array.isArray(serial) ? [...serial] : serial }),
+    maxFailPercentage: playbook.max_fail_percentage ?? DEFAULT_MAX_FAIL_PERCENTAGE,
+    minHealthyMs: r.min_healthy_time ? parseDuration(r.min_healthy_time) : DEFAULT_MIN_HEALTHY_MS,
+    healthyDeadlineMs: r.healthy_deadline
+      ? parseDuration(r.healthy_deadline)
+      : defaultHealthyDeadlineMs(playbook.services),
+    autoRollback: r.auto_rollback ?? false,
+    prefetch: r.prefetch ?? true,
+    ...(r.window ? { window: { cron: r.window.cron, durationMs: parseDuration(r.window.duration) } } : {}),
   };
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { toDeploymentSpec } from '../../../../control-plane/src/desired/spec.js';
 import { parsePlaybook } from '../../../../control-plane/src/playbook/parse.js';
+import { rolloutPolicy } from '../../../../control-plane/src/rollout/policy.js';
 import { ROOT } from '../../../helpers/procs.js';
 
 /** The playbooks users start from must stay valid, and say what the README says they say. */
@@ -46,6 +47,19 @@ test('playbooks/prod.yaml: vLLM as the engine of each replica, the server in ups
       ['/v1/', true],
     ],
   );
+});
+
+test('playbooks/prod.yaml: a canary node, then quarters; halts on any failure and rolls back; deadline covers the model load', () => {
+  const policy = rolloutPolicy(load('prod.yaml'));
+  assert.deepEqual(policy.serial, [1, '25%']);
+  assert.equal(policy.maxFailPercentage, 0);
+  assert.equal(policy.autoRollback, true);
+  assert.equal(policy.prefetch, true);
+  assert.equal(policy.healthyDeadlineMs, 25 * 60_000, 'start_period 20m + 5m');
+});
+
+test('playbooks/dev.yaml: no rollout keys, one batch of every node', () => {
+  assert.equal(rolloutPolicy(load('dev.yaml')).serial, undefined);
 });
 
 test('an engine that reuses the service port, or a service without a port, is rejected at its line', () => {

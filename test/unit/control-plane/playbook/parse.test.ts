@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { formatError, parsePlaybook } from '../../../../control-plane/src/playbook/parse.js';
-import type { ParseResult, Playbook, PlaybookError } from '../../../../control-plane/src/playbook/types.js';
+import type { ParseResult, Playbook } from '../../../../control-plane/src/playbook/types.js';
+import { errorsOf, ok } from './results.js';
 
-/** The DESIGN.md example without the keys v1 refuses (serial, max_fail_percentage, gpus, health, proxy). */
+/** The DESIGN.md example without its rollout keys, gpus, health and proxy (the test below adds most back). */
 const DESIGN_EXAMPLE_V1 = `name: telechat-prod
 hosts: gpu                    # nodes whose labels match (groups like an Ansible inventory)
 vars:
@@ -37,16 +38,6 @@ const EXPECTED: Playbook = {
 /** Lines 1-4; the body of service `web` starts on line 5, column 5. */
 const HEAD = 'name: demo\nhosts: gpu\nservices:\n  web:\n';
 const svc = (...lines: string[]) => HEAD + lines.map((l) => `    ${l}\n`).join('');
-
-function ok(r: ParseResult): Playbook {
-  if (!r.ok) assert.fail(`expected ok, got:\n${r.errors.map(formatError).join('\n')}`);
-  return r.playbook;
-}
-
-function errorsOf(r: ParseResult): PlaybookError[] {
-  if (r.ok) assert.fail(`expected errors, got ${JSON.stringify(r.playbook)}`);
-  return r.errors;
-}
 
 test('the DESIGN.md example (v1 subset) parses to the expected object', () => {
   assert.deepEqual(ok(parsePlaybook(DESIGN_EXAMPLE_V1, 'prod.yaml')), EXPECTED);
@@ -342,14 +333,6 @@ const errRows: ErrRow[] = [
     message: 'invalid host selector',
   },
   {
-    name: 'v1-unsupported key',
-    yaml: `${svc('image: nginx')}serial: 1\n`,
-    line: 6,
-    col: 1,
-    message: "unknown key 'serial'",
-    hint: 'not supported in playbook v1',
-  },
-  {
     name: 'model path outside the volumes',
     yaml: svc('image: nginx', 'volumes: ["/data/m:/models:ro"]', 'model: { path: /weights/x.gguf }'),
     line: 7,
@@ -404,16 +387,20 @@ for (const row of errRows) {
   });
 }
 
-test('the full DESIGN.md example is refused only for the keys v1 does not accept', () => {
-  const full = DESIGN_EXAMPLE_V1.replace('vars:', 'serial: 1\nmax_fail_percentage: 0\nvars:')
+test('the full DESIGN.md example parses, its serial, max_fail_percentage and rollout included', () => {
+  const rollout = [
+    'serial: [1, "25%"]',
+    'max_fail_percentage: 0',
+    'rollout: { min_healthy_time: 10s, healthy_deadline: 30m, auto_rollback: true }',
+  ];
+  const full = DESIGN_EXAMPLE_V1.replace('vars:', `${rollout.join('\n')}\nvars:`)
     .replace('    port: 8070\n', '    port: 8070\n    health: { path: /health, start_period: 600s }\n')
     .concat('proxy:\n  listen: 80\n  routes:\n    - { path: /api/, service: telechat, stream: true }\n')
     .concat('  rate_limit: { per_second: 20, burst: 40 }\n');
-  const errors = errorsOf(parsePlaybook(full, 'prod.yaml'));
-  assert.deepEqual(
-    errors.map((e) => e.message),
-    ["unknown key 'serial' at top level", "unknown key 'max_fail_percentage' at top level"],
-  );
+  const p = ok(parsePlaybook(full, 'prod.yaml'));
+  assert.deepEqual(p.serial, [1, '25%']);
+  assert.equal(p.max_fail_percentage, 0);
+  assert.deepEqual(p.rollout, { min_healthy_time: '10s', healthy_deadline: '30m', auto_rollback: true });
 });
 
 test('errors are collected and sorted by line then column', () => {
