@@ -50,6 +50,10 @@ export class FleetClient {
     return this.request<ApplyReply>('POST', '/v1/apply', body);
   }
 
+  rolloutById(name: string, id: number) {
+    return this.request<RolloutReply>('GET', `/v1/deployments/${encodeURIComponent(name)}/rollouts/${id}`);
+  }
+
   rollout(name: string, action: 'pause' | 'resume' | 'abort') {
     return this.request<RolloutReply>(
       'POST',

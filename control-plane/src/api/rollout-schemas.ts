@@ -41,4 +41,8 @@ export const RolloutView = T.Object({
 export type RolloutView = Static<typeof RolloutView>;
 
 export const RolloutAction = T.Union([T.Literal('pause'), T.Literal('resume'), T.Literal('abort')]);
+export const RolloutIdParams = T.Object({
+  name: T.String({ maxLength: 253 }),
+  id: T.Integer({ minimum: 1 }),
+});
 export const RolloutActionParams = T.Object({ name: T.String({ maxLength: 253 }), action: RolloutAction });

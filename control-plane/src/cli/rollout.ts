@@ -8,11 +8,11 @@ type RolloutNode = Rollout['nodes'][number];
 const FINISHED = new Set(['succeeded', 'halted', 'rolled-back', 'aborted', 'superseded']);
 
 /** One line per node whose state changed since the last look: batch, node, state, reason. */
-function printChanges(r: Rollout, seen: Map<string, string>, output: OutputFormat) {
+function printChanges(r: Rollout, seen: Map<string, string>, output: OutputFormat, prefix = '') {
   for (const n of r.nodes) {
-    const line = nodeLine(r, n);
-    if (seen.get(n.node) === line) continue;
-    seen.set(n.node, line);
+    const line = `${prefix}${nodeLine(r, n)}`;
+    if (seen.get(prefix + n.node) === line) continue;
+    seen.set(prefix + n.node, line);
     // `-o json` prints one document at the end; progress is for people.
     if (output === 'text') process.stdout.write(`${line}\n`);
   }
@@ -39,15 +39,15 @@ export async function followRollout(
 ): Promise<{ rollout: Rollout; rollback?: Rollout }> {
   const deadline = Date.now() + timeoutMs;
   const seen = new Map<string, string>();
-  let started: Rollout | undefined;
   for (;;) {
-    const r = (await client.deployment(deployment)).rollout;
-    if (r && r.id === id) started = r;
-    if (r && r.id >= id) printChanges(r, seen, output);
-    if (started && FINISHED.has(started.state)) {
+    const started = await client.rolloutById(deployment, id);
+    const latest = (await client.deployment(deployment)).rollout;
+    printChanges(started, seen, output);
+    const rollback = latest && latest.id > id && latest.kind === 'rollback' ? latest : undefined;
+    if (rollback) printChanges(rollback, seen, output, 'rollback: ');
+    if (FINISHED.has(started.state)) {
       if (started.state !== 'rolled-back') return { rollout: started };
-      if (r && r.id > id && r.kind === 'rollback' && FINISHED.has(r.state))
-        return { rollout: started, rollback: r };
+      if (rollback && FINISHED.has(rollback.state)) return { rollout: started, rollback };
     }
     if (Date.now() > deadline)
       throw new CliError(`${deployment}: rollout ${id} not finished after ${Math.round(timeoutMs / 1000)}s`);

@@ -3,8 +3,8 @@ import type { RolloutPolicy } from './policy.js';
 
 /** What the engine knows about one pushed node, gathered by the runner from memory and the store. */
 export interface NodeObservation {
-  /** The stream is open and the node is not silent. */
-  online: boolean;
+  /** How long the node has been offline without a break, as far as this process saw (0: online). */
+  offlineMs: number;
   /** The node acknowledged the desired state that carries the rollout's revision. */
   acked: boolean;
   /** Preflight holds that desired state back on the node. */
@@ -15,6 +15,11 @@ export interface NodeObservation {
 
 /** A node that has not acknowledged its push this long after it counts as unreachable. */
 export const ACK_BOUND_MS = 30_000;
+/**
+ * A node offline this long counts as unreachable. Not at once: after a control-plane restart every
+ * agent is offline until it redials (jittered over seconds), and a blip must not fail a batch.
+ */
+export const OFFLINE_BOUND_MS = 15_000;
 
 /** States in which a service can never become healthy without someone changing something. */
 const FAILED_STATES = new Set(['crash-loop', 'failed']);
@@ -29,7 +34,7 @@ const SERVING_STATES = new Set(['healthy', 'running']);
  *     │     ──any service unhealthy again──────────▶ pushed (since reset): "healthy once" is not healthy
  *     ├──crash-loop / failed / preflight held back─▶ failed
  *     ├──healthy_deadline after the push───────────▶ failed
- *     └──offline, or no ack within ACK_BOUND_MS────▶ unreachable
+ *     └──offline for OFFLINE_BOUND_MS, or no ack within ACK_BOUND_MS──▶ unreachable
  *
  * Nodes in any other state are returned unchanged: verdicts are final.
  */
@@ -40,7 +45,14 @@ export function nextNodeState(
 ): RolloutNode {
   if (n.state !== 'pushed') return n;
   const since = ctx.now - n.pushedMs;
-  if (!obs.online) return { ...n, state: 'unreachable', healthySinceMs: 0, reason: 'offline' };
+  if (obs.offlineMs > OFFLINE_BOUND_MS)
+    return {
+      ...n,
+      state: 'unreachable',
+      healthySinceMs: 0,
+      reason: `offline for ${Math.round(obs.offlineMs / 1000)} s`,
+    };
+  if (obs.offlineMs > 0) return { ...n, healthySinceMs: 0 };
   if (!obs.acked && since > ACK_BOUND_MS)
     return { ...n, state: 'unreachable', reason: `did not acknowledge within ${ACK_BOUND_MS / 1000} s` };
   if (obs.heldBack)

@@ -57,7 +57,7 @@ function nodeVerdicts(
   const changed = new Map<string, RolloutNode>();
   for (const n of r.nodes) {
     if (n.batch !== r.batch || n.state !== 'pushed') continue;
-    const obs = observations.get(n.node) ?? { online: false, acked: false, heldBack: false, services: [] };
+    const obs = observations.get(n.node) ?? { offlineMs: 0, acked: false, heldBack: false, services: [] };
     const next = nextNodeState(n, obs, {
       revision: r.revision,
       services: ctx.services,

@@ -51,6 +51,8 @@ export class RolloutRunner {
   /** node → active rollout ids that include it (events route only to those). */
   private readonly byNode = new Map<string, Set<number>>();
   private stopped = false;
+  /** Since when each node has been seen offline (in memory: a restart starts every clock anew). */
+  private readonly offlineSince = new Map<string, number>();
 
   constructor(private readonly ports: RunnerPorts) {
     this.clock = ports.clock ?? systemClock;
@@ -199,13 +201,24 @@ export class RolloutRunner {
       const version = desired.forNode(n.node).version;
       const pf = store.preflight.get(n.node);
       out.set(n.node, {
-        online: this.ports.isOnline(n.node),
+        offlineMs: this.offlineFor(n.node),
         acked: store.nodes.get(n.node)?.ackedVersion === version,
         heldBack: !!pf && !pf.ok && pf.desiredVersion === version,
         services: store.status.forNode(n.node, r.deployment),
       });
     }
     return out;
+  }
+
+  private offlineFor(node: string): number {
+    if (this.ports.isOnline(node)) {
+      this.offlineSince.delete(node);
+      return 0;
+    }
+    const now = this.clock.now();
+    const since = this.offlineSince.get(node) ?? now;
+    this.offlineSince.set(node, since);
+    return Math.max(1, now - since);
   }
 
   /** Applies the steps (inside a transaction); returns the nodes whose assignment changed. */

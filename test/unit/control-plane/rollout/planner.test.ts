@@ -44,7 +44,7 @@ function rollout(batches: string[][], over: Partial<RolloutRecord> = {}): Rollou
 }
 
 const serving = (revision = 2): NodeObservation => ({
-  online: true,
+  offlineMs: 0,
   acked: true,
   heldBack: false,
   services: [{ service: 'web', revision, state: 'healthy', ready: 1, desired: 1 }],
@@ -162,11 +162,18 @@ describe('planRollout', () => {
   });
 
   test('an offline node is unreachable; one that never acknowledges is unreachable after the bound', () => {
-    const offline = run(rollout([['n1']], { policy: { ...POLICY, autoRollback: false } }), () => ({
+    // Offline from 3 s on: still judged pending until the bound, then unreachable.
+    const offline = run(rollout([['n1']], { policy: { ...POLICY, autoRollback: false } }), (_, now) => ({
       ...serving(),
-      online: false,
+      offlineMs: now >= 3_000 ? now - 3_000 + 1 : 0,
     })).r;
     assert.deepEqual([offline.state, offline.nodes[0]?.state], ['halted', 'unreachable']);
+    // A node back within the bound (a control-plane restart, a blip) is judged on its health.
+    const blip = run(rollout([['n1']]), (_, now) => ({
+      ...serving(),
+      offlineMs: now < 5_000 ? now + 1 : 0,
+    })).r;
+    assert.equal(blip.state, 'succeeded');
     const silent = run(rollout([['n1']], { policy: { ...POLICY, autoRollback: false } }), () => ({
       ...starting,
       acked: false,
@@ -196,7 +203,7 @@ describe('planRollout', () => {
   });
 
   test('property: only nodes of the batch in progress are pushed, and a finished rollout plans nothing', () => {
-    const obs = fc.constantFrom(serving(), starting, crashing, { ...serving(), online: false });
+    const obs = fc.constantFrom(serving(), starting, crashing, { ...serving(), offlineMs: 60_000 });
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 4 }),
