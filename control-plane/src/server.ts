@@ -13,6 +13,7 @@ import { DesiredStates } from './desired/cache.js';
 import { TokenAuthenticator } from './grpc/auth.js';
 import { AgentHub } from './grpc/hub.js';
 import { PreflightRequests } from './grpc/preflight.js';
+import { DEFAULT_SILENCE_MS, LivenessTracker } from './ingest/liveness.js';
 import { AgentRecorder } from './ingest/recorder.js';
 import { DeploymentWatcher, nodeProgress } from './rollout/watcher.js';
 
@@ -27,6 +28,8 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Host directories playbooks may bind-mount (model directories). */
   volumeRoots?: readonly string[];
+  /** How long an open agent stream may stay silent before its node counts offline. */
+  agentSilenceMs?: number;
 }
 
 /** Where operators keep model weights; anything else of the host stays out of containers. */
@@ -62,6 +65,8 @@ function wire(store: Store, agentToken: string, opts: ServerOptions, log: Logger
     log: log.child({ component: 'hub' }),
   });
   const recorder = new AgentRecorder(store);
+  const liveness = new LivenessTracker(undefined, opts.agentSilenceMs ?? DEFAULT_SILENCE_MS);
+  liveness.onChange(recorder.onLiveness);
   const preflight = new PreflightRequests(hub);
   const watcher = new DeploymentWatcher(nodeProgress(store, hub, desired));
   const deployer = new Deployer(
@@ -76,10 +81,12 @@ function wire(store: Store, agentToken: string, opts: ServerOptions, log: Logger
   // Order matters: a hello is recorded before the deployer re-evaluates the node's groups (which
   // reads its labels), and both happen before the hub sends the node its desired state.
   hub.subscribe(recorder.onHubEvent);
+  // After the recorder: a node's first online transition updates the row its hello created.
+  hub.subscribe(liveness.onHubEvent);
   hub.subscribe(deployer.onHubEvent);
   hub.subscribe(preflight.onHubEvent);
   hub.subscribe(watcher.onHubEvent);
-  return { hub, recorder, deployer };
+  return { hub, recorder, deployer, liveness };
 }
 
 /** The control plane process: SQLite store, gRPC hub for agents, REST API for users. */
@@ -89,7 +96,7 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
   const store = Store.open(join(opts.dataDir, 'fleet.db'));
   store.nodes.resetConnections();
   const agentTokenFile = opts.agentTokenFile ?? join(opts.dataDir, 'agent-token');
-  const { hub, recorder, deployer } = wire(store, ensureAgentToken(agentTokenFile), opts, log);
+  const { hub, recorder, deployer, liveness } = wire(store, ensureAgentToken(agentTokenFile), opts, log);
 
   const grpcServer = new grpc.Server({
     'grpc.keepalive_time_ms': 10_000,
@@ -112,7 +119,8 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
     store,
     deployer,
     version: VERSION,
-    connectedAgents: () => hub.connectedNodes().length,
+    // Online, not merely holding a stream: a silent agent is not connected.
+    connectedAgents: () => liveness.onlineCount(),
   });
   const { host, port } = splitHostPort(opts.listen);
   const httpUrl = await app.listen({ host, port });
@@ -128,6 +136,7 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
       await app.close();
       recorder.flush();
       hub.shutdown();
+      liveness.stop();
       // Agent streams never end on their own: cut them; agents keep enforcing and reconnect later.
       grpcServer.forceShutdown();
       store.close();

@@ -2,6 +2,7 @@ import { type Command, Option } from 'commander';
 import { arg, untilSignal } from '../../../common/cli.js';
 import { parseDuration } from '../../../common/duration.js';
 import { FleetClient } from '../api/client.js';
+import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
 import { applyCommand } from './apply.js';
 import { nodesCommand } from './nodes.js';
 import { parseOutput } from './output.js';
@@ -36,6 +37,12 @@ export function addControlPlaneCommands(program: Command): Command {
       'comma-separated host directories playbooks may bind-mount',
       '/data,/srv,/mnt,/var/lib/fleet/models',
     )
+    .option(
+      '--agent-silence <duration>',
+      "an agent stream silent this long counts offline (3 of the agents' 2 s heartbeats)",
+      arg(parseDuration),
+      DEFAULT_SILENCE_MS,
+    )
     .action(async (o) => {
       // Daemons load lazily so client commands start fast (no gRPC, SQLite or Docker modules).
       const { runServer } = await import('../server.js');
@@ -44,6 +51,7 @@ export function addControlPlaneCommands(program: Command): Command {
         listen: o.listen,
         grpcListen: o.grpcListen,
         agentTokenFile: o.agentTokenFile,
+        agentSilenceMs: o.agentSilence,
         volumeRoots: String(o.volumeRoots)
           .split(',')
           .map((d) => d.trim())
