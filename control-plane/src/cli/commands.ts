@@ -4,6 +4,7 @@ import { parseDuration } from '../../../common/duration.js';
 import { FleetClient } from '../api/client.js';
 import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
 import { applyCommand } from './apply.js';
+import { labelCommand } from './label.js';
 import { nodesCommand } from './nodes.js';
 import { parseOutput } from './output.js';
 import { statusCommand } from './status.js';
@@ -12,7 +13,7 @@ const outputOption = () =>
   new Option('-o, --output <format>', 'text or json').default('text').argParser(arg(parseOutput));
 
 /**
- * The control plane's commands (`server`, and the REST client's `apply`, `nodes`, `status`), added
+ * The control plane's commands (`server`, and the REST client's `apply`, `nodes`, `label`, `status`), added
  * to the root program that bin/fleet.js composes.
  */
 export function addControlPlaneCommands(program: Command): Command {
@@ -81,6 +82,14 @@ export function addControlPlaneCommands(program: Command): Command {
     .argument('[name]', 'a node name')
     .addOption(outputOption())
     .action((name, o) => nodesCommand(client(), name, o.output));
+
+  program
+    .command('label')
+    .description("set (key=value) or remove (key-) a node's labels; hosts: selections follow at once")
+    .argument('<node>', 'a node name')
+    .argument('<labels...>', 'key=value to set, key- to remove')
+    .addOption(outputOption())
+    .action((node, labels, o) => labelCommand(client(), node, labels, o.output));
 
   program
     .command('status')
