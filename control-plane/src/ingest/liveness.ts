@@ -131,19 +131,17 @@ export class LivenessTracker implements Liveness {
   private sweep() {
     this.timer = undefined;
     const now = this.clock.now();
-    for (const [node, at] of this.heard) {
-      if (now - at < this.silenceMs) break;
-      this.heard.delete(node);
-      this.silent.set(node, at);
-      this.emit({
-        node,
-        online: false,
-        atMs: now,
-        lastSeenMs: at,
-        reason: `silent for ${seconds(now - at)}`,
-      });
+    try {
+      for (const [node, at] of this.heard) {
+        if (now - at < this.silenceMs) break;
+        this.heard.delete(node);
+        this.silent.set(node, at);
+        const reason = `silent for ${seconds(now - at)}`;
+        this.emit({ node, online: false, atMs: now, lastSeenMs: at, reason });
+      }
+    } finally {
+      this.arm(); // a listener that throws must not stop silence detection for the fleet
     }
-    this.arm();
   }
 
   private emit(change: LivenessChange) {

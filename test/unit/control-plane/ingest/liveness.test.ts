@@ -109,6 +109,25 @@ describe('LivenessTracker', () => {
     assert.equal(tracker.isOnline('n99'), false);
   });
 
+  test('a listener that throws on one transition does not stop detection of the next', () => {
+    const { clock, tracker, brief } = setup();
+    let fail = true;
+    tracker.onChange((c) => {
+      if (fail && !c.online) throw new Error('store failed');
+    });
+    tracker.onHubEvent(hello('n1'));
+    clock.advance(1_000);
+    tracker.onHubEvent(hello('n2'));
+    assert.throws(() => clock.advance(5_000), /store failed/);
+    fail = false;
+    clock.advance(1_000);
+    assert.equal(tracker.isOnline('n2'), false);
+    assert.deepEqual(brief().slice(2), [
+      '6000 n1 offline: silent for 6.0 s',
+      '7000 n2 offline: silent for 6.0 s',
+    ]);
+  });
+
   test('stop cancels the timer', () => {
     const { clock, tracker } = setup();
     tracker.onHubEvent(hello('n1'));
