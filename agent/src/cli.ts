@@ -34,7 +34,7 @@ export function agentCommand(): Command {
     .option('--resync <duration>', 'periodic reconcile even without changes', arg(parseDuration), 10_000)
     .option(
       '--heartbeat <duration>',
-      "heartbeat interval (at most a third of the control plane's 6 s offline bound)",
+      'heartbeat interval (the control plane counts 5.5 s of silence as offline)',
       arg(parseDuration),
       2_000, // connection.ts DEFAULT_HEARTBEAT_MS says why (not imported here: it loads gRPC)
     )

@@ -31,10 +31,11 @@ export interface ConnectionOptions {
 
 /**
  * How often an open stream carries a heartbeat. The control plane counts a node offline after
- * 6 s without a message (control-plane/src/ingest/liveness.ts `DEFAULT_SILENCE_MS`): a 2 s beat
- * is three missed beats, so a late beat never flaps a node and a frozen agent is seen offline
- * within 6 s. 10,000 agents at this rate are 5,000 tiny messages a second, each an O(1) map
- * update on the control plane. Keep `--heartbeat` at a third of the control plane's bound.
+ * 5.5 s without a message (control-plane/src/ingest/liveness.ts `DEFAULT_SILENCE_MS`): with a
+ * 2 s beat that is two missed beats and a late third, so a late beat never flaps a node and a
+ * frozen agent is seen offline within 6 s. 10,000 agents at this rate are 5,000 tiny messages
+ * a second, each an O(1) map update on the control plane. A longer `--heartbeat` needs a longer
+ * `fleet server --agent-silence` (about 2.75 beats), or nodes flap.
  */
 export const DEFAULT_HEARTBEAT_MS = 2_000;
 

@@ -40,7 +40,7 @@ export function addControlPlaneCommands(program: Command): Command {
     )
     .option(
       '--agent-silence <duration>',
-      "an agent stream silent this long counts offline (3 of the agents' 2 s heartbeats)",
+      'an agent stream silent this long counts offline (agents beat every 2 s by default)',
       arg(parseDuration),
       DEFAULT_SILENCE_MS,
     )

@@ -9,7 +9,7 @@ export interface LivenessChange {
   atMs: number;
   /** When the node was last heard from (the transition time for an online one). */
   lastSeenMs: number;
-  /** e.g. "stream closed", "silent for 6.0 s", "stream opened". */
+  /** e.g. "stream closed", "silent for 5.5 s", "stream opened". */
   reason: string;
 }
 
@@ -27,13 +27,14 @@ export interface Liveness {
 
 /**
  * How long an open stream may stay silent before its node counts offline. Agents beat every 2 s
- * by default (agent/src/connection.ts `DEFAULT_HEARTBEAT_MS`), so this is three missed beats:
- * one late or lost beat never flaps a node, and a frozen agent (SIGSTOP, a hung host whose
- * kernel still holds the TCP connection) is offline ≤ 6 s after its last beat. Heartbeats are
- * used rather than gRPC keepalive because they prove the agent's event loop runs, not only its
- * HTTP/2 stack, and because their cost is one O(1) map update here.
+ * by default (agent/src/connection.ts `DEFAULT_HEARTBEAT_MS`): a node is offline once two beats
+ * are missing and the third is 1.5 s late, so one late or lost beat never flaps it, and a frozen
+ * agent (SIGSTOP, a hung host whose kernel still holds the TCP connection) is offline 3.5–5.5 s
+ * after it froze: within the promised 6 s, with 0.5 s to spare for a beat in flight or a timer
+ * firing late. Heartbeats rather than gRPC keepalive, because they prove the agent's event loop
+ * runs (not only its HTTP/2 stack), and each costs one O(1) map update here.
  */
-export const DEFAULT_SILENCE_MS = 6_000;
+export const DEFAULT_SILENCE_MS = 5_500;
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 

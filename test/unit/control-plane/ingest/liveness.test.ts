@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { HubEvent } from '../../../../control-plane/src/grpc/events.js';
-import { type LivenessChange, LivenessTracker } from '../../../../control-plane/src/ingest/liveness.js';
+import {
+  DEFAULT_SILENCE_MS,
+  type LivenessChange,
+  LivenessTracker,
+} from '../../../../control-plane/src/ingest/liveness.js';
 import { AgentRecorder } from '../../../../control-plane/src/ingest/recorder.js';
 import { FakeClock } from '../fake-clock.js';
 import { freshStores } from '../fixtures.js';
@@ -128,6 +132,18 @@ describe('LivenessTracker', () => {
     ]);
   });
 
+  test('default bound: 5.5 s of silence, so a node frozen right after a beat is offline within 6 s', () => {
+    const clock = new FakeClock(0);
+    const tracker = new LivenessTracker(clock);
+    assert.equal(tracker.silenceMs, DEFAULT_SILENCE_MS);
+    tracker.onHubEvent(hello('n1'));
+    clock.advance(DEFAULT_SILENCE_MS - 1);
+    assert.equal(tracker.isOnline('n1'), true, 'two missed 2 s beats and a late third: still online');
+    clock.advance(1);
+    assert.equal(tracker.isOnline('n1'), false);
+    assert.ok(DEFAULT_SILENCE_MS <= 5_500, 'leaves 0.5 s of the 6 s promise for transit and timers');
+  });
+
   test('stop cancels the timer', () => {
     const { clock, tracker } = setup();
     tracker.onHubEvent(hello('n1'));
@@ -144,7 +160,7 @@ describe('AgentRecorder.onLiveness', () => {
     const tracker = new LivenessTracker(clock);
     tracker.onChange(recorder.onLiveness);
     for (const l of [recorder.onHubEvent, tracker.onHubEvent]) l({ ...hello('n1'), atMs: 0 });
-    clock.advance(6_000);
+    clock.advance(5_500);
     assert.equal(store.nodes.get('n1')?.connected, false, 'a silent node is not connected');
     assert.equal(store.nodes.get('n1')?.lastSeenMs, 0, 'last seen stays when it was heard from');
     tracker.onHubEvent(beat('n1'));
@@ -157,8 +173,8 @@ describe('AgentRecorder.onLiveness', () => {
         .reverse(),
       [
         ['node.online', 'stream opened'],
-        ['node.offline', 'silent for 6.0 s'],
-        ['node.online', 'heard from again after 6.0 s of silence'],
+        ['node.offline', 'silent for 5.5 s'],
+        ['node.online', 'heard from again after 5.5 s of silence'],
       ],
     );
     store.close();
