@@ -32,7 +32,12 @@ export function agentCommand(): Command {
     )
     .option('--docker-socket <path>', 'Docker Engine API socket', '/var/run/docker.sock')
     .option('--resync <duration>', 'periodic reconcile even without changes', arg(parseDuration), 10_000)
-    .option('--heartbeat <duration>', 'heartbeat interval', arg(parseDuration), 5_000)
+    .option(
+      '--heartbeat <duration>',
+      'heartbeat interval (the control plane counts 5.5 s of silence as offline)',
+      arg(parseDuration),
+      2_000, // connection.ts DEFAULT_HEARTBEAT_MS says why (not imported here: it loads gRPC)
+    )
     .option(
       '--gpu-interval <duration>',
       'how often GPUs are polled with nvidia-smi',

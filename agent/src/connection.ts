@@ -30,6 +30,16 @@ export interface ConnectionOptions {
 }
 
 /**
+ * How often an open stream carries a heartbeat. The control plane counts a node offline after
+ * 5.5 s without a message (control-plane/src/ingest/liveness.ts `DEFAULT_SILENCE_MS`): with a
+ * 2 s beat that is two missed beats and a late third, so a late beat never flaps a node and a
+ * frozen agent is seen offline within 6 s. 10,000 agents at this rate are 5,000 tiny messages
+ * a second, each an O(1) map update on the control plane. A longer `--heartbeat` needs a longer
+ * `fleet server --agent-silence` (about 2.75 beats), or nodes flap.
+ */
+export const DEFAULT_HEARTBEAT_MS = 2_000;
+
+/**
  * The agent's end of the stream. The agent always dials; on any failure it redials with jittered
  * exponential backoff, forever. Nothing here decides what runs: the reconciler does, from the
  * persisted desired state, whether or not this connection is up.
@@ -145,7 +155,7 @@ export class Connection {
           // A heartbeat is a report of liveness: the lag metric measures the stream, not change.
           if (this.send({ msg: { $case: 'heartbeat', heartbeat: { sentAtMs: Date.now() } } }))
             this.lastReportAtMs = Date.now();
-        }, this.opts.heartbeatMs ?? 5_000);
+        }, this.opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
       }
       this.opts.onDesired(m.msg.desired);
     });

@@ -283,6 +283,13 @@ export class Deployer {
     return rolling && active.fromRevision > 0 ? active.fromRevision : rev.revision;
   }
 
+  /** A node's labels changed (`fleet label`): `syncNode`, then push the node what changed. */
+  relabelled(name: string): boolean {
+    const changed = this.syncNode(name);
+    if (changed) this.ports.push([name]);
+    return changed;
+  }
+
   /**
    * `fleet apply --check`: asks every node the proposed revision would reach to run its preflight
    * checks on the desired state it would then have, in parallel, and adds the answers to the plan.

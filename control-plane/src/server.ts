@@ -13,6 +13,7 @@ import { DesiredStates } from './desired/cache.js';
 import { TokenAuthenticator } from './grpc/auth.js';
 import { AgentHub } from './grpc/hub.js';
 import { PreflightRequests } from './grpc/preflight.js';
+import { DEFAULT_SILENCE_MS, LivenessTracker } from './ingest/liveness.js';
 import { AgentRecorder } from './ingest/recorder.js';
 import { RolloutRunner } from './rollout/runner.js';
 import { DeploymentWatcher, nodeProgress } from './rollout/watcher.js';
@@ -28,6 +29,8 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Host directories playbooks may bind-mount (model directories). */
   volumeRoots?: readonly string[];
+  /** How long an open agent stream may stay silent before its node counts offline. */
+  agentSilenceMs?: number;
 }
 
 /** Where operators keep model weights; anything else of the host stays out of containers. */
@@ -63,13 +66,16 @@ function wire(store: Store, agentToken: string, opts: ServerOptions, log: Logger
     log: log.child({ component: 'hub' }),
   });
   const recorder = new AgentRecorder(store);
+  const liveness = new LivenessTracker(undefined, opts.agentSilenceMs ?? DEFAULT_SILENCE_MS);
+  liveness.onChange(recorder.onLiveness);
   const preflight = new PreflightRequests(hub);
   const watcher = new DeploymentWatcher(nodeProgress(store, hub, desired));
   const rollouts = new RolloutRunner({
     store,
     desired,
     push: (nodes) => hub.push(nodes),
-    isOnline: (node) => hub.isConnected(node),
+    // Online means the stream is open and the agent not silent (liveness, in memory).
+    isOnline: (node) => liveness.isOnline(node),
     log: log.child({ component: 'rollout' }),
   });
   const deployer = new Deployer(
@@ -85,12 +91,14 @@ function wire(store: Store, agentToken: string, opts: ServerOptions, log: Logger
   // Order matters: a hello is recorded before the deployer re-evaluates the node's groups (which
   // reads its labels), and both happen before the hub sends the node its desired state.
   hub.subscribe(recorder.onHubEvent);
+  // After the recorder: a node's first online transition updates the row its hello created.
+  hub.subscribe(liveness.onHubEvent);
   hub.subscribe(deployer.onHubEvent);
   hub.subscribe(preflight.onHubEvent);
   hub.subscribe(watcher.onHubEvent);
   // Last: a rollout looks at what the recorder has just stored.
   hub.subscribe(rollouts.onHubEvent);
-  return { hub, recorder, deployer, rollouts };
+  return { hub, recorder, deployer, rollouts, liveness };
 }
 
 /** The control plane process: SQLite store, gRPC hub for agents, REST API for users. */
@@ -100,7 +108,12 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
   const store = Store.open(join(opts.dataDir, 'fleet.db'));
   store.nodes.resetConnections();
   const agentTokenFile = opts.agentTokenFile ?? join(opts.dataDir, 'agent-token');
-  const { hub, recorder, deployer, rollouts } = wire(store, ensureAgentToken(agentTokenFile), opts, log);
+  const { hub, recorder, deployer, rollouts, liveness } = wire(
+    store,
+    ensureAgentToken(agentTokenFile),
+    opts,
+    log,
+  );
   // Rollouts that were running when the process stopped go on from the batch they were in.
   rollouts.resume();
 
@@ -126,7 +139,8 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
     deployer,
     rollouts,
     version: VERSION,
-    connectedAgents: () => hub.connectedNodes().length,
+    // Online, not merely holding a stream: a silent agent is not connected.
+    connectedAgents: () => liveness.onlineCount(),
   });
   const { host, port } = splitHostPort(opts.listen);
   const httpUrl = await app.listen({ host, port });
@@ -143,6 +157,7 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
       rollouts.stop();
       recorder.flush();
       hub.shutdown();
+      liveness.stop();
       // Agent streams never end on their own: cut them; agents keep enforcing and reconnect later.
       grpcServer.forceShutdown();
       store.close();

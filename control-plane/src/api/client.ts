@@ -3,7 +3,7 @@ import type { applySchema } from './routes/apply.js';
 import type { byNameSchema } from './routes/by-name.js';
 import type { deploymentListSchema } from './routes/deployments.js';
 import type { eventListSchema } from './routes/events.js';
-import type { nodeListSchema } from './routes/nodes.js';
+import type { labelEditSchema, nodeListSchema } from './routes/nodes.js';
 import type { rolloutActionSchema } from './routes/rollouts.js';
 import type { DeploymentDetail, ErrorBody, NodeView } from './schemas.js';
 
@@ -16,6 +16,7 @@ type Body<S extends { body: TSchema }> = Static<S['body']>;
 export type ApplyReply = Reply<typeof applySchema>;
 export type NodeListReply = Reply<typeof nodeListSchema>;
 export type NodeReply = Reply<ReturnType<typeof byNameSchema<typeof NodeView>>>;
+export type LabelEditReply = Reply<typeof labelEditSchema>;
 export type DeploymentListReply = Reply<typeof deploymentListSchema>;
 export type DeploymentReply = Reply<ReturnType<typeof byNameSchema<typeof DeploymentDetail>>>;
 export type EventListReply = Reply<typeof eventListSchema>;
@@ -67,6 +68,11 @@ export class FleetClient {
 
   node(name: string) {
     return this.request<NodeReply>('GET', `/v1/nodes/${encodeURIComponent(name)}`);
+  }
+
+  /** `fleet label`: sets and removes labels of one node. */
+  editLabels(name: string, edit: Body<typeof labelEditSchema>) {
+    return this.request<LabelEditReply>('PATCH', `/v1/nodes/${encodeURIComponent(name)}/labels`, edit);
   }
 
   deployments() {

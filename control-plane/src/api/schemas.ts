@@ -120,6 +120,26 @@ export const NodeView = T.Object({
 export type NodeView = Static<typeof NodeView>;
 
 export const NodeList = T.Object({ nodes: T.Array(NodeView) });
+
+/**
+ * `PATCH /v1/nodes/:name/labels`, kubectl's `label` as a body: `set` adds or changes labels,
+ * `remove` drops keys (absent ones are fine). Keys and values follow the agent's `--label` rule
+ * (checked by the route, with the same function); a key may not be both set and removed.
+ */
+export const LabelEditBody = T.Object(
+  {
+    set: T.Optional(T.Record(T.String(), T.String(), { maxProperties: 64 })),
+    remove: T.Optional(T.Array(T.String(), { maxItems: 64 })),
+  },
+  { additionalProperties: false },
+);
+export type LabelEditBody = Static<typeof LabelEditBody>;
+
+export const LabelEditReply = T.Object({
+  node: T.String(),
+  labels: Labels,
+  changed: T.Boolean({ description: 'false when the edit left the labels as they were' }),
+});
 export const NameParam = T.Object({ name: T.String({ maxLength: 253 }) });
 
 export const ContainerView = T.Object({

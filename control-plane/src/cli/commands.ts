@@ -2,7 +2,9 @@ import { type Command, Option } from 'commander';
 import { arg, untilSignal } from '../../../common/cli.js';
 import { parseDuration } from '../../../common/duration.js';
 import { FleetClient } from '../api/client.js';
+import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
 import { applyCommand } from './apply.js';
+import { labelCommand } from './label.js';
 import { nodesCommand } from './nodes.js';
 import { parseOutput } from './output.js';
 import { rolloutCommand } from './rollout.js';
@@ -12,7 +14,7 @@ const outputOption = () =>
   new Option('-o, --output <format>', 'text or json').default('text').argParser(arg(parseOutput));
 
 /**
- * The control plane's commands (`server`, and the REST client's `apply`, `nodes`, `status`), added
+ * The control plane's commands (`server`, and the REST client's `apply`, `nodes`, `label`, `status`), added
  * to the root program that bin/fleet.js composes.
  */
 export function addControlPlaneCommands(program: Command): Command {
@@ -37,6 +39,12 @@ export function addControlPlaneCommands(program: Command): Command {
       'comma-separated host directories playbooks may bind-mount',
       '/data,/srv,/mnt,/var/lib/fleet/models',
     )
+    .option(
+      '--agent-silence <duration>',
+      'an agent stream silent this long counts offline (agents beat every 2 s by default)',
+      arg(parseDuration),
+      DEFAULT_SILENCE_MS,
+    )
     .action(async (o) => {
       // Daemons load lazily so client commands start fast (no gRPC, SQLite or Docker modules).
       const { runServer } = await import('../server.js');
@@ -45,6 +53,7 @@ export function addControlPlaneCommands(program: Command): Command {
         listen: o.listen,
         grpcListen: o.grpcListen,
         agentTokenFile: o.agentTokenFile,
+        agentSilenceMs: o.agentSilence,
         volumeRoots: String(o.volumeRoots)
           .split(',')
           .map((d) => d.trim())
@@ -64,6 +73,14 @@ export function addControlPlaneCommands(program: Command): Command {
     .argument('[name]', 'a node name')
     .addOption(outputOption())
     .action((name, o) => nodesCommand(client(), name, o.output));
+
+  program
+    .command('label')
+    .description("set (key=value) or remove (key-) a node's labels; hosts: selections follow at once")
+    .argument('<node>', 'a node name')
+    .argument('<labels...>', 'key=value to set, key- to remove')
+    .addOption(outputOption())
+    .action((node, labels, o) => labelCommand(client(), node, labels, o.output));
 
   program
     .command('status')

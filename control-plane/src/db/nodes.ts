@@ -33,12 +33,16 @@ const fromRow = (r: NodeRow): NodeRecord => ({
   ackedVersion: r.acked_version,
 });
 
-/** Nodes as their agents last described themselves. Owns every SQL statement on `nodes`. */
+/**
+ * Nodes as their agents last described themselves, with the labels the control plane holds for
+ * them. Owns every SQL statement on `nodes`.
+ */
 export class NodeRepo {
   private readonly upsertStmt;
   private readonly seenStmt;
   private readonly connectedStmt;
   private readonly ackStmt;
+  private readonly labelsStmt;
   private readonly getStmt;
   private readonly listStmt;
   private readonly resetStmt;
@@ -47,17 +51,23 @@ export class NodeRepo {
     this.upsertStmt = db.prepare(
       `INSERT INTO nodes (name, labels, agent_version, facts, connected, first_seen_ms, last_seen_ms)
        VALUES (@name, @labels, @agentVersion, @facts, 1, @now, @now)
-       ON CONFLICT(name) DO UPDATE SET labels = @labels, agent_version = @agentVersion, facts = @facts,
+       ON CONFLICT(name) DO UPDATE SET agent_version = @agentVersion, facts = @facts,
          connected = 1, last_seen_ms = @now`,
     );
     this.seenStmt = db.prepare('UPDATE nodes SET last_seen_ms = ? WHERE name = ?');
     this.connectedStmt = db.prepare('UPDATE nodes SET connected = ?, last_seen_ms = ? WHERE name = ?');
     this.ackStmt = db.prepare('UPDATE nodes SET acked_version = ? WHERE name = ?');
+    this.labelsStmt = db.prepare('UPDATE nodes SET labels = ? WHERE name = ?');
     this.getStmt = db.prepare<[string], NodeRow>('SELECT * FROM nodes WHERE name = ?');
     this.listStmt = db.prepare<[], NodeRow>('SELECT * FROM nodes ORDER BY name');
     this.resetStmt = db.prepare('UPDATE nodes SET connected = 0');
   }
 
+  /**
+   * Records a hello. The agent's labels (its `--label` flags) only seed a node that registers for
+   * the first time: afterwards labels belong to the control plane (`setLabels`, `fleet label`),
+   * so a restarted agent with stale flags never moves a node out of its groups.
+   */
   upsertHello(
     n: { name: string; labels: Record<string, string>; agentVersion: string; facts: object },
     now: number,
@@ -69,6 +79,11 @@ export class NodeRepo {
       facts: JSON.stringify(n.facts),
       now,
     });
+  }
+
+  /** Replaces a node's labels; false when there is no such node. */
+  setLabels(name: string, labels: Record<string, string>): boolean {
+    return this.labelsStmt.run(JSON.stringify(labels), name).changes > 0;
   }
 
   markSeen(name: string, now: number) {

@@ -4,6 +4,7 @@ import { statusFromWire } from '../db/status.js';
 import type { Store } from '../db/store.js';
 import type { HubEvent } from '../grpc/events.js';
 import { HeartbeatBatcher } from './heartbeats.js';
+import type { LivenessChange } from './liveness.js';
 
 /**
  * Writes what agents say into the store: the hub's events become node rows, status rows, facts,
@@ -70,6 +71,24 @@ export class AgentRecorder {
       default:
         return;
     }
+  };
+
+  /**
+   * The liveness listener: each transition becomes a `node.online` / `node.offline` event and
+   * the node row's `connected` flag, so the API shows what the in-memory tracker decided. It
+   * writes once per transition, never per heartbeat.
+   */
+  readonly onLiveness = (c: LivenessChange) => {
+    const { store } = this;
+    store.transaction(() => {
+      store.nodes.setConnected(c.node, c.online, c.lastSeenMs);
+      store.events.add({
+        atMs: c.atMs,
+        node: c.node,
+        kind: c.online ? 'node.online' : 'node.offline',
+        message: c.reason,
+      });
+    });
   };
 
   /**

@@ -266,7 +266,7 @@ describe('Deployer.syncNode', () => {
     );
     assert.equal(deployer.syncNode('n2'), false, 'a second sync changes nothing');
 
-    store.nodes.upsertHello({ name: 'n1', labels: {}, agentVersion: 'test', facts: {} }, 6);
+    store.nodes.setLabels('n1', {});
     assert.equal(deployer.syncNode('n1'), true);
     assert.deepEqual(
       store.deployments.assignments('web').map((a) => a.node),

@@ -1,8 +1,19 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { parseLabel } from '../../../../common/cli.js';
+import type { Store } from '../../db/store.js';
+import type { Deployer } from '../../deployer.js';
 import type { RouteDeps } from '../deps.js';
-import { ERROR_REPLIES, notFound } from '../errors.js';
-import { GpuHistory, GpuHistoryQuery, NameParam, NodeList, NodeView } from '../schemas.js';
+import { ApiError, ERROR_REPLIES, notFound } from '../errors.js';
+import {
+  GpuHistory,
+  GpuHistoryQuery,
+  LabelEditBody,
+  LabelEditReply,
+  NameParam,
+  NodeList,
+  NodeView,
+} from '../schemas.js';
 import { getByName } from './by-name.js';
 
 /** The routes' schemas; the typed client (api/client.ts) derives its types from them. */
@@ -13,11 +24,77 @@ export const gpuHistorySchema = {
   response: { 200: GpuHistory, ...ERROR_REPLIES },
 };
 
-/** Nodes as their agents describe them, with their desired-state version and GPU summary. */
-export const nodeRoutes: FastifyPluginAsync<RouteDeps> = async (app, { store, views }) => {
+export const labelEditSchema = {
+  params: NameParam,
+  body: LabelEditBody,
+  response: { 200: LabelEditReply, ...ERROR_REPLIES },
+};
+
+/** Whether `key=value` passes the agent's `--label` rule (common/cli.ts `parseLabel`). */
+function validLabel(key: string, value: string): boolean {
+  try {
+    parseLabel(`${key}=${value}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The labels after `edit`, keys sorted; a 400 naming the first label that breaks the rule. */
+function editedLabels(labels: Record<string, string>, edit: LabelEditBody): Record<string, string> {
+  const set = edit.set ?? {};
+  const remove = edit.remove ?? [];
+  const bad = (message: string): never => {
+    throw new ApiError(400, 'invalid_label', message);
+  };
+  for (const [k, v] of Object.entries(set))
+    if (!validLabel(k, v)) bad(`invalid label ${JSON.stringify(`${k}=${v}`)} (key=value)`);
+  for (const k of remove) {
+    if (!validLabel(k, '')) bad(`invalid label key ${JSON.stringify(k)}`);
+    if (k in set) bad(`label ${JSON.stringify(k)} is both set and removed`);
+  }
+  const next: Record<string, string> = { ...labels, ...set };
+  for (const k of remove) delete next[k];
+  return Object.fromEntries(Object.entries(next).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/** What changed, for the `node.labels` event: "set gpu=h100; removed zone"; '' when nothing. */
+function describeChange(before: Record<string, string>, after: Record<string, string>): string {
+  const set = Object.entries(after)
+    .filter(([k, v]) => before[k] !== v)
+    .map(([k, v]) => `${k}=${v}`);
+  const removed = Object.keys(before).filter((k) => !(k in after));
+  return [set.length ? `set ${set.join(', ')}` : '', removed.length ? `removed ${removed.join(', ')}` : '']
+    .filter(Boolean)
+    .join('; ');
+}
+
+/**
+ * Edits a node's labels (the control plane owns them; a hello never overwrites them), records a
+ * `node.labels` event, then re-evaluates every deployment's `hosts:` for the node and pushes it
+ * what changed.
+ */
+function relabel(store: Store, deployer: Deployer, name: string, edit: LabelEditBody) {
+  const node = store.nodes.get(name) ?? notFound('node', name);
+  const labels = editedLabels(node.labels, edit);
+  const change = describeChange(node.labels, labels);
+  if (!change) return { node: name, labels, changed: false };
+  store.transaction(() => {
+    store.nodes.setLabels(name, labels);
+    store.events.add({ atMs: Date.now(), node: name, kind: 'node.labels', message: change });
+  });
+  deployer.relabelled(name);
+  return { node: name, labels, changed: true };
+}
+
+/** Nodes as their agents describe them, with their desired-state version and GPU summary; labels. */
+export const nodeRoutes: FastifyPluginAsync<RouteDeps> = async (app, { store, views, deployer }) => {
   const f = app.withTypeProvider<TypeBoxTypeProvider>();
   f.get('/v1/nodes', { schema: nodeListSchema }, async () => ({ nodes: views.nodes() }));
   getByName(app, '/v1/nodes/:name', 'node', NodeView, (name) => views.node(name));
+  f.patch('/v1/nodes/:name/labels', { schema: labelEditSchema }, async (req) =>
+    relabel(store, deployer, req.params.name, req.body),
+  );
   f.get('/v1/nodes/:name/gpu-history', { schema: gpuHistorySchema }, async (req) => {
     if (!store.nodes.get(req.params.name)) notFound('node', req.params.name);
     return {

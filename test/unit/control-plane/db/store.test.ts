@@ -109,7 +109,7 @@ describe('Store', () => {
     s.close();
   });
 
-  test('nodes: upsertHello inserts, then updates while keeping first_seen', () => {
+  test('nodes: upsertHello inserts, then updates while keeping first_seen and the labels', () => {
     const s = Store.open(freshFile());
     s.nodes.upsertHello({ name: 'n1', labels: { gpu: 'a100' }, agentVersion: '1', facts: {} }, 100);
     s.nodes.setConnected('n1', false, 150);
@@ -117,7 +117,7 @@ describe('Store', () => {
     const node = s.nodes.get('n1');
     assert.deepEqual(node, {
       name: 'n1',
-      labels: {},
+      labels: { gpu: 'a100' }, // labels belong to the control plane: a hello only seeds them
       agentVersion: '2',
       facts: { cpus: 4 },
       connected: true,
@@ -125,6 +125,9 @@ describe('Store', () => {
       lastSeenMs: 200,
       ackedVersion: '',
     });
+    assert.equal(s.nodes.setLabels('n1', { gpu: 'h100' }), true);
+    assert.deepEqual(s.nodes.get('n1')?.labels, { gpu: 'h100' });
+    assert.equal(s.nodes.setLabels('ghost', {}), false);
     s.close();
   });
 });

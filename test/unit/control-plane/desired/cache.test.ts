@@ -137,11 +137,12 @@ describe('DesiredStates behind the deployer: invalidated when assignments change
   });
 
   test('a node that joins a group (syncNode) gets its state recomputed; others keep theirs', () => {
-    const { store, desired, deployer, reads, hello } = setup();
+    const { store, desired, deployer, reads } = setup();
     assert.ok(deployer.apply(GPU_WEB, 'web.yml', false).ok);
     assert.deepEqual(desired.forNode('n2').deployments, []);
     desired.forNode('n1');
-    hello('n2', { gpu: 'b' });
+    // Labels change through the control plane (`fleet label`); a hello no longer overwrites them.
+    store.nodes.setLabels('n2', { gpu: 'b' });
     deployer.onHubEvent({
       kind: 'connected',
       node: 'n2',
