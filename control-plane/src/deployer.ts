@@ -224,12 +224,19 @@ export class Deployer {
       message: `revision ${revision} from ${a.file} to ${a.matched.join(', ')}`,
     });
     const rollouts = this.ports.rollouts;
-    if (!rollouts || sameContent) {
+    if (!rollouts) {
       this.store.deployments.setAssignments(name, a.matched, revision);
       return { revision, touched: [...new Set([...a.assigned, ...a.matched])] };
     }
     const leaving = a.assigned.filter((n) => !a.matched.includes(n));
     for (const n of leaving) this.store.deployments.unassign(name, n);
+    if (sameContent) {
+      // Only the set of nodes changed: a newcomer gets what a joining node gets (never a jump past a
+      // running rollout's batches); the others stay where they are.
+      const joining = a.matched.filter((n) => !a.assigned.includes(n));
+      for (const n of joining) this.store.deployments.assign(name, n, this.revisionForNewcomer(a.current!));
+      return { revision, touched: [...leaving, ...joining] };
+    }
     rollouts.supersede(name, revision);
     const policy = rolloutPolicy(a.playbook);
     const rollout = rollouts.create({
