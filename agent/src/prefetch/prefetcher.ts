@@ -100,6 +100,15 @@ export class Prefetcher {
     this.report(job, true);
     await Promise.all(job.images.map((img) => this.one(job, img)));
     job.done = true;
+    if (job.cancelled) return;
+    this.deps.log.info(
+      {
+        deployment: job.deployment,
+        revision: job.revision,
+        images: Object.fromEntries(job.images.map((i) => [i.image, i.state])),
+      },
+      'prefetch done',
+    );
     this.report(job, true);
   }
 
