@@ -7,6 +7,8 @@ import {
   type DesiredState,
   type Hello,
   type HostFacts,
+  type Prefetch,
+  type PrefetchStatus,
   type PreflightResult,
   type StatusReport,
 } from '../../proto/gen/fleet/v1/agent.js';
@@ -25,6 +27,8 @@ export interface ConnectionOptions {
   onConnect?: () => void;
   /** `fleet apply --check`: run the checks on a proposed state, apply nothing. */
   onPreflight?: (desired: DesiredState) => Promise<PreflightResult>;
+  /** A rollout started: pull these images in the background (never touching a container). */
+  onPrefetch?: (p: Prefetch) => void;
   heartbeatMs?: number;
   backoff?: Backoff;
 }
@@ -100,6 +104,11 @@ export class Connection {
     this.send({ msg: { $case: 'facts', facts } });
   }
 
+  /** Where a prefetch stands; false when not connected (the control plane asks again on reconnect). */
+  sendPrefetchStatus(prefetchStatus: PrefetchStatus): boolean {
+    return this.send({ msg: { $case: 'prefetchStatus', prefetchStatus } });
+  }
+
   private send(m: AgentMessage): boolean {
     if (!this.connected || !this.stream) return false;
     this.stream.write(m);
@@ -138,6 +147,10 @@ export class Connection {
             }),
           );
         }
+        return;
+      }
+      if (m.msg?.$case === 'prefetch') {
+        this.opts.onPrefetch?.(m.msg.prefetch);
         return;
       }
       if (m.msg?.$case !== 'desired') return;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
+import { systemClock } from '../../common/clock.js';
 import { createLogger, type Logger } from '../../common/log.js';
 import { withTimeout } from '../../common/timeout.js';
 import { VERSION } from '../../common/version.js';
@@ -15,11 +16,14 @@ import { ExecFileRunner, GpuCollector } from './gpu/collector.js';
 import { httpProbe } from './health/probe.js';
 import { Prober } from './health/prober.js';
 import { type AgentMetrics, createAgentMetrics, serveMetrics } from './metrics.js';
+import { Prefetcher } from './prefetch/prefetcher.js';
+import { withSharedPulls } from './prefetch/shared-pulls.js';
 import { FileProbe } from './preflight/files.js';
 import { PreflightGate } from './preflight/gate.js';
 import { runPreflight } from './preflight/run.js';
 import { readApiKeys } from './proxy/keys.js';
 import { Reconciler } from './reconcile/loop.js';
+import type { ContainerRuntime } from './runtime.js';
 import { StateStore } from './state-store.js';
 
 export interface AgentOptions {
@@ -61,6 +65,7 @@ function readToken(opts: AgentOptions): string {
 /** Parts wired to each other in both directions: set once built, read only after the agent started. */
 interface Late {
   reconciler?: Reconciler;
+  prefetcher?: Prefetcher;
   connection?: Connection;
   gate?: PreflightGate;
   facts?: FactsReporter;
@@ -91,8 +96,17 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
     onChange: () => late.reconciler?.trigger('health'),
     log: log.child({ component: 'health' }),
   });
-  const reconciler = buildReconciler(opts, log, docker, prober, gpuCollector, late);
+  // One pull per image at a time, whether the reconciler or a rollout's prefetch asks.
+  const runtime = withSharedPulls(docker.runtime);
+  const reconciler = buildReconciler(opts, log, { ...docker, runtime }, prober, gpuCollector, late);
   late.reconciler = reconciler;
+  const prefetcher = new Prefetcher({
+    runtime,
+    clock: systemClock,
+    send: (s) => late.connection?.sendPrefetchStatus(s) ?? false,
+    log: log.child({ component: 'prefetch' }),
+  });
+  late.prefetcher = prefetcher;
   const events = watchDocker(docker, reconciler, log);
   const check = preflightCheck(opts, docker.runtime, late);
   const gate = buildGate(opts, log, store, check, late);
@@ -136,6 +150,7 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
       prober.stop();
       facts.stop();
       gate.stop();
+      prefetcher.stop();
       connection.stop();
       served?.server.close();
       await reconciler.stop();
@@ -146,7 +161,7 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
 function buildReconciler(
   opts: AgentOptions,
   log: Logger,
-  docker: DockerAdapter,
+  docker: Pick<DockerAdapter, 'proxyDriver'> & { runtime: ContainerRuntime },
   prober: Prober,
   gpuCollector: GpuCollector,
   late: Late,
@@ -256,6 +271,7 @@ function buildConnection(
     },
     // The control plane waits 10 s for an answer: a long model hash answers "still hashing".
     onPreflight: (d) => check(d, 8_000),
+    onPrefetch: (p) => late.prefetcher?.handle(p),
   });
 }
 

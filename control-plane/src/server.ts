@@ -15,6 +15,7 @@ import { AgentHub } from './grpc/hub.js';
 import { PreflightRequests } from './grpc/preflight.js';
 import { DEFAULT_SILENCE_MS, LivenessTracker } from './ingest/liveness.js';
 import { AgentRecorder } from './ingest/recorder.js';
+import { PrefetchTracker } from './rollout/prefetch.js';
 import { RolloutRunner } from './rollout/runner.js';
 import { DeploymentWatcher, nodeProgress } from './rollout/watcher.js';
 
@@ -70,6 +71,13 @@ function wire(store: Store, agentToken: string, opts: ServerOptions, log: Logger
   liveness.onChange(recorder.onLiveness);
   const preflight = new PreflightRequests(hub);
   const watcher = new DeploymentWatcher(nodeProgress(store, hub, desired));
+  const prefetch = new PrefetchTracker({
+    link: hub,
+    isActive: (deployment, revision) => {
+      const r = store.rollouts.latest(deployment);
+      return r?.revision === revision && (r.state === 'running' || r.state === 'paused');
+    },
+  });
   const rollouts = new RolloutRunner({
     store,
     desired,
@@ -77,6 +85,7 @@ function wire(store: Store, agentToken: string, opts: ServerOptions, log: Logger
     // Online means the stream is open and the agent not silent (liveness, in memory).
     isOnline: (node) => liveness.isOnline(node),
     log: log.child({ component: 'rollout' }),
+    prefetch,
   });
   const deployer = new Deployer(
     store,
@@ -96,6 +105,7 @@ function wire(store: Store, agentToken: string, opts: ServerOptions, log: Logger
   hub.subscribe(deployer.onHubEvent);
   hub.subscribe(preflight.onHubEvent);
   hub.subscribe(watcher.onHubEvent);
+  hub.subscribe(prefetch.onHubEvent);
   // Last: a rollout looks at what the recorder has just stored.
   hub.subscribe(rollouts.onHubEvent);
   return { hub, recorder, deployer, rollouts, liveness };

@@ -24,7 +24,10 @@ export const api: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   // The one place for the request hook. Authentication (bearer tokens bound to roles, checked
   // against one policy table listing every route) is added here, as `app.addHook('onRequest', …)`
   // before any route is registered, so no route can be reached around it.
-  const routeDeps: RouteDeps = { ...deps, views: new Views(deps.store, deps.deployer.desired) };
+  const routeDeps: RouteDeps = {
+    ...deps,
+    views: new Views(deps.store, deps.deployer.desired, deps.rollouts),
+  };
   for (const routes of [healthRoutes, applyRoutes, nodeRoutes, deploymentRoutes, rolloutRoutes, eventRoutes])
     await app.register(routes, routeDeps);
 };

@@ -9,8 +9,12 @@ export interface ApiDeps {
   deployer: Deployer;
   version: string;
   connectedAgents: () => number;
-  /** Pause, resume or abort a deployment's active rollout (undefined: none is active). */
-  rollouts?: { control(deployment: string, action: 'pause' | 'resume' | 'abort'): RolloutRecord | undefined };
+  rollouts?: {
+    /** Pause, resume or abort a deployment's active rollout (undefined: none is active). */
+    control(deployment: string, action: 'pause' | 'resume' | 'abort'): RolloutRecord | undefined;
+    /** How far the prefetch of a rollout's revision got (in memory; undefined when none). */
+    prefetched?(deployment: string, revision: number): { nodes: number; of: number } | undefined;
+  };
 }
 
 /** What each route plugin gets: the API's dependencies and the read models built over them. */

@@ -37,6 +37,12 @@ export const RolloutView = T.Object({
     autoRollback: T.Boolean(),
   }),
   nodes: T.Array(RolloutNodeView),
+  prefetched: T.Optional(
+    T.Object(
+      { nodes: T.Integer(), of: T.Integer() },
+      { description: 'nodes that already hold every image of the revision, of the targeted nodes' },
+    ),
+  ),
 });
 export type RolloutView = Static<typeof RolloutView>;
 

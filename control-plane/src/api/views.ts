@@ -2,6 +2,7 @@ import { HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
 import type { RolloutRecord } from '../db/rollouts.js';
 import type { Store } from '../db/store.js';
 import type { DesiredStateSource } from '../grpc/events.js';
+import type { ApiDeps } from './deps.js';
 import type { RolloutView } from './rollout-schemas.js';
 import type { DeploymentDetail, GpuSummary, NodeView } from './schemas.js';
 
@@ -13,6 +14,7 @@ export class Views {
   constructor(
     private readonly store: Store,
     private readonly desired: DesiredStateSource,
+    private readonly rollouts?: ApiDeps['rollouts'],
   ) {}
 
   nodes(): NodeView[] {
@@ -74,7 +76,7 @@ export class Views {
       services,
       ready,
       nodes,
-      rollout: latest ? rolloutView(latest) : null,
+      rollout: latest ? rolloutView(latest, this.rollouts) : null,
       events: this.store.events.list(20, name),
     };
   }
@@ -129,11 +131,13 @@ export function summarizeGpus(f: HostFacts | undefined, connected = true): GpuSu
   };
 }
 
-/** A rollout as the API serves it (the policy's fields an operator reads). */
-export function rolloutView(r: RolloutRecord): RolloutView {
+/** A rollout as the API serves it (the policy's fields an operator reads, and its prefetch's progress). */
+export function rolloutView(r: RolloutRecord, rollouts?: ApiDeps['rollouts']): RolloutView {
   const { policy, deployment: _d, ...rest } = r;
+  const prefetched = rollouts?.prefetched?.(r.deployment, r.revision);
   return {
     ...rest,
+    ...(prefetched ? { prefetched } : {}),
     policy: {
       minHealthyMs: policy.minHealthyMs,
       healthyDeadlineMs: policy.healthyDeadlineMs,

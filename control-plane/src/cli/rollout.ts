@@ -18,6 +18,15 @@ function printChanges(r: Rollout, seen: Map<string, string>, output: OutputForma
   }
 }
 
+/** "prefetched 2 of 3 nodes" when it changed since the last look (the images of later batches arriving). */
+function printPrefetch(r: Rollout, seen: Map<string, string>, output: OutputFormat) {
+  if (!r.prefetched) return;
+  const line = `prefetched ${r.prefetched.nodes} of ${r.prefetched.of} nodes`;
+  if (seen.get('\0prefetch') === line) return;
+  seen.set('\0prefetch', line);
+  if (output === 'text') process.stdout.write(`${line}\n`);
+}
+
 function nodeLine(r: Rollout, n: RolloutNode): string {
   const batch = `batch ${n.batch + 1}/${r.batches}`;
   if (n.state === 'pushed' && n.healthySinceMs > 0)
@@ -43,6 +52,7 @@ export async function followRollout(
     const started = await client.rolloutById(deployment, id);
     const latest = (await client.deployment(deployment)).rollout;
     printChanges(started, seen, output);
+    printPrefetch(started, seen, output);
     const rollback = latest && latest.id > id && latest.kind === 'rollback' ? latest : undefined;
     if (rollback) printChanges(rollback, seen, output, 'rollback: ');
     if (FINISHED.has(started.state)) {

@@ -3,6 +3,7 @@ import type {
   DesiredState,
   Hello,
   HostFacts,
+  PrefetchStatus,
   PreflightResult,
   StatusReport,
 } from '../../../proto/gen/fleet/v1/agent.js';
@@ -22,7 +23,8 @@ export type HubEvent =
   | { kind: 'acked'; node: string; atMs: number; version: string }
   | { kind: 'reported'; node: string; atMs: number; report: StatusReport }
   | { kind: 'facts'; node: string; atMs: number; facts: HostFacts }
-  | { kind: 'preflightAnswered'; node: string; atMs: number; requestId: string; result: PreflightResult };
+  | { kind: 'preflightAnswered'; node: string; atMs: number; requestId: string; result: PreflightResult }
+  | { kind: 'prefetchReported'; node: string; atMs: number; status: PrefetchStatus };
 
 /**
  * Receives every hub event, synchronously and in subscription order. A listener that throws

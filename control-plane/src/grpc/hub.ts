@@ -22,7 +22,7 @@ export interface HubDeps {
  *   connect ──auth ok──▶ awaiting hello ──hello(node = identity)──▶ attached ──end/error──▶ detached
  *        └─auth fails──▶ UNAUTHENTICATED      └─anything else or wrong node──▶ PERMISSION_DENIED
  *
- *   attached: heartbeat, ack, status, facts, preflight answer ──▶ one HubEvent each
+ *   attached: heartbeat, ack, status, facts, preflight answer, prefetch status ──▶ one HubEvent each
  *             a second hello ──▶ INTERNAL (the stream ends)
  *
  * Once attached, every message is attributed to the stream's identity and emitted as a
@@ -149,6 +149,8 @@ export class AgentHub implements AgentLink {
         if (result) this.emit({ kind: 'preflightAnswered', node, atMs, requestId, result });
         return;
       }
+      case 'prefetchStatus':
+        return this.emit({ kind: 'prefetchReported', node, atMs, status: m.msg.prefetchStatus });
       case 'hello':
         throw new Error('hello sent twice on one stream');
       default:

@@ -6,6 +6,7 @@ import type { DesiredStateSource, HubEvent } from '../grpc/events.js';
 import type { NodeObservation } from './health.js';
 import { planRollout, type RolloutStep } from './planner.js';
 import type { RolloutPolicy } from './policy.js';
+import { type PrefetchProgress, revisionImages } from './prefetch.js';
 
 /** What the runner needs from the rest of the control plane, wired in server.ts. */
 export interface RunnerPorts {
@@ -19,6 +20,11 @@ export interface RunnerPorts {
   clock?: Clock;
   /** How often running rollouts are looked at without any event (deadlines, min_healthy_time). */
   tickMs?: number;
+  /** Asks every targeted node to pull the revision's images when a rollout starts (`rollout/prefetch.ts`). */
+  prefetch?: {
+    start(deployment: string, revision: number, images: readonly string[], nodes: readonly string[]): number;
+    progress(deployment: string, revision: number): PrefetchProgress | undefined;
+  };
 }
 
 export interface StartRollout {
@@ -60,7 +66,10 @@ export class RolloutRunner {
 
   /** Picks up the rollouts that were active when the process stopped, then ticks. */
   resume() {
-    for (const r of this.ports.store.rollouts.active()) this.track(r);
+    for (const r of this.ports.store.rollouts.active()) {
+      this.track(r);
+      this.prefetch(r);
+    }
     this.evaluateAll();
     this.scheduleTick();
   }
@@ -98,13 +107,34 @@ export class RolloutRunner {
   /** Runs a rollout's first evaluation now (after the transaction that created it committed). */
   kick(id: number) {
     const r = this.ports.store.rollouts.get(id);
-    if (r) this.track(r);
+    if (r) {
+      this.track(r);
+      this.prefetch(r);
+    }
     this.evaluate(id);
+  }
+
+  /** How far the prefetch of a rollout's revision got (undefined: none, or `prefetch: false`). */
+  prefetched(deployment: string, revision: number): PrefetchProgress | undefined {
+    return this.ports.prefetch?.progress(deployment, revision);
+  }
+
+  /** Every targeted node of every batch starts pulling the revision's images (`policy.prefetch`, default on). */
+  private prefetch(r: RolloutRecord) {
+    if (!this.ports.prefetch || r.policy.prefetch === false) return;
+    const rev = this.ports.store.deployments.revision(r.deployment, r.revision);
+    if (!rev) return;
+    const nodes = r.nodes.map((n) => n.node);
+    const sent = this.ports.prefetch.start(r.deployment, r.revision, revisionImages(rev.spec), nodes);
+    this.ports.log.info(
+      { deployment: r.deployment, revision: r.revision, sent, of: nodes.length },
+      'prefetch sent',
+    );
   }
 
   /** The hub listener: events about a node of an active rollout mark that rollout for a look. */
   readonly onHubEvent = (e: HubEvent) => {
-    if (e.kind === 'heartbeat' || e.kind === 'facts') return;
+    if (e.kind === 'heartbeat' || e.kind === 'facts' || e.kind === 'prefetchReported') return;
     const ids = this.byNode.get(e.node);
     if (!ids) return;
     for (const id of ids) this.dirty.add(id);

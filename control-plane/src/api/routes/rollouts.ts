@@ -29,12 +29,12 @@ export const rolloutRoutes: FastifyPluginAsync<RouteDeps> = async (app, { rollou
     const r = store.rollouts.get(req.params.id);
     if (!r || r.deployment !== req.params.name)
       throw new ApiError(404, 'not_found', `${req.params.name}: rollout ${req.params.id} not found`);
-    return rolloutView(r);
+    return rolloutView(r, rollouts);
   });
   typed.post('/v1/deployments/:name/rollout/:action', { schema: rolloutActionSchema }, async (req) => {
     const { name, action } = req.params;
     const r = rollouts?.control(name, action);
     if (!r) throw new ApiError(404, 'not_found', `${name}: no rollout in progress`);
-    return rolloutView(r);
+    return rolloutView(r, rollouts);
   });
 };

@@ -130,11 +130,15 @@ export interface AgentMessage {
     | { $case: "ack"; ack: Ack }
     | { $case: "facts"; facts: HostFacts }
     | { $case: "preflightResult"; preflightResult: PreflightResponse }
+    | { $case: "prefetchStatus"; prefetchStatus: PrefetchStatus }
     | undefined;
 }
 
 export interface ControlMessage {
-  msg: { $case: "desired"; desired: DesiredState } | { $case: "preflight"; preflight: PreflightRequest } | undefined;
+  msg: { $case: "desired"; desired: DesiredState } | { $case: "preflight"; preflight: PreflightRequest } | {
+    $case: "prefetch";
+    prefetch: Prefetch;
+  } | undefined;
 }
 
 export interface Hello {
@@ -447,6 +451,33 @@ export interface GpuProcess {
   container: string;
 }
 
+/**
+ * Sent when a rollout starts to every node it targets (all batches): pull these images in the background so a
+ * later batch swaps containers instead of waiting for a pull. Never starts, stops or changes a container.
+ */
+export interface Prefetch {
+  images: string[];
+  revision: number;
+  deployment: string;
+}
+
+/** Progress of one image of a Prefetch. state: pending | pulling | present | failed. */
+export interface ImagePrefetch {
+  image: string;
+  state: string;
+  bytesDone: number;
+  bytesTotal: number;
+  /** Set when state is failed. */
+  error: string;
+}
+
+/** The agent's answer to a Prefetch, sent as it goes (throttled) and once when every image settled. */
+export interface PrefetchStatus {
+  deployment: string;
+  revision: number;
+  images: ImagePrefetch[];
+}
+
 function createBaseAgentMessage(): AgentMessage {
   return { msg: undefined };
 }
@@ -471,6 +502,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         break;
       case "preflightResult":
         PreflightResponse.encode(message.msg.preflightResult, writer.uint32(50).fork()).join();
+        break;
+      case "prefetchStatus":
+        PrefetchStatus.encode(message.msg.prefetchStatus, writer.uint32(58).fork()).join();
         break;
     }
     return writer;
@@ -540,6 +574,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.msg = { $case: "prefetchStatus", prefetchStatus: PrefetchStatus.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -568,6 +610,10 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         ? { $case: "preflightResult", preflightResult: PreflightResponse.fromJSON(object.preflightResult) }
         : isSet(object.preflight_result)
         ? { $case: "preflightResult", preflightResult: PreflightResponse.fromJSON(object.preflight_result) }
+        : isSet(object.prefetchStatus)
+        ? { $case: "prefetchStatus", prefetchStatus: PrefetchStatus.fromJSON(object.prefetchStatus) }
+        : isSet(object.prefetch_status)
+        ? { $case: "prefetchStatus", prefetchStatus: PrefetchStatus.fromJSON(object.prefetch_status) }
         : undefined,
     };
   },
@@ -586,6 +632,8 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       obj.facts = HostFacts.toJSON(message.msg.facts);
     } else if (message.msg?.$case === "preflightResult") {
       obj.preflightResult = PreflightResponse.toJSON(message.msg.preflightResult);
+    } else if (message.msg?.$case === "prefetchStatus") {
+      obj.prefetchStatus = PrefetchStatus.toJSON(message.msg.prefetchStatus);
     }
     return obj;
   },
@@ -635,6 +683,15 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         }
         break;
       }
+      case "prefetchStatus": {
+        if (object.msg?.prefetchStatus !== undefined && object.msg?.prefetchStatus !== null) {
+          message.msg = {
+            $case: "prefetchStatus",
+            prefetchStatus: PrefetchStatus.fromPartial(object.msg.prefetchStatus),
+          };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -652,6 +709,9 @@ export const ControlMessage: MessageFns<ControlMessage> = {
         break;
       case "preflight":
         PreflightRequest.encode(message.msg.preflight, writer.uint32(18).fork()).join();
+        break;
+      case "prefetch":
+        Prefetch.encode(message.msg.prefetch, writer.uint32(26).fork()).join();
         break;
     }
     return writer;
@@ -686,6 +746,14 @@ export const ControlMessage: MessageFns<ControlMessage> = {
             message.msg = { $case: "preflight", preflight: PreflightRequest.decode(reader, reader.uint32()) };
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.msg = { $case: "prefetch", prefetch: Prefetch.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -704,6 +772,8 @@ export const ControlMessage: MessageFns<ControlMessage> = {
         ? { $case: "desired", desired: DesiredState.fromJSON(object.desired) }
         : isSet(object.preflight)
         ? { $case: "preflight", preflight: PreflightRequest.fromJSON(object.preflight) }
+        : isSet(object.prefetch)
+        ? { $case: "prefetch", prefetch: Prefetch.fromJSON(object.prefetch) }
         : undefined,
     };
   },
@@ -714,6 +784,8 @@ export const ControlMessage: MessageFns<ControlMessage> = {
       obj.desired = DesiredState.toJSON(message.msg.desired);
     } else if (message.msg?.$case === "preflight") {
       obj.preflight = PreflightRequest.toJSON(message.msg.preflight);
+    } else if (message.msg?.$case === "prefetch") {
+      obj.prefetch = Prefetch.toJSON(message.msg.prefetch);
     }
     return obj;
   },
@@ -733,6 +805,12 @@ export const ControlMessage: MessageFns<ControlMessage> = {
       case "preflight": {
         if (object.msg?.preflight !== undefined && object.msg?.preflight !== null) {
           message.msg = { $case: "preflight", preflight: PreflightRequest.fromPartial(object.msg.preflight) };
+        }
+        break;
+      }
+      case "prefetch": {
+        if (object.msg?.prefetch !== undefined && object.msg?.prefetch !== null) {
+          message.msg = { $case: "prefetch", prefetch: Prefetch.fromPartial(object.msg.prefetch) };
         }
         break;
       }
@@ -5354,6 +5432,349 @@ export const GpuProcess: MessageFns<GpuProcess> = {
     message.processName = object.processName ?? "";
     message.usedMemoryMib = object.usedMemoryMib ?? undefined;
     message.container = object.container ?? "";
+    return message;
+  },
+};
+
+function createBasePrefetch(): Prefetch {
+  return { images: [], revision: 0, deployment: "" };
+}
+
+export const Prefetch: MessageFns<Prefetch> = {
+  encode(message: Prefetch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.images) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.revision !== 0) {
+      writer.uint32(16).uint64(message.revision);
+    }
+    if (message.deployment !== "") {
+      writer.uint32(26).string(message.deployment);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Prefetch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePrefetch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.images.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.deployment = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Prefetch {
+    return {
+      images: globalThis.Array.isArray(object?.images) ? object.images.map((e: any) => globalThis.String(e)) : [],
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      deployment: isSet(object.deployment) ? globalThis.String(object.deployment) : "",
+    };
+  },
+
+  toJSON(message: Prefetch): unknown {
+    const obj: any = {};
+    if (message.images?.length) {
+      obj.images = message.images;
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    if (message.deployment !== "") {
+      obj.deployment = message.deployment;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Prefetch>, I>>(base?: I): Prefetch {
+    return Prefetch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Prefetch>, I>>(object: I): Prefetch {
+    const message = createBasePrefetch();
+    message.images = object.images?.map((e) => e) || [];
+    message.revision = object.revision ?? 0;
+    message.deployment = object.deployment ?? "";
+    return message;
+  },
+};
+
+function createBaseImagePrefetch(): ImagePrefetch {
+  return { image: "", state: "", bytesDone: 0, bytesTotal: 0, error: "" };
+}
+
+export const ImagePrefetch: MessageFns<ImagePrefetch> = {
+  encode(message: ImagePrefetch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.image !== "") {
+      writer.uint32(10).string(message.image);
+    }
+    if (message.state !== "") {
+      writer.uint32(18).string(message.state);
+    }
+    if (message.bytesDone !== 0) {
+      writer.uint32(24).uint64(message.bytesDone);
+    }
+    if (message.bytesTotal !== 0) {
+      writer.uint32(32).uint64(message.bytesTotal);
+    }
+    if (message.error !== "") {
+      writer.uint32(42).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImagePrefetch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImagePrefetch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.image = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.bytesDone = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bytesTotal = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImagePrefetch {
+    return {
+      image: isSet(object.image) ? globalThis.String(object.image) : "",
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      bytesDone: isSet(object.bytesDone)
+        ? globalThis.Number(object.bytesDone)
+        : isSet(object.bytes_done)
+        ? globalThis.Number(object.bytes_done)
+        : 0,
+      bytesTotal: isSet(object.bytesTotal)
+        ? globalThis.Number(object.bytesTotal)
+        : isSet(object.bytes_total)
+        ? globalThis.Number(object.bytes_total)
+        : 0,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+    };
+  },
+
+  toJSON(message: ImagePrefetch): unknown {
+    const obj: any = {};
+    if (message.image !== "") {
+      obj.image = message.image;
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.bytesDone !== 0) {
+      obj.bytesDone = Math.round(message.bytesDone);
+    }
+    if (message.bytesTotal !== 0) {
+      obj.bytesTotal = Math.round(message.bytesTotal);
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImagePrefetch>, I>>(base?: I): ImagePrefetch {
+    return ImagePrefetch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImagePrefetch>, I>>(object: I): ImagePrefetch {
+    const message = createBaseImagePrefetch();
+    message.image = object.image ?? "";
+    message.state = object.state ?? "";
+    message.bytesDone = object.bytesDone ?? 0;
+    message.bytesTotal = object.bytesTotal ?? 0;
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBasePrefetchStatus(): PrefetchStatus {
+  return { deployment: "", revision: 0, images: [] };
+}
+
+export const PrefetchStatus: MessageFns<PrefetchStatus> = {
+  encode(message: PrefetchStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deployment !== "") {
+      writer.uint32(10).string(message.deployment);
+    }
+    if (message.revision !== 0) {
+      writer.uint32(16).uint64(message.revision);
+    }
+    for (const v of message.images) {
+      ImagePrefetch.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PrefetchStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePrefetchStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deployment = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.images.push(ImagePrefetch.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PrefetchStatus {
+    return {
+      deployment: isSet(object.deployment) ? globalThis.String(object.deployment) : "",
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      images: globalThis.Array.isArray(object?.images) ? object.images.map((e: any) => ImagePrefetch.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: PrefetchStatus): unknown {
+    const obj: any = {};
+    if (message.deployment !== "") {
+      obj.deployment = message.deployment;
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    if (message.images?.length) {
+      obj.images = message.images.map((e) => ImagePrefetch.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PrefetchStatus>, I>>(base?: I): PrefetchStatus {
+    return PrefetchStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PrefetchStatus>, I>>(object: I): PrefetchStatus {
+    const message = createBasePrefetchStatus();
+    message.deployment = object.deployment ?? "";
+    message.revision = object.revision ?? 0;
+    message.images = object.images?.map((e) => ImagePrefetch.fromPartial(e)) || [];
     return message;
   },
 };

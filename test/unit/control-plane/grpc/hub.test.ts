@@ -237,3 +237,19 @@ describe('AgentHub: the stream protocol', () => {
     assert.deepEqual(heard, ['connected']);
   });
 });
+
+describe('AgentHub: prefetch', () => {
+  test('a PrefetchStatus becomes prefetchReported, attributed to the stream identity', () => {
+    const r = rig();
+    const call = r.attach('n1');
+    const status = { deployment: 'web', revision: 2, images: [] };
+    call.send({ msg: { $case: 'prefetchStatus', prefetchStatus: status } });
+    const e = r.events.at(-1);
+    assert.deepEqual(e, { kind: 'prefetchReported', node: 'n1', atMs: r.clock.now(), status });
+    assert.equal(
+      r.hub.send('n1', { msg: { $case: 'prefetch', prefetch: { ...status, images: ['i'] } } }),
+      true,
+    );
+    assert.equal(call.written.at(-1)?.msg?.$case, 'prefetch');
+  });
+});
