@@ -13,7 +13,13 @@ import { waitFor } from '../helpers/procs.js';
 const NODES = ['roll-1', 'roll-2', 'roll-3'];
 const WEB = (tag: string) => `${REGISTRY}/fleet-test/web:${tag}`;
 
-const playbook = (o: { tag: string; greeting: string; healthPath?: string; minHealthy?: string }) => `
+const playbook = (o: {
+  tag: string;
+  greeting: string;
+  healthPath?: string;
+  minHealthy?: string;
+  window?: string;
+}) => `
 name: rolling
 hosts: group=roll
 serial: 1
@@ -21,7 +27,7 @@ rollout:
   min_healthy_time: ${o.minHealthy ?? '2s'}
   healthy_deadline: 12s
   auto_rollback: true
-services:
+${o.window ? `  window: { cron: "${o.window}", duration: 1m }\n` : ''}services:
   web:
     image: ${WEB(o.tag)}
     env: { GREETING: ${JSON.stringify(o.greeting)} }
@@ -33,6 +39,7 @@ interface Rollout {
   id: number;
   revision: number;
   state: string;
+  reason: string;
   batch: number;
   nodes: { node: string; state: string; batch: number; pushedMs: number }[];
 }
@@ -138,5 +145,36 @@ describe('rollouts across nodes', { timeout: 300_000 }, () => {
     assert.ok(started.every((s) => s.image === WEB('2')));
     assert.ok(started[2]!.startedMs > atKill.startedMs, 'roll-3 got the revision only after the restart');
     assert.ok(started[1]!.startedMs < started[2]!.startedMs, 'batches kept their order');
+  });
+
+  test('a rollout waiting for its window starts when the window opens, visibly', async () => {
+    const opens = new Date(Date.now() + 8_000);
+    const cron = `${opens.getSeconds()} ${opens.getMinutes()} ${opens.getHours()} * * *`;
+    const file = cluster.playbook(
+      'window.yaml',
+      playbook({ tag: '1', greeting: 'window', minHealthy: '1s', window: cron }),
+    );
+    const applied = await cluster.cliJson<{ rollout: number }>('apply', file);
+    const waiting = await rollout();
+    assert.equal(waiting.id, applied.rollout);
+    assert.match(waiting.reason, /waits for the rollout window \(opens /);
+    assert.ok(
+      waiting.nodes.every((n) => n.state === 'waiting'),
+      'nothing pushed before the window',
+    );
+    const done = await waitFor(
+      'rollout finished inside the window',
+      async () => {
+        const r = await rollout();
+        return r.state !== 'running' ? r : undefined;
+      },
+      60_000,
+      200,
+    );
+    assert.equal(done.state, 'succeeded');
+    const first = Math.min(...done.nodes.map((n) => n.pushedMs));
+    const openedMs = Math.floor(opens.getTime() / 1000) * 1000;
+    assert.ok(first >= openedMs, `first push ${first - openedMs} ms after the window opened`);
+    process.stdout.write(`# window: first push ${first - openedMs} ms after the window opened\n`);
   });
 });

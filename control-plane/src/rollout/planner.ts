@@ -13,6 +13,8 @@ export type RolloutStep =
   | { kind: 'push'; batch: number; nodes: string[] }
   /** The batch passed; `batch` is the one that begins. */
   | { kind: 'advance'; batch: number }
+  /** Nothing can start now (a closed window): say why on the rollout, once. */
+  | { kind: 'wait'; reason: string }
   /** Every batch passed: the revision becomes stable. */
   | { kind: 'succeed' }
   /** A batch failed past max_fail_percentage: nothing is pushed further; maybe a rollback. */
@@ -22,6 +24,8 @@ export interface PlanContext {
   /** The services of the rollout's revision (each must serve on a node for it to be healthy). */
   services: readonly string[];
   now: number;
+  /** The rollout's maintenance window now (absent: no window, always open). */
+  window?: { open: boolean; opensAtMs?: number };
 }
 
 const TERMINAL = new Set<RolloutNode['state']>(['healthy', 'failed', 'unreachable', 'skipped']);
@@ -43,6 +47,8 @@ export function planRollout(
   const steps: RolloutStep[] = [...verdicts.values()].map((node) => ({ kind: 'node', node }));
   if (r.state === 'paused') return steps;
   const waiting = batch.filter((n) => n.state === 'waiting').map((n) => n.node);
+  if (waiting.length > 0 && ctx.window && !ctx.window.open)
+    return [...steps, ...waitForWindow(r, ctx.window)];
   if (waiting.length > 0) return [...steps, { kind: 'push', batch: r.batch, nodes: waiting }];
   if (!batch.every((n) => TERMINAL.has(n.state))) return steps;
   return [...steps, ...batchVerdict(r, batch)];
@@ -98,4 +104,11 @@ function halt(r: RolloutRecord, bad: readonly RolloutNode[]): RolloutStep {
     skipped,
     ...(canRevert ? { rollback: { nodes: touched, toRevision: r.stableRevision } } : {}),
   };
+}
+
+/** A batch that has not started waits for the window, visibly (the reason names when it opens). */
+function waitForWindow(r: RolloutRecord, w: { opensAtMs?: number }): RolloutStep[] {
+  const when = w.opensAtMs ? new Date(w.opensAtMs).toISOString() : 'not within a week';
+  const reason = `batch ${r.batch + 1} of ${r.batches} waits for the rollout window (opens ${when})`;
+  return reason === r.reason ? [] : [{ kind: 'wait', reason }];
 }

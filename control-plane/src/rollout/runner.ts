@@ -7,6 +7,7 @@ import type { NodeObservation } from './health.js';
 import { planRollout, type RolloutStep } from './planner.js';
 import type { RolloutPolicy } from './policy.js';
 import { type PrefetchProgress, revisionImages } from './prefetch.js';
+import { windowState } from './window.js';
 
 /** What the runner needs from the rest of the control plane, wired in server.ts. */
 export interface RunnerPorts {
@@ -203,7 +204,9 @@ export class RolloutRunner {
     for (let round = 0; round < 4 && !this.stopped; round++) {
       const r = this.ports.store.rollouts.get(id);
       if (!r) return;
-      const steps = planRollout(r, this.observe(r), { services: this.servicesOf(r), now: this.clock.now() });
+      const now = this.clock.now();
+      const window = r.policy.window ? windowState(r.policy.window, now) : undefined;
+      const steps = planRollout(r, this.observe(r), { services: this.servicesOf(r), now, window });
       if (steps.length === 0) {
         if (r.state !== 'running' && r.state !== 'paused') this.untrack(r);
         return;
@@ -264,6 +267,13 @@ export class RolloutRunner {
           break;
         case 'push':
           pushed.push(...this.pushNodes(r, step.nodes));
+          if (r.reason && step.batch === r.batch)
+            this.ports.store.rollouts.update(r.id, {
+              state: r.state,
+              batch,
+              reason: '',
+              updatedMs: this.clock.now(),
+            });
           this.event(r, 'rollout.batch', `batch ${step.batch + 1} of ${r.batches}: ${step.nodes.join(', ')}`);
           break;
         case 'advance':
@@ -274,6 +284,15 @@ export class RolloutRunner {
             reason: '',
             updatedMs: this.clock.now(),
           });
+          break;
+        case 'wait':
+          this.ports.store.rollouts.update(r.id, {
+            state: r.state,
+            batch,
+            reason: step.reason,
+            updatedMs: this.clock.now(),
+          });
+          this.event(r, 'rollout.waiting', step.reason);
           break;
         case 'succeed':
           this.finish(r, batch, 'succeeded', `revision ${r.revision} healthy on ${r.nodes.length} node(s)`);
