@@ -4,9 +4,11 @@ import { parseDuration } from '../../../common/duration.js';
 import { FleetClient } from '../api/client.js';
 import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
 import { applyCommand } from './apply.js';
+import { historyCommand } from './history.js';
 import { labelCommand } from './label.js';
 import { nodesCommand } from './nodes.js';
 import { parseOutput } from './output.js';
+import { rollbackCommand } from './rollback.js';
 import { rolloutCommand } from './rollout.js';
 import { statusCommand } from './status.js';
 
@@ -66,6 +68,7 @@ export function addControlPlaneCommands(program: Command): Command {
     });
 
   addApplyCommands(program, client);
+  addHistoryCommands(program, client);
 
   program
     .command('nodes')
@@ -134,4 +137,44 @@ function addApplyCommands(program: Command, client: () => FleetClient) {
     .argument('<deployment>', 'a deployment name')
     .addOption(outputOption())
     .action((action, name, o) => rolloutCommand(client(), action, name, o.output));
+}
+
+/** `history` and `rollback`: the revisions of a deployment and the way back to one. */
+function addHistoryCommands(program: Command, client: () => FleetClient) {
+  program
+    .command('history')
+    .description("a deployment's revisions (who, when, outcome), or one with its diff")
+    .argument('<deployment>', 'a deployment name')
+    .argument(
+      '[revision]',
+      'a revision number: show it with the diff against the one before',
+      arg(parseRevision),
+    )
+    .option('--limit <n>', 'how many revisions, newest first', arg(parseRevision), 20)
+    .option('--before <n>', 'only revisions older than N', arg(parseRevision))
+    .addOption(outputOption())
+    .action((name, n, o) => historyCommand(client(), name, n, o));
+
+  program
+    .command('rollback')
+    .description("roll out an older revision's playbook again, as a new revision (default: the last stable)")
+    .argument('<deployment>', 'a deployment name')
+    .option('--to <n>', 'the revision to go back to', arg(parseRevision))
+    .option('--wait', 'follow the rollout batch by batch, print the recap; exit 1 if it halts', false)
+    .option('--timeout <duration>', 'how long --wait waits', arg(parseDuration), 300_000)
+    .option(
+      '--expect-revision <n>',
+      'refuse unless the deployment is at revision N; supersedes a running rollout',
+      arg(parseRevision),
+    )
+    .addOption(outputOption())
+    .action((name, o) =>
+      rollbackCommand(client(), name, {
+        to: o.to,
+        wait: o.wait,
+        timeoutMs: o.timeout,
+        output: o.output,
+        expectRevision: o.expectRevision,
+      }),
+    );
 }

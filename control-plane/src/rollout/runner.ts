@@ -32,6 +32,9 @@ export interface StartRollout {
   batches: string[][];
 }
 
+/** Who a revision made by an automatic rollback says applied it. */
+export const AUTO_ROLLBACK_BY = 'fleet (auto rollback)';
+
 /** Events coalesce: a burst of acks and reports for one rollout becomes one evaluation. */
 const COALESCE_MS = 50;
 
@@ -320,6 +323,8 @@ export class RolloutRunner {
       source: stable.source,
       spec: stable.spec,
       createdMs: this.clock.now(),
+      appliedBy: AUTO_ROLLBACK_BY,
+      rolledBackFrom: r.revision,
     });
   }
 
