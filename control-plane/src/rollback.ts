@@ -39,7 +39,7 @@ export function rollback(
     return {
       ok: false,
       reason: 'not-found',
-      message: `${deployment}: revision ${opts.to} does not exist (revisions 1 to ${current.revision}); nothing applied`,
+      message: `${deployment}: revision ${opts.to} does not exist (revisions 1 to ${current.revision})`,
     };
   if (!target)
     return {
