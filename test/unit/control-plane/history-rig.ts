@@ -23,6 +23,8 @@ export interface HistoryRig {
   runner: RolloutRunner;
   online: Set<string>;
   apply(source: string, extra?: object): Promise<LightMyRequestResponse>;
+  /** Applies `rolling(tag)` for each tag; every rollout but the last is marked succeeded (the last runs). */
+  seed(...tags: string[]): Promise<void>;
   /** Marks the deployment's newest rollout as finished with `state` (as the runner would). */
   finish(state?: 'succeeded' | 'halted'): void;
   close(): Promise<void>;
@@ -51,7 +53,7 @@ export async function historyRig(store: Store, nodes = ['n1', 'n2']): Promise<Hi
   const app = Fastify();
   await app.register(api, { store, deployer, rollouts: runner, version: 't', connectedAgents: () => 0 });
   await app.ready();
-  return {
+  const rig: HistoryRig = {
     app,
     store,
     clock,
@@ -59,6 +61,12 @@ export async function historyRig(store: Store, nodes = ['n1', 'n2']): Promise<Hi
     online,
     apply: (source, extra = {}) =>
       app.inject({ method: 'POST', url: '/v1/apply', payload: { source, file: 'web.yml', ...extra } }),
+    async seed(...tags) {
+      for (const [i, tag] of tags.entries()) {
+        await rig.apply(rolling(tag));
+        if (i < tags.length - 1) rig.finish();
+      }
+    },
     finish(state = 'succeeded') {
       const r = store.rollouts.latest('web')!;
       store.rollouts.update(r.id, { state, batch: r.batch, reason: '', updatedMs: clock.now() });
@@ -69,4 +77,5 @@ export async function historyRig(store: Store, nodes = ['n1', 'n2']): Promise<Hi
       store.close();
     },
   };
+  return rig;
 }

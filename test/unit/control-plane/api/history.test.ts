@@ -71,9 +71,7 @@ describe('revisions: who applied them, what became of them, the diff', () => {
 
   test('GET …/revisions/:n carries the unified diff against the revision before', async () => {
     const r = await historyRig(freshStore());
-    await r.apply(rolling('1'));
-    r.finish();
-    await r.apply(rolling('2'));
+    await r.seed('1', '2');
     const two = (await r.app.inject({ method: 'GET', url: '/v1/deployments/web/revisions/2' })).json();
     assert.equal(two.previous, 1);
     assert.match(two.diff, /^--- web\.yml \(revision 1\)$/m);
@@ -104,9 +102,7 @@ describe('revisions: who applied them, what became of them, the diff', () => {
 
   test('an automatic rollback revision records what it rolled back from and who (fleet)', async () => {
     const r = await historyRig(freshStore());
-    await r.apply(rolling('1'));
-    r.finish();
-    await r.apply(rolling('2'));
+    await r.seed('1', '2');
     // Batch 1's node goes silent: unreachable past the 15 s bound, the batch fails, auto_rollback.
     r.online.clear();
     for (let i = 0; i < 25; i++) r.clock.advance(1_000);
@@ -152,9 +148,7 @@ describe('POST /v1/deployments/:name/rollback', () => {
 
   test('default target: the newest stable revision whose content is not the current one', async () => {
     const r = await historyRig(freshStore());
-    await r.apply(rolling('1'));
-    r.finish();
-    await r.apply(rolling('2'));
+    await r.seed('1', '2');
     r.finish();
     await r.apply(rolling('3'));
     r.finish('halted');
