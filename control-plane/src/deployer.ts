@@ -87,6 +87,10 @@ export interface ApplyOptions {
   check?: boolean;
   /** Refuse unless the deployment is at this revision now (0: does not exist yet); supersedes a running rollout. */
   expectRevision?: number;
+  /** Who applies it (the OS user the CLI sends until API tokens exist). */
+  appliedBy?: string;
+  /** A rollback: the revision it rolls back from (its rollout's kind is then 'rollback'). */
+  rolledBackFrom?: number;
 }
 
 /** What tests and the wiring may set; everything has a default. */
@@ -159,8 +163,9 @@ export class Deployer {
     }
     const conflict = this.conflict(playbook.name, current?.revision ?? 0, opts.expectRevision);
     if (conflict) return { ok: false, reason: 'conflict', message: conflict };
+    // No await from the conflict check to the commit: applies to one deployment are serialized.
     const stored = this.store.transaction(() =>
-      this.write({ playbook, file, source, hash, current, assigned, matched }),
+      this.write({ playbook, file, source, hash, current, assigned, matched, opts }),
     );
     this.desired.invalidate(stored.touched);
     this.ports.push(stored.touched);
@@ -204,6 +209,7 @@ export class Deployer {
     current: RevisionRecord | undefined;
     assigned: string[];
     matched: string[];
+    opts: Omit<ApplyOptions, 'check'>;
   }): { revision: number; touched: string[]; rollout?: number } {
     const name = a.playbook.name;
     const sameContent = a.current !== undefined && a.current.hash === a.hash;
@@ -216,6 +222,8 @@ export class Deployer {
           source: a.source,
           spec: a.playbook,
           createdMs: this.now(),
+          appliedBy: a.opts.appliedBy,
+          rolledBackFrom: a.opts.rolledBackFrom,
         });
     this.store.events.add({
       atMs: this.now(),
@@ -244,7 +252,7 @@ export class Deployer {
       revision,
       fromRevision: a.current?.revision ?? 0,
       stableRevision: this.stableRevision(name, a.current),
-      kind: 'apply',
+      kind: a.opts.rolledBackFrom ? 'rollback' : 'apply',
       policy,
       batches: batches(a.matched, policy.serial),
     });

@@ -6,6 +6,7 @@ import { deploymentRoutes } from './routes/deployments.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { nodeRoutes } from './routes/nodes.js';
+import { revisionRoutes } from './routes/revisions.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { installValidation } from './validation.js';
 import { Views } from './views.js';
@@ -30,4 +31,5 @@ export const api: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   };
   for (const routes of [healthRoutes, applyRoutes, nodeRoutes, deploymentRoutes, rolloutRoutes, eventRoutes])
     await app.register(routes, routeDeps);
+  await app.register(revisionRoutes, routeDeps);
 };

@@ -4,6 +4,7 @@ import type { byNameSchema } from './routes/by-name.js';
 import type { deploymentListSchema } from './routes/deployments.js';
 import type { eventListSchema } from './routes/events.js';
 import type { labelEditSchema, nodeListSchema } from './routes/nodes.js';
+import type { revisionListSchema, revisionSchema, rollbackSchema } from './routes/revisions.js';
 import type { rolloutActionSchema } from './routes/rollouts.js';
 import type { DeploymentDetail, ErrorBody, NodeView } from './schemas.js';
 
@@ -21,6 +22,10 @@ export type DeploymentListReply = Reply<typeof deploymentListSchema>;
 export type DeploymentReply = Reply<ReturnType<typeof byNameSchema<typeof DeploymentDetail>>>;
 export type EventListReply = Reply<typeof eventListSchema>;
 export type RolloutReply = Reply<typeof rolloutActionSchema>;
+export type RevisionListReply = Reply<typeof revisionListSchema>;
+export type RevisionReply = Reply<typeof revisionSchema>;
+export type RollbackReply = Reply<typeof rollbackSchema>;
+export type RollbackRequest = Body<typeof rollbackSchema>;
 
 /** A failed API call, carrying the server's error body so the CLI can print it precisely. */
 export class ClientError extends Error {
@@ -46,9 +51,28 @@ export class ClientError extends Error {
 export class FleetClient {
   constructor(private readonly baseUrl: string) {}
 
-  apply(source: string, file: string, check: boolean, expectRevision?: number) {
-    const body: Body<typeof applySchema> = { source, file, check, expectRevision };
+  apply(source: string, file: string, check: boolean, expectRevision?: number, appliedBy?: string) {
+    const body: Body<typeof applySchema> = { source, file, check, expectRevision, appliedBy };
     return this.request<ApplyReply>('POST', '/v1/apply', body);
+  }
+
+  /** `fleet history`: a page of revisions, newest first (`before`: only older than that one). */
+  revisions(name: string, limit = 20, before?: number) {
+    const q = `limit=${limit}${before === undefined ? '' : `&before=${before}`}`;
+    return this.request<RevisionListReply>(
+      'GET',
+      `/v1/deployments/${encodeURIComponent(name)}/revisions?${q}`,
+    );
+  }
+
+  /** One revision with the diff against the one before. */
+  revision(name: string, n: number) {
+    return this.request<RevisionReply>('GET', `/v1/deployments/${encodeURIComponent(name)}/revisions/${n}`);
+  }
+
+  /** `fleet rollback`: a new revision with an older one's playbook, rolled out like an apply. */
+  rollback(name: string, body: RollbackRequest) {
+    return this.request<RollbackReply>('POST', `/v1/deployments/${encodeURIComponent(name)}/rollback`, body);
   }
 
   rolloutById(name: string, id: number) {

@@ -32,6 +32,9 @@ export const Health = T.Object({
   agentsConnected: T.Integer(),
 });
 
+/** Who applies: the OS user the CLI sends, until API tokens name the user. */
+export const AppliedBy = T.String({ maxLength: 64, description: 'who applies (the OS user the CLI sends)' });
+
 export const ApplyBody = T.Object(
   {
     source: T.String({ maxLength: 512 * 1024, description: 'playbook YAML text' }),
@@ -43,6 +46,7 @@ export const ApplyBody = T.Object(
         description: 'refuse (409) unless the deployment is at this revision; supersedes a running rollout',
       }),
     ),
+    appliedBy: T.Optional(AppliedBy),
   },
   { additionalProperties: false },
 );

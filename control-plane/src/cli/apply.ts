@@ -6,6 +6,7 @@ import { type OutputFormat, printJson } from './output.js';
 import { followRollout, recap, verdict } from './rollout.js';
 import { renderStatus, waitReady } from './status.js';
 import { table } from './table.js';
+import { localUser } from './who.js';
 
 export interface ApplyFlags {
   check: boolean;
@@ -38,8 +39,9 @@ export async function applyCommand(client: FleetClient, file: string, flags: App
 /**
  * `--wait`: follows the rollout batch by batch, prints the recap and the verdict (exit 1 when it
  * halted or rolled back, 4 with unreachable nodes only), then waits until every node serves.
+ * `fleet rollback --wait` ends the same way.
  */
-async function waitApplied(client: FleetClient, result: ApplyReply, flags: ApplyFlags) {
+export async function waitApplied(client: FleetClient, result: ApplyReply, flags: ApplyFlags) {
   if (result.rollout !== undefined) {
     const started = Date.now();
     const done = await followRollout(
@@ -88,7 +90,7 @@ async function send(
   flags: ApplyFlags,
 ): Promise<ApplyReply> {
   try {
-    return await client.apply(source, file, flags.check, flags.expectRevision);
+    return await client.apply(source, file, flags.check, flags.expectRevision, localUser());
   } catch (err) {
     if (err instanceof ClientError && err.body?.errors?.length) {
       if (flags.output === 'json') printJson(err.body);

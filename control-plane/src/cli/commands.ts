@@ -4,9 +4,11 @@ import { parseDuration } from '../../../common/duration.js';
 import { FleetClient } from '../api/client.js';
 import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
 import { applyCommand } from './apply.js';
+import { historyCommand } from './history.js';
 import { labelCommand } from './label.js';
 import { nodesCommand } from './nodes.js';
-import { parseOutput } from './output.js';
+import { type OutputFormat, parseOutput } from './output.js';
+import { rollbackCommand } from './rollback.js';
 import { rolloutCommand } from './rollout.js';
 import { statusCommand } from './status.js';
 
@@ -66,6 +68,7 @@ export function addControlPlaneCommands(program: Command): Command {
     });
 
   addApplyCommands(program, client);
+  addHistoryCommands(program, client);
 
   program
     .command('nodes')
@@ -104,28 +107,14 @@ function parseRolloutAction(v: string): 'status' | 'pause' | 'resume' | 'abort' 
 
 /** `apply` and `rollout`: a revision and its way to the nodes. */
 function addApplyCommands(program: Command, client: () => FleetClient) {
-  program
+  const apply = program
     .command('apply')
     .description('validate a playbook, store it as a new revision and push it to the nodes it selects')
     .argument('<file>', 'playbook YAML')
-    .option('--check', 'show what would change; store and push nothing', false)
-    .option('--wait', 'follow the rollout batch by batch, print the recap; exit 1 if it halts', false)
-    .option('--timeout <duration>', 'how long --wait waits', arg(parseDuration), 300_000)
-    .option(
-      '--expect-revision <n>',
-      'refuse unless the deployment is at revision N; supersedes a running rollout',
-      arg(parseRevision),
-    )
-    .addOption(outputOption())
-    .action((file, o) =>
-      applyCommand(client(), file, {
-        check: o.check,
-        wait: o.wait,
-        timeoutMs: o.timeout,
-        output: o.output,
-        expectRevision: o.expectRevision,
-      }),
-    );
+    .option('--check', 'show what would change; store and push nothing', false);
+  withRolloutOptions(apply).action((file, o) =>
+    applyCommand(client(), file, { check: o.check, ...rolloutFlags(o) }),
+  );
 
   program
     .command('rollout')
@@ -134,4 +123,47 @@ function addApplyCommands(program: Command, client: () => FleetClient) {
     .argument('<deployment>', 'a deployment name')
     .addOption(outputOption())
     .action((action, name, o) => rolloutCommand(client(), action, name, o.output));
+}
+
+/** `history` and `rollback`: the revisions of a deployment and the way back to one. */
+function addHistoryCommands(program: Command, client: () => FleetClient) {
+  program
+    .command('history')
+    .description("a deployment's revisions (who, when, outcome), or one with its diff")
+    .argument('<deployment>', 'a deployment name')
+    .argument(
+      '[revision]',
+      'a revision number: show it with the diff against the one before',
+      arg(parseRevision),
+    )
+    .option('--limit <n>', 'how many revisions, newest first', arg(parseRevision), 20)
+    .option('--before <n>', 'only revisions older than N', arg(parseRevision))
+    .addOption(outputOption())
+    .action((name, n, o) => historyCommand(client(), name, n, o));
+
+  const rollback = program
+    .command('rollback')
+    .description("roll out an older revision's playbook again, as a new revision (default: the last stable)")
+    .argument('<deployment>', 'a deployment name')
+    .option('--to <n>', 'the revision to go back to', arg(parseRevision));
+  withRolloutOptions(rollback).action((name, o) =>
+    rollbackCommand(client(), name, { to: o.to, ...rolloutFlags(o) }),
+  );
+}
+
+/** What starts a rollout takes: `--wait`, `--timeout`, `--expect-revision`, `-o` (apply and rollback). */
+function withRolloutOptions(cmd: Command): Command {
+  return cmd
+    .option('--wait', 'follow the rollout batch by batch, print the recap; exit 1 if it halts', false)
+    .option('--timeout <duration>', 'how long --wait waits', arg(parseDuration), 300_000)
+    .option(
+      '--expect-revision <n>',
+      'refuse unless the deployment is at revision N; supersedes a running rollout',
+      arg(parseRevision),
+    )
+    .addOption(outputOption());
+}
+
+function rolloutFlags(o: { wait: boolean; timeout: number; output: OutputFormat; expectRevision?: number }) {
+  return { wait: o.wait, timeoutMs: o.timeout, output: o.output, expectRevision: o.expectRevision };
 }

@@ -9,7 +9,15 @@ export interface RevisionRecord {
   source: string;
   spec: Playbook;
   createdMs: number;
+  /** Who applied it: the API token's user once tokens exist; until then the OS user the CLI sends ('' unknown). */
+  appliedBy: string;
+  /** For a rollback revision, the revision it rolled back from (0: not a rollback). */
+  rolledBackFrom: number;
 }
+
+/** What `addRevision` stores; who and what it rolled back from default to unknown and none. */
+export type NewRevision = Omit<RevisionRecord, 'revision' | 'appliedBy' | 'rolledBackFrom'> &
+  Partial<Pick<RevisionRecord, 'appliedBy' | 'rolledBackFrom'>>;
 
 interface RevisionRow {
   deployment: string;
@@ -19,6 +27,8 @@ interface RevisionRow {
   source: string;
   spec: string;
   created_ms: number;
+  applied_by: string;
+  rolled_back_from: number;
 }
 
 const fromRow = (r: RevisionRow): RevisionRecord => ({
@@ -29,6 +39,8 @@ const fromRow = (r: RevisionRow): RevisionRecord => ({
   source: r.source,
   spec: JSON.parse(r.spec),
   createdMs: r.created_ms,
+  appliedBy: r.applied_by,
+  rolledBackFrom: r.rolled_back_from,
 });
 
 export interface Assignment {
@@ -45,6 +57,7 @@ export class DeploymentRepo {
   private readonly currentStmt;
   private readonly revisionStmt;
   private readonly listStmt;
+  private readonly historyStmt;
   private readonly insertDeploymentStmt;
   private readonly bumpStmt;
   private readonly insertRevisionStmt;
@@ -67,13 +80,17 @@ export class DeploymentRepo {
       `SELECT r.* FROM deployments d JOIN revisions r ON r.deployment = d.name AND r.revision = d.current_revision
        ORDER BY d.name`,
     );
+    this.historyStmt = db.prepare<[string, number, number], RevisionRow>(
+      'SELECT * FROM revisions WHERE deployment = ? AND revision < ? ORDER BY revision DESC LIMIT ?',
+    );
     this.insertDeploymentStmt = db.prepare(
       'INSERT INTO deployments (name, current_revision, created_ms, updated_ms) VALUES (?, ?, ?, ?)',
     );
     this.bumpStmt = db.prepare('UPDATE deployments SET current_revision = ?, updated_ms = ? WHERE name = ?');
     this.insertRevisionStmt = db.prepare(
-      `INSERT INTO revisions (deployment, revision, hash, file, source, spec, created_ms)
-       VALUES (@deployment, @revision, @hash, @file, @source, @spec, @createdMs)`,
+      `INSERT INTO revisions (deployment, revision, hash, file, source, spec, created_ms, applied_by,
+         rolled_back_from)
+       VALUES (@deployment, @revision, @hash, @file, @source, @spec, @createdMs, @appliedBy, @rolledBackFrom)`,
     );
     this.assignmentsStmt = db.prepare<[string], Assignment>(
       'SELECT deployment, node, revision FROM assignments WHERE deployment = ? ORDER BY node',
@@ -106,13 +123,27 @@ export class DeploymentRepo {
     return this.listStmt.all().map(fromRow);
   }
 
+  /**
+   * A page of a deployment's revisions, newest first: at most `limit` of those below `before`
+   * (all when omitted). Lists are paginated so a long-lived deployment's history stays cheap.
+   */
+  history(name: string, limit: number, before = Number.MAX_SAFE_INTEGER): RevisionRecord[] {
+    return this.historyStmt.all(name, before, limit).map(fromRow);
+  }
+
   /** Stores the next revision of a deployment and makes it current; returns its number. */
-  addRevision(r: Omit<RevisionRecord, 'revision'>): number {
+  addRevision(r: NewRevision): number {
     const cur = this.current(r.deployment);
     const revision = (cur?.revision ?? 0) + 1;
     if (cur) this.bumpStmt.run(revision, r.createdMs, r.deployment);
     else this.insertDeploymentStmt.run(r.deployment, revision, r.createdMs, r.createdMs);
-    this.insertRevisionStmt.run({ ...r, revision, spec: JSON.stringify(r.spec) });
+    this.insertRevisionStmt.run({
+      ...r,
+      revision,
+      spec: JSON.stringify(r.spec),
+      appliedBy: r.appliedBy ?? '',
+      rolledBackFrom: r.rolledBackFrom ?? 0,
+    });
     return revision;
   }
 

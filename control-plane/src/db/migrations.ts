@@ -132,6 +132,13 @@ export const migrations: readonly string[] = [
     PRIMARY KEY (rollout_id, node)
   ) STRICT;
   `,
+  // 6: who applied each revision, and the revision a rollback revision rolled back from (0: none).
+  // Revisions are immutable (an UPDATE trigger): both are set when the row is inserted.
+  `
+  ALTER TABLE revisions ADD COLUMN applied_by TEXT NOT NULL DEFAULT '';
+  ALTER TABLE revisions ADD COLUMN rolled_back_from INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX revisions_history ON revisions(deployment, revision DESC);
+  `,
 ];
 
 /** Applies every migration past the file's `user_version`, each in its own transaction. */

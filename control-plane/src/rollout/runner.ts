@@ -3,7 +3,7 @@ import type { Logger } from '../../../common/log.js';
 import type { RolloutNode, RolloutRecord, RolloutState } from '../db/rollouts.js';
 import type { Store } from '../db/store.js';
 import type { DesiredStateSource, HubEvent } from '../grpc/events.js';
-import type { NodeObservation } from './health.js';
+import { NodeObserver } from './observe.js';
 import { planRollout, type RolloutStep } from './planner.js';
 import type { RolloutPolicy } from './policy.js';
 import { type PrefetchProgress, revisionImages } from './prefetch.js';
@@ -39,6 +39,9 @@ export interface StartRollout {
   batches: string[][];
 }
 
+/** Who a revision made by an automatic rollback says applied it. */
+export const AUTO_ROLLBACK_BY = 'fleet (auto rollback)';
+
 /** Events coalesce: a burst of acks and reports for one rollout becomes one evaluation. */
 const COALESCE_MS = 50;
 
@@ -58,11 +61,11 @@ export class RolloutRunner {
   /** node → active rollout ids that include it (events route only to those). */
   private readonly byNode = new Map<string, Set<number>>();
   private stopped = false;
-  /** Since when each node has been seen offline (in memory: a restart starts every clock anew). */
-  private readonly offlineSince = new Map<string, number>();
+  private readonly observer: NodeObserver;
 
   constructor(private readonly ports: RunnerPorts) {
     this.clock = ports.clock ?? systemClock;
+    this.observer = new NodeObserver(ports.store, ports.desired, ports.isOnline, this.clock);
   }
 
   /** Picks up the rollouts that were active when the process stopped, then ticks. */
@@ -206,7 +209,11 @@ export class RolloutRunner {
       if (!r) return;
       const now = this.clock.now();
       const window = r.policy.window ? windowState(r.policy.window, now) : undefined;
-      const steps = planRollout(r, this.observe(r), { services: this.servicesOf(r), now, window });
+      const steps = planRollout(r, this.observer.observe(r), {
+        services: this.observer.servicesOf(r),
+        now,
+        window,
+      });
       if (steps.length === 0) {
         if (r.state !== 'running' && r.state !== 'paused') this.untrack(r);
         return;
@@ -218,40 +225,6 @@ export class RolloutRunner {
       }
       if (!steps.some((s) => s.kind === 'advance' || s.kind === 'halt' || s.kind === 'succeed')) return;
     }
-  }
-
-  private servicesOf(r: RolloutRecord): string[] {
-    const rev = this.ports.store.deployments.revision(r.deployment, r.revision);
-    return rev ? Object.keys(rev.spec.services) : [];
-  }
-
-  /** What the pushed nodes of the batch in progress reported: only that node's own rows. */
-  private observe(r: RolloutRecord): Map<string, NodeObservation> {
-    const { store, desired } = this.ports;
-    const out = new Map<string, NodeObservation>();
-    for (const n of r.nodes) {
-      if (n.batch !== r.batch || n.state !== 'pushed') continue;
-      const version = desired.forNode(n.node).version;
-      const pf = store.preflight.get(n.node);
-      out.set(n.node, {
-        offlineMs: this.offlineFor(n.node),
-        acked: store.nodes.get(n.node)?.ackedVersion === version,
-        heldBack: !!pf && !pf.ok && pf.desiredVersion === version,
-        services: store.status.forNode(n.node, r.deployment),
-      });
-    }
-    return out;
-  }
-
-  private offlineFor(node: string): number {
-    if (this.ports.isOnline(node)) {
-      this.offlineSince.delete(node);
-      return 0;
-    }
-    const now = this.clock.now();
-    const since = this.offlineSince.get(node) ?? now;
-    this.offlineSince.set(node, since);
-    return Math.max(1, now - since);
   }
 
   /** Applies the steps (inside a transaction); returns the nodes whose assignment changed. */
@@ -369,6 +342,8 @@ export class RolloutRunner {
       source: stable.source,
       spec: stable.spec,
       createdMs: this.clock.now(),
+      appliedBy: AUTO_ROLLBACK_BY,
+      rolledBackFrom: r.revision,
     });
   }
 

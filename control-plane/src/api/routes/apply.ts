@@ -1,5 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import type { ApplyResult } from '../../deployer.js';
 import type { RouteDeps } from '../deps.js';
 import { ApiError, ERROR_REPLIES } from '../errors.js';
 import { ApplyBody, ApplyReply } from '../schemas.js';
@@ -14,16 +15,21 @@ export const applySchema = { body: ApplyBody, response: { 200: ApplyReply, ...ER
  */
 export const applyRoutes: FastifyPluginAsync<RouteDeps> = async (app, { deployer }) => {
   app.withTypeProvider<TypeBoxTypeProvider>().post('/v1/apply', { schema: applySchema }, async (req) => {
-    const { source, file, check = false, expectRevision } = req.body;
-    const applied = deployer.apply(source, file, check, { expectRevision });
+    const { source, file, check = false, expectRevision, appliedBy } = req.body;
+    const applied = deployer.apply(source, file, check, { expectRevision, appliedBy });
     // Check mode asks the agents themselves whether they could take the proposed revision.
     const result = check ? await deployer.withPreflight(applied) : await deployer.withTaken(applied);
     if (result.ok) return result;
-    if (result.reason === 'invalid') {
-      const n = result.errors.length;
-      throw new ApiError(400, 'invalid_playbook', `${file}: ${n} error${n === 1 ? '' : 's'}`, result.errors);
-    }
-    if (result.reason === 'conflict') throw new ApiError(409, 'conflict', result.message);
-    throw new ApiError(422, 'no_matching_nodes', result.message);
+    return refuseApply(result, file);
   });
 };
+
+/** A refused apply (or rollback) as its error answer: 400 invalid, 409 conflict, 422 no nodes. */
+export function refuseApply(result: Extract<ApplyResult, { ok: false }>, file: string): never {
+  if (result.reason === 'invalid') {
+    const n = result.errors.length;
+    throw new ApiError(400, 'invalid_playbook', `${file}: ${n} error${n === 1 ? '' : 's'}`, result.errors);
+  }
+  if (result.reason === 'conflict') throw new ApiError(409, 'conflict', result.message);
+  throw new ApiError(422, 'no_matching_nodes', result.message);
+}

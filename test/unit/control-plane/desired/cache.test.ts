@@ -24,6 +24,8 @@ function source(assigned: Record<string, Assignment[]>) {
       source: '',
       spec: spec('r/web:1'),
       createdMs: 1,
+      appliedBy: '',
+      rolledBackFrom: 0,
     },
     'web@2': {
       deployment: 'web',
@@ -33,6 +35,8 @@ function source(assigned: Record<string, Assignment[]>) {
       source: '',
       spec: spec('r/web:2'),
       createdMs: 2,
+      appliedBy: '',
+      rolledBackFrom: 0,
     },
   };
   const reads = { assignments: 0, revisions: 0 };
