@@ -1,6 +1,7 @@
 import type { RolloutRecord } from '../db/rollouts.js';
 import type { Store } from '../db/store.js';
 import type { Deployer } from '../deployer.js';
+import type { StreamOptions } from './sse.js';
 import type { Views } from './views.js';
 
 /** What the REST API needs from the process; `server.ts` passes it when registering the plugin. */
@@ -10,6 +11,8 @@ export interface ApiDeps {
   version: string;
   connectedAgents: () => number;
   /** Pause, resume or abort a deployment's active rollout (undefined: none is active). */
+  /** `GET /v1/events/stream` heartbeat and buffer (defaults: 15 s, 1000 events). */
+  eventStream?: StreamOptions;
   rollouts?: { control(deployment: string, action: 'pause' | 'resume' | 'abort'): RolloutRecord | undefined };
 }
 
