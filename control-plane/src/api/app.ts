@@ -5,6 +5,7 @@ import { applyRoutes } from './routes/apply.js';
 import { deploymentRoutes } from './routes/deployments.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsRoutes, timeApplies } from './routes/metrics.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { installValidation } from './validation.js';
@@ -21,10 +22,19 @@ export { ApiError } from './errors.js';
 export const api: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   installErrorHandler(app);
   installValidation(app);
+  timeApplies(app, deps.metrics);
   // The one place for the request hook. Authentication (bearer tokens bound to roles, checked
   // against one policy table listing every route) is added here, as `app.addHook('onRequest', …)`
   // before any route is registered, so no route can be reached around it.
   const routeDeps: RouteDeps = { ...deps, views: new Views(deps.store, deps.deployer.desired) };
-  for (const routes of [healthRoutes, applyRoutes, nodeRoutes, deploymentRoutes, rolloutRoutes, eventRoutes])
+  for (const routes of [
+    healthRoutes,
+    applyRoutes,
+    nodeRoutes,
+    deploymentRoutes,
+    rolloutRoutes,
+    eventRoutes,
+    metricsRoutes,
+  ])
     await app.register(routes, routeDeps);
 };

@@ -1,6 +1,7 @@
 import type { RolloutRecord } from '../db/rollouts.js';
 import type { Store } from '../db/store.js';
 import type { Deployer } from '../deployer.js';
+import type { ApiMetrics } from '../metrics.js';
 import type { StreamOptions } from './sse.js';
 import type { Views } from './views.js';
 
@@ -13,6 +14,8 @@ export interface ApiDeps {
   /** Pause, resume or abort a deployment's active rollout (undefined: none is active). */
   /** `GET /v1/events/stream` heartbeat and buffer (defaults: 15 s, 1000 events). */
   eventStream?: StreamOptions;
+  /** Served at `GET /metrics`; `POST /v1/apply` is timed into it. */
+  metrics?: ApiMetrics;
   rollouts?: { control(deployment: string, action: 'pause' | 'resume' | 'abort'): RolloutRecord | undefined };
 }
 
