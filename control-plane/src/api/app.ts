@@ -7,6 +7,7 @@ import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes, timeApplies } from './routes/metrics.js';
 import { nodeRoutes } from './routes/nodes.js';
+import { installOpenApi, openApiRoutes } from './routes/openapi.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { installValidation } from './validation.js';
 import { Views } from './views.js';
@@ -23,18 +24,13 @@ export const api: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   installErrorHandler(app);
   installValidation(app);
   timeApplies(app, deps.metrics);
+  await installOpenApi(app, deps.version);
   // The one place for the request hook. Authentication (bearer tokens bound to roles, checked
   // against one policy table listing every route) is added here, as `app.addHook('onRequest', …)`
   // before any route is registered, so no route can be reached around it.
   const routeDeps: RouteDeps = { ...deps, views: new Views(deps.store, deps.deployer.desired) };
-  for (const routes of [
-    healthRoutes,
-    applyRoutes,
-    nodeRoutes,
-    deploymentRoutes,
-    rolloutRoutes,
-    eventRoutes,
-    metricsRoutes,
-  ])
+  for (const routes of [healthRoutes, applyRoutes, nodeRoutes, deploymentRoutes, rolloutRoutes, eventRoutes])
     await app.register(routes, routeDeps);
+  await app.register(metricsRoutes, routeDeps);
+  await app.register(openApiRoutes, routeDeps);
 };
