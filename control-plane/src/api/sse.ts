@@ -40,16 +40,20 @@ export async function streamEvents(
   events: EventRepo,
   q: { filter: EventFilter; after?: number; limit: number; follow: boolean },
   opts: StreamOptions,
+  /** Aborted when the server stops: the stream ends so the server can close. */
+  shutdown?: AbortSignal,
 ) {
   let stop!: () => void;
   const stopped = new Promise<void>((resolve) => {
     stop = resolve;
   });
   let sub: Subscription<EventRecord> | undefined;
-  res.on('close', () => {
+  const end = () => {
     stop();
     sub?.close();
-  });
+  };
+  res.on('close', end);
+  shutdown?.addEventListener('abort', end, { once: true });
   const ping = setInterval(() => res.write(': ping\n\n'), opts.heartbeatMs ?? 15_000);
   try {
     let last = q.after ?? 0;
@@ -66,6 +70,7 @@ export async function streamEvents(
   } finally {
     clearInterval(ping);
     sub?.close();
+    shutdown?.removeEventListener('abort', end);
   }
   finish(res, sub);
 }
@@ -85,7 +90,7 @@ async function follow(
 
 /** Ends the response; a reader that fell behind learns why, and how to go on. */
 function finish(res: ServerResponse, sub: Subscription<EventRecord> | undefined) {
-  if (res.destroyed) return;
+  if (res.destroyed || res.writableEnded) return;
   if (sub?.ended === 'overflow') {
     res.end(': dropped: this reader fell too far behind; reconnect with Last-Event-ID to resume\n\n');
     // A reader that stopped reading never drains its socket: do not hold it forever.

@@ -1,5 +1,5 @@
 import type { Command, Option } from 'commander';
-import { arg } from '../../../common/cli.js';
+import { arg, CliError } from '../../../common/cli.js';
 import type { FleetClient, StreamedEvent } from '../api/client.js';
 import type { OutputFormat } from './output.js';
 
@@ -40,6 +40,8 @@ export async function eventsCommand(client: FleetClient, o: EventsOptions) {
   try {
     const query = { deployment: o.deployment, node: o.node, limit: o.limit, follow: o.follow };
     for await (const e of client.eventStream(query, abort.signal)) print(e);
+    if (o.follow && !abort.signal.aborted)
+      throw new CliError('the control plane ended the stream (stopping?)');
   } catch (err) {
     if (!abort.signal.aborted) throw err;
   } finally {

@@ -28,6 +28,9 @@ export const eventStreamSchema = {
 /** The event log, newest first, optionally of one deployment; and as a live stream. */
 export const eventRoutes: FastifyPluginAsync<RouteDeps> = async (app, { store, eventStream }) => {
   const typed = app.withTypeProvider<TypeBoxTypeProvider>();
+  // Open streams never end by themselves: a closing server ends them, or it would wait forever.
+  const shutdown = new AbortController();
+  app.addHook('preClose', async () => shutdown.abort());
   typed.get('/v1/events', { schema: eventListSchema }, async (req) => ({
     events: store.events.list(req.query.limit, req.query.deployment),
   }));
@@ -46,6 +49,7 @@ export const eventRoutes: FastifyPluginAsync<RouteDeps> = async (app, { store, e
       store.events,
       { filter: { deployment, node }, after, limit, follow },
       eventStream ?? {},
+      shutdown.signal,
     );
   });
 };

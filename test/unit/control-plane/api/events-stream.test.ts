@@ -160,6 +160,15 @@ describe('GET /v1/events/stream', () => {
     await r.close();
   });
 
+  test('closing the server ends open streams instead of waiting for them', async () => {
+    const r = await rig();
+    const res = await fetch(`${r.url}/v1/events/stream`);
+    const body = res.body!.getReader();
+    const closed = r.close();
+    for (let chunk = await body.read(); !chunk.done; chunk = await body.read());
+    await closed;
+  });
+
   test('a bad Last-Event-ID is a 400', async () => {
     const r = await rig();
     const res = await fetch(`${r.url}/v1/events/stream`, { headers: { 'last-event-id': 'x' } });
