@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../../common/log.js';
 import { VERSION } from '../../common/version.js';
 import { AgentServiceService } from '../../proto/gen/fleet/v1/agent.js';
 import { api } from './api/app.js';
+import { CountsRepo } from './db/counts.js';
 import { Store } from './db/store.js';
 import { Deployer } from './deployer.js';
 import { DesiredStates } from './desired/cache.js';
@@ -15,6 +16,7 @@ import { AgentHub } from './grpc/hub.js';
 import { PreflightRequests } from './grpc/preflight.js';
 import { DEFAULT_SILENCE_MS, LivenessTracker } from './ingest/liveness.js';
 import { AgentRecorder } from './ingest/recorder.js';
+import { createControlPlaneMetrics } from './metrics.js';
 import { PrefetchTracker } from './rollout/prefetch.js';
 import { RolloutRunner } from './rollout/runner.js';
 import { DeploymentWatcher, nodeProgress } from './rollout/watcher.js';
@@ -108,7 +110,16 @@ function wire(store: Store, agentToken: string, opts: ServerOptions, log: Logger
   hub.subscribe(prefetch.onHubEvent);
   // Last: a rollout looks at what the recorder has just stored.
   hub.subscribe(rollouts.onHubEvent);
-  return { hub, recorder, deployer, rollouts, liveness };
+  const counts = new CountsRepo(store.db);
+  const metrics = createControlPlaneMetrics({
+    agentsConnected: () => hub.connectedNodes().length,
+    nodesOnline: () => liveness.onlineCount(),
+    nodesTotal: () => counts.nodes(),
+    rolloutsByState: () => counts.rolloutsByState(),
+  });
+  hub.subscribe(metrics.onHubEvent);
+  store.observeTransactions(metrics.observeTransaction);
+  return { hub, recorder, deployer, rollouts, liveness, metrics };
 }
 
 /** The control plane process: SQLite store, gRPC hub for agents, REST API for users. */
@@ -118,7 +129,7 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
   const store = Store.open(join(opts.dataDir, 'fleet.db'));
   store.nodes.resetConnections();
   const agentTokenFile = opts.agentTokenFile ?? join(opts.dataDir, 'agent-token');
-  const { hub, recorder, deployer, rollouts, liveness } = wire(
+  const { hub, recorder, deployer, rollouts, liveness, metrics } = wire(
     store,
     ensureAgentToken(agentTokenFile),
     opts,
@@ -148,6 +159,7 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
     store,
     deployer,
     rollouts,
+    metrics,
     version: VERSION,
     // Online, not merely holding a stream: a silent agent is not connected.
     connectedAgents: () => liveness.onlineCount(),

@@ -5,7 +5,9 @@ import { applyRoutes } from './routes/apply.js';
 import { deploymentRoutes } from './routes/deployments.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsRoutes, timeApplies } from './routes/metrics.js';
 import { nodeRoutes } from './routes/nodes.js';
+import { installOpenApi, openApiRoutes } from './routes/openapi.js';
 import { revisionRoutes } from './routes/revisions.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { installValidation } from './validation.js';
@@ -22,6 +24,8 @@ export { ApiError } from './errors.js';
 export const api: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   installErrorHandler(app);
   installValidation(app);
+  timeApplies(app, deps.metrics);
+  await installOpenApi(app, deps.version);
   // The one place for the request hook. Authentication (bearer tokens bound to roles, checked
   // against one policy table listing every route) is added here, as `app.addHook('onRequest', …)`
   // before any route is registered, so no route can be reached around it.
@@ -32,4 +36,6 @@ export const api: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   for (const routes of [healthRoutes, applyRoutes, nodeRoutes, deploymentRoutes, rolloutRoutes, eventRoutes])
     await app.register(routes, routeDeps);
   await app.register(revisionRoutes, routeDeps);
+  await app.register(metricsRoutes, routeDeps);
+  await app.register(openApiRoutes, routeDeps);
 };

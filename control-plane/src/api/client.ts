@@ -1,12 +1,13 @@
 import type { Static, TSchema } from '@sinclair/typebox';
+import { parseSse } from '../../../common/sse.js';
 import type { applySchema } from './routes/apply.js';
 import type { byNameSchema } from './routes/by-name.js';
 import type { deploymentListSchema } from './routes/deployments.js';
-import type { eventListSchema } from './routes/events.js';
+import type { eventListSchema, eventStreamSchema } from './routes/events.js';
 import type { labelEditSchema, nodeListSchema } from './routes/nodes.js';
 import type { revisionListSchema, revisionSchema, rollbackSchema } from './routes/revisions.js';
 import type { rolloutActionSchema } from './routes/rollouts.js';
-import type { DeploymentDetail, ErrorBody, NodeView } from './schemas.js';
+import type { DeploymentDetail, ErrorBody, EventView, NodeView } from './schemas.js';
 
 /** What a route answers with 200, straight from its response schema. */
 type Reply<S extends { response: { 200: TSchema } }> = Static<S['response'][200]>;
@@ -26,6 +27,10 @@ export type RevisionListReply = Reply<typeof revisionListSchema>;
 export type RevisionReply = Reply<typeof revisionSchema>;
 export type RollbackReply = Reply<typeof rollbackSchema>;
 export type RollbackRequest = Body<typeof rollbackSchema>;
+/** One event of `GET /v1/events/stream` (its `data:` is an item of `GET /v1/events`). */
+export type StreamedEvent = Static<typeof EventView>;
+/** What `eventStream` asks for. */
+export type EventStreamQuery = Partial<Static<(typeof eventStreamSchema)['querystring']>>;
 
 /** A failed API call, carrying the server's error body so the CLI can print it precisely. */
 export class ClientError extends Error {
@@ -111,33 +116,69 @@ export class FleetClient {
     return this.request<EventListReply>('GET', `/v1/events?limit=${limit}`);
   }
 
+  /**
+   * `GET /v1/events/stream`: the history, then (with `follow`) live events until `signal` aborts or
+   * the server ends the stream. A reader the server dropped for falling behind resumes after the
+   * last event it got, so no event is lost or repeated.
+   */
+  async *eventStream(query: EventStreamQuery, signal?: AbortSignal): AsyncGenerator<StreamedEvent> {
+    let since = query.since;
+    for (;;) {
+      const params = new URLSearchParams();
+      for (const [k, v] of Object.entries({ ...query, since })) if (v !== undefined) params.set(k, String(v));
+      const res = await this.fetch('GET', `/v1/events/stream?${params}`, undefined, signal);
+      if (!res.ok || !res.body) throw await this.failure('GET', '/v1/events/stream', res);
+      let dropped = false;
+      for await (const item of parseSse(res.body)) {
+        if (item.type === 'comment') dropped ||= item.text.startsWith('dropped');
+        else {
+          const e = JSON.parse(item.message.data) as StreamedEvent;
+          since = e.id;
+          yield e;
+        }
+      }
+      if (!dropped) return;
+    }
+  }
+
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let res: Response;
+    const res = await this.fetch(method, path, body, AbortSignal.timeout(30_000));
+    if (!res.ok) throw await this.failure(method, path, res);
+    const text = await res.text();
     try {
-      res = await fetch(new URL(path, this.baseUrl), {
+      return (text ? JSON.parse(text) : undefined) as T;
+    } catch {
+      throw new ClientError(`${method} ${path}: HTTP ${res.status} with a non-JSON body`, res.status);
+    }
+  }
+
+  private async fetch(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<Response> {
+    try {
+      return await fetch(new URL(path, this.baseUrl), {
         method,
         headers: body ? { 'content-type': 'application/json' } : {},
         body: body ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(30_000),
+        signal,
       });
     } catch (err) {
+      if (signal?.aborted && (err as Error).name === 'AbortError') throw err;
       const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
       throw new ClientError(
         `cannot reach the control plane at ${this.baseUrl} (${cause}); is \`fleet server\` running? (--server or FLEET_SERVER)`,
         0,
       );
     }
+  }
+
+  /** The ClientError for a non-2xx answer, with the server's error body when it sent one. */
+  private async failure(method: string, path: string, res: Response): Promise<ClientError> {
     const text = await res.text();
-    let json: unknown;
+    let err: ErrorBody | undefined;
     try {
-      json = text ? JSON.parse(text) : undefined;
+      err = text ? (JSON.parse(text) as ErrorBody) : undefined;
     } catch {
-      throw new ClientError(`${method} ${path}: HTTP ${res.status} with a non-JSON body`, res.status);
+      return new ClientError(`${method} ${path}: HTTP ${res.status} with a non-JSON body`, res.status);
     }
-    if (!res.ok) {
-      const err = json as ErrorBody | undefined;
-      throw new ClientError(err?.message ?? `HTTP ${res.status}`, res.status, err);
-    }
-    return json as T;
+    return new ClientError(err?.message ?? `HTTP ${res.status}`, res.status, err);
   }
 }

@@ -1,6 +1,8 @@
 import type { RolloutRecord } from '../db/rollouts.js';
 import type { Store } from '../db/store.js';
 import type { Deployer } from '../deployer.js';
+import type { ApiMetrics } from '../metrics.js';
+import type { StreamOptions } from './sse.js';
 import type { Views } from './views.js';
 
 /** What the REST API needs from the process; `server.ts` passes it when registering the plugin. */
@@ -15,6 +17,10 @@ export interface ApiDeps {
     /** How far the prefetch of a rollout's revision got (in memory; undefined when none). */
     prefetched?(deployment: string, revision: number): { nodes: number; of: number } | undefined;
   };
+  /** `GET /v1/events/stream` heartbeat and buffer (defaults: 15 s, 1000 events). */
+  eventStream?: StreamOptions;
+  /** Served at `GET /metrics`; `POST /v1/apply` is timed into it. */
+  metrics?: ApiMetrics;
 }
 
 /** What each route plugin gets: the API's dependencies and the read models built over them. */

@@ -246,3 +246,17 @@ export const GpuHistory = T.Object({
   node: T.String(),
   samples: T.Array(T.Object({ atMs: T.Integer(), gpus: T.Array(T.Record(T.String(), T.Unknown())) })),
 });
+
+export const EventStreamQuery = T.Object({
+  deployment: T.Optional(T.String({ maxLength: 253 })),
+  node: T.Optional(T.String({ maxLength: 253 })),
+  /** Resume after this event id (the `Last-Event-ID` header wins when both are given). */
+  since: T.Optional(T.Integer({ minimum: 0 })),
+  /** Without `since`: how many of the newest events the history starts with. */
+  limit: T.Integer({ minimum: 0, maximum: 1000, default: 100 }),
+  /** false: send the history and end the response. */
+  follow: T.Boolean({ default: true }),
+});
+export const EventStreamHeaders = T.Object({
+  'last-event-id': T.Optional(T.String({ pattern: '^[0-9]{1,15}$' })),
+});

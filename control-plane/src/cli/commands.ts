@@ -4,6 +4,7 @@ import { parseDuration } from '../../../common/duration.js';
 import { FleetClient } from '../api/client.js';
 import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
 import { applyCommand } from './apply.js';
+import { addEventsCommand } from './events.js';
 import { historyCommand } from './history.js';
 import { labelCommand } from './label.js';
 import { nodesCommand } from './nodes.js';
@@ -91,6 +92,8 @@ export function addControlPlaneCommands(program: Command): Command {
     .argument('[deployment]', 'a deployment name')
     .addOption(outputOption())
     .action((name, o) => statusCommand(client(), name, o.output));
+
+  addEventsCommand(program, client, outputOption);
 
   return program;
 }

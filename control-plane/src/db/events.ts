@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import { EventBus, type Subscription } from '../events/bus.js';
 
 export interface EventRecord {
   id: number;
@@ -8,6 +9,12 @@ export interface EventRecord {
   service: string;
   kind: string;
   message: string;
+}
+
+/** Which events a reader wants: all, or those of one deployment and/or one node. */
+export interface EventFilter {
+  deployment?: string;
+  node?: string;
 }
 
 interface Row {
@@ -20,13 +27,41 @@ interface Row {
   message: string;
 }
 
-/** An append-only log of what happened: applies, connects, and what agents did. */
+const toRecord = (r: Row): EventRecord => ({
+  id: r.id,
+  atMs: r.at_ms,
+  node: r.node,
+  deployment: r.deployment,
+  service: r.service,
+  kind: r.kind,
+  message: r.message,
+});
+
+/** Whether `e` passes `f` (the same rule the SQL below applies to history). */
+export const matches = (e: EventRecord, f: EventFilter) =>
+  (f.deployment === undefined || e.deployment === f.deployment) &&
+  (f.node === undefined || e.node === f.node);
+
+const FILTER = '(@deployment IS NULL OR deployment = @deployment) AND (@node IS NULL OR node = @node)';
+
+/**
+ * An append-only log of what happened: applies, connects, and what agents did. It also feeds
+ * live readers (`subscribe`): events are added inside transactions, so `add` only schedules a
+ * publish, which runs once the current synchronous work (and so the transaction) has finished and
+ * reads back the committed rows past the last published id. A rolled-back event is never
+ * published; every committed one is, once, in id order.
+ */
 export class EventRepo {
   private readonly insertStmt;
   private readonly listStmt;
   private readonly byDeploymentStmt;
+  private readonly afterStmt;
+  private readonly tailStmt;
+  private readonly bus = new EventBus<EventRecord>();
+  private published: number;
+  private scheduled = false;
 
-  constructor(db: Database) {
+  constructor(private readonly db: Database) {
     this.insertStmt = db.prepare(
       `INSERT INTO events (at_ms, node, deployment, service, kind, message)
        VALUES (@atMs, @node, @deployment, @service, @kind, @message)`,
@@ -35,22 +70,64 @@ export class EventRepo {
     this.byDeploymentStmt = db.prepare<[string, number], Row>(
       'SELECT * FROM events WHERE deployment = ? ORDER BY id DESC LIMIT ?',
     );
+    this.afterStmt = db.prepare<Record<string, unknown>, Row>(
+      `SELECT * FROM events WHERE id > @after AND ${FILTER} ORDER BY id LIMIT @limit`,
+    );
+    this.tailStmt = db.prepare<Record<string, unknown>, Row>(
+      `SELECT * FROM events WHERE ${FILTER} ORDER BY id DESC LIMIT @limit`,
+    );
+    this.published = (db.prepare('SELECT MAX(id) AS id FROM events').get() as { id: number | null }).id ?? 0;
   }
 
-  add(e: Omit<EventRecord, 'id' | 'node' | 'deployment' | 'service'> & Partial<EventRecord>) {
-    this.insertStmt.run({ node: '', deployment: '', service: '', ...e });
+  /** Appends one event; returns its id. Live readers get it after the transaction commits. */
+  add(e: Omit<EventRecord, 'id' | 'node' | 'deployment' | 'service'> & Partial<EventRecord>): number {
+    const id = Number(this.insertStmt.run({ node: '', deployment: '', service: '', ...e }).lastInsertRowid);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(this.publish);
+    }
+    return id;
   }
 
   list(limit: number, deployment?: string): EventRecord[] {
     const rows = deployment ? this.byDeploymentStmt.all(deployment, limit) : this.listStmt.all(limit);
-    return rows.map((r) => ({
-      id: r.id,
-      atMs: r.at_ms,
-      node: r.node,
-      deployment: r.deployment,
-      service: r.service,
-      kind: r.kind,
-      message: r.message,
-    }));
+    return rows.map(toRecord);
   }
+
+  /** Up to `limit` events with an id above `afterId`, oldest first. */
+  after(afterId: number, filter: EventFilter, limit: number): EventRecord[] {
+    return this.afterStmt.all({ after: afterId, limit, ...nulls(filter) }).map(toRecord);
+  }
+
+  /** The newest `limit` events, oldest first. */
+  tail(filter: EventFilter, limit: number): EventRecord[] {
+    return this.tailStmt
+      .all({ limit, ...nulls(filter) })
+      .map(toRecord)
+      .reverse();
+  }
+
+  /** Every event committed from now on, through a bounded queue (see EventBus). */
+  subscribe(capacity?: number): Subscription<EventRecord> {
+    return this.bus.subscribe(capacity);
+  }
+
+  /** Publishes the committed events past the last published id. */
+  private readonly publish = () => {
+    if (!this.db.open) return;
+    // A transaction still open (one spanning an await would be a bug elsewhere): look again later.
+    if (this.db.inTransaction) {
+      setImmediate(this.publish);
+      return;
+    }
+    this.scheduled = false;
+    for (;;) {
+      const rows = this.after(this.published, {}, 500);
+      for (const e of rows) this.bus.publish(e);
+      if (rows.length === 0) return;
+      this.published = rows[rows.length - 1]?.id ?? this.published;
+    }
+  };
 }
+
+const nulls = (f: EventFilter) => ({ deployment: f.deployment ?? null, node: f.node ?? null });

@@ -32,9 +32,21 @@ export class Store {
     return new Store(openDatabase(file));
   }
 
+  private onTransaction: ((seconds: number) => void) | undefined;
+
   /** Runs `fn` in one transaction: everything it writes lands, or nothing does. */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    const start = performance.now();
+    try {
+      return this.db.transaction(fn)();
+    } finally {
+      this.onTransaction?.((performance.now() - start) / 1000);
+    }
+  }
+
+  /** Reports how long each transaction took (the SQLite write-latency metric). */
+  observeTransactions(observer: (seconds: number) => void) {
+    this.onTransaction = observer;
   }
 
   close() {
