@@ -140,9 +140,15 @@ describe('health probes and restarts', { timeout: 120_000 }, () => {
       250,
     );
     const gaps = restarts.slice(1).map((t, i) => t - restarts[i]!);
-    // Each run lasts ~0.3 s; the waits between restarts double (1 s, 2 s, 4 s… minus up to 20% jitter).
-    for (let i = 1; i < gaps.length; i++)
-      assert.ok(gaps[i]! > gaps[i - 1]! * 1.3, `backoff grows: ${gaps.map((g) => `${g} ms`).join(', ')}`);
+    // The waits between restarts double (1 s, 2 s, 4 s…, minus up to 20% jitter), counted from the
+    // previous restart: each gap is at least its policy minimum. Scheduling only lengthens a gap, by
+    // at most one resync (1 s here) when a backoff timer lands during another round, so the first
+    // gap stays under 1 s + 1 s + 0.8 s (the run and Docker's start) — below the last gap's minimum,
+    // which is what "grows" means. (A ratio of neighbours flaked under CPU load.)
+    const shown = gaps.map((g) => `${g} ms`).join(', ');
+    for (const [i, g] of gaps.entries())
+      assert.ok(g >= 1_000 * 2 ** i * 0.8, `gap ${i + 1} below the backoff: ${shown}`);
+    assert.ok(gaps[0]! <= 2_800, `first restart late: ${shown}`);
     const s = await service('crash');
     assert.equal(s?.state, 'crash-loop', JSON.stringify(s));
     assert.match(s!.progress, /restarts, last exit code 3/);

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { userInfo } from 'node:os';
-import { after, before, describe, test } from 'node:test';
-import { Cluster } from '../helpers/cluster.js';
-import { docker, managedContainers, REGISTRY, removeManaged, requireEngines } from '../helpers/engines.js';
+import { describe, test } from 'node:test';
+import { clusterOf } from '../helpers/cluster.js';
+import { docker, managedContainers, REGISTRY } from '../helpers/engines.js';
 
 /**
  * History and rollback over two real agents on one Docker daemon (distinct node names), a real
@@ -46,23 +46,10 @@ interface Revision {
 }
 
 describe('history and rollback', { timeout: 300_000 }, () => {
-  const cluster = new Cluster();
+  const cluster = clusterOf(NODES, { group: 'hist' }, [WEB('1'), WEB('2')]);
   const me = userInfo().username;
   const history = async () =>
     (await cluster.cliJson<{ current: number; revisions: Revision[] }>('history', 'rolling')).revisions;
-
-  before(async () => {
-    await requireEngines([WEB('1'), WEB('2')]);
-    await removeManaged(NODES);
-    await cluster.startServer();
-    for (const n of NODES) cluster.startAgent(n, { group: 'hist' });
-    for (const n of NODES) await cluster.nodeConnected(n);
-  });
-
-  after(async () => {
-    await cluster.close();
-    await removeManaged(NODES);
-  });
 
   test('two applies: fleet history lists both, stable, with who applied them', async () => {
     for (const tag of ['1', '2']) {

@@ -1,14 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { Cluster } from '../helpers/cluster.js';
-import {
-  docker,
-  managedContainers,
-  REGISTRY,
-  removeLocalImage,
-  removeManaged,
-  requireEngines,
-} from '../helpers/engines.js';
+import { describe, test } from 'node:test';
+import { clusterOf } from '../helpers/cluster.js';
+import { docker, managedContainers, REGISTRY, removeLocalImage } from '../helpers/engines.js';
 import { waitFor } from '../helpers/procs.js';
 
 /**
@@ -63,23 +56,10 @@ const imagePresent = async (ref: string) =>
     );
 
 describe('prefetch across nodes', { timeout: 240_000 }, () => {
-  const cluster = new Cluster();
+  const cluster = clusterOf(NODES, { group: 'pre' }, [WEB('1'), WEB('2')]);
   const rollout = async () =>
     ((await (await fetch(`${cluster.url}/v1/deployments/prefetching`)).json()) as { rollout: Rollout })
       .rollout;
-
-  before(async () => {
-    await requireEngines([WEB('1'), WEB('2')]);
-    await removeManaged(NODES);
-    await cluster.startServer();
-    for (const n of NODES) cluster.startAgent(n, { group: 'pre' });
-    for (const n of NODES) await cluster.nodeConnected(n);
-  });
-
-  after(async () => {
-    await cluster.close();
-    await removeManaged(NODES);
-  });
 
   test('every node of every batch prefetches; node 3 holds the image before its batch; no later container is touched early', async () => {
     const v1 = await cluster.cli(

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { Cluster } from '../helpers/cluster.js';
-import { docker, managedContainers, REGISTRY, removeManaged, requireEngines } from '../helpers/engines.js';
+import { describe, test } from 'node:test';
+import { clusterOf } from '../helpers/cluster.js';
+import { docker, managedContainers, REGISTRY } from '../helpers/engines.js';
 import { waitFor } from '../helpers/procs.js';
 
 /**
@@ -55,22 +55,9 @@ async function serving(node: string) {
 }
 
 describe('rollouts across nodes', { timeout: 300_000 }, () => {
-  const cluster = new Cluster();
+  const cluster = clusterOf(NODES, { group: 'roll' }, [WEB('1'), WEB('2')]);
   const rollout = async () =>
     ((await (await fetch(`${cluster.url}/v1/deployments/rolling`)).json()) as { rollout: Rollout }).rollout;
-
-  before(async () => {
-    await requireEngines([WEB('1'), WEB('2')]);
-    await removeManaged(NODES);
-    await cluster.startServer();
-    for (const n of NODES) cluster.startAgent(n, { group: 'roll' });
-    for (const n of NODES) await cluster.nodeConnected(n);
-  });
-
-  after(async () => {
-    await cluster.close();
-    await removeManaged(NODES);
-  });
 
   test('serial 1 over 3 nodes: one node at a time, each healthy for min_healthy_time first; recap', async () => {
     const file = cluster.playbook('v1.yaml', playbook({ tag: '1', greeting: 'one' }));

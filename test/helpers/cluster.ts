@@ -2,6 +2,8 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { removeManaged, requireEngines } from './engines.js';
 import { fleet, freePort, startFleet, stop, waitFor } from './procs.js';
 
 /**
@@ -117,4 +119,29 @@ export class Cluster {
     for (const node of this.agents.keys()) await this.killAgent(node, 'SIGTERM');
     await this.stopServer();
   }
+}
+
+/**
+ * A control plane and one agent per node (all with `labels`, on the one Docker daemon), started
+ * before the calling file's tests once the engines and `images` are there, and removed after
+ * them with every container they made.
+ */
+export function clusterOf(
+  nodes: readonly string[],
+  labels: Record<string, string>,
+  images: string[],
+): Cluster {
+  const cluster = new Cluster();
+  before(async () => {
+    await requireEngines(images);
+    await removeManaged([...nodes]);
+    await cluster.startServer();
+    for (const n of nodes) cluster.startAgent(n, labels);
+    for (const n of nodes) await cluster.nodeConnected(n);
+  });
+  after(async () => {
+    await cluster.close();
+    await removeManaged([...nodes]);
+  });
+  return cluster;
 }
