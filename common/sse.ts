@@ -40,23 +40,36 @@ class Pending {
 }
 
 /**
- * Splits a `text/event-stream` body into messages and comments (the WHATWG rules: lines end in
- * LF, CRLF or CR; a blank line dispatches; `data:` lines join with LF; one space after the colon
- * is dropped). Small and shared, since a CLI following a stream needs no browser.
+ * Splits a `text/event-stream` into messages and comments however the bytes were cut (the WHATWG
+ * rules: lines end in LF, CRLF or CR; a blank line dispatches; `data:` lines join with LF; one
+ * space after the colon is dropped; an unterminated last event is never dispatched). Push-based,
+ * so a hot streaming path feeds it decoded text with no extra allocation of iterators; the one
+ * parser of the project (the CLI following events, the inference server reading an upstream).
  */
-export async function* parseSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseItem> {
-  const decoder = new TextDecoder();
-  const pending = new Pending();
-  let buf = '';
-  for await (const chunk of body) {
-    buf += decoder.decode(chunk, { stream: true });
+export class SseParser {
+  private buf = '';
+  private readonly pending = new Pending();
+
+  /** Feeds decoded text; returns every item it completed, in order. */
+  push(text: string): SseItem[] {
+    const out: SseItem[] = [];
+    const buf = this.buf + text;
     // A trailing CR may be half of a CRLF still in flight: keep it with the unfinished line.
     const held = buf.endsWith('\r') ? '\r' : '';
     const lines = (held ? buf.slice(0, -1) : buf).split(/\r\n|\r|\n/);
-    buf = (lines.pop() ?? '') + held;
+    this.buf = (lines.pop() ?? '') + held;
     for (const line of lines) {
-      const item = line === '' ? pending.dispatch() : pending.line(line);
-      if (item) yield item;
+      const item = line === '' ? this.pending.dispatch() : this.pending.line(line);
+      if (item) out.push(item);
     }
+    return out;
   }
+}
+
+/** The items of a `text/event-stream` body (a fetch response's), as they complete. */
+export async function* parseSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseItem> {
+  const decoder = new TextDecoder();
+  const parser = new SseParser();
+  for await (const chunk of body) yield* parser.push(decoder.decode(chunk, { stream: true }));
+  yield* parser.push(decoder.decode());
 }

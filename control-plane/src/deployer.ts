@@ -84,7 +84,6 @@ export interface RolloutStarter {
 
 /** Options of one apply. */
 export interface ApplyOptions {
-  check?: boolean;
   /** Refuse unless the deployment is at this revision now (0: does not exist yet); supersedes a running rollout. */
   expectRevision?: number;
   /** Who applies it (the OS user the CLI sends until API tokens exist). */
@@ -127,7 +126,7 @@ export class Deployer {
     if (e.kind === 'connected') this.syncNode(e.node);
   };
 
-  apply(source: string, file: string, check: boolean, opts: Omit<ApplyOptions, 'check'> = {}): ApplyResult {
+  apply(source: string, file: string, check: boolean, opts: ApplyOptions = {}): ApplyResult {
     const parsed = parsePlaybook(source, file, this.parseOptions);
     if (!parsed.ok) return { ok: false, reason: 'invalid', errors: parsed.errors };
     const playbook = parsed.playbook;
@@ -209,7 +208,7 @@ export class Deployer {
     current: RevisionRecord | undefined;
     assigned: string[];
     matched: string[];
-    opts: Omit<ApplyOptions, 'check'>;
+    opts: ApplyOptions;
   }): { revision: number; touched: string[]; rollout?: number } {
     const name = a.playbook.name;
     const sameContent = a.current !== undefined && a.current.hash === a.hash;

@@ -64,8 +64,12 @@ export class Views {
     const latest = this.store.rollouts.latest(name);
     // While a rollout runs, nodes of later batches still run an older revision: not ready yet. A
     // node on an older revision of the same content (a rollback's untouched nodes) is current.
-    const current = (n: { revision: number }) =>
-      n.revision === rev.revision || this.store.deployments.revision(name, n.revision)?.hash === rev.hash;
+    const sameContent = new Map<number, boolean>([[rev.revision, true]]);
+    const current = (n: { revision: number }) => {
+      if (!sameContent.has(n.revision))
+        sameContent.set(n.revision, this.store.deployments.revision(name, n.revision)?.hash === rev.hash);
+      return sameContent.get(n.revision)!;
+    };
     const ready = nodes.length > 0 && nodes.every((n) => current(n) && nodeReady(n, services));
     return {
       name,

@@ -3,6 +3,8 @@
  * (vLLM, llama.cpp's server, another instance of this one) and how its answers are read. No I/O here,
  * so every rule is table-tested.
  */
+
+import { SseParser as CommonSseParser } from '../../../common/sse.js';
 import { EngineError, type GenerateRequest } from './types.js';
 
 /** The request fields the translation reads (the rest of GenerateRequest is the engine's business). */
@@ -42,54 +44,16 @@ export function chatCompletionBody(req: CompletionInput, model: string): Record<
 }
 
 /**
- * Splits a `text/event-stream` into the data of its events however the bytes were cut: lines end in
- * LF, CRLF or CR (a CR at the end of a piece waits for the next one, it may be half of a CRLF);
- * `data:` lines of one event are joined with LF; comments (`:`), `event:`, `id:` and `retry:` are
- * skipped. An event is complete at its blank line; an unterminated one at the end is dropped (as
- * the SSE spec says), which the engine notices as a stream that ended early.
+ * The data of each event of an upstream's `text/event-stream` (comments, `event:`, `id:` and
+ * `retry:` are not needed here), over the project's one SSE parser; an unterminated event at the
+ * end is dropped, which the engine notices as a stream that ended early.
  */
 export class SseParser {
-  private buf = '';
-  private data: string[] = [];
+  private readonly parser = new CommonSseParser();
 
   /** Feeds decoded text; returns the data of every event it completed, in order. */
   push(text: string): string[] {
-    const out: string[] = [];
-    const buf = this.buf + text;
-    let start = 0;
-    for (;;) {
-      const lf = buf.indexOf('\n', start);
-      const cr = buf.indexOf('\r', start);
-      let end: number;
-      let next: number;
-      if (cr >= 0 && (lf < 0 || cr < lf)) {
-        if (cr === buf.length - 1) break; // CR last: wait, it may be a CRLF
-        end = cr;
-        next = buf[cr + 1] === '\n' ? cr + 2 : cr + 1;
-      } else if (lf >= 0) {
-        end = lf;
-        next = lf + 1;
-      } else break;
-      this.line(buf.slice(start, end), out);
-      start = next;
-    }
-    this.buf = start === 0 ? buf : buf.slice(start);
-    return out;
-  }
-
-  private line(line: string, out: string[]) {
-    if (line === '') {
-      if (this.data.length) out.push(this.data.join('\n'));
-      this.data = [];
-      return;
-    }
-    if (line.charCodeAt(0) === 58 /* ':' */) return;
-    const colon = line.indexOf(':');
-    const field = colon < 0 ? line : line.slice(0, colon);
-    if (field !== 'data') return;
-    let value = colon < 0 ? '' : line.slice(colon + 1);
-    if (value.charCodeAt(0) === 32 /* ' ' */) value = value.slice(1);
-    this.data.push(value);
+    return this.parser.push(text).flatMap((i) => (i.type === 'message' ? [i.message.data] : []));
   }
 }
 

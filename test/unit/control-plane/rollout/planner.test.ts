@@ -4,44 +4,7 @@ import fc from 'fast-check';
 import type { RolloutRecord } from '../../../../control-plane/src/db/rollouts.js';
 import { ACK_BOUND_MS, type NodeObservation } from '../../../../control-plane/src/rollout/health.js';
 import { planRollout, type RolloutStep } from '../../../../control-plane/src/rollout/planner.js';
-import type { RolloutPolicy } from '../../../../control-plane/src/rollout/policy.js';
-
-const POLICY: RolloutPolicy = {
-  maxFailPercentage: 0,
-  minHealthyMs: 10_000,
-  healthyDeadlineMs: 60_000,
-  autoRollback: true,
-  prefetch: true,
-};
-
-function rollout(batches: string[][], over: Partial<RolloutRecord> = {}): RolloutRecord {
-  return {
-    id: 1,
-    deployment: 'web',
-    revision: 2,
-    fromRevision: 1,
-    stableRevision: 1,
-    kind: 'apply',
-    state: 'running',
-    policy: POLICY,
-    batch: 0,
-    batches: batches.length,
-    reason: '',
-    startedMs: 0,
-    updatedMs: 0,
-    nodes: batches.flatMap((nodes, batch) =>
-      nodes.map((node) => ({
-        node,
-        batch,
-        state: 'waiting' as const,
-        pushedMs: 0,
-        healthySinceMs: 0,
-        reason: '',
-      })),
-    ),
-    ...over,
-  };
-}
+import { POLICY, rollout } from './fixtures.js';
 
 const serving = (revision = 2): NodeObservation => ({
   offlineMs: 0,

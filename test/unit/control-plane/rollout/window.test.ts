@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { RolloutRecord } from '../../../../control-plane/src/db/rollouts.js';
 import { planRollout } from '../../../../control-plane/src/rollout/planner.js';
 import { windowState } from '../../../../control-plane/src/rollout/window.js';
+import { POLICY, rollout } from './fixtures.js';
 
 /** Local time, as cron reads it (the tests hold in any time zone). */
 const at = (d: number, h: number, m = 0, s = 0) => new Date(2026, 11, d, h, m, s).getTime();
@@ -42,29 +42,9 @@ describe('rollout windows', () => {
   });
 
   test('the planner pushes no batch while the window is closed, once, visibly; then pushes when it opens', () => {
-    const r: RolloutRecord = {
-      id: 1,
-      deployment: 'web',
-      revision: 2,
-      fromRevision: 1,
-      stableRevision: 1,
-      kind: 'apply',
-      state: 'running',
-      policy: {
-        maxFailPercentage: 0,
-        minHealthyMs: 0,
-        healthyDeadlineMs: 60_000,
-        autoRollback: false,
-        prefetch: true,
-        window: NIGHTS,
-      },
-      batch: 0,
-      batches: 1,
-      reason: '',
-      startedMs: 0,
-      updatedMs: 0,
-      nodes: [{ node: 'n1', batch: 0, state: 'waiting', pushedMs: 0, healthySinceMs: 0, reason: '' }],
-    };
+    const r = rollout([['n1']], {
+      policy: { ...POLICY, minHealthyMs: 0, autoRollback: false, window: NIGHTS },
+    });
     const closed = planRollout(r, new Map(), {
       services: ['web'],
       now: 0,
