@@ -78,6 +78,7 @@ async function start(
   ctx.lifecycle.starting(s.id);
   await ctx.runtime.start(s.id);
   // The engine joins the service container's (new) network namespace, so it starts after it.
+  ctx.lifecycle.restarting(s.parts ?? []);
   for (const part of s.parts ?? []) await ctx.runtime.restart(part);
   ctx.lifecycle.started([s.id, ...(s.parts ?? [])]);
   if (s.restart) ctx.restarted(s.id, s.key, s.reason, exitCode);
@@ -88,6 +89,7 @@ async function restart(
   s: StepOf<'restart'>,
   ctx: Pick<ExecutorContext, 'runtime' | 'lifecycle' | 'resetHealth' | 'restarted'>,
 ) {
+  ctx.lifecycle.restarting([s.id, ...(s.parts ?? [])]);
   await ctx.runtime.restart(s.id);
   ctx.resetHealth(s.id);
   for (const part of s.parts ?? []) {

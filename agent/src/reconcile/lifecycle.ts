@@ -24,7 +24,11 @@ export class ContainerLifecycle {
   private readonly upSince = new Map<string, number>();
   private readonly stoppedAt = new Map<string, number>();
   private readonly exits = new Map<string, { atMs: number; exitCode?: number }>();
-  private readonly startedByUs = new Map<string, number>();
+  /**
+   * Docker restarts the agent asked for (stop, then start): the first exit after the call began and
+   * before it returned is the agent's own stop. Anything later, or a second exit, is a crash.
+   */
+  private readonly ownStops = new Map<string, { fromMs: number; toMs?: number }>();
 
   constructor(
     private readonly now: () => number,
@@ -34,8 +38,11 @@ export class ContainerLifecycle {
 
   /** Records an exit Docker announced; false when it is the exit of the agent's own restart. */
   exited(id: string, exitCode: number | undefined, atMs: number): boolean {
-    const ours = this.startedByUs.get(id);
-    if (ours !== undefined && atMs <= ours) return false;
+    const own = this.ownStops.get(id);
+    if (own) {
+      this.ownStops.delete(id);
+      if (atMs >= own.fromMs && (own.toMs === undefined || atMs <= own.toMs)) return false;
+    }
     this.exits.set(id, { atMs: this.now(), ...(exitCode !== undefined ? { exitCode } : {}) });
     return true;
   }
@@ -64,7 +71,7 @@ export class ContainerLifecycle {
       }
     }
     const seen = new Set(observed.map((o) => o.id));
-    for (const map of [this.upSince, this.stoppedAt, this.startedByUs])
+    for (const map of [this.upSince, this.stoppedAt, this.ownStops])
       for (const id of map.keys()) if (!seen.has(id)) map.delete(id);
   }
 
@@ -73,16 +80,31 @@ export class ContainerLifecycle {
     this.upSince.set(id, this.now());
   }
 
-  /** The agent is about to start these containers: a pending exit hint is spent. */
+  /**
+   * The agent is about to start a stopped container: a pending exit hint is spent. A start stops
+   * nothing, so any exit Docker announces after it is the new run's (a crash right after start is
+   * seen at once, not at the next resync).
+   */
   starting(id: string) {
     this.exits.delete(id);
+    this.ownStops.delete(id);
+  }
+
+  /** The agent is about to restart running containers (Docker stops, then starts them). */
+  restarting(ids: readonly string[]) {
+    const now = this.now();
+    for (const id of ids) {
+      this.ownStops.set(id, { fromMs: now });
+      this.exits.delete(id);
+    }
   }
 
   /** The agent finished starting or restarting these containers. */
   started(ids: readonly string[]) {
     const now = this.now();
     for (const id of ids) {
-      this.startedByUs.set(id, now);
+      const own = this.ownStops.get(id);
+      if (own) own.toMs = now;
       this.exits.delete(id);
     }
   }

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Backoff } from '../../../../agent/src/backoff.js';
+import { DEFAULT_RESTART_POLICY } from '../../../../agent/src/health/restart-policy.js';
 import { fromSpec } from '../../../../agent/src/model.js';
+import { ContainerLifecycle } from '../../../../agent/src/reconcile/lifecycle.js';
 import { Reconciler } from '../../../../agent/src/reconcile/loop.js';
 import { RuntimeError } from '../../../../agent/src/runtime.js';
 import { createLogger } from '../../../../common/log.js';
@@ -406,10 +408,37 @@ describe('Reconciler and Docker exit events', () => {
     rec.trigger('resync');
     await rec.idle();
     assert.equal(rt.calls.start, 1);
-    // The exit Docker reports for the agent's own restart (stop, then start) is not a new crash.
-    rec.containerExited(c!.id, 0, timers.now());
+    // The agent's start stopped nothing: an exit right after it is a crash of the new run, seen
+    // at once and restarted when its backoff (1 s) ends, not at the next resync (10 s).
+    rec.containerExited(c!.id, 3, timers.now());
     await rec.idle();
-    assert.equal(rt.calls.start, 1, 'no second restart for the agent’s own stop');
+    assert.equal(rt.calls.start, 1, 'the second restart waits for its backoff');
+    timers.advance(1_100);
+    await rec.idle();
+    assert.equal(rt.calls.start, 2, 'restarted when the backoff ended');
+  });
+
+  test('the exit of the agent’s own restart (Docker stops, then starts) is not a crash; a later one is', () => {
+    let now = 1_000;
+    const life = new ContainerLifecycle(
+      () => now,
+      DEFAULT_RESTART_POLICY,
+      () => 0,
+    );
+    life.restarting(['c1']);
+    now = 1_500;
+    assert.equal(life.exited('c1', 143, 1_200), false, 'the stop inside the restart call is ours');
+    assert.equal(life.exited('c1', 3, 1_400), true, 'a second exit within the call is the new run crashing');
+    life.restarting(['c1']);
+    now = 2_000;
+    life.started(['c1']);
+    assert.equal(life.exited('c1', 3, 2_050), true, 'an exit after the restart returned is a crash');
+    life.restarting(['c1']);
+    life.started(['c1']);
+    assert.equal(life.exited('c1', 143, 2_000), false);
+    life.starting('c1');
+    life.started(['c1']);
+    assert.equal(life.exited('c1', 3, 2_000), true, 'a plain start stops nothing: its exits are crashes');
   });
 });
 
