@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { clusterOf, jsonLines } from '../helpers/cluster.js';
 import { docker, managedContainers, REGISTRY } from '../helpers/engines.js';
-import { waitFor } from '../helpers/procs.js';
+import { FLEET_BIN, waitFor } from '../helpers/procs.js';
 
 /**
  * Rollouts across three agents on one Docker daemon (distinct node names), a real control plane
@@ -35,6 +36,23 @@ ${o.window ? `  window: { cron: "${o.window}", duration: 1m }\n` : ''}services:
     port: 8080
     health: { path: ${o.healthPath ?? '/cgi-bin/health'}, interval: 500ms, timeout: 400ms, retries: 2, start_period: 1s }
 `;
+
+/** Runs `command` on a real pseudo-terminal (util-linux `script`), sized 40×120; its output and exit code. */
+function onTerminal(command: string[]): Promise<{ code: number; out: string }> {
+  const line = command.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+  return new Promise((resolve, reject) => {
+    const p = spawn('script', ['-qefc', `stty rows 40 cols 120; ${line}`, '/dev/null'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code: code ?? -1, out }));
+  });
+}
+
+const ESC = String.fromCharCode(27);
 
 interface Rollout {
   id: number;
@@ -235,6 +253,26 @@ describe('rollouts across nodes', { timeout: 300_000 }, () => {
     const openedMs = Math.floor(opens.getTime() / 1000) * 1000;
     assert.ok(firstPush >= openedMs, `first push ${firstPush - openedMs} ms after the window opened`);
     process.stdout.write(`# window: first push ${firstPush - openedMs} ms after the window opened\n`);
+  });
+
+  test('on a terminal the block is redrawn in place, and its last frame stays on screen above the recap', async () => {
+    const file = cluster.playbook('tty.yaml', playbook({ tag: '2', greeting: 'tty', minHealthy: '1s' }));
+    const r = await onTerminal([process.execPath, FLEET_BIN, '--server', cluster.url, 'apply', file]);
+    assert.equal(r.code, 0, r.out);
+    const redraws = r.out.split(`${ESC}[`).filter((s) => /^\d+A/.test(s)).length;
+    assert.ok(redraws >= 3, `the cursor moved up to redraw ${redraws} times`);
+    assert.match(r.out, /healthy for [01] of 1 s/, 'the live counter, on a terminal only');
+    const last = r.out.lastIndexOf('BATCH  NODE');
+    const recapAt = r.out.indexOf('PLAY RECAP');
+    assert.ok(last > 0 && recapAt > last, r.out);
+    const between = r.out.slice(last, recapAt);
+    assert.ok(!between.includes(`${ESC}[2K`), 'nothing erased the last frame');
+    const plain = between.replace(new RegExp(`${ESC}\\[[0-9;?]*[A-Za-z]`, 'g'), '').replaceAll('\r', '');
+    assert.match(
+      plain,
+      /^BATCH +NODE +STATE\n1\/3 +roll-1 +healthy\n2\/3 +roll-2 +healthy\n3\/3 +roll-3 +healthy\n$/,
+    );
+    assert.match(r.out.slice(0, last), /rollout \d+ of revision \d+: succeeded/);
   });
 
   test('without auto_rollback a failing batch halts: exit 1; fleet status says at which batch and why', async () => {

@@ -118,8 +118,13 @@ export function jsonSink(out: Out): ProgressSink {
   };
 }
 
-/** The sink for an output format and stream: JSON lines, a redrawn block on a terminal, else lines. */
+/**
+ * The sink for an output format and stream: JSON lines, a redrawn block on a terminal, else lines.
+ * A terminal of size 0 (a pty nobody sized: `script`, `docker run -t` under CI) counts as none:
+ * log-update draws nothing at 0 rows.
+ */
 export function sinkFor(output: OutputFormat, out: Out): ProgressSink {
   if (output === 'json') return jsonSink(out);
-  return out.isTTY ? terminalSink(out) : lineSink(out);
+  const sized = out.rows !== 0 && out.columns !== 0;
+  return out.isTTY && sized ? terminalSink(out) : lineSink(out);
 }

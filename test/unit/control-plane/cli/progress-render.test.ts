@@ -83,6 +83,9 @@ describe('progress on a terminal (log-update)', () => {
     const pipe = fakeOut(false);
     sinkFor('text', pipe).update([view]);
     assert.match(pipe.text(), /^rollout 7 of revision 4: rolling, batch 2 of 3\nbatch 1\/3 gpu-1: healthy\n/);
+    const unsized = { ...fakeOut(true), rows: 0, columns: 0 };
+    sinkFor('text', unsized).update([view]);
+    assert.match(unsized.text(), /^rollout 7 .*\nbatch 1\/3 gpu-1: healthy\n/, 'a 0×0 pty gets plain lines');
     const json = fakeOut(true);
     sinkFor('json', json).update([view]);
     assert.equal(JSON.parse(json.chunks[0]!).type, 'rollout');
