@@ -78,13 +78,13 @@ export async function waitApplied(
     if (json)
       printJsonLine({
         type: 'result',
-        apply: result,
         exitCode: exitCodeOf(err),
         error: (err as Error).message,
+        apply: result,
       });
     throw err;
   }
-  if (json) printJsonLine({ type: 'result', apply: result, ...end });
+  if (json) printJsonLine({ type: 'result', ...end, apply: result });
   if (end.exitCode !== 0) throw new CliError(`${result.deployment}: ${end.verdict}`, end.exitCode);
 }
 
