@@ -49,9 +49,10 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
-log "fleet apply playbooks/dev.yaml --wait"
-# --wait returns once the agent's probe found the model server healthy and nginx routes to it.
-fleet apply playbooks/dev.yaml --wait --timeout 180s
+log "fleet apply playbooks/dev.yaml"
+# fleet apply follows the rollout: it returns once the agent's probe found the model server healthy
+# (for min_healthy_time) and nginx routes to it.
+fleet apply playbooks/dev.yaml --timeout 180s
 echo
 fleet nodes
 echo

@@ -119,7 +119,7 @@ export async function withAgent<T>(
       ...opts.env,
     });
     await cluster.nodeConnected(node);
-    const wait = opts.wait === false ? [] : ['--wait', '--timeout', '120s'];
+    const wait = opts.wait === false ? ['--no-wait'] : ['--wait', '--timeout', '120s'];
     const r = await cluster.cli('apply', cluster.playbook(`${node}.yaml`, yaml), ...wait);
     if (r.code !== 0) throw new Error(`fleet apply failed (${r.code}): ${r.stderr}${r.stdout}`);
     return await fn(cluster);

@@ -72,7 +72,7 @@ async function applyVsDockerRun(cluster: Cluster) {
       `name: bench-${i}\nhosts: all\nservices:\n  web:\n    image: ${IMAGE}\n    env: { GREETING: "${i}" }\n    port: 8080\n    publish: ${fport}\n`,
     );
     t0 = performance.now();
-    const r = await cluster.cli('apply', file);
+    const r = await cluster.cli('apply', file, '--no-wait');
     if (r.code !== 0) throw new Error(`fleet apply failed: ${r.stderr}`);
     await waitFor(
       'fleet container running',

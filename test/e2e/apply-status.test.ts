@@ -179,6 +179,7 @@ describe('walking skeleton: apply → control plane → gRPC → agent → conta
     const r = await cluster.cliJson<{ changed: boolean; revision: number }>(
       'apply',
       cluster.playbook('v2.yaml', webPlaybook({ tag: '2', greeting: 'two', port, side: true })),
+      '--no-wait',
     );
     assert.equal(r.changed, false);
     assert.equal(r.revision, 2);

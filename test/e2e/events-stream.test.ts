@@ -62,7 +62,7 @@ describe('fleet events -f: a rollout live', { timeout: 180_000 }, () => {
 
     const started = Date.now();
     const file = cluster.playbook('events.yaml', playbook(await freePort()));
-    const applied = await cluster.cli('apply', file);
+    const applied = await cluster.cli('apply', file, '--no-wait');
     assert.equal(applied.code, 0, applied.stderr);
     for (const kind of ['deployment.applied', 'rollout.started', 'rollout.succeeded'])
       await waitFor(

@@ -65,7 +65,7 @@ describe('health probes and restarts', { timeout: 120_000 }, () => {
     // instead of its backoff timer or Docker's die event would show in the gaps below.
     cluster.startAgent(NODE, {}, ['--resync', '10s']);
     await cluster.nodeConnected(NODE);
-    const r = await cluster.cli('apply', cluster.playbook('hl.yaml', PLAYBOOK));
+    const r = await cluster.cli('apply', cluster.playbook('hl.yaml', PLAYBOOK), '--no-wait');
     assert.equal(r.code, 0, r.stderr);
     await waitFor('web healthy', async () => (await service('web'))?.state === 'healthy', 30_000, 100);
   });

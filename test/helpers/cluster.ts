@@ -105,10 +105,14 @@ export class Cluster {
     return fleet(['--server', this.url, ...args]);
   }
 
+  /**
+   * `fleet ... -o json`, parsed: one JSON document, or, for a command that streams JSON lines
+   * (`fleet apply` following its rollout), the last line: its result.
+   */
   async cliJson<T>(...args: string[]): Promise<T> {
     const r = await this.cli(...args, '-o', 'json');
     if (r.code !== 0) throw new Error(`fleet ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
-    return JSON.parse(r.stdout) as T;
+    return parseJsonOutput(r.stdout) as T;
   }
 
   log(name: string) {
@@ -119,6 +123,23 @@ export class Cluster {
     for (const node of this.agents.keys()) await this.killAgent(node, 'SIGTERM');
     await this.stopServer();
   }
+}
+
+/** `-o json` output: one document (maybe pretty-printed), or JSON lines, of which the last is returned. */
+export function parseJsonOutput(stdout: string): unknown {
+  try {
+    return JSON.parse(stdout);
+  } catch {
+    return JSON.parse(stdout.trimEnd().split('\n').at(-1) ?? '');
+  }
+}
+
+/** Every line of `-o json` output that streams JSON lines, parsed. */
+export function jsonLines(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /**

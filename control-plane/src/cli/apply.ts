@@ -1,15 +1,18 @@
 import { readFileSync } from 'node:fs';
-import { CliError } from '../../../common/cli.js';
-import { ClientError, type FleetClient } from '../api/client.js';
+import { CliError, exitCodeOf } from '../../../common/cli.js';
+import { ClientError, type FleetClient, type RolloutReply } from '../api/client.js';
+import type { DeploymentDetail } from '../api/schemas.js';
 import { formatError } from '../playbook/format.js';
-import { type OutputFormat, printJson } from './output.js';
-import { followRollout, recap, verdict } from './rollout.js';
+import { type OutputFormat, printJson, printJsonLine } from './output.js';
+import { sinkFor } from './progress-render.js';
+import { followRollout, type RecapCounts, recap, recapCounts, verdict } from './rollout.js';
 import { renderStatus, waitReady } from './status.js';
 import { table } from './table.js';
 import { localUser } from './who.js';
 
 export interface ApplyFlags {
   check: boolean;
+  /** Follow the rollout to its recap (the default; `--no-wait` stores the revision and returns). */
   wait: boolean;
   timeoutMs: number;
   output: OutputFormat;
@@ -20,10 +23,13 @@ export interface ApplyFlags {
 type ApplyReply = Awaited<ReturnType<FleetClient['apply']>>;
 type NodePlan = ApplyReply['nodes'][number];
 
-/** `fleet apply FILE`: send the playbook, print the plan or the new revision, optionally wait. */
+/**
+ * `fleet apply FILE`: send the playbook, print the plan or the new revision, then (unless
+ * `--no-wait` or `--check`) follow the rollout to its recap and verdict.
+ */
 export async function applyCommand(client: FleetClient, file: string, flags: ApplyFlags) {
   const result = await send(client, file, readPlaybook(file), flags);
-  if (flags.output === 'json' && !flags.wait) {
+  if (flags.output === 'json' && (flags.check || !flags.wait)) {
     printJson(result);
     if (result.nodes.some((n) => n.preflight && !n.preflight.ok)) process.exitCode = 1;
     return;
@@ -31,44 +37,79 @@ export async function applyCommand(client: FleetClient, file: string, flags: App
   if (flags.output === 'text') printPlan(result, flags.check);
   if (flags.check && preflightFailed(result))
     throw new CliError('preflight checks fail on some nodes; nothing was applied');
+  if (flags.check) return;
   // A plain apply returns once the connected nodes took the revision or said why they hold it back.
-  if (!flags.check) failIfHeldBack(result, flags.output);
-  if (flags.wait && !flags.check) await waitApplied(client, result, flags);
+  if (!flags.wait) return failIfHeldBack(result, flags.output);
+  await waitApplied(client, result, flags, () => failIfHeldBack(result, flags.output));
+}
+
+/** How a followed apply ended: the `-o json` result line carries it (with `type` and `apply`). */
+interface Outcome {
+  /** The documented exit code: 0 healthy, 1 halted / rolled back / failed, 4 unreachable only. */
+  exitCode: number;
+  verdict: string;
+  recap?: RecapCounts[];
+  rollout?: RolloutReply;
+  rollback?: RolloutReply;
+  /** The deployment once every node serves the revision (absent when the rollout did not succeed). */
+  status?: DeploymentDetail;
 }
 
 /**
- * `--wait`: follows the rollout batch by batch, prints the recap and the verdict (exit 1 when it
- * halted or rolled back, 4 with unreachable nodes only), then waits until every node serves.
- * `fleet rollback --wait` ends the same way.
+ * Follows what an apply (or a rollback) started: live progress per node, the recap and the
+ * verdict (exit 1 when it halted or rolled back, 4 with unreachable nodes only), then waits until
+ * every node serves. With `-o json` it prints JSON lines: `{"type":"apply"}` first, progress, and
+ * a `{"type":"result"}` line last, also when it fails (with `error`). `first` runs before the
+ * follow (a plain apply's held-back check), so its failure gets a result line too.
  */
-export async function waitApplied(client: FleetClient, result: ApplyReply, flags: ApplyFlags) {
+export async function waitApplied(
+  client: FleetClient,
+  result: ApplyReply,
+  flags: ApplyFlags,
+  first?: () => void,
+) {
+  const json = flags.output === 'json';
+  if (json) printJsonLine({ type: 'apply', apply: result });
+  let end: Outcome;
+  try {
+    first?.();
+    end = await follow(client, result, flags);
+  } catch (err) {
+    if (json)
+      printJsonLine({
+        type: 'result',
+        exitCode: exitCodeOf(err),
+        error: (err as Error).message,
+        apply: result,
+      });
+    throw err;
+  }
+  if (json) printJsonLine({ type: 'result', ...end, apply: result });
+  if (end.exitCode !== 0) throw new CliError(`${result.deployment}: ${end.verdict}`, end.exitCode);
+}
+
+async function follow(client: FleetClient, result: ApplyReply, flags: ApplyFlags): Promise<Outcome> {
+  const text = flags.output === 'text';
+  let timeoutMs = flags.timeoutMs;
+  let rolled: Omit<Outcome, 'status'> | undefined;
   if (result.rollout !== undefined) {
     const started = Date.now();
-    const done = await followRollout(
-      client,
-      result.deployment,
-      result.rollout,
-      flags.timeoutMs,
-      flags.output,
-    );
+    const sink = sinkFor(flags.output, process.stdout);
+    const done = await followRollout(client, result.deployment, result.rollout, timeoutMs, sink);
     const v = verdict(done.rollout, done.rollback);
-    if (flags.output === 'text') process.stdout.write(`${recap(result, done.rollout)}\n${v.line}\n`);
-    if (v.exitCode !== 0) {
-      if (flags.output === 'json')
-        printJson({ apply: result, rollout: done.rollout, rollback: done.rollback });
-      throw new CliError(`${result.deployment}: ${v.line}`, v.exitCode);
-    }
-    flags = { ...flags, timeoutMs: Math.max(1_000, flags.timeoutMs - (Date.now() - started)) };
+    if (text) process.stdout.write(`${recap(result, done.rollout)}\n${v.line}\n`);
+    rolled = { ...done, exitCode: v.exitCode, verdict: v.line, recap: recapCounts(result, done.rollout) };
+    if (v.exitCode !== 0) return rolled;
+    timeoutMs = Math.max(1_000, timeoutMs - (Date.now() - started));
   }
-  const detail = await waitReady(
-    client,
-    result.deployment,
-    result.revision,
-    flags.timeoutMs,
-    flags.output === 'text',
-  );
-  if (flags.output === 'json') printJson({ apply: result, status: detail });
-  else process.stdout.write(`${renderStatus(detail)}\n`);
+  const status = await waitReady(client, result.deployment, result.revision, timeoutMs, text);
+  if (text) process.stdout.write(`${renderStatus(status)}\n`);
+  return {
+    exitCode: 0,
+    verdict: `revision ${result.revision} serves on ${status.nodes.length} node(s)`,
+    ...rolled,
+    status,
+  };
 }
 
 function readPlaybook(file: string): string {

@@ -154,11 +154,20 @@ function addHistoryCommands(program: Command, client: () => FleetClient) {
   );
 }
 
-/** What starts a rollout takes: `--wait`, `--timeout`, `--expect-revision`, `-o` (apply and rollback). */
+/**
+ * What starts a rollout takes: `--no-wait`, `--timeout`, `--expect-revision`, `-o` (apply and
+ * rollback). Following the rollout is the default; `--wait` stays accepted for older scripts.
+ */
 function withRolloutOptions(cmd: Command): Command {
   return cmd
-    .option('--wait', 'follow the rollout batch by batch, print the recap; exit 1 if it halts', false)
-    .option('--timeout <duration>', 'how long --wait waits', arg(parseDuration), 300_000)
+    .option('--wait', 'follow the rollout with live progress, the recap and the verdict', true)
+    .option('--no-wait', 'return once the revision is stored; do not follow the rollout')
+    .option(
+      '--timeout <duration>',
+      'how long to follow the rollout before giving up',
+      arg(parseDuration),
+      300_000,
+    )
     .option(
       '--expect-revision <n>',
       'refuse unless the deployment is at revision N; supersedes a running rollout',
@@ -168,5 +177,5 @@ function withRolloutOptions(cmd: Command): Command {
 }
 
 function rolloutFlags(o: { wait: boolean; timeout: number; output: OutputFormat; expectRevision?: number }) {
-  return { wait: o.wait, timeoutMs: o.timeout, output: o.output, expectRevision: o.expectRevision };
+  return { wait: o.wait !== false, timeoutMs: o.timeout, output: o.output, expectRevision: o.expectRevision };
 }

@@ -10,3 +10,8 @@ export function parseOutput(v: string): OutputFormat {
 export function printJson(value: unknown) {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
+
+/** One compact JSON object on one line: what commands that stream (`-o json` progress) print. */
+export function printJsonLine(value: unknown) {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}

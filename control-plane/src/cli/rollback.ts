@@ -7,6 +7,7 @@ import { localUser } from './who.js';
 export interface RollbackFlags {
   /** The revision to go back to; default: the server picks the last stable one. */
   to?: number;
+  /** Follow the rollout (the default; `--no-wait` returns once the revision is stored). */
   wait: boolean;
   timeoutMs: number;
   output: OutputFormat;
@@ -25,7 +26,7 @@ export function rollbackLine(r: RollbackReply): string {
  * `fleet rollback DEPLOYMENT [--to N]`: the control plane stores a new revision with revision N's
  * playbook (default: the last stable one) and rolls it out like an apply, with that playbook's
  * `serial`. Refused input (no such revision, nothing stable, a rollout running) exits 2, nothing
- * stored; `--wait` follows the rollout and ends with the recap and verdict, as `fleet apply --wait`.
+ * stored. It follows the rollout to the recap and verdict, as `fleet apply` does, unless `--no-wait`.
  */
 export async function rollbackCommand(client: FleetClient, deployment: string, flags: RollbackFlags) {
   let result: RollbackReply;

@@ -1,90 +1,88 @@
 import { CliError } from '../../../common/cli.js';
 import type { ApplyReply, FleetClient, RolloutReply } from '../api/client.js';
 import { type OutputFormat, printJson } from './output.js';
+import { rolloutProgress } from './progress.js';
+import { frame, type ProgressSink } from './progress-render.js';
 
 type Rollout = RolloutReply;
-type RolloutNode = Rollout['nodes'][number];
 
 const FINISHED = new Set(['succeeded', 'halted', 'rolled-back', 'aborted', 'superseded']);
 
-/** One line per node whose state changed since the last look: batch, node, state, reason. */
-function printChanges(r: Rollout, seen: Map<string, string>, output: OutputFormat, prefix = '') {
-  for (const n of r.nodes) {
-    const line = `${prefix}${nodeLine(r, n)}`;
-    if (seen.get(prefix + n.node) === line) continue;
-    seen.set(prefix + n.node, line);
-    // `-o json` prints one document at the end; progress is for people.
-    if (output === 'text') process.stdout.write(`${line}\n`);
-  }
-}
-
-/** "prefetched 2 of 3 nodes" when it changed since the last look (the images of later batches arriving). */
-function printPrefetch(r: Rollout, seen: Map<string, string>, output: OutputFormat) {
-  if (!r.prefetched) return;
-  const line = `prefetched ${r.prefetched.nodes} of ${r.prefetched.of} nodes`;
-  if (seen.get('\0prefetch') === line) return;
-  seen.set('\0prefetch', line);
-  if (output === 'text') process.stdout.write(`${line}\n`);
-}
-
-function nodeLine(r: Rollout, n: RolloutNode): string {
-  const batch = `batch ${n.batch + 1}/${r.batches}`;
-  if (n.state === 'pushed' && n.healthySinceMs > 0)
-    return `${batch} ${n.node}: healthy, watching for ${Math.round(r.policy.minHealthyMs / 1000)} s`;
-  return `${batch} ${n.node}: ${n.state}${n.reason ? ` (${n.reason})` : ''}`;
-}
-
 /**
- * Follows a rollout until it finishes (or `timeoutMs`), printing each node's progress as it
- * changes. A rollout that rolled back is followed into its rollback, so the command ends when the
- * nodes are back on the stable revision. Returns the rollout the apply started, finished.
+ * Follows a rollout until it finishes (or `timeoutMs`), handing the sink where every node stands
+ * at each look (every 250 ms). A rollout that rolled back is followed into its rollback, so the
+ * command ends when the nodes are back on the stable revision. Returns the rollout the apply
+ * started, finished, and that rollback. The sink is done (its last frame kept) on every way out.
  */
 export async function followRollout(
   client: FleetClient,
   deployment: string,
   id: number,
   timeoutMs: number,
-  output: OutputFormat,
+  sink: ProgressSink,
 ): Promise<{ rollout: Rollout; rollback?: Rollout }> {
   const deadline = Date.now() + timeoutMs;
-  const seen = new Map<string, string>();
-  for (;;) {
-    const started = await client.rolloutById(deployment, id);
-    const latest = (await client.deployment(deployment)).rollout;
-    printChanges(started, seen, output);
-    printPrefetch(started, seen, output);
-    const rollback = latest && latest.id > id && latest.kind === 'rollback' ? latest : undefined;
-    if (rollback) printChanges(rollback, seen, output, 'rollback: ');
-    if (FINISHED.has(started.state)) {
-      if (started.state !== 'rolled-back') return { rollout: started };
-      if (rollback && FINISHED.has(rollback.state)) return { rollout: started, rollback };
+  try {
+    for (;;) {
+      const started = await client.rolloutById(deployment, id);
+      const detail = await client.deployment(deployment);
+      const latest = detail.rollout;
+      const rollback = latest && latest.id > id && latest.kind === 'rollback' ? latest : undefined;
+      const now = Date.now();
+      sink.update([started, ...(rollback ? [rollback] : [])].map((r) => rolloutProgress(r, detail, now)));
+      if (FINISHED.has(started.state)) {
+        if (started.state !== 'rolled-back') return { rollout: started };
+        if (rollback && FINISHED.has(rollback.state)) return { rollout: started, rollback };
+      }
+      if (Date.now() > deadline)
+        throw new CliError(
+          `${deployment}: rollout ${id} not finished after ${Math.round(timeoutMs / 1000)}s`,
+        );
+      await new Promise((res) => setTimeout(res, 250));
     }
-    if (Date.now() > deadline)
-      throw new CliError(`${deployment}: rollout ${id} not finished after ${Math.round(timeoutMs / 1000)}s`);
-    await new Promise((res) => setTimeout(res, 250));
+  } finally {
+    sink.done();
   }
 }
 
+/** One node's PLAY RECAP counts. */
+export interface RecapCounts {
+  node: string;
+  ok: number;
+  changed: number;
+  unreachable: number;
+  failed: number;
+  skipped: number;
+}
+
 /**
- * PLAY RECAP in Ansible's words, one line per node: ok = services already at the revision,
+ * PLAY RECAP counts in Ansible's words, one per node: ok = services already at the revision,
  * changed = services created, replaced or removed, then failed, unreachable, skipped.
  */
-export function recap(apply: ApplyReply, r: Rollout): string {
-  const lines = r.nodes.map((n) => {
+export function recapCounts(apply: ApplyReply, r: Rollout): RecapCounts[] {
+  return r.nodes.map((n) => {
     const plan = apply.nodes.find((p) => p.node === n.node)?.services ?? [];
     const unchanged = plan.filter((s) => s.action === 'unchanged').length;
     const healthy = n.state === 'healthy';
-    const counts = {
+    return {
+      node: n.node,
       ok: healthy ? unchanged : 0,
       changed: healthy ? plan.length - unchanged : 0,
       unreachable: n.state === 'unreachable' ? 1 : 0,
       failed: n.state === 'failed' ? 1 : 0,
       skipped: n.state === 'skipped' || n.state === 'waiting' ? 1 : 0,
     };
-    return `${n.node.padEnd(20)} : ${Object.entries(counts)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(' ')}`;
   });
+}
+
+/** PLAY RECAP as Ansible prints it: `gpu-1 : ok=0 changed=1 unreachable=0 failed=0 skipped=0`. */
+export function recap(apply: ApplyReply, r: Rollout): string {
+  const lines = recapCounts(apply, r).map(
+    ({ node, ...c }) =>
+      `${node.padEnd(20)} : ${Object.entries(c)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}`,
+  );
   return `PLAY RECAP ${'*'.repeat(60)}\n${lines.join('\n')}`;
 }
 
@@ -115,15 +113,9 @@ export async function rolloutCommand(
   deployment: string,
   output: OutputFormat,
 ) {
-  const r =
-    action === 'status'
-      ? (await client.deployment(deployment)).rollout
-      : await client.rollout(deployment, action);
+  const detail = await client.deployment(deployment);
+  const r = action === 'status' ? detail.rollout : await client.rollout(deployment, action);
   if (!r) throw new CliError(`${deployment}: no rollout yet`, 1);
   if (output === 'json') return printJson(r);
-  process.stdout.write(
-    `${deployment}: rollout ${r.id} of revision ${r.revision} (${r.kind}) ${r.state}, batch ${r.batch + 1} of ${r.batches}` +
-      `${r.reason ? `: ${r.reason}` : ''}\n`,
-  );
-  for (const n of r.nodes) process.stdout.write(`  ${nodeLine(r, n)}\n`);
+  process.stdout.write(`${deployment}: ${frame([rolloutProgress(r, detail, Date.now())])}\n`);
 }

@@ -2,6 +2,8 @@ import { CliError } from '../../../common/cli.js';
 import type { FleetClient } from '../api/client.js';
 import type { DeploymentDetail } from '../api/schemas.js';
 import { type OutputFormat, printJson } from './output.js';
+import { rolloutProgress } from './progress.js';
+import { prefetchText } from './progress-render.js';
 import { ago, table } from './table.js';
 
 /** `fleet status [DEPLOYMENT]`: one deployment per node and service, or a line per deployment. */
@@ -24,30 +26,58 @@ export async function statusCommand(client: FleetClient, name: string | undefine
   process.stdout.write(`${renderStatus(detail)}\n`);
 }
 
-export function renderStatus(d: DeploymentDetail): string {
+/** The cells of one node's service: state (and the revision it is at, when older), ready, progress, error. */
+function serviceCells(n: DeploymentDetail['nodes'][number], svc: string): string[] {
+  const s = n.services.find((x) => x.service === svc);
+  if (!s) return [svc, 'no report', '-', '', ''];
+  const at = s.revision !== n.revision ? ` (at rev ${s.revision})` : '';
+  return [svc, `${s.state}${at}`, `${s.ready}/${s.desired}`, s.progress, s.lastError];
+}
+
+/** The newest rollout's headline (with its prefetch) and, per node, its state in that rollout. */
+function rolloutOf(d: DeploymentDetail, now: number) {
+  if (!d.rollout) return undefined;
+  const p = rolloutProgress(d.rollout, d, now);
+  const line = `${p.headline}${p.prefetched ? ` · ${prefetchText(p.prefetched)}` : ''}`;
+  const stateOf = (node: string) => {
+    const r = p.rows.find((x) => x.node === node);
+    return r ? `batch ${r.batch}/${p.batches} ${r.text}` : '-';
+  };
+  return { line, stateOf };
+}
+
+/**
+ * One deployment for people: a head line, where its newest rollout stands (batch k of n, halted
+ * and why), then a row per node and service with the node's rollout state beside its services.
+ */
+export function renderStatus(d: DeploymentDetail, now = Date.now()): string {
   const head = `${d.name}: revision ${d.revision} (${d.hash.slice(0, 12)}) from ${d.file}, ${d.ready ? 'ready' : 'not ready'}`;
-  const rows: string[][] = [];
-  for (const n of d.nodes) {
-    for (const svc of d.services) {
-      const s = n.services.find((x) => x.service === svc);
-      rows.push([
-        n.node,
-        n.connected ? 'connected' : 'offline',
-        svc,
-        s ? `${s.state}${s.revision !== n.revision ? ` (at rev ${s.revision})` : ''}` : 'no report',
-        s ? `${s.ready}/${s.desired}` : '-',
-        s?.progress ?? '',
-        s?.lastError ?? '',
-      ]);
-    }
-  }
+  const rollout = rolloutOf(d, now);
+  const rows = d.nodes.flatMap((n) =>
+    d.services.map((svc) => [
+      n.node,
+      n.connected ? 'connected' : 'offline',
+      ...(rollout ? [rollout.stateOf(n.node)] : []),
+      ...serviceCells(n, svc),
+    ]),
+  );
   const held = d.nodes.flatMap((n) =>
     (n.preflight?.checks ?? []).map(
       (c) => `  ${n.node}: preflight ${c.name}${c.service ? ` [${c.service}]` : ''}: ${c.message}`,
     ),
   );
   const preflight = held.length ? `\nheld back (what runs is untouched):\n${held.join('\n')}` : '';
-  return `${head}\n${table(['NODE', 'AGENT', 'SERVICE', 'STATE', 'READY', 'PROGRESS', 'ERROR'], rows)}${preflight}`;
+  const header = [
+    'NODE',
+    'AGENT',
+    ...(rollout ? ['ROLLOUT'] : []),
+    'SERVICE',
+    'STATE',
+    'READY',
+    'PROGRESS',
+    'ERROR',
+  ];
+  return `${head}${rollout ? `\n${rollout.line}` : ''}\n${table(header, rows)}${preflight}`;
 }
 
 /** Prints each node's service state at `revision` when it differs from what `seen` last printed. */
