@@ -139,6 +139,30 @@ export const migrations: readonly string[] = [
   ALTER TABLE revisions ADD COLUMN rolled_back_from INTEGER NOT NULL DEFAULT 0;
   CREATE INDEX revisions_history ON revisions(deployment, revision DESC);
   `,
+  // 7: join tokens (secrets only as SHA-256; single use through used_ms) and the key each node
+  // name is bound to by its first enrollment (pki/roles.ts explains the trust model).
+  `
+  CREATE TABLE join_tokens (
+    id          TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    labels      TEXT NOT NULL DEFAULT '{}',
+    created_by  TEXT NOT NULL DEFAULT '',
+    created_ms  INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL,
+    used_ms     INTEGER,
+    used_by     TEXT NOT NULL DEFAULT '',
+    revoked_ms  INTEGER
+  ) STRICT;
+
+  CREATE TABLE node_keys (
+    node            TEXT PRIMARY KEY,
+    key_fingerprint TEXT NOT NULL,
+    enrolled_ms     INTEGER NOT NULL,
+    renewed_ms      INTEGER NOT NULL,
+    serial          TEXT NOT NULL,
+    not_after_ms    INTEGER NOT NULL
+  ) STRICT;
+  `,
 ];
 
 /** Applies every migration past the file's `user_version`, each in its own transaction. */

@@ -2,6 +2,8 @@ import type { Database } from 'better-sqlite3';
 import { DeploymentRepo } from './deployments.js';
 import { EventRepo } from './events.js';
 import { FactsRepo } from './facts.js';
+import { JoinTokenRepo } from './join-tokens.js';
+import { NodeKeyRepo } from './node-keys.js';
 import { NodeRepo } from './nodes.js';
 import { openDatabase } from './open.js';
 import { PreflightRepo } from './preflight.js';
@@ -17,6 +19,8 @@ export class Store {
   readonly facts: FactsRepo;
   readonly preflight: PreflightRepo;
   readonly rollouts: RolloutRepo;
+  readonly joinTokens: JoinTokenRepo;
+  readonly nodeKeys: NodeKeyRepo;
 
   constructor(readonly db: Database) {
     this.nodes = new NodeRepo(db);
@@ -26,6 +30,8 @@ export class Store {
     this.facts = new FactsRepo(db);
     this.preflight = new PreflightRepo(db);
     this.rollouts = new RolloutRepo(db);
+    this.joinTokens = new JoinTokenRepo(db);
+    this.nodeKeys = new NodeKeyRepo(db);
   }
 
   static open(file: string): Store {
