@@ -2,13 +2,14 @@ import { readFileSync } from 'node:fs';
 import { CliError } from '../../../common/cli.js';
 import { ClientError, type FleetClient } from '../api/client.js';
 import { formatError } from '../playbook/format.js';
+import { type CheckFlags, reportCheck } from './check.js';
 import { type OutputFormat, printJson } from './output.js';
 import { followRollout, recap, verdict } from './rollout.js';
 import { renderStatus, waitReady } from './status.js';
 import { table } from './table.js';
 import { localUser } from './who.js';
 
-export interface ApplyFlags {
+export interface ApplyFlags extends Partial<Omit<CheckFlags, 'output'>> {
   check: boolean;
   wait: boolean;
   timeoutMs: number;
@@ -18,22 +19,20 @@ export interface ApplyFlags {
 }
 
 type ApplyReply = Awaited<ReturnType<FleetClient['apply']>>;
-type NodePlan = ApplyReply['nodes'][number];
 
 /** `fleet apply FILE`: send the playbook, print the plan or the new revision, optionally wait. */
 export async function applyCommand(client: FleetClient, file: string, flags: ApplyFlags) {
   const result = await send(client, file, readPlaybook(file), flags);
+  if (flags.check) return reportCheck(result, file, flags);
   if (flags.output === 'json' && !flags.wait) {
     printJson(result);
     if (result.nodes.some((n) => n.preflight && !n.preflight.ok)) process.exitCode = 1;
     return;
   }
-  if (flags.output === 'text') printPlan(result, flags.check);
-  if (flags.check && preflightFailed(result))
-    throw new CliError('preflight checks fail on some nodes; nothing was applied');
+  if (flags.output === 'text') printPlan(result);
   // A plain apply returns once the connected nodes took the revision or said why they hold it back.
-  if (!flags.check) failIfHeldBack(result, flags.output);
-  if (flags.wait && !flags.check) await waitApplied(client, result, flags);
+  failIfHeldBack(result, flags.output);
+  if (flags.wait) await waitApplied(client, result, flags);
 }
 
 /**
@@ -90,7 +89,7 @@ async function send(
   flags: ApplyFlags,
 ): Promise<ApplyReply> {
   try {
-    return await client.apply(source, file, flags.check, flags.expectRevision, localUser());
+    return await client.apply(source, file, flags.check, flags.expectRevision, localUser(), flags.diff);
   } catch (err) {
     if (err instanceof ClientError && err.body?.errors?.length) {
       if (flags.output === 'json') printJson(err.body);
@@ -104,9 +103,9 @@ async function send(
   }
 }
 
-/** The verdict line, the per-node table and, in check mode, each node's preflight answer. */
-function printPlan(result: ApplyReply, check: boolean) {
-  const verb = check ? 'would apply' : result.changed ? 'applied' : 'unchanged at';
+/** The verdict line and the per-node table (check mode prints its own: cli/check.ts). */
+function printPlan(result: ApplyReply) {
+  const verb = result.changed ? 'applied' : 'unchanged at';
   const was =
     result.previousRevision && result.previousRevision !== result.revision
       ? ` (was ${result.previousRevision})`
@@ -116,22 +115,6 @@ function printPlan(result: ApplyReply, check: boolean) {
     n.services.map((s) => [n.node, n.connected ? 'connected' : 'offline', s.service, s.action]),
   );
   if (rows.length) process.stdout.write(`${table(['NODE', 'AGENT', 'SERVICE', 'ACTION'], rows)}\n`);
-  if (check) for (const n of result.nodes) printPreflight(n);
-}
-
-function printPreflight(n: NodePlan) {
-  const pf = n.preflight;
-  if (!pf) return;
-  if (!pf.checked) {
-    process.stdout.write(`preflight ${n.node}: not checked (${pf.message})\n`);
-    return;
-  }
-  const failed = pf.checks.filter((c) => !c.ok);
-  process.stdout.write(
-    `preflight ${n.node}: ${failed.length ? 'FAIL' : 'ok'} (${pf.checks.length} checks)\n`,
-  );
-  for (const c of failed)
-    process.stdout.write(`  ${c.name}${c.service ? ` [${c.service}]` : ''}: ${c.message}\n`);
 }
 
 /** After a plain apply: nodes whose preflight holds the revision back fail the command, saying why. */
@@ -149,9 +132,4 @@ function failIfHeldBack(result: ApplyReply, output: OutputFormat) {
   throw new CliError(
     `${result.deployment}: revision ${result.revision} stored, but ${held.length} node(s) hold it back; see fleet status ${result.deployment}`,
   );
-}
-
-/** Check mode: some node that was asked said it cannot take the revision. */
-function preflightFailed(result: { nodes: { preflight?: { checked: boolean; ok: boolean } }[] }) {
-  return result.nodes.some((n) => n.preflight?.checked && !n.preflight.ok);
 }
