@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { CliError } from '../../../common/cli.js';
 import { ClientError, type FleetClient } from '../api/client.js';
 import { formatError } from '../playbook/format.js';
-import { type CheckFlags, reportCheck } from './check.js';
+import { type CheckFlags, refusedExitCode, reportCheck } from './check.js';
 import { type OutputFormat, printJson } from './output.js';
 import { followRollout, recap, verdict } from './rollout.js';
 import { renderStatus, waitReady } from './status.js';
@@ -22,7 +22,7 @@ type ApplyReply = Awaited<ReturnType<FleetClient['apply']>>;
 
 /** `fleet apply FILE`: send the playbook, print the plan or the new revision, optionally wait. */
 export async function applyCommand(client: FleetClient, file: string, flags: ApplyFlags) {
-  const result = await send(client, file, readPlaybook(file), flags);
+  const result = await send(client, file, readPlaybook(file, refusedExitCode(flags)), flags);
   if (flags.check) return reportCheck(result, file, flags);
   if (flags.output === 'json' && !flags.wait) {
     printJson(result);
@@ -70,18 +70,21 @@ export async function waitApplied(client: FleetClient, result: ApplyReply, flags
   else process.stdout.write(`${renderStatus(detail)}\n`);
 }
 
-function readPlaybook(file: string): string {
+function readPlaybook(file: string, exitCode: number): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
     throw new CliError(
       `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      2,
+      exitCode,
     );
   }
 }
 
-/** Sends the playbook; a refused one (positioned errors, or any 4xx) exits 2 with nothing applied. */
+/**
+ * Sends the playbook; a refused one (positioned errors, or any 4xx) exits 2 with nothing applied
+ * (1 under `--check --detailed-exitcode`, where 2 means changes).
+ */
 async function send(
   client: FleetClient,
   file: string,
@@ -94,10 +97,10 @@ async function send(
     if (err instanceof ClientError && err.body?.errors?.length) {
       if (flags.output === 'json') printJson(err.body);
       else for (const e of err.body.errors) process.stderr.write(`${formatError(e)}\n`);
-      throw new CliError(`${file}: playbook rejected, nothing applied`, 2);
+      throw new CliError(`${file}: playbook rejected, nothing applied`, refusedExitCode(flags));
     }
     if (err instanceof ClientError && err.status >= 400 && err.status < 500) {
-      throw new CliError(`${file}: ${err.message}; nothing applied`, 2);
+      throw new CliError(`${file}: ${err.message}; nothing applied`, refusedExitCode(flags));
     }
     throw err;
   }

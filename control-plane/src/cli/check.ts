@@ -40,6 +40,15 @@ export function applyCommandLine(file: string, currentRevision: number, globalAr
     .join(' ');
 }
 
+/**
+ * How a refused apply (a playbook with errors, a conflict, no matching node) exits: 2, bad input,
+ * nothing stored; but under `--check --detailed-exitcode` 2 means "changes", so there it is 1,
+ * Terraform's "error".
+ */
+export function refusedExitCode(flags: { check: boolean; detailedExitcode?: boolean }): 1 | 2 {
+  return flags.check && flags.detailedExitcode ? 1 : 2;
+}
+
 /** Whether applying would change anything: a new revision or node set, or a container an agent would touch. */
 export function hasChanges(reply: ApplyReply): boolean {
   return (
@@ -145,9 +154,9 @@ function renderPreview(p: Preview): string[] {
   out.push('  images:');
   for (const i of p.images) out.push(`    ${i.present ? 'present' : 'pull   '}  ${i.image}`);
   if (!p.images.length) out.push('    (none)');
-  out.push(
-    p.proxyDiff ? `  nginx config:\n${indent(p.proxyDiff.trimEnd(), '    ')}` : '  nginx config: unchanged',
-  );
+  // Upstreams are the replicas ready now: a new replica's address is known only once it runs.
+  const head = "  nginx config (upstreams: today's ready replicas):";
+  out.push(p.proxyDiff ? `${head}\n${indent(p.proxyDiff.trimEnd(), '    ')}` : '  nginx config: unchanged');
   return out;
 }
 
@@ -173,7 +182,8 @@ export function renderCheck(reply: ApplyReply, opts: { diff: boolean; command: s
     for (const n of reply.nodes) out.push(...renderPreflight(n));
     return out.join('\n');
   }
-  if (reply.changes?.length) out.push('deployment:', ...reply.changes.map((c) => `  ${renderField(c)}`));
+  if (reply.changes?.length)
+    out.push('deployment fields:', ...reply.changes.map((c) => `  ${renderField(c)}`));
   for (const n of reply.nodes) out.push('', ...renderNode(n));
   out.push('');
   const batches = reply.batches ?? [];

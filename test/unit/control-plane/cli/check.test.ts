@@ -5,6 +5,7 @@ import {
   applyCommandLine,
   detailedExitCode,
   hasChanges,
+  refusedExitCode,
   renderCheck,
   renderField,
 } from '../../../../control-plane/src/cli/check.js';
@@ -92,13 +93,13 @@ describe('fleet apply --check --diff: the text', () => {
     assert.match(a, /^ {2}GPU fit: no GPUs asked for$/m);
     assert.match(
       a,
-      /^ {2}nginx config:\n {4}--- nginx\.conf \(serving\)\n {4}\+\+\+ nginx\.conf \(revision 2\)/m,
+      /^ {2}nginx config \(upstreams: today's ready replicas\):\n {4}--- nginx\.conf \(serving\)\n {4}\+\+\+ nginx\.conf \(revision 2\)/m,
     );
     assert.match(a, /^ {4}- {2}limit_req_zone .*rate=10r\/s;\n {4}\+ {2}limit_req_zone .*rate=20r\/s;$/m);
   });
 
   test('then the deployment-level fields, the batches and the exact command', () => {
-    assert.match(text, /^deployment:\n {2}~ rollout\.min_healthy_time: 10s → 2s$/m);
+    assert.match(text, /^deployment fields:\n {2}~ rollout\.min_healthy_time: 10s → 2s$/m);
     assert.match(text, /^rollout: 2 batches\n {2}batch 1: a\n {2}batch 2: b$/m);
     assert.ok(text.endsWith(`apply exactly this: ${COMMAND}`), text);
   });
@@ -218,5 +219,13 @@ describe('the command that applies exactly what was checked', () => {
       "fleet --server http://127.0.0.1:7080 apply '/tmp/my book.yaml' --expect-revision 0",
     );
     assert.equal(applyCommandLine("it's.yaml", 1), `fleet apply 'it'\\''s.yaml' --expect-revision 1`);
+  });
+});
+
+describe('a refused apply (bad playbook, conflict, no node)', () => {
+  test('exits 2, but 1 under --check --detailed-exitcode where 2 means changes', () => {
+    assert.equal(refusedExitCode({ check: false }), 2);
+    assert.equal(refusedExitCode({ check: true }), 2);
+    assert.equal(refusedExitCode({ check: true, detailedExitcode: true }), 1);
   });
 });
