@@ -171,6 +171,8 @@ function renderNode(n: NodePlan): string[] {
   if (n.preview) out.push(...renderPreview(n.preview));
   else if (n.preflight?.checked === false)
     out.push('  containers, images, nginx config: not known (agent not asked)');
+  else if (n.preflight)
+    out.push('  containers, images, nginx config: not known (the agent sent no preview: an older agent?)');
   out.push(...renderGpuFit(n));
   return out;
 }

@@ -137,7 +137,12 @@ describe('fleet apply --check --diff: the text', () => {
     });
     const t = renderCheck(reply({ nodes: [off] }), { diff: true, command: COMMAND });
     assert.match(t, /^node off \(offline\)\n {2}preflight off: not checked \(agent not connected\)$/m);
-    assert.match(t, /containers, images, nginx config: not known/);
+    assert.match(t, /containers, images, nginx config: not known \(agent not asked\)/);
+    const old = renderCheck(reply({ nodes: [node('old', { preview: undefined })] }), {
+      diff: true,
+      command: COMMAND,
+    });
+    assert.match(old, /not known \(the agent sent no preview: an older agent\?\)/);
     const same = node('a', {
       services: [{ service: 'web', action: 'unchanged', changes: [] }],
       preview: {
