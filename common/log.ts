@@ -20,6 +20,19 @@ const SECRET_KEYS = [
   'FLEET_AGENT_TOKEN',
 ];
 
+/** SECRET_KEYS as words: lower case, letters and digits only (`api_key`, `apiKey` → `apikey`). */
+const SECRET_WORDS = [...new Set(SECRET_KEYS.map((k) => k.toLowerCase().replace(/[^a-z0-9]/g, '')))];
+
+/**
+ * Whether a configuration key names a credential, by the same words the logger redacts, in any
+ * case and spelling (`HF_TOKEN`, `apiKey`, `DB_PASSWORD`, `AWS_SECRET_ACCESS_KEY`): where fleet
+ * shows configuration (`fleet apply --check --diff`), such a key's value is masked.
+ */
+export function looksSecret(key: string): boolean {
+  const word = key.toLowerCase().replace(/[^a-z0-9]/g, '');
+  return SECRET_WORDS.some((w) => word.includes(w));
+}
+
 export const REDACT_PATHS = [
   ...SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]),
   '["x-api-key"]',

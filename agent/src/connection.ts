@@ -9,10 +9,13 @@ import {
   type HostFacts,
   type Prefetch,
   type PrefetchStatus,
-  type PreflightResult,
+  type PreflightResponse,
   type StatusReport,
 } from '../../proto/gen/fleet/v1/agent.js';
 import { Backoff } from './backoff.js';
+
+/** The agent's answer to a preflight request: its checks, and the preview when one was asked for. */
+export type PreflightAnswer = Omit<PreflightResponse, 'requestId'>;
 
 export interface ConnectionOptions {
   address: string;
@@ -25,8 +28,11 @@ export interface ConnectionOptions {
   latestReport: () => StatusReport | undefined;
   /** Called on every (re)connect: the agent's latest facts go out right after hello. */
   onConnect?: () => void;
-  /** `fleet apply --check`: run the checks on a proposed state, apply nothing. */
-  onPreflight?: (desired: DesiredState) => Promise<PreflightResult>;
+  /**
+   * `fleet apply --check`: run the checks on a proposed state, apply nothing; with `--diff` the
+   * control plane names a deployment to preview as well.
+   */
+  onPreflight?: (desired: DesiredState, previewDeployment: string) => Promise<PreflightAnswer>;
   /** A rollout started: pull these images in the background (never touching a container). */
   onPrefetch?: (p: Prefetch) => void;
   heartbeatMs?: number;
@@ -134,16 +140,18 @@ export class Connection {
     let opened = false;
     stream.on('data', (m: ControlMessage) => {
       if (m.msg?.$case === 'preflight') {
-        const { requestId, desired } = m.msg.preflight;
-        const answer = (result: PreflightResult) =>
-          this.send({ msg: { $case: 'preflightResult', preflightResult: { requestId, result } } });
+        const { requestId, desired, previewDeployment } = m.msg.preflight;
+        const answer = (a: PreflightAnswer) =>
+          this.send({ msg: { $case: 'preflightResult', preflightResult: { requestId, ...a } } });
         if (desired && this.opts.onPreflight) {
-          this.opts.onPreflight(desired).then(answer, (err: Error) =>
+          this.opts.onPreflight(desired, previewDeployment).then(answer, (err: Error) =>
             answer({
-              desiredVersion: desired.version,
-              ok: false,
-              checkedAtMs: Date.now(),
-              checks: [{ name: 'preflight', ok: false, message: err.message, service: '' }],
+              result: {
+                desiredVersion: desired.version,
+                ok: false,
+                checkedAtMs: Date.now(),
+                checks: [{ name: 'preflight', ok: false, message: err.message, service: '' }],
+              },
             }),
           );
         }

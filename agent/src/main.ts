@@ -5,7 +5,7 @@ import { systemClock } from '../../common/clock.js';
 import { createLogger, type Logger } from '../../common/log.js';
 import { withTimeout } from '../../common/timeout.js';
 import { VERSION } from '../../common/version.js';
-import type { DesiredState } from '../../proto/gen/fleet/v1/agent.js';
+import type { DesiredState, NodePreview } from '../../proto/gen/fleet/v1/agent.js';
 import { Connection } from './connection.js';
 import { dockerAdapter } from './docker/index.js';
 import { collectHost } from './facts/host.js';
@@ -21,6 +21,7 @@ import { withSharedPulls } from './prefetch/shared-pulls.js';
 import { FileProbe } from './preflight/files.js';
 import { PreflightGate } from './preflight/gate.js';
 import { runPreflight } from './preflight/run.js';
+import { previewDeployment } from './preview/run.js';
 import { readApiKeys } from './proxy/keys.js';
 import { Reconciler } from './reconcile/loop.js';
 import type { ContainerRuntime } from './runtime.js';
@@ -69,6 +70,8 @@ interface Late {
   connection?: Connection;
   gate?: PreflightGate;
   facts?: FactsReporter;
+  /** `fleet apply --check --diff`: what a proposed state would change for one deployment here. */
+  preview?: (d: DesiredState, deployment: string) => Promise<NodePreview>;
 }
 
 type DockerAdapter = ReturnType<typeof dockerAdapter>;
@@ -100,6 +103,14 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
   const runtime = withSharedPulls(docker.runtime);
   const reconciler = buildReconciler(opts, log, { ...docker, runtime }, prober, gpuCollector, late);
   late.reconciler = reconciler;
+  late.preview = (d, deployment) =>
+    previewDeployment(d, deployment, {
+      node: opts.node,
+      runtime,
+      health: (id) => prober.get(id),
+      gpus: () => gpusOf(gpuCollector),
+      proxy: { currentConfig: (dep) => docker.proxyDriver.currentConfig(dep), readApiKeys },
+    });
   const prefetcher = new Prefetcher({
     runtime,
     clock: systemClock,
@@ -270,7 +281,13 @@ function buildConnection(
       late.gate?.offer(d);
     },
     // The control plane waits 10 s for an answer: a long model hash answers "still hashing".
-    onPreflight: (d) => check(d, 8_000),
+    onPreflight: async (d, deployment) => {
+      const [result, preview] = await Promise.all([
+        check(d, 8_000),
+        deployment ? late.preview?.(d, deployment) : undefined,
+      ]);
+      return { result, ...(preview ? { preview } : {}) };
+    },
     onPrefetch: (p) => late.prefetcher?.handle(p),
   });
 }

@@ -1,15 +1,13 @@
 import { contentHash } from '../../common/canonical.js';
-import type {
-  DeploymentSpec,
-  DesiredState,
-  PreflightCheck,
-  PreflightResult,
-} from '../../proto/gen/fleet/v1/agent.js';
+import type { DeploymentSpec, DesiredState } from '../../proto/gen/fleet/v1/agent.js';
+import type { FieldChange } from './check/fields.js';
+import { deploymentChanges, type NodePlan, planNodes, withAnswer } from './check/plan.js';
 import type { RevisionRecord } from './db/deployments.js';
 import type { Store } from './db/store.js';
 import { DesiredStates } from './desired/cache.js';
-import { desiredStateFor, toDeploymentSpec, toServiceSpec } from './desired/spec.js';
+import { desiredStateFor, toDeploymentSpec } from './desired/spec.js';
 import type { HubEvent } from './grpc/events.js';
+import type { PreflightAnswer } from './grpc/preflight.js';
 import { parsePlaybook } from './playbook/parse.js';
 import type { ParseOptions, Playbook, PlaybookError } from './playbook/types.js';
 import { batches } from './rollout/batches.js';
@@ -17,23 +15,7 @@ import { rolloutPolicy } from './rollout/policy.js';
 import type { StartRollout } from './rollout/runner.js';
 import { matchHosts } from './selector.js';
 
-export type ServiceAction = 'create' | 'replace' | 'remove' | 'unchanged';
-
-export interface NodePreflight {
-  /** false when the agent could not be asked (offline, or no answer in time) */
-  checked: boolean;
-  ok: boolean;
-  checks: PreflightCheck[];
-  message: string;
-}
-
-export interface NodePlan {
-  node: string;
-  connected: boolean;
-  services: { service: string; action: ServiceAction }[];
-  /** Check mode only: the agent's own preflight checks of the proposed revision. */
-  preflight?: NodePreflight;
-}
+export type { NodePlan, NodePreflight, ServiceAction, ServicePlan } from './check/plan.js';
 
 export type ApplyResult =
   | { ok: false; reason: 'invalid'; errors: PlaybookError[] }
@@ -52,6 +34,10 @@ export type ApplyResult =
       rollout?: number;
       /** Check mode: the proposed deployment and the nodes it would go to (not sent to clients). */
       proposed?: { spec: DeploymentSpec; nodes: string[] };
+      /** Check mode: the batches its rollout would form (none when no rollout would start). */
+      batches?: string[][];
+      /** Check mode: the deployment-level fields that change (hosts, serial, rollout, proxy). */
+      changes?: FieldChange[];
     };
 
 /**
@@ -63,8 +49,16 @@ export interface DeployerPorts {
   push(nodes: readonly string[]): void;
   /** Resolves when the connected nodes took their desired state or said why not (bounded). */
   waitTaken?(nodes: readonly string[], timeoutMs?: number): Promise<void>;
-  /** Runs a node's preflight checks on a proposed desired state; undefined when it cannot answer. */
-  preflight?(node: string, desired: DesiredState, timeoutMs?: number): Promise<PreflightResult | undefined>;
+  /**
+   * Runs a node's preflight checks on a proposed desired state, and previews what it would change
+   * for `previewDeployment` when one is named; undefined when the node cannot answer.
+   */
+  preflight?(
+    node: string,
+    desired: DesiredState,
+    timeoutMs?: number,
+    previewDeployment?: string,
+  ): Promise<PreflightAnswer | undefined>;
   /**
    * The rollout engine: a changed revision reaches its nodes batch by batch through it. Without
    * it (unit tests of the deployer alone) every matched node is assigned at once.
@@ -143,7 +137,7 @@ export class Deployer {
     const hash = contentHash(playbook);
     const current = this.store.deployments.current(playbook.name);
     const assigned = current ? this.store.deployments.assignments(playbook.name).map((a) => a.node) : [];
-    const plans = planNodes(current?.spec, assigned, playbook, matched, nodes);
+    const plans = planNodes(current?.spec, assigned, playbook, matched, nodes, check);
     const sameAssignment = assigned.join() === matched.join();
     const changed = !(current && current.hash === hash && sameAssignment);
     const base = {
@@ -157,8 +151,18 @@ export class Deployer {
     if (check || !changed) {
       // Same content keeps the current revision, even when only the set of nodes changes.
       const revision = current && current.hash === hash ? current.revision : (current?.revision ?? 0) + 1;
-      const proposed = toDeploymentSpec({ deployment: playbook.name, revision, hash, spec: playbook });
-      return { ...base, revision, changed, proposed: check ? { spec: proposed, nodes: matched } : undefined };
+      if (!check) return { ...base, revision, changed };
+      const spec = toDeploymentSpec({ deployment: playbook.name, revision, hash, spec: playbook });
+      // A rollout starts only for new content; a change of nodes alone assigns them at once.
+      const rolls = current?.hash !== hash;
+      return {
+        ...base,
+        revision,
+        changed,
+        proposed: { spec, nodes: matched },
+        batches: rolls ? batches(matched, rolloutPolicy(playbook).serial) : [],
+        changes: deploymentChanges(current?.spec, playbook),
+      };
     }
     const conflict = this.conflict(playbook.name, current?.revision ?? 0, opts.expectRevision);
     if (conflict) return { ok: false, reason: 'conflict', message: conflict };
@@ -306,9 +310,10 @@ export class Deployer {
 
   /**
    * `fleet apply --check`: asks every node the proposed revision would reach to run its preflight
-   * checks on the desired state it would then have, in parallel, and adds the answers to the plan.
+   * checks on the desired state it would then have, in parallel, and adds the answers to the plan;
+   * with `preview` (`--diff`) each agent also says what it would change (see agent/src/preview/).
    */
-  async withPreflight(result: ApplyResult, timeoutMs = 10_000): Promise<ApplyResult> {
+  async withPreflight(result: ApplyResult, timeoutMs = 10_000, preview = false): Promise<ApplyResult> {
     const ask = this.ports.preflight;
     if (!result.ok || !result.proposed || !ask) return result;
     const { spec, nodes } = result.proposed;
@@ -316,16 +321,8 @@ export class Deployer {
       result.nodes.map(async (plan): Promise<NodePlan> => {
         if (!nodes.includes(plan.node)) return plan;
         const others = this.desiredFor(plan.node).deployments.filter((d) => d.name !== spec.name);
-        const r = await ask(plan.node, desiredStateFor([...others, spec]), timeoutMs);
-        const preflight: NodePreflight = r
-          ? { checked: true, ok: r.ok, checks: r.checks, message: r.ok ? 'checks pass' : 'checks fail' }
-          : {
-              checked: false,
-              ok: false,
-              checks: [],
-              message: plan.connected ? 'agent did not answer in time' : 'agent not connected',
-            };
-        return { ...plan, preflight };
+        const desired = desiredStateFor([...others, spec]);
+        return withAnswer(plan, await ask(plan.node, desired, timeoutMs, preview ? spec.name : ''));
       }),
     );
     return { ...result, nodes: plans };
@@ -356,30 +353,4 @@ export class Deployer {
   desiredFor(node: string): DesiredState {
     return this.desired.forNode(node);
   }
-}
-
-/** Per node, what an apply would do to each service compared with what it runs now. */
-function planNodes(
-  current: Playbook | undefined,
-  assigned: readonly string[],
-  next: Playbook,
-  matched: readonly string[],
-  nodes: readonly { name: string; connected: boolean }[],
-): NodePlan[] {
-  const names = [...new Set([...assigned, ...matched])].sort();
-  return names.map((node) => {
-    const before = current && assigned.includes(node) ? current.services : {};
-    const after = matched.includes(node) ? next.services : {};
-    const services = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort().map((service) => {
-      const a = before[service];
-      const b = after[service];
-      let action: ServiceAction = 'unchanged';
-      if (!a) action = 'create';
-      else if (!b) action = 'remove';
-      else if (contentHash(toServiceSpec(service, a)) !== contentHash(toServiceSpec(service, b)))
-        action = 'replace';
-      return { service, action };
-    });
-    return { node, connected: nodes.find((n) => n.name === node)?.connected ?? false, services };
-  });
 }

@@ -95,7 +95,8 @@ function wire(store: Store, agentToken: string, opts: ServerOptions, log: Logger
       push: (nodes) => hub.push(nodes),
       rollouts,
       waitTaken: (nodes, timeoutMs) => watcher.waitTaken(nodes, timeoutMs),
-      preflight: (node, state, timeoutMs) => preflight.ask(node, state, timeoutMs),
+      preflight: (node, state, timeoutMs, previewDeployment) =>
+        preflight.ask(node, state, timeoutMs, previewDeployment),
     },
     { desired, parseOptions: { volumeRoots: opts.volumeRoots ?? DEFAULT_VOLUME_ROOTS } },
   );

@@ -71,7 +71,7 @@ export interface PlanResult {
 }
 
 /** States a container of the right spec can be kept in (started if it is not running). */
-const STARTABLE = new Set(['running', 'created', 'exited']);
+export const STARTABLE = new Set(['running', 'created', 'exited']);
 
 const ORDER: Record<Step['kind'], number> = { remove: 0, pull: 1, create: 2, start: 3, restart: 3 };
 

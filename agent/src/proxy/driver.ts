@@ -33,6 +33,7 @@ import {
 } from './container.js';
 import { type CommandResult, type ProxyContainerState, type ProxyEngine, statusOf } from './engine.js';
 import { CONFIG_NAME, NEXT_NAME, prepareConfigDir, readIfExists, writeAtomic } from './files.js';
+import { maskApiKeys } from './keys.js';
 import { PROXY_CONFIG_FILE, PROXY_NEXT_FILE } from './layout.js';
 
 export type ProxySyncResult = 'unchanged' | 'reloaded' | 'created';
@@ -62,8 +63,7 @@ export interface NginxProxyDriverOptions {
 
 /** nginx's messages may quote config tokens; the key map's are secrets. */
 export function redactNginxOutput(output: string): string {
-  return output
-    .replace(/\\Q[^\\]*\\E/g, '\\Q[redacted]\\E')
+  return maskApiKeys(output)
     .replace(/Bearer\s+\S+/g, 'Bearer [redacted]')
     .trim()
     .slice(0, 4000);
@@ -120,6 +120,11 @@ export class NginxProxyDriver implements ProxyDriver {
     }
     this.log.info({ deployment }, 'proxy started');
     return 'created';
+  }
+
+  /** The config nginx serves now (nginx.conf on disk); undefined when the deployment has no proxy here. */
+  currentConfig(deployment: string): Promise<string | undefined> {
+    return readIfExists(join(this.dirOf(checkLabel('deployment', deployment)), CONFIG_NAME));
   }
 
   async running(deployment: string): Promise<boolean> {

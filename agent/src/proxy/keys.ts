@@ -37,3 +37,12 @@ export async function readApiKeys(file: string): Promise<string[]> {
   if (keys.length === 0) throw new ApiKeysFileError(`API keys file ${file} holds no key`);
   return keys;
 }
+
+/**
+ * The rendered config carries every API key (nginx's map of `\Q<key>\E` literals): wherever that
+ * text is shown (nginx's own messages, a `--check --diff`), each key becomes `[redacted]`. A line
+ * whose key changed still shows as changed.
+ */
+export function maskApiKeys(text: string): string {
+  return text.replace(/\\Q[^\\]*\\E/g, '\\Q[redacted]\\E');
+}

@@ -56,8 +56,16 @@ export class ClientError extends Error {
 export class FleetClient {
   constructor(private readonly baseUrl: string) {}
 
-  apply(source: string, file: string, check: boolean, expectRevision?: number, appliedBy?: string) {
-    const body: Body<typeof applySchema> = { source, file, check, expectRevision, appliedBy };
+  /** `fleet apply`; with `check`, the plan (and with `diff`, the field diffs and the agents' previews). */
+  apply(
+    source: string,
+    file: string,
+    check: boolean,
+    expectRevision?: number,
+    appliedBy?: string,
+    diff?: boolean,
+  ) {
+    const body: Body<typeof applySchema> = { source, file, check, expectRevision, appliedBy, diff };
     return this.request<ApplyReply>('POST', '/v1/apply', body);
   }
 

@@ -1,4 +1,4 @@
-import { createTwoFilesPatch } from 'diff';
+import { unifiedDiff } from '../../../common/text-diff.js';
 import type { RevisionRecord } from '../db/deployments.js';
 import type { RolloutState } from '../db/rollouts.js';
 import type { Store } from '../db/store.js';
@@ -22,7 +22,7 @@ export function revisionOutcome(state: RolloutState | undefined): RevisionOutcom
 /** The unified diff of a playbook against the one before it (everything added for the first). */
 export function playbookDiff(prev: RevisionRecord | undefined, rev: RevisionRecord): string {
   const name = (r: RevisionRecord) => `${r.file} (revision ${r.revision})`;
-  return createTwoFilesPatch(prev ? name(prev) : '/dev/null', name(rev), prev?.source ?? '', rev.source);
+  return unifiedDiff(prev ? name(prev) : '/dev/null', name(rev), prev?.source ?? '', rev.source);
 }
 
 /** Read models of a deployment's history (`fleet history`). */

@@ -1,5 +1,6 @@
 import { type Static, Type as T } from '@sinclair/typebox';
 import type { ServiceStatusRecord, ContainerView as StoredContainer } from '../db/status.js';
+import { FieldChangeView, NodePreviewView } from './check-schemas.js';
 import { RolloutView } from './rollout-schemas.js';
 
 /** Request and response schemas of every REST route; the types handlers use derive from them. */
@@ -40,6 +41,12 @@ export const ApplyBody = T.Object(
     source: T.String({ maxLength: 512 * 1024, description: 'playbook YAML text' }),
     file: T.String({ minLength: 1, maxLength: 1024, description: 'file name used in error positions' }),
     check: T.Optional(T.Boolean({ description: 'return the plan and store nothing' })),
+    diff: T.Optional(
+      T.Boolean({
+        description:
+          "with check: each service's field diff, the rollout's batches, and each agent's preview (containers, images to pull, nginx config diff)",
+      }),
+    ),
     expectRevision: T.Optional(
       T.Integer({
         minimum: 0,
@@ -71,6 +78,7 @@ export const NodePlan = T.Object({
         T.Literal('remove'),
         T.Literal('unchanged'),
       ]),
+      changes: T.Optional(T.Array(FieldChangeView, { description: 'check mode: the fields that change' })),
     }),
   ),
   preflight: T.Optional(
@@ -81,6 +89,7 @@ export const NodePlan = T.Object({
       checks: T.Array(PreflightCheckView),
     }),
   ),
+  preview: T.Optional(NodePreviewView),
 });
 
 export const ApplyReply = T.Object({
@@ -92,6 +101,16 @@ export const ApplyReply = T.Object({
   check: T.Boolean(),
   nodes: T.Array(NodePlan),
   rollout: T.Optional(T.Integer({ description: 'the rollout carrying the revision to its nodes' })),
+  batches: T.Optional(
+    T.Array(T.Array(T.String()), {
+      description: 'check mode: the batches the rollout would form, in order (none when it would start none)',
+    }),
+  ),
+  changes: T.Optional(
+    T.Array(FieldChangeView, {
+      description: 'check mode: deployment-level fields that change (hosts, serial, rollout, proxy)',
+    }),
+  ),
 });
 
 const Labels = T.Record(T.String(), T.String());

@@ -3,6 +3,7 @@ import { CliError, exitCodeOf } from '../../../common/cli.js';
 import { ClientError, type FleetClient, type RolloutReply } from '../api/client.js';
 import type { DeploymentDetail } from '../api/schemas.js';
 import { formatError } from '../playbook/format.js';
+import { type CheckFlags, refusedExitCode, reportCheck } from './check.js';
 import { type OutputFormat, printJson, printJsonLine } from './output.js';
 import { sinkFor } from './progress-render.js';
 import { followRollout, type RecapCounts, recap, recapCounts, verdict } from './rollout.js';
@@ -10,7 +11,7 @@ import { renderStatus, waitReady } from './status.js';
 import { table } from './table.js';
 import { localUser } from './who.js';
 
-export interface ApplyFlags {
+export interface ApplyFlags extends Partial<Omit<CheckFlags, 'output'>> {
   check: boolean;
   /** Follow the rollout to its recap (the default; `--no-wait` stores the revision and returns). */
   wait: boolean;
@@ -21,23 +22,20 @@ export interface ApplyFlags {
 }
 
 type ApplyReply = Awaited<ReturnType<FleetClient['apply']>>;
-type NodePlan = ApplyReply['nodes'][number];
 
 /**
  * `fleet apply FILE`: send the playbook, print the plan or the new revision, then (unless
  * `--no-wait` or `--check`) follow the rollout to its recap and verdict.
  */
 export async function applyCommand(client: FleetClient, file: string, flags: ApplyFlags) {
-  const result = await send(client, file, readPlaybook(file), flags);
-  if (flags.output === 'json' && (flags.check || !flags.wait)) {
+  const result = await send(client, file, readPlaybook(file, refusedExitCode(flags)), flags);
+  if (flags.check) return reportCheck(result, file, flags);
+  if (flags.output === 'json' && !flags.wait) {
     printJson(result);
     if (result.nodes.some((n) => n.preflight && !n.preflight.ok)) process.exitCode = 1;
     return;
   }
-  if (flags.output === 'text') printPlan(result, flags.check);
-  if (flags.check && preflightFailed(result))
-    throw new CliError('preflight checks fail on some nodes; nothing was applied');
-  if (flags.check) return;
+  if (flags.output === 'text') printPlan(result);
   // A plain apply returns once the connected nodes took the revision or said why they hold it back.
   if (!flags.wait) return failIfHeldBack(result, flags.output);
   await waitApplied(client, result, flags, () => failIfHeldBack(result, flags.output));
@@ -112,18 +110,21 @@ async function follow(client: FleetClient, result: ApplyReply, flags: ApplyFlags
   };
 }
 
-function readPlaybook(file: string): string {
+function readPlaybook(file: string, exitCode: number): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
     throw new CliError(
       `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      2,
+      exitCode,
     );
   }
 }
 
-/** Sends the playbook; a refused one (positioned errors, or any 4xx) exits 2 with nothing applied. */
+/**
+ * Sends the playbook; a refused one (positioned errors, or any 4xx) exits 2 with nothing applied
+ * (1 under `--check --detailed-exitcode`, where 2 means changes).
+ */
 async function send(
   client: FleetClient,
   file: string,
@@ -131,23 +132,23 @@ async function send(
   flags: ApplyFlags,
 ): Promise<ApplyReply> {
   try {
-    return await client.apply(source, file, flags.check, flags.expectRevision, localUser());
+    return await client.apply(source, file, flags.check, flags.expectRevision, localUser(), flags.diff);
   } catch (err) {
     if (err instanceof ClientError && err.body?.errors?.length) {
       if (flags.output === 'json') printJson(err.body);
       else for (const e of err.body.errors) process.stderr.write(`${formatError(e)}\n`);
-      throw new CliError(`${file}: playbook rejected, nothing applied`, 2);
+      throw new CliError(`${file}: playbook rejected, nothing applied`, refusedExitCode(flags));
     }
     if (err instanceof ClientError && err.status >= 400 && err.status < 500) {
-      throw new CliError(`${file}: ${err.message}; nothing applied`, 2);
+      throw new CliError(`${file}: ${err.message}; nothing applied`, refusedExitCode(flags));
     }
     throw err;
   }
 }
 
-/** The verdict line, the per-node table and, in check mode, each node's preflight answer. */
-function printPlan(result: ApplyReply, check: boolean) {
-  const verb = check ? 'would apply' : result.changed ? 'applied' : 'unchanged at';
+/** The verdict line and the per-node table (check mode prints its own: cli/check.ts). */
+function printPlan(result: ApplyReply) {
+  const verb = result.changed ? 'applied' : 'unchanged at';
   const was =
     result.previousRevision && result.previousRevision !== result.revision
       ? ` (was ${result.previousRevision})`
@@ -157,22 +158,6 @@ function printPlan(result: ApplyReply, check: boolean) {
     n.services.map((s) => [n.node, n.connected ? 'connected' : 'offline', s.service, s.action]),
   );
   if (rows.length) process.stdout.write(`${table(['NODE', 'AGENT', 'SERVICE', 'ACTION'], rows)}\n`);
-  if (check) for (const n of result.nodes) printPreflight(n);
-}
-
-function printPreflight(n: NodePlan) {
-  const pf = n.preflight;
-  if (!pf) return;
-  if (!pf.checked) {
-    process.stdout.write(`preflight ${n.node}: not checked (${pf.message})\n`);
-    return;
-  }
-  const failed = pf.checks.filter((c) => !c.ok);
-  process.stdout.write(
-    `preflight ${n.node}: ${failed.length ? 'FAIL' : 'ok'} (${pf.checks.length} checks)\n`,
-  );
-  for (const c of failed)
-    process.stdout.write(`  ${c.name}${c.service ? ` [${c.service}]` : ''}: ${c.message}\n`);
 }
 
 /** After a plain apply: nodes whose preflight holds the revision back fail the command, saying why. */
@@ -190,9 +175,4 @@ function failIfHeldBack(result: ApplyReply, output: OutputFormat) {
   throw new CliError(
     `${result.deployment}: revision ${result.revision} stored, but ${held.length} node(s) hold it back; see fleet status ${result.deployment}`,
   );
-}
-
-/** Check mode: some node that was asked said it cannot take the revision. */
-function preflightFailed(result: { nodes: { preflight?: { checked: boolean; ok: boolean } }[] }) {
-  return result.nodes.some((n) => n.preflight?.checked && !n.preflight.ok);
 }

@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import { arg, untilSignal } from '../../../common/cli.js';
+import { arg, CliError, untilSignal } from '../../../common/cli.js';
 import { parseDuration } from '../../../common/duration.js';
 import { FleetClient } from '../api/client.js';
 import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
@@ -114,10 +114,27 @@ function addApplyCommands(program: Command, client: () => FleetClient) {
     .command('apply')
     .description('validate a playbook, store it as a new revision and push it to the nodes it selects')
     .argument('<file>', 'playbook YAML')
-    .option('--check', 'show what would change; store and push nothing', false);
-  withRolloutOptions(apply).action((file, o) =>
-    applyCommand(client(), file, { check: o.check, ...rolloutFlags(o) }),
-  );
+    .option('--check', 'show what would change; store and push nothing', false)
+    .option(
+      '--diff',
+      "with --check: per node each service's field diff, the containers, images to pull, GPU fit, the nginx config diff; then the batches",
+      false,
+    )
+    .option(
+      '--detailed-exitcode',
+      'with --check: exit 0 no change, 2 changes, 1 an error or failing check',
+      false,
+    );
+  withRolloutOptions(apply).action((file, o) => {
+    checkOnly(o);
+    return applyCommand(client(), file, {
+      check: o.check,
+      diff: o.diff,
+      detailedExitcode: o.detailedExitcode,
+      globalArgs: program.getOptionValueSource('server') === 'cli' ? ['--server', program.opts().server] : [],
+      ...rolloutFlags(o),
+    });
+  });
 
   program
     .command('rollout')
@@ -126,6 +143,15 @@ function addApplyCommands(program: Command, client: () => FleetClient) {
     .argument('<deployment>', 'a deployment name')
     .addOption(outputOption())
     .action((action, name, o) => rolloutCommand(client(), action, name, o.output));
+}
+
+/** `--diff` and `--detailed-exitcode` describe a check: without `--check` they are a usage error (exit 2). */
+function checkOnly(o: { check: boolean; diff: boolean; detailedExitcode: boolean }) {
+  for (const [flag, set] of [
+    ['--diff', o.diff],
+    ['--detailed-exitcode', o.detailedExitcode],
+  ] as const)
+    if (set && !o.check) throw new CliError(`${flag} needs --check (fleet apply FILE --check ${flag})`, 2);
 }
 
 /** `history` and `rollback`: the revisions of a deployment and the way back to one. */

@@ -3,6 +3,7 @@ import type {
   DesiredState,
   Hello,
   HostFacts,
+  NodePreview,
   PrefetchStatus,
   PreflightResult,
   StatusReport,
@@ -23,7 +24,14 @@ export type HubEvent =
   | { kind: 'acked'; node: string; atMs: number; version: string }
   | { kind: 'reported'; node: string; atMs: number; report: StatusReport }
   | { kind: 'facts'; node: string; atMs: number; facts: HostFacts }
-  | { kind: 'preflightAnswered'; node: string; atMs: number; requestId: string; result: PreflightResult }
+  | {
+      kind: 'preflightAnswered';
+      node: string;
+      atMs: number;
+      requestId: string;
+      result: PreflightResult;
+      preview?: NodePreview;
+    }
   | { kind: 'prefetchReported'; node: string; atMs: number; status: PrefetchStatus };
 
 /**

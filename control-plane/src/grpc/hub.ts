@@ -145,8 +145,8 @@ export class AgentHub implements AgentLink {
       case 'facts':
         return this.emit({ kind: 'facts', node, atMs, facts: m.msg.facts });
       case 'preflightResult': {
-        const { requestId, result } = m.msg.preflightResult;
-        if (result) this.emit({ kind: 'preflightAnswered', node, atMs, requestId, result });
+        const { requestId, result, preview } = m.msg.preflightResult;
+        if (result) this.emit({ kind: 'preflightAnswered', node, atMs, requestId, result, preview });
         return;
       }
       case 'prefetchStatus':

@@ -1,11 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { type Clock, systemClock, type TimerHandle } from '../../../common/clock.js';
-import type { DesiredState, PreflightResult } from '../../../proto/gen/fleet/v1/agent.js';
+import type { DesiredState, NodePreview, PreflightResult } from '../../../proto/gen/fleet/v1/agent.js';
 import type { AgentLink, HubEvent } from './events.js';
+
+/** An agent's answer: its preflight checks, and its preview when one was asked for. */
+export interface PreflightAnswer {
+  result: PreflightResult;
+  preview?: NodePreview;
+}
 
 interface Waiter {
   node: string;
-  resolve: (r: PreflightResult | undefined) => void;
+  resolve: (r: PreflightAnswer | undefined) => void;
 }
 
 /**
@@ -22,23 +28,30 @@ export class PreflightRequests {
   ) {}
 
   /**
-   * Asks a connected agent to run its preflight checks on a proposed desired state. Resolves
-   * undefined when the node is not connected or does not answer within `timeoutMs`.
+   * Asks a connected agent to run its preflight checks on a proposed desired state and, when
+   * `previewDeployment` names one of its deployments (`--check --diff`), to preview what taking
+   * it would change there. Resolves undefined when the node is not connected or does not answer
+   * within `timeoutMs`.
    */
-  ask(node: string, desired: DesiredState, timeoutMs = 10_000): Promise<PreflightResult | undefined> {
+  ask(
+    node: string,
+    desired: DesiredState,
+    timeoutMs = 10_000,
+    previewDeployment = '',
+  ): Promise<PreflightAnswer | undefined> {
     if (!this.link.isConnected(node)) return Promise.resolve(undefined);
     const requestId = randomUUID();
     return new Promise((resolve) => {
       let timer: TimerHandle;
-      const done = (r: PreflightResult | undefined) => {
+      const done = (r: PreflightAnswer | undefined) => {
         this.clock.clearTimeout(timer);
         this.waiting.delete(requestId);
         resolve(r);
       };
       timer = this.clock.setTimeout(() => done(undefined), timeoutMs);
       this.waiting.set(requestId, { node, resolve: done });
-      if (!this.link.send(node, { msg: { $case: 'preflight', preflight: { requestId, desired } } }))
-        done(undefined);
+      const preflight = { requestId, desired, previewDeployment };
+      if (!this.link.send(node, { msg: { $case: 'preflight', preflight } })) done(undefined);
     });
   }
 
@@ -46,7 +59,8 @@ export class PreflightRequests {
   readonly onHubEvent = (e: HubEvent) => {
     if (e.kind === 'preflightAnswered') {
       const waiter = this.waiting.get(e.requestId);
-      if (waiter && waiter.node === e.node) waiter.resolve(e.result);
+      if (waiter && waiter.node === e.node)
+        waiter.resolve({ result: e.result, ...(e.preview ? { preview: e.preview } : {}) });
     } else if (e.kind === 'disconnected') {
       for (const w of [...this.waiting.values()]) if (w.node === e.node) w.resolve(undefined);
     }

@@ -84,7 +84,19 @@ describe('Deployer.apply', () => {
     assert.equal(r.check, true);
     assert.equal(r.revision, 1);
     assert.equal(r.changed, true);
-    assert.deepEqual(r.nodes[0]?.services, [{ service: 'web', action: 'create' }]);
+    assert.deepEqual(r.nodes[0]?.services, [
+      {
+        service: 'web',
+        action: 'create',
+        changes: [
+          { field: 'image', change: 'added', to: '127.0.0.1:5000/x/web:1' },
+          { field: 'port', change: 'added', to: '8080' },
+          { field: 'replicas', change: 'added', to: '1' },
+        ],
+      },
+    ]);
+    assert.deepEqual(r.batches, [['n1']], 'one batch of every node without serial');
+    assert.deepEqual(r.changes, [{ field: 'hosts', change: 'added', to: '["all"]' }]);
     assert.equal(store.deployments.current('web'), undefined);
     assert.deepEqual(store.deployments.assignments('web'), []);
     assert.deepEqual(pusher.pushes, []);
@@ -98,7 +110,16 @@ describe('Deployer.apply', () => {
     const r = ok(deployer.apply(WEB.replace('web:1', 'web:2'), 'web.yml', true));
     assert.equal(r.revision, 2);
     assert.equal(r.changed, true);
-    assert.deepEqual(r.nodes[0]?.services, [{ service: 'web', action: 'replace' }]);
+    assert.deepEqual(r.nodes[0]?.services, [
+      {
+        service: 'web',
+        action: 'replace',
+        changes: [
+          { field: 'image', change: 'changed', from: '127.0.0.1:5000/x/web:1', to: '127.0.0.1:5000/x/web:2' },
+        ],
+      },
+    ]);
+    assert.deepEqual(r.changes, [], 'no deployment-level field changed');
     assert.equal(store.deployments.current('web')?.revision, 1);
     assert.equal(store.deployments.current('web')?.spec.services.web?.image, '127.0.0.1:5000/x/web:1');
     assert.equal(pusher.pushes.length, 1);
@@ -113,6 +134,7 @@ describe('Deployer.apply', () => {
     const real = ok(deployer.apply(WEB, 'web.yml', false));
     assert.equal(real.revision, 1, 'the same content keeps its revision');
     assert.equal(checked.revision, real.revision);
+    assert.deepEqual(checked.batches, [], 'no rollout: the newcomer is assigned at once');
   });
 
   test('an invalid playbook is rejected with positioned errors and stores nothing', () => {

@@ -420,6 +420,15 @@ describe('server wiring: apply waits on the rollout watcher, check mode asks the
   /** How the fake agent answers: `ack` takes each desired state, `hold` reports failing preflight. */
   let mode: 'ack' | 'hold' = 'ack';
   const CHECK = { name: 'gpu-count', ok: false, message: 'needs 1 GPU, has 0', service: 'web' };
+  const PREVIEW = {
+    containers: [
+      { action: 'replace', service: 'web', replica: 0, name: 'c', ids: ['abc'], reason: 'spec changed' },
+    ],
+    images: [{ image: '127.0.0.1:5000/x/web:4', present: false }],
+    proxyDiff: '--- a\n+++ b\n',
+    notes: [],
+    error: '',
+  };
 
   before(async () => {
     process.env.FLEET_LOG_LEVEL = 'silent';
@@ -455,9 +464,12 @@ describe('server wiring: apply waits on the rollout watcher, check mode asks the
 
   function answer(m: ControlMessage) {
     if (m.msg?.$case === 'preflight') {
-      const { requestId, desired } = m.msg.preflight;
+      const { requestId, desired, previewDeployment } = m.msg.preflight;
       const result = { desiredVersion: desired?.version ?? '', ok: false, checks: [CHECK], checkedAtMs: 1 };
-      call.write({ msg: { $case: 'preflightResult', preflightResult: { requestId, result } } });
+      const preview = previewDeployment
+        ? { ...PREVIEW, notes: [`preview of ${previewDeployment}`] }
+        : undefined;
+      call.write({ msg: { $case: 'preflightResult', preflightResult: { requestId, result, preview } } });
     }
     if (m.msg?.$case !== 'desired' || m.msg.desired.deployments.length === 0) return;
     const version = m.msg.desired.version;
@@ -484,7 +496,7 @@ describe('server wiring: apply waits on the rollout watcher, check mode asks the
   // The fake agent never reports its services healthy, so each revision's rollout is still running
   // when the next apply comes: each apply names the revision it expects, superseding that rollout.
   let at = 0;
-  const apply = async (image: string, check = false) => {
+  const apply = async (image: string, check = false, diff?: boolean) => {
     const started = Date.now();
     const res = await fetch(`${server.httpUrl}/v1/apply`, {
       method: 'POST',
@@ -493,12 +505,19 @@ describe('server wiring: apply waits on the rollout watcher, check mode asks the
         source: `name: web\nhosts: all\nservices:\n  web:\n    image: 127.0.0.1:5000/x/web:${image}\n`,
         file: 'web.yml',
         check,
+        diff,
         expectRevision: at,
       }),
     });
     const body = (await res.json()) as {
       revision: number;
-      nodes: { node: string; preflight?: { ok: boolean; message: string } }[];
+      batches?: string[][];
+      nodes: {
+        node: string;
+        preflight?: { ok: boolean; message: string };
+        preview?: unknown;
+        services: { changes?: unknown[] }[];
+      }[];
     };
     if (res.status === 200 && !check) at = body.revision;
     return { status: res.status, body, ms: Date.now() - started };
@@ -534,5 +553,18 @@ describe('server wiring: apply waits on the rollout watcher, check mode asks the
       message: 'checks fail',
       checks: [CHECK],
     });
+  });
+
+  test('check with diff: the agent previews the deployment; the reply carries it, the field diff and the batches', async () => {
+    const r = await apply('4', true, true);
+    assert.equal(r.status, 200);
+    const n = r.body.nodes[0]!;
+    assert.deepEqual(n.preview, { ...PREVIEW, notes: ['preview of web'] });
+    assert.deepEqual(n.services[0]?.changes, [
+      { field: 'image', change: 'changed', from: '127.0.0.1:5000/x/web:2', to: '127.0.0.1:5000/x/web:4' },
+    ]);
+    assert.deepEqual(r.body.batches, [['nodew']]);
+    const plain = await apply('4', true);
+    assert.equal(plain.body.nodes[0]?.preview, undefined, 'no preview without diff');
   });
 });

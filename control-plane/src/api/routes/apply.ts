@@ -10,15 +10,19 @@ export const applySchema = { body: ApplyBody, response: { 200: ApplyReply, ...ER
 
 /**
  * `POST /v1/apply`: validate, store and push a playbook (or, with `check`, return the plan and
- * the agents' preflight answers, storing nothing). Answers once the nodes took the revision or
+ * the agents' preflight answers, storing nothing; with `diff` as well, the field diffs, batches
+ * and the agents' previews). Answers once the nodes took the revision or
  * said why they hold it back, so the CLI reports that at once.
  */
 export const applyRoutes: FastifyPluginAsync<RouteDeps> = async (app, { deployer }) => {
   app.withTypeProvider<TypeBoxTypeProvider>().post('/v1/apply', { schema: applySchema }, async (req) => {
-    const { source, file, check = false, expectRevision, appliedBy } = req.body;
+    const { source, file, check = false, diff = false, expectRevision, appliedBy } = req.body;
     const applied = deployer.apply(source, file, check, { expectRevision, appliedBy });
-    // Check mode asks the agents themselves whether they could take the proposed revision.
-    const result = check ? await deployer.withPreflight(applied) : await deployer.withTaken(applied);
+    // Check mode asks the agents themselves whether they could take the proposed revision (and,
+    // with diff, what they would change).
+    const result = check
+      ? await deployer.withPreflight(applied, undefined, diff)
+      : await deployer.withTaken(applied);
     if (result.ok) return result;
     return refuseApply(result, file);
   });

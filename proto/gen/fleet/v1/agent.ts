@@ -359,12 +359,63 @@ export interface PreflightResult {
  */
 export interface PreflightRequest {
   requestId: string;
-  desired: DesiredState | undefined;
+  desired:
+    | DesiredState
+    | undefined;
+  /**
+   * `fleet apply --check --diff`: also preview what taking `desired` would change for this
+   * deployment on the node (its containers, images, nginx config). Empty: checks only.
+   */
+  previewDeployment: string;
 }
 
 export interface PreflightResponse {
   requestId: string;
-  result: PreflightResult | undefined;
+  result:
+    | PreflightResult
+    | undefined;
+  /** Present when the request named a deployment to preview. */
+  preview?: NodePreview | undefined;
+}
+
+/**
+ * What the agent would do on its node for one deployment of a proposed desired state, from its
+ * real containers and images. Nothing is changed to find it out.
+ */
+export interface NodePreview {
+  /** Per desired replica (create, replace, keep) and per container no longer wanted (remove). */
+  containers: ContainerChange[];
+  /** Every image the deployment's containers and proxy need, and whether the node has it. */
+  images: ImageNeed[];
+  /**
+   * Unified diff of the nginx config the proxy serves now against the one the agent would render;
+   * empty when they are equal or the deployment has no proxy either way.
+   */
+  proxyDiff: string;
+  /**
+   * Where replicas would not fit: a replica the GPU ledger cannot place, an update that must stop
+   * the old replica before its replacement starts (no free GPU, a fixed host port).
+   */
+  notes: string[];
+  /** Set when the preview could not be made (Docker unreachable, say); the other fields are then empty. */
+  error: string;
+}
+
+export interface ContainerChange {
+  /** create | replace | remove | keep */
+  action: string;
+  service: string;
+  replica: number;
+  /** The container's name: the one that runs now (replace, remove, keep) or the one to create. */
+  name: string;
+  /** The ids of the containers that would be removed (replace, remove); the one kept (keep). */
+  ids: string[];
+  reason: string;
+}
+
+export interface ImageNeed {
+  image: string;
+  present: boolean;
 }
 
 /** Host facts, sent on connect and whenever they change significantly (not on every poll). */
@@ -3869,7 +3920,7 @@ export const PreflightResult: MessageFns<PreflightResult> = {
 };
 
 function createBasePreflightRequest(): PreflightRequest {
-  return { requestId: "", desired: undefined };
+  return { requestId: "", desired: undefined, previewDeployment: "" };
 }
 
 export const PreflightRequest: MessageFns<PreflightRequest> = {
@@ -3879,6 +3930,9 @@ export const PreflightRequest: MessageFns<PreflightRequest> = {
     }
     if (message.desired !== undefined) {
       DesiredState.encode(message.desired, writer.uint32(18).fork()).join();
+    }
+    if (message.previewDeployment !== "") {
+      writer.uint32(26).string(message.previewDeployment);
     }
     return writer;
   },
@@ -3912,6 +3966,14 @@ export const PreflightRequest: MessageFns<PreflightRequest> = {
             message.desired = DesiredState.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.previewDeployment = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3932,6 +3994,11 @@ export const PreflightRequest: MessageFns<PreflightRequest> = {
         ? globalThis.String(object.request_id)
         : "",
       desired: isSet(object.desired) ? DesiredState.fromJSON(object.desired) : undefined,
+      previewDeployment: isSet(object.previewDeployment)
+        ? globalThis.String(object.previewDeployment)
+        : isSet(object.preview_deployment)
+        ? globalThis.String(object.preview_deployment)
+        : "",
     };
   },
 
@@ -3942,6 +4009,9 @@ export const PreflightRequest: MessageFns<PreflightRequest> = {
     }
     if (message.desired !== undefined) {
       obj.desired = DesiredState.toJSON(message.desired);
+    }
+    if (message.previewDeployment !== "") {
+      obj.previewDeployment = message.previewDeployment;
     }
     return obj;
   },
@@ -3955,12 +4025,13 @@ export const PreflightRequest: MessageFns<PreflightRequest> = {
     message.desired = (object.desired !== undefined && object.desired !== null)
       ? DesiredState.fromPartial(object.desired)
       : undefined;
+    message.previewDeployment = object.previewDeployment ?? "";
     return message;
   },
 };
 
 function createBasePreflightResponse(): PreflightResponse {
-  return { requestId: "", result: undefined };
+  return { requestId: "", result: undefined, preview: undefined };
 }
 
 export const PreflightResponse: MessageFns<PreflightResponse> = {
@@ -3970,6 +4041,9 @@ export const PreflightResponse: MessageFns<PreflightResponse> = {
     }
     if (message.result !== undefined) {
       PreflightResult.encode(message.result, writer.uint32(18).fork()).join();
+    }
+    if (message.preview !== undefined) {
+      NodePreview.encode(message.preview, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -4003,6 +4077,14 @@ export const PreflightResponse: MessageFns<PreflightResponse> = {
             message.result = PreflightResult.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.preview = NodePreview.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4023,6 +4105,7 @@ export const PreflightResponse: MessageFns<PreflightResponse> = {
         ? globalThis.String(object.request_id)
         : "",
       result: isSet(object.result) ? PreflightResult.fromJSON(object.result) : undefined,
+      preview: isSet(object.preview) ? NodePreview.fromJSON(object.preview) : undefined,
     };
   },
 
@@ -4033,6 +4116,9 @@ export const PreflightResponse: MessageFns<PreflightResponse> = {
     }
     if (message.result !== undefined) {
       obj.result = PreflightResult.toJSON(message.result);
+    }
+    if (message.preview !== undefined) {
+      obj.preview = NodePreview.toJSON(message.preview);
     }
     return obj;
   },
@@ -4046,6 +4132,382 @@ export const PreflightResponse: MessageFns<PreflightResponse> = {
     message.result = (object.result !== undefined && object.result !== null)
       ? PreflightResult.fromPartial(object.result)
       : undefined;
+    message.preview = (object.preview !== undefined && object.preview !== null)
+      ? NodePreview.fromPartial(object.preview)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseNodePreview(): NodePreview {
+  return { containers: [], images: [], proxyDiff: "", notes: [], error: "" };
+}
+
+export const NodePreview: MessageFns<NodePreview> = {
+  encode(message: NodePreview, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.containers) {
+      ContainerChange.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.images) {
+      ImageNeed.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.proxyDiff !== "") {
+      writer.uint32(26).string(message.proxyDiff);
+    }
+    for (const v of message.notes) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.error !== "") {
+      writer.uint32(42).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodePreview {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodePreview();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containers.push(ContainerChange.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.images.push(ImageNeed.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.proxyDiff = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.notes.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NodePreview {
+    return {
+      containers: globalThis.Array.isArray(object?.containers)
+        ? object.containers.map((e: any) => ContainerChange.fromJSON(e))
+        : [],
+      images: globalThis.Array.isArray(object?.images) ? object.images.map((e: any) => ImageNeed.fromJSON(e)) : [],
+      proxyDiff: isSet(object.proxyDiff)
+        ? globalThis.String(object.proxyDiff)
+        : isSet(object.proxy_diff)
+        ? globalThis.String(object.proxy_diff)
+        : "",
+      notes: globalThis.Array.isArray(object?.notes) ? object.notes.map((e: any) => globalThis.String(e)) : [],
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+    };
+  },
+
+  toJSON(message: NodePreview): unknown {
+    const obj: any = {};
+    if (message.containers?.length) {
+      obj.containers = message.containers.map((e) => ContainerChange.toJSON(e));
+    }
+    if (message.images?.length) {
+      obj.images = message.images.map((e) => ImageNeed.toJSON(e));
+    }
+    if (message.proxyDiff !== "") {
+      obj.proxyDiff = message.proxyDiff;
+    }
+    if (message.notes?.length) {
+      obj.notes = message.notes;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<NodePreview>, I>>(base?: I): NodePreview {
+    return NodePreview.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NodePreview>, I>>(object: I): NodePreview {
+    const message = createBaseNodePreview();
+    message.containers = object.containers?.map((e) => ContainerChange.fromPartial(e)) || [];
+    message.images = object.images?.map((e) => ImageNeed.fromPartial(e)) || [];
+    message.proxyDiff = object.proxyDiff ?? "";
+    message.notes = object.notes?.map((e) => e) || [];
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseContainerChange(): ContainerChange {
+  return { action: "", service: "", replica: 0, name: "", ids: [], reason: "" };
+}
+
+export const ContainerChange: MessageFns<ContainerChange> = {
+  encode(message: ContainerChange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.action !== "") {
+      writer.uint32(10).string(message.action);
+    }
+    if (message.service !== "") {
+      writer.uint32(18).string(message.service);
+    }
+    if (message.replica !== 0) {
+      writer.uint32(24).uint32(message.replica);
+    }
+    if (message.name !== "") {
+      writer.uint32(34).string(message.name);
+    }
+    for (const v of message.ids) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.reason !== "") {
+      writer.uint32(50).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContainerChange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContainerChange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.action = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.service = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.replica = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.ids.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ContainerChange {
+    return {
+      action: isSet(object.action) ? globalThis.String(object.action) : "",
+      service: isSet(object.service) ? globalThis.String(object.service) : "",
+      replica: isSet(object.replica) ? globalThis.Number(object.replica) : 0,
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      ids: globalThis.Array.isArray(object?.ids) ? object.ids.map((e: any) => globalThis.String(e)) : [],
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: ContainerChange): unknown {
+    const obj: any = {};
+    if (message.action !== "") {
+      obj.action = message.action;
+    }
+    if (message.service !== "") {
+      obj.service = message.service;
+    }
+    if (message.replica !== 0) {
+      obj.replica = Math.round(message.replica);
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.ids?.length) {
+      obj.ids = message.ids;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ContainerChange>, I>>(base?: I): ContainerChange {
+    return ContainerChange.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ContainerChange>, I>>(object: I): ContainerChange {
+    const message = createBaseContainerChange();
+    message.action = object.action ?? "";
+    message.service = object.service ?? "";
+    message.replica = object.replica ?? 0;
+    message.name = object.name ?? "";
+    message.ids = object.ids?.map((e) => e) || [];
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseImageNeed(): ImageNeed {
+  return { image: "", present: false };
+}
+
+export const ImageNeed: MessageFns<ImageNeed> = {
+  encode(message: ImageNeed, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.image !== "") {
+      writer.uint32(10).string(message.image);
+    }
+    if (message.present !== false) {
+      writer.uint32(16).bool(message.present);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageNeed {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageNeed();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.image = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.present = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImageNeed {
+    return {
+      image: isSet(object.image) ? globalThis.String(object.image) : "",
+      present: isSet(object.present) ? globalThis.Boolean(object.present) : false,
+    };
+  },
+
+  toJSON(message: ImageNeed): unknown {
+    const obj: any = {};
+    if (message.image !== "") {
+      obj.image = message.image;
+    }
+    if (message.present !== false) {
+      obj.present = message.present;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImageNeed>, I>>(base?: I): ImageNeed {
+    return ImageNeed.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageNeed>, I>>(object: I): ImageNeed {
+    const message = createBaseImageNeed();
+    message.image = object.image ?? "";
+    message.present = object.present ?? false;
     return message;
   },
 };

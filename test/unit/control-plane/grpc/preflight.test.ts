@@ -40,8 +40,34 @@ describe('PreflightRequests: correlating questions with answers', () => {
     const p = r.requests.ask('n1', DESIRED);
     assert.equal(r.sent[0]?.[0], 'n1');
     r.requests.onHubEvent(r.answer('n1', r.requestId()));
-    assert.deepEqual(await p, RESULT);
+    assert.deepEqual(await p, { result: RESULT });
     assert.equal(r.clock.pending, 0, 'no timer left behind');
+  });
+
+  test('a preview is asked for by deployment name and comes back with the answer', async () => {
+    const r = rig();
+    const p = r.requests.ask('n1', DESIRED, 10_000, 'web');
+    const m = r.sent[0]?.[1].msg;
+    assert.ok(m?.$case === 'preflight');
+    assert.equal(m.preflight.previewDeployment, 'web');
+    const preview = {
+      containers: [],
+      images: [{ image: 'x:1', present: false }],
+      proxyDiff: '',
+      notes: [],
+      error: '',
+    };
+    r.requests.onHubEvent({ ...r.answer('n1', r.requestId()), preview } as HubEvent);
+    assert.deepEqual(await p, { result: RESULT, preview });
+  });
+
+  test('a plain check asks for no preview', () => {
+    const r = rig();
+    void r.requests.ask('n1', DESIRED);
+    const m = r.sent[0]?.[1].msg;
+    assert.ok(m?.$case === 'preflight');
+    assert.equal(m.preflight.previewDeployment, '');
+    r.clock.advance(10_000);
   });
 
   const unanswered: [string, (r: ReturnType<typeof rig>) => void][] = [
@@ -74,6 +100,6 @@ describe('PreflightRequests: correlating questions with answers', () => {
     const p2 = r.requests.ask('n2', DESIRED);
     r.requests.onHubEvent({ kind: 'disconnected', node: 'n1', atMs: 2, reason: 'shutdown' });
     r.requests.onHubEvent(r.answer('n2', r.requestId(1)));
-    assert.deepEqual(await Promise.all([p1, p2]), [undefined, RESULT]);
+    assert.deepEqual(await Promise.all([p1, p2]), [undefined, { result: RESULT }]);
   });
 });

@@ -1,0 +1,96 @@
+import { contentHash } from '../../../common/canonical.js';
+import type { NodePreview, PreflightCheck } from '../../../proto/gen/fleet/v1/agent.js';
+import { toServiceSpec } from '../desired/spec.js';
+import type { Playbook } from '../playbook/types.js';
+import { type FieldChange, fieldDiff } from './fields.js';
+
+export type ServiceAction = 'create' | 'replace' | 'remove' | 'unchanged';
+
+export interface NodePreflight {
+  /** false when the agent could not be asked (offline, or no answer in time) */
+  checked: boolean;
+  ok: boolean;
+  checks: PreflightCheck[];
+  message: string;
+}
+
+export interface ServicePlan {
+  service: string;
+  action: ServiceAction;
+  /** Check mode: the service's fields before and after on this node (secret-looking values masked). */
+  changes?: FieldChange[];
+}
+
+export interface NodePlan {
+  node: string;
+  connected: boolean;
+  services: ServicePlan[];
+  /** Check mode only: the agent's own preflight checks of the proposed revision. */
+  preflight?: NodePreflight;
+  /** `--check --diff` only: what the agent would do (containers, images, nginx config); absent when it could not be asked. */
+  preview?: NodePreview;
+}
+
+/** The top-level keys of a playbook whose changes a check shows besides its services'. */
+const DEPLOYMENT_FIELDS = ['hosts', 'serial', 'max_fail_percentage', 'rollout', 'proxy'] as const;
+
+/** The deployment-level fields (hosts, serial, rollout, proxy…) before and after; `vars` show through what they fill in. */
+export function deploymentChanges(current: Playbook | undefined, next: Playbook): FieldChange[] {
+  const pick = (p: Playbook | undefined) =>
+    p && Object.fromEntries(DEPLOYMENT_FIELDS.map((k) => [k, p[k]] as const));
+  return fieldDiff(pick(current), pick(next));
+}
+
+/**
+ * Per node, what an apply would do to each service compared with what it runs now; with
+ * `fields`, each service's field diff too (a node that does not run the deployment yet compares
+ * against nothing). Pure.
+ */
+export function planNodes(
+  current: Playbook | undefined,
+  assigned: readonly string[],
+  next: Playbook,
+  matched: readonly string[],
+  nodes: readonly { name: string; connected: boolean }[],
+  fields = false,
+): NodePlan[] {
+  const names = [...new Set([...assigned, ...matched])].sort();
+  return names.map((node) => {
+    const before = current && assigned.includes(node) ? current.services : {};
+    const after = matched.includes(node) ? next.services : {};
+    const services = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort().map((service) => {
+      const a = before[service];
+      const b = after[service];
+      let action: ServiceAction = 'unchanged';
+      if (!a) action = 'create';
+      else if (!b) action = 'remove';
+      else if (contentHash(toServiceSpec(service, a)) !== contentHash(toServiceSpec(service, b)))
+        action = 'replace';
+      return { service, action, ...(fields ? { changes: fieldDiff(a, b) } : {}) };
+    });
+    return { node, connected: nodes.find((n) => n.name === node)?.connected ?? false, services };
+  });
+}
+
+/** A node's plan with its agent's answer to the check (or why there is none). */
+export function withAnswer(
+  plan: NodePlan,
+  answer: { result: { ok: boolean; checks: PreflightCheck[] }; preview?: NodePreview } | undefined,
+): NodePlan {
+  if (!answer)
+    return {
+      ...plan,
+      preflight: {
+        checked: false,
+        ok: false,
+        checks: [],
+        message: plan.connected ? 'agent did not answer in time' : 'agent not connected',
+      },
+    };
+  const r = answer.result;
+  return {
+    ...plan,
+    preflight: { checked: true, ok: r.ok, checks: r.checks, message: r.ok ? 'checks pass' : 'checks fail' },
+    ...(answer.preview ? { preview: answer.preview } : {}),
+  };
+}
