@@ -19,6 +19,14 @@ services:
     port: 8080
 `;
 
+const emptyReport = (desiredVersion: string) => ({
+  desiredVersion,
+  services: [],
+  observedAtMs: 0,
+  events: [],
+  converged: true,
+});
+
 /** A deployer and a runner over one real SQLite store, a fake clock, and agents simulated in the store. */
 function setup() {
   const store = openStore();
@@ -41,11 +49,16 @@ function setup() {
   );
   for (const name of NODES)
     store.nodes.upsertHello({ name, labels: {}, agentVersion: 't', facts: {} }, clock.now());
-  /** Every node acks what it was given and reports its service healthy at that revision. */
+  /**
+   * Every node acks what it was given and reports its service healthy at that revision: written
+   * to the store as the recorder does, then announced to the runner as the hub does (the runner
+   * listens after the recorder).
+   */
   const agentsConverge = (healthy = true) => {
     for (const node of NODES) {
       const d = desired.forNode(node);
       store.nodes.setAcked(node, d.version);
+      runner.onHubEvent({ kind: 'acked', node, atMs: clock.now(), version: d.version });
       const dep = d.deployments.find((x) => x.name === 'web');
       if (!dep) continue;
       store.status.replaceNode(node, [
@@ -62,6 +75,7 @@ function setup() {
           updatedMs: clock.now(),
         },
       ]);
+      runner.onHubEvent({ kind: 'reported', node, atMs: clock.now(), report: emptyReport(d.version) });
     }
   };
   const revisionOf = (node: string) =>
@@ -140,5 +154,85 @@ describe('RolloutRunner behind the deployer (real SQLite, fake clock)', () => {
     for (const n of NODES) t.online.add(n);
     for (let i = 0; i < 10; i++) t.step(1_000);
     assert.equal(t.store.rollouts.latest('web')?.state, 'succeeded');
+  });
+});
+
+describe('RolloutRunner: the work per message is bounded by that node', () => {
+  test('one node acking and reporting reads only its own rows; the slow tick reads none', () => {
+    const store = openStore();
+    const clock = new FakeClock();
+    const desired = new DesiredStates(store.deployments);
+    const fleet = Array.from({ length: 200 }, (_, i) => `m${i}`);
+    const runner = new RolloutRunner({
+      store,
+      desired,
+      push: () => {},
+      isOnline: () => true,
+      log: createLogger('test', 'silent'),
+      clock,
+    });
+    const deployer = new Deployer(
+      store,
+      { push: () => {}, rollouts: runner },
+      { desired, now: () => clock.now() },
+    );
+    for (const name of fleet)
+      store.nodes.upsertHello({ name, labels: {}, agentVersion: 't', facts: {} }, clock.now());
+    runner.resume();
+    const r = deployer.apply(playbook('1').replace('serial: 1', 'serial: "100%"'), 'web.yml', false);
+    assert.ok(r.ok && r.rollout);
+    const reads = { nodes: 0, status: 0, preflight: 0, rollouts: 0 };
+    const count = <T extends object, K extends keyof T>(repo: T, method: K, key: keyof typeof reads) => {
+      const real = repo[method] as (...a: unknown[]) => unknown;
+      repo[method] = ((...a: unknown[]) => {
+        reads[key]++;
+        return real.apply(repo, a);
+      }) as T[K];
+    };
+    count(store.nodes, 'get', 'nodes');
+    count(store.status, 'forNode', 'status');
+    count(store.preflight, 'get', 'preflight');
+    count(store.rollouts, 'get', 'rollouts');
+    const zero = () => Object.assign(reads, { nodes: 0, status: 0, preflight: 0, rollouts: 0 });
+    const converge = (node: string) => {
+      const d = desired.forNode(node);
+      store.nodes.setAcked(node, d.version);
+      runner.onHubEvent({ kind: 'acked', node, atMs: clock.now(), version: d.version });
+      store.status.replaceNode(node, [
+        {
+          deployment: 'web',
+          service: 'web',
+          revision: 1,
+          state: 'healthy',
+          ready: 1,
+          desired: 1,
+          lastError: '',
+          progress: '',
+          containers: [],
+          updatedMs: clock.now(),
+        },
+      ]);
+      runner.onHubEvent({ kind: 'reported', node, atMs: clock.now(), report: emptyReport(d.version) });
+    };
+
+    clock.advance(1_000);
+    assert.equal(reads.status, fleet.length, 'the first look reads each pushed node once');
+    zero();
+    converge('m7');
+    clock.advance(60);
+    assert.deepEqual(reads, { nodes: 1, status: 1, preflight: 1, rollouts: 0 }, 'only m7 is read again');
+    const m7 = () => store.rollouts.get(r.rollout!)!.nodes.find((n) => n.node === 'm7')!;
+    assert.ok(m7().healthySinceMs > 0, 'm7 is judged on what it said');
+    zero();
+    clock.advance(1_000);
+    assert.deepEqual(
+      reads,
+      { nodes: 0, status: 0, preflight: 0, rollouts: 0 },
+      'the tick judges from memory',
+    );
+    for (const n of fleet) converge(n);
+    clock.advance(3_000);
+    assert.equal(m7().state, 'healthy');
+    assert.equal(store.rollouts.get(r.rollout!)?.state, 'succeeded');
   });
 });
