@@ -5,7 +5,7 @@
  * within 1 s of the last agent's ack. Also printed: time until all agents are connected, apply →
  * rollout succeeded, and the control plane's CPU while the agents only heartbeat.
  *
- * BENCH_SIM_AGENTS (1000), BENCH_SIM_PROCS (2), BENCH_SIM_APPLIES (6); BENCH_CPU_PROF=DIR runs the
+ * BENCH_SIM_AGENTS (1000), BENCH_SIM_PROCS (2), BENCH_SIM_APPLIES (12); BENCH_CPU_PROF=DIR runs the
  * control plane under `node --cpu-prof` and leaves its profile in DIR.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -19,7 +19,7 @@ import { fmt, median, quantile } from './stats.js';
 
 const AGENTS = Number(process.env.BENCH_SIM_AGENTS ?? 1000);
 const PROCS = Number(process.env.BENCH_SIM_PROCS ?? 2);
-const APPLIES = Number(process.env.BENCH_SIM_APPLIES ?? 6);
+const APPLIES = Number(process.env.BENCH_SIM_APPLIES ?? 12);
 /** The whole part stops starting applies after this long. */
 const BUDGET_MS = 6 * 60_000;
 const DEPLOYMENT = 'simbench';

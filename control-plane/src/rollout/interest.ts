@@ -45,10 +45,15 @@ export class RolloutInterest {
   heard(node: string): boolean {
     const ids = this.byNode.get(node);
     if (!ids) return false;
-    for (const id of ids) {
-      if (this.dirty.has(id) && this.dirty.get(id) === undefined) continue;
-      this.dirty.set(id, (this.dirty.get(id) ?? new Set<string>()).add(node));
-    }
+    for (const id of ids) this.mark(id, node);
+    return true;
+  }
+
+  /** Marks one node for a look by one rollout; false when that rollout is not active (any more). */
+  mark(id: number, node: string): boolean {
+    if (!this.active.has(id)) return false;
+    if (this.dirty.has(id) && this.dirty.get(id) === undefined) return true;
+    this.dirty.set(id, (this.dirty.get(id) ?? new Set<string>()).add(node));
     return true;
   }
 

@@ -1,45 +1,15 @@
 import { type Clock, systemClock, type TimerHandle } from '../../../common/clock.js';
-import type { Logger } from '../../../common/log.js';
 import type { RolloutNode, RolloutRecord, RolloutState } from '../db/rollouts.js';
-import type { Store } from '../db/store.js';
-import type { DesiredStateSource, HubEvent } from '../grpc/events.js';
+import type { HubEvent } from '../grpc/events.js';
 import { RolloutBook } from './book.js';
 import { RolloutInterest } from './interest.js';
 import { NodeObserver } from './observe.js';
 import { planRollout, type RolloutStep } from './planner.js';
-import type { RolloutPolicy } from './policy.js';
+import type { RunnerPorts, StartRollout } from './ports.js';
 import { type PrefetchProgress, revisionImages } from './prefetch.js';
 import { windowState } from './window.js';
 
-/** What the runner needs from the rest of the control plane, wired in server.ts. */
-export interface RunnerPorts {
-  store: Store;
-  desired: DesiredStateSource & { invalidate(nodes: Iterable<string>): void };
-  /** Sends each connected node among `nodes` its (already invalidated) desired state. */
-  push(nodes: readonly string[]): void;
-  /** Whether a node is online (its stream open, not silent). */
-  isOnline(node: string): boolean;
-  log: Logger;
-  clock?: Clock;
-  /** How often running rollouts are looked at without any event (deadlines, min_healthy_time). */
-  tickMs?: number;
-  /** Asks every targeted node to pull the revision's images when a rollout starts (`rollout/prefetch.ts`). */
-  prefetch?: {
-    start(deployment: string, revision: number, images: readonly string[], nodes: readonly string[]): number;
-    progress(deployment: string, revision: number): PrefetchProgress | undefined;
-  };
-}
-
-export interface StartRollout {
-  deployment: string;
-  revision: number;
-  fromRevision: number;
-  stableRevision: number;
-  kind: 'apply' | 'rollback';
-  policy: RolloutPolicy;
-  /** Targeted nodes split into batches, in order. */
-  batches: string[][];
-}
+export type { RunnerPorts, StartRollout } from './ports.js';
 
 /** Who a revision made by an automatic rollback says applied it. */
 export const AUTO_ROLLBACK_BY = 'fleet (auto rollback)';
@@ -254,6 +224,7 @@ export class RolloutRunner {
           this.book.updateNode(r.id, step.node);
           if (step.node.state !== 'pushed')
             this.event(r, `rollout.node-${step.node.state}`, step.node.reason, step.node.node);
+          else this.wakeWhenHealthy(r, step.node);
           break;
         case 'push':
           pushed.push(...this.pushNodes(r, step.nodes));
@@ -293,6 +264,22 @@ export class RolloutRunner {
       }
     }
     return pushed;
+  }
+
+  /**
+   * A node healthy since t is looked at again at t + min_healthy_time, not at the next tick: the
+   * gate then adds min_healthy_time to a rollout, not min_healthy_time and up to a tick.
+   */
+  private wakeWhenHealthy(r: RolloutRecord, n: RolloutNode) {
+    if (n.healthySinceMs === 0 || r.policy.minHealthyMs === 0) return;
+    const delay = n.healthySinceMs + r.policy.minHealthyMs - this.clock.now();
+    this.clock.setTimeout(
+      () => {
+        if (!this.stopped && this.interest.mark(r.id, n.node))
+          this.coalesce ??= this.clock.setTimeout(() => this.flushDirty(), 0);
+      },
+      Math.max(0, delay),
+    );
   }
 
   private pushNodes(r: RolloutRecord, nodes: readonly string[]): string[] {

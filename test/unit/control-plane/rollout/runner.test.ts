@@ -157,30 +157,58 @@ describe('RolloutRunner behind the deployer (real SQLite, fake clock)', () => {
   });
 });
 
+/** A runner over `fleet` nodes (serial 100%) whose agents converge when told, each announced as the hub does. */
+function wideRig(size: number, tickMs?: number) {
+  const store = openStore();
+  const clock = new FakeClock();
+  const desired = new DesiredStates(store.deployments);
+  const fleet = Array.from({ length: size }, (_, i) => `m${i}`);
+  const runner = new RolloutRunner({
+    store,
+    desired,
+    push: () => {},
+    isOnline: () => true,
+    log: createLogger('test', 'silent'),
+    clock,
+    tickMs,
+  });
+  const deployer = new Deployer(
+    store,
+    { push: () => {}, rollouts: runner },
+    { desired, now: () => clock.now() },
+  );
+  for (const name of fleet)
+    store.nodes.upsertHello({ name, labels: {}, agentVersion: 't', facts: {} }, clock.now());
+  runner.resume();
+  const r = deployer.apply(playbook('1').replace('serial: 1', 'serial: "100%"'), 'web.yml', false);
+  assert.ok(r.ok && r.rollout);
+  const converge = (node: string) => {
+    const d = desired.forNode(node);
+    store.nodes.setAcked(node, d.version);
+    runner.onHubEvent({ kind: 'acked', node, atMs: clock.now(), version: d.version });
+    store.status.replaceNode(node, [
+      {
+        deployment: 'web',
+        service: 'web',
+        revision: 1,
+        state: 'healthy',
+        ready: 1,
+        desired: 1,
+        lastError: '',
+        progress: '',
+        containers: [],
+        updatedMs: clock.now(),
+      },
+    ]);
+    runner.onHubEvent({ kind: 'reported', node, atMs: clock.now(), report: emptyReport(d.version) });
+  };
+  const rollout = () => store.rollouts.get(r.rollout!)!;
+  return { store, clock, fleet, converge, rollout };
+}
+
 describe('RolloutRunner: the work per message is bounded by that node', () => {
   test('one node acking and reporting reads only its own rows; the slow tick reads none', () => {
-    const store = openStore();
-    const clock = new FakeClock();
-    const desired = new DesiredStates(store.deployments);
-    const fleet = Array.from({ length: 200 }, (_, i) => `m${i}`);
-    const runner = new RolloutRunner({
-      store,
-      desired,
-      push: () => {},
-      isOnline: () => true,
-      log: createLogger('test', 'silent'),
-      clock,
-    });
-    const deployer = new Deployer(
-      store,
-      { push: () => {}, rollouts: runner },
-      { desired, now: () => clock.now() },
-    );
-    for (const name of fleet)
-      store.nodes.upsertHello({ name, labels: {}, agentVersion: 't', facts: {} }, clock.now());
-    runner.resume();
-    const r = deployer.apply(playbook('1').replace('serial: 1', 'serial: "100%"'), 'web.yml', false);
-    assert.ok(r.ok && r.rollout);
+    const { store, clock, fleet, converge, rollout } = wideRig(200);
     const reads = { nodes: 0, status: 0, preflight: 0, rollouts: 0 };
     const count = <T extends object, K extends keyof T>(repo: T, method: K, key: keyof typeof reads) => {
       const real = repo[method] as (...a: unknown[]) => unknown;
@@ -194,34 +222,13 @@ describe('RolloutRunner: the work per message is bounded by that node', () => {
     count(store.preflight, 'get', 'preflight');
     count(store.rollouts, 'get', 'rollouts');
     const zero = () => Object.assign(reads, { nodes: 0, status: 0, preflight: 0, rollouts: 0 });
-    const converge = (node: string) => {
-      const d = desired.forNode(node);
-      store.nodes.setAcked(node, d.version);
-      runner.onHubEvent({ kind: 'acked', node, atMs: clock.now(), version: d.version });
-      store.status.replaceNode(node, [
-        {
-          deployment: 'web',
-          service: 'web',
-          revision: 1,
-          state: 'healthy',
-          ready: 1,
-          desired: 1,
-          lastError: '',
-          progress: '',
-          containers: [],
-          updatedMs: clock.now(),
-        },
-      ]);
-      runner.onHubEvent({ kind: 'reported', node, atMs: clock.now(), report: emptyReport(d.version) });
-    };
-
     clock.advance(1_000);
     assert.equal(reads.status, fleet.length, 'the first look reads each pushed node once');
     zero();
     converge('m7');
     clock.advance(60);
     assert.deepEqual(reads, { nodes: 1, status: 1, preflight: 1, rollouts: 0 }, 'only m7 is read again');
-    const m7 = () => store.rollouts.get(r.rollout!)!.nodes.find((n) => n.node === 'm7')!;
+    const m7 = () => rollout().nodes.find((n) => n.node === 'm7')!;
     assert.ok(m7().healthySinceMs > 0, 'm7 is judged on what it said');
     zero();
     clock.advance(1_000);
@@ -233,6 +240,19 @@ describe('RolloutRunner: the work per message is bounded by that node', () => {
     for (const n of fleet) converge(n);
     clock.advance(3_000);
     assert.equal(m7().state, 'healthy');
-    assert.equal(store.rollouts.get(r.rollout!)?.state, 'succeeded');
+    assert.equal(rollout().state, 'succeeded');
+  });
+
+  test('a node healthy since t is judged at t + min_healthy_time, not at the next tick', () => {
+    const { clock, fleet, converge, rollout } = wideRig(3, 3_600_000);
+    for (const n of fleet) converge(n);
+    clock.advance(60);
+    const since = rollout().nodes[0]!.healthySinceMs;
+    assert.ok(since > 0);
+    clock.advance(since + 2_000 - clock.now() - 1);
+    assert.equal(rollout().state, 'running', 'healthy for 2 s less 1 ms is not healthy for 2 s');
+    clock.advance(1);
+    assert.equal(rollout().state, 'succeeded');
+    assert.ok(rollout().nodes.every((n) => n.state === 'healthy'));
   });
 });
