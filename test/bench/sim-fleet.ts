@@ -5,11 +5,13 @@ import type { FromChild, SimConfig, ToChild } from './sim-agents.js';
 
 const CHILD = fileURLToPath(new URL('./sim-agents.js', import.meta.url));
 
-/** What the agents said about one revision: how many acked it, the first and last ack (wall ms). */
+/** What the agents said about one revision: how many acked it, the first and last ack, the last healthy report (wall ms). */
 export interface AckSpread {
   count: number;
   firstMs: number;
   lastMs: number;
+  healthy: number;
+  lastHealthyMs: number;
 }
 
 /**
@@ -60,7 +62,12 @@ export class SimFleet {
     return counts.reduce((a, m) => a + m.count, 0);
   }
 
-  /** Every agent's acks of `revision`, once all acked it or after `waitMs`. */
+  /** From now on agents report healthy after a random delay up to `ms` (0: with the ack). */
+  async spread(ms: number) {
+    await Promise.all(this.children.map((c) => ask(c, { kind: 'spread', ms })));
+  }
+
+  /** Every agent's acks of `revision`, once all acked it and reported it healthy, or after `waitMs`. */
   async acked(revision: number, waitMs: number): Promise<AckSpread> {
     const parts = await Promise.all(
       this.children.map((c) =>
@@ -72,6 +79,8 @@ export class SimFleet {
       count: parts.reduce((a, p) => a + p.count, 0),
       firstMs: Math.min(...acked.map((p) => p.firstMs)),
       lastMs: Math.max(...acked.map((p) => p.lastMs)),
+      healthy: parts.reduce((a, p) => a + p.healthy, 0),
+      lastHealthyMs: Math.max(...acked.map((p) => p.lastHealthyMs)),
     };
   }
 
