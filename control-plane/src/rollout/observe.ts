@@ -2,7 +2,7 @@ import type { Clock } from '../../../common/clock.js';
 import type { RolloutRecord } from '../db/rollouts.js';
 import type { ServiceStatusRecord } from '../db/status.js';
 import type { Store } from '../db/store.js';
-import type { DesiredStateSource } from '../grpc/events.js';
+import type { DesiredStateSource, HubEvent } from '../grpc/events.js';
 import type { NodeObservation } from './health.js';
 
 /** What a node last said that a rollout judges it by: read from its own rows, kept until it speaks again. */
@@ -16,9 +16,10 @@ interface Said {
 /**
  * What the runner shows the planner about the nodes of a rollout's batch in progress. A node's
  * observation comes from that node's own rows only (its ack, preflight answer and reported
- * services), read once and kept in memory until the node says something again (`heard`), so an
- * evaluation after a burst of messages reads only the nodes that spoke, and the slow tick (for
- * deadlines and min_healthy_time) reads nothing. Whether an ack or a preflight answer is for the
+ * services), read once and kept in memory, and kept current by what the node says (`heard`): an
+ * ack is taken from the message (the recorder stores just that), a report makes its services be
+ * read again (one query). So the work per message is bounded by that node, and the slow tick
+ * (for deadlines and min_healthy_time) reads nothing. Whether an ack or a preflight answer is for the
  * node's current desired state is decided at each look (that state can change without the node
  * speaking). How long each node has been offline is remembered in memory too (a restarted
  * control plane starts every node's offline time anew, so agents still redialling are not failed).
@@ -48,9 +49,19 @@ export class NodeObserver {
     return names;
   }
 
-  /** The node said something (its rows may have changed): read them again at the next look. */
-  heard(node: string) {
-    this.said.delete(node);
+  /**
+   * The node said something; the recorder (which listens first) has stored it. Mirrors what it
+   * stores: an ack's version; a report's services (read again at the next look) and its
+   * preflight answer when it carries one. Nothing else a node says changes these rows.
+   */
+  heard(e: HubEvent) {
+    const said = this.said.get(e.node);
+    if (!said) return;
+    if (e.kind === 'acked') said.ackedVersion = e.version;
+    if (e.kind !== 'reported') return;
+    said.services.clear();
+    const pf = e.report.preflight;
+    if (pf) said.preflight = { desiredVersion: pf.desiredVersion, ok: pf.ok };
   }
 
   /** Forgets a node no active rollout includes any more. */

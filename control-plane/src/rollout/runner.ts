@@ -117,7 +117,7 @@ export class RolloutRunner {
   readonly onHubEvent = (e: HubEvent) => {
     if (e.kind === 'heartbeat' || e.kind === 'facts' || e.kind === 'prefetchReported') return;
     if (!this.interest.heard(e.node)) return;
-    this.observer.heard(e.node);
+    this.observer.heard(e);
     this.coalesce ??= this.clock.setTimeout(() => this.flushDirty(), COALESCE_MS);
   };
 
