@@ -37,6 +37,12 @@ export interface ConnectionOptions {
   onPrefetch?: (p: Prefetch) => void;
   heartbeatMs?: number;
   backoff?: Backoff;
+  /**
+   * Extra gRPC channel options. The rollout benchmark's simulated agents pass
+   * `grpc.use_local_subchannel_pool` so each opens its own HTTP/2 connection, as real hosts do
+   * (grpc-js otherwise shares one connection among clients with the same target and options).
+   */
+  channelOptions?: grpc.ChannelOptions;
 }
 
 /**
@@ -75,6 +81,7 @@ export class Connection {
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.initial_reconnect_backoff_ms': 250,
       'grpc.max_reconnect_backoff_ms': 5_000,
+      ...opts.channelOptions,
     });
   }
 

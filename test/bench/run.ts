@@ -6,8 +6,9 @@
  *    already present, interleaved so both see the same machine state.
  * 2. A reconcile round with nothing to change: Docker calls per round and its duration.
  * Then the inference server (inference.ts), facts (facts.ts) and issue 5's agent health, restarts,
- * proxy overhead and agent at rest (health.ts). `--health-only`, `--facts-only`, `--inference-only`
- * run one of those alone; `--apply-only` runs 1 and 2 alone.
+ * proxy overhead and agent at rest (health.ts), and issue 11's rollouts (rollout.ts). `--health-only`,
+ * `--facts-only`, `--inference-only`, `--rollout-only` (`--rollout-gate-only`, `--rollout-scale-only`
+ * for one of its two parts) run one of those alone; `--apply-only` runs 1 and 2 alone.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -23,6 +24,8 @@ import { freePort, waitFor } from '../helpers/procs.js';
 import { benchFacts } from './facts.js';
 import { benchHealth } from './health.js';
 import { benchInference } from './inference.js';
+import { benchRollout, benchRolloutGate } from './rollout.js';
+import { benchRolloutScale } from './rollout-scale.js';
 import { fmt, median, quantile } from './stats.js';
 import { benchUpstream } from './upstream.js';
 
@@ -142,6 +145,19 @@ async function main() {
     process.stdout.write(`${(await benchInference()).join('\n')}\n`);
     return;
   }
+  // Issue 11: rollouts gated on health (3 real agents) and the apply at 1,000 simulated agents.
+  if (process.argv.includes('--rollout-only')) {
+    process.stdout.write(`${(await benchRollout()).join('\n')}\n`);
+    return;
+  }
+  if (process.argv.includes('--rollout-gate-only')) {
+    process.stdout.write(`${(await benchRolloutGate()).join('\n')}\n`);
+    return;
+  }
+  if (process.argv.includes('--rollout-scale-only')) {
+    process.stdout.write(`${(await benchRolloutScale()).join('\n')}\n`);
+    return;
+  }
   // Issue 6: the inference server in ENGINE=openai-upstream mode against direct mode (upstream.ts).
   if (process.argv.includes('--upstream-only')) {
     process.stdout.write(`${(await benchUpstream()).join('\n')}\n`);
@@ -186,7 +202,10 @@ async function main() {
     await cleanup();
   }
   // Issue 5 runs with nothing of the above left on the machine (it measures the agent at rest).
-  if (!process.argv.includes('--apply-only')) process.stdout.write(`\n${(await benchHealth()).join('\n')}\n`);
+  if (!process.argv.includes('--apply-only')) {
+    process.stdout.write(`\n${(await benchHealth()).join('\n')}\n`);
+    process.stdout.write(`\n${(await benchRollout()).join('\n')}\n`);
+  }
 }
 
 await main();

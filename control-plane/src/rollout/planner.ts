@@ -26,6 +26,11 @@ export interface PlanContext {
   now: number;
   /** The rollout's maintenance window now (absent: no window, always open). */
   window?: { open: boolean; opensAtMs?: number };
+  /**
+   * Judge only these nodes (the ones that said something since the last look); absent: every
+   * pushed node of the batch (the slow tick, for deadlines and min_healthy_time).
+   */
+  only?: ReadonlySet<string>;
 }
 
 const TERMINAL = new Set<RolloutNode['state']>(['healthy', 'failed', 'unreachable', 'skipped']);
@@ -62,7 +67,7 @@ function nodeVerdicts(
 ) {
   const changed = new Map<string, RolloutNode>();
   for (const n of r.nodes) {
-    if (n.batch !== r.batch || n.state !== 'pushed') continue;
+    if (n.batch !== r.batch || n.state !== 'pushed' || (ctx.only && !ctx.only.has(n.node))) continue;
     const obs = observations.get(n.node) ?? { offlineMs: 0, acked: false, heldBack: false, services: [] };
     const next = nextNodeState(n, obs, {
       revision: r.revision,

@@ -1,43 +1,15 @@
 import { type Clock, systemClock, type TimerHandle } from '../../../common/clock.js';
-import type { Logger } from '../../../common/log.js';
 import type { RolloutNode, RolloutRecord, RolloutState } from '../db/rollouts.js';
-import type { Store } from '../db/store.js';
-import type { DesiredStateSource, HubEvent } from '../grpc/events.js';
+import type { HubEvent } from '../grpc/events.js';
+import { RolloutBook } from './book.js';
+import { RolloutInterest } from './interest.js';
 import { NodeObserver } from './observe.js';
 import { planRollout, type RolloutStep } from './planner.js';
-import type { RolloutPolicy } from './policy.js';
+import type { RunnerPorts, StartRollout } from './ports.js';
 import { type PrefetchProgress, revisionImages } from './prefetch.js';
 import { windowState } from './window.js';
 
-/** What the runner needs from the rest of the control plane, wired in server.ts. */
-export interface RunnerPorts {
-  store: Store;
-  desired: DesiredStateSource & { invalidate(nodes: Iterable<string>): void };
-  /** Sends each connected node among `nodes` its (already invalidated) desired state. */
-  push(nodes: readonly string[]): void;
-  /** Whether a node is online (its stream open, not silent). */
-  isOnline(node: string): boolean;
-  log: Logger;
-  clock?: Clock;
-  /** How often running rollouts are looked at without any event (deadlines, min_healthy_time). */
-  tickMs?: number;
-  /** Asks every targeted node to pull the revision's images when a rollout starts (`rollout/prefetch.ts`). */
-  prefetch?: {
-    start(deployment: string, revision: number, images: readonly string[], nodes: readonly string[]): number;
-    progress(deployment: string, revision: number): PrefetchProgress | undefined;
-  };
-}
-
-export interface StartRollout {
-  deployment: string;
-  revision: number;
-  fromRevision: number;
-  stableRevision: number;
-  kind: 'apply' | 'rollback';
-  policy: RolloutPolicy;
-  /** Targeted nodes split into batches, in order. */
-  batches: string[][];
-}
+export type { RunnerPorts, StartRollout } from './ports.js';
 
 /** Who a revision made by an automatic rollback says applied it. */
 export const AUTO_ROLLBACK_BY = 'fleet (auto rollback)';
@@ -48,23 +20,25 @@ const COALESCE_MS = 50;
 /**
  * Runs rollouts: plans each one with the pure `planRollout` and executes the plan's steps in one
  * transaction, then pushes the nodes whose desired state changed. Evaluations happen when a node
- * of an active rollout says something (coalesced), on a slow tick (for deadlines and
- * min_healthy_time), and once for every active rollout at start, so a control plane killed
- * mid-rollout resumes at the batch it was in: the batch index and every node's push time are in
- * SQLite, and nothing outside the current batch is ever pushed.
+ * of an active rollout says something (coalesced, and judging only the nodes that spoke), on a
+ * slow tick (for deadlines and min_healthy_time, from memory), and once for every active rollout
+ * at start, so a control plane killed mid-rollout resumes at the batch it was in: the batch index
+ * and every node's push time are in SQLite, and nothing outside the current batch is ever pushed.
+ * The work per ack or report is bounded by that node's own rows: records live in a `RolloutBook`,
+ * observations in the `NodeObserver`, and a message marks only its node for the next look.
  */
 export class RolloutRunner {
   private readonly clock: Clock;
-  private readonly dirty = new Set<number>();
   private coalesce: TimerHandle | undefined;
   private tick: TimerHandle | undefined;
-  /** node → active rollout ids that include it (events route only to those). */
-  private readonly byNode = new Map<string, Set<number>>();
+  private readonly interest = new RolloutInterest();
   private stopped = false;
   private readonly observer: NodeObserver;
+  private readonly book: RolloutBook;
 
   constructor(private readonly ports: RunnerPorts) {
     this.clock = ports.clock ?? systemClock;
+    this.book = new RolloutBook(ports.store.rollouts);
     this.observer = new NodeObserver(ports.store, ports.desired, ports.isOnline, this.clock);
   }
 
@@ -110,7 +84,7 @@ export class RolloutRunner {
 
   /** Runs a rollout's first evaluation now (after the transaction that created it committed). */
   kick(id: number) {
-    const r = this.ports.store.rollouts.get(id);
+    const r = this.book.get(id);
     if (r) {
       this.track(r);
       this.prefetch(r);
@@ -136,12 +110,14 @@ export class RolloutRunner {
     );
   }
 
-  /** The hub listener: events about a node of an active rollout mark that rollout for a look. */
+  /**
+   * The hub listener: a node of an active rollout that says something is looked at again (only
+   * that node, at the next coalesced look at each rollout that includes it). O(its rollouts).
+   */
   readonly onHubEvent = (e: HubEvent) => {
     if (e.kind === 'heartbeat' || e.kind === 'facts' || e.kind === 'prefetchReported') return;
-    const ids = this.byNode.get(e.node);
-    if (!ids) return;
-    for (const id of ids) this.dirty.add(id);
+    if (!this.interest.heard(e.node)) return;
+    this.observer.heard(e);
     this.coalesce ??= this.clock.setTimeout(() => this.flushDirty(), COALESCE_MS);
   };
 
@@ -151,7 +127,7 @@ export class RolloutRunner {
     if (!r || (r.state !== 'running' && r.state !== 'paused')) return undefined;
     const state: RolloutState = action === 'pause' ? 'paused' : action === 'resume' ? 'running' : 'aborted';
     this.ports.store.transaction(() => {
-      this.ports.store.rollouts.update(r.id, {
+      this.book.update(r.id, {
         state,
         batch: r.batch,
         reason: r.reason,
@@ -172,7 +148,7 @@ export class RolloutRunner {
   supersede(deployment: string, by: number) {
     const r = this.ports.store.rollouts.latest(deployment);
     if (!r || (r.state !== 'running' && r.state !== 'paused')) return;
-    this.ports.store.rollouts.update(r.id, {
+    this.book.update(r.id, {
       state: 'superseded',
       batch: r.batch,
       reason: `superseded by revision ${by}`,
@@ -183,9 +159,7 @@ export class RolloutRunner {
 
   private flushDirty() {
     this.coalesce = undefined;
-    const ids = [...this.dirty];
-    this.dirty.clear();
-    for (const id of ids) this.evaluate(id);
+    for (const [id, nodes] of this.interest.take()) this.evaluate(id, nodes);
   }
 
   private scheduleTick() {
@@ -197,33 +171,46 @@ export class RolloutRunner {
   }
 
   private evaluateAll() {
-    const ids = new Set<number>();
-    for (const set of this.byNode.values()) for (const id of set) ids.add(id);
-    for (const id of ids) this.evaluate(id);
+    for (const id of this.interest.ids()) this.evaluate(id);
   }
 
-  /** Plans one rollout and applies the plan; loops while a step (a push, an advance) changed it. */
-  evaluate(id: number) {
+  /**
+   * Plans one rollout and applies the plan; loops while a step (a push, an advance) changed it.
+   * With `only`, the first look judges just those nodes (they spoke); later looks judge them all.
+   */
+  evaluate(id: number, only?: ReadonlySet<string>) {
     for (let round = 0; round < 4 && !this.stopped; round++) {
-      const r = this.ports.store.rollouts.get(id);
+      const r = this.book.get(id);
       if (!r) return;
       const now = this.clock.now();
       const window = r.policy.window ? windowState(r.policy.window, now) : undefined;
-      const steps = planRollout(r, this.observer.observe(r), {
+      const judged = round === 0 ? only : undefined;
+      const steps = planRollout(r, this.observer.observe(r, judged), {
         services: this.observer.servicesOf(r),
         now,
         window,
+        only: judged,
       });
       if (steps.length === 0) {
         if (r.state !== 'running' && r.state !== 'paused') this.untrack(r);
         return;
       }
-      const pushed = this.ports.store.transaction(() => this.execute(r, steps));
+      const pushed = this.transaction(() => this.execute(r, steps));
       if (pushed.length > 0) {
         this.ports.desired.invalidate(pushed);
         this.ports.push(pushed);
       }
       if (!steps.some((s) => s.kind === 'advance' || s.kind === 'halt' || s.kind === 'succeed')) return;
+    }
+  }
+
+  /** A transaction over the book's writes: when it fails, memory may be ahead of SQLite. */
+  private transaction<T>(fn: () => T): T {
+    try {
+      return this.ports.store.transaction(fn);
+    } catch (err) {
+      this.book.clear();
+      throw err;
     }
   }
 
@@ -234,14 +221,15 @@ export class RolloutRunner {
     for (const step of steps) {
       switch (step.kind) {
         case 'node':
-          this.ports.store.rollouts.updateNode(r.id, step.node);
+          this.book.updateNode(r.id, step.node);
           if (step.node.state !== 'pushed')
             this.event(r, `rollout.node-${step.node.state}`, step.node.reason, step.node.node);
+          else this.wakeWhenHealthy(r, step.node);
           break;
         case 'push':
           pushed.push(...this.pushNodes(r, step.nodes));
           if (r.reason && step.batch === r.batch)
-            this.ports.store.rollouts.update(r.id, {
+            this.book.update(r.id, {
               state: r.state,
               batch,
               reason: '',
@@ -251,7 +239,7 @@ export class RolloutRunner {
           break;
         case 'advance':
           batch = step.batch;
-          this.ports.store.rollouts.update(r.id, {
+          this.book.update(r.id, {
             state: 'running',
             batch,
             reason: '',
@@ -259,7 +247,7 @@ export class RolloutRunner {
           });
           break;
         case 'wait':
-          this.ports.store.rollouts.update(r.id, {
+          this.book.update(r.id, {
             state: r.state,
             batch,
             reason: step.reason,
@@ -278,11 +266,27 @@ export class RolloutRunner {
     return pushed;
   }
 
+  /**
+   * A node healthy since t is looked at again at t + min_healthy_time, not at the next tick: the
+   * gate then adds min_healthy_time to a rollout, not min_healthy_time and up to a tick.
+   */
+  private wakeWhenHealthy(r: RolloutRecord, n: RolloutNode) {
+    if (n.healthySinceMs === 0 || r.policy.minHealthyMs === 0) return;
+    const delay = n.healthySinceMs + r.policy.minHealthyMs - this.clock.now();
+    this.clock.setTimeout(
+      () => {
+        if (!this.stopped && this.interest.mark(r.id, n.node))
+          this.coalesce ??= this.clock.setTimeout(() => this.flushDirty(), 0);
+      },
+      Math.max(0, delay),
+    );
+  }
+
   private pushNodes(r: RolloutRecord, nodes: readonly string[]): string[] {
     const now = this.clock.now();
     for (const node of nodes) {
       this.ports.store.deployments.assign(r.deployment, node, r.revision);
-      const prev = r.nodes.find((n) => n.node === node);
+      const prev = this.book.node(r.id, node);
       const value: RolloutNode = {
         node,
         batch: prev?.batch ?? r.batch,
@@ -291,15 +295,15 @@ export class RolloutRunner {
         healthySinceMs: 0,
         reason: '',
       };
-      this.ports.store.rollouts.updateNode(r.id, value);
+      this.book.updateNode(r.id, value);
     }
     return [...nodes];
   }
 
   private halt(r: RolloutRecord, batch: number, step: Extract<RolloutStep, { kind: 'halt' }>): string[] {
     for (const node of step.skipped) {
-      const prev = r.nodes.find((n) => n.node === node)!;
-      this.ports.store.rollouts.updateNode(r.id, { ...prev, state: 'skipped', reason: 'rollout halted' });
+      const prev = this.book.node(r.id, node)!;
+      this.book.updateNode(r.id, { ...prev, state: 'skipped', reason: 'rollout halted' });
     }
     if (!step.rollback) {
       const why = r.policy.autoRollback ? `${step.reason}; no stable revision to roll back to` : step.reason;
@@ -324,10 +328,10 @@ export class RolloutRunner {
       policy: { ...r.policy, serial: undefined, autoRollback: false },
       batches: [step.rollback.nodes],
     });
-    const created = this.ports.store.rollouts.get(id)!;
+    const created = this.book.get(id)!;
     this.pushNodes(created, step.rollback.nodes);
     this.track(created);
-    this.dirty.add(id);
+    this.interest.all(id);
     this.coalesce ??= this.clock.setTimeout(() => this.flushDirty(), COALESCE_MS);
     return [...step.rollback.nodes];
   }
@@ -348,7 +352,7 @@ export class RolloutRunner {
   }
 
   private finish(r: RolloutRecord, batch: number, state: RolloutState, reason: string) {
-    this.ports.store.rollouts.update(r.id, { state, batch, reason, updatedMs: this.clock.now() });
+    this.book.update(r.id, { state, batch, reason, updatedMs: this.clock.now() });
     this.event(r, `rollout.${state}`, reason);
     this.ports.log.info(
       { deployment: r.deployment, revision: r.revision, state, reason },
@@ -361,18 +365,11 @@ export class RolloutRunner {
   }
 
   private track(r: RolloutRecord) {
-    for (const n of r.nodes) {
-      const set = this.byNode.get(n.node) ?? new Set<number>();
-      set.add(r.id);
-      this.byNode.set(n.node, set);
-    }
+    this.interest.track(r);
   }
 
   private untrack(r: RolloutRecord) {
-    for (const n of r.nodes) {
-      const set = this.byNode.get(n.node);
-      set?.delete(r.id);
-      if (set?.size === 0) this.byNode.delete(n.node);
-    }
+    this.book.drop(r.id);
+    for (const node of this.interest.untrack(r)) this.observer.forget(node);
   }
 }

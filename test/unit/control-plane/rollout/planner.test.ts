@@ -203,4 +203,20 @@ describe('planRollout', () => {
       ),
     );
   });
+  test('with `only`, just the nodes that spoke are judged; the others keep their values', () => {
+    const pushed = rollout([['n1', 'n2', 'n3']]);
+    pushed.nodes = pushed.nodes.map((n) => ({ ...n, state: 'pushed', pushedMs: 0 }));
+    const obs = new Map(pushed.nodes.map((n) => [n.node, serving()]));
+    const steps = planRollout(pushed, obs, { services: ['web'], now: 1_000, only: new Set(['n2']) });
+    assert.deepEqual(
+      steps.map((s) => (s.kind === 'node' ? s.node.node : s.kind)),
+      ['n2'],
+    );
+    const late = planRollout(pushed, new Map(), {
+      services: ['web'],
+      now: ACK_BOUND_MS + 1,
+      only: new Set(),
+    });
+    assert.deepEqual(late, [], 'a node not judged is not failed for lack of an observation');
+  });
 });

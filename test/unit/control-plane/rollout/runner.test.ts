@@ -19,6 +19,14 @@ services:
     port: 8080
 `;
 
+const emptyReport = (desiredVersion: string) => ({
+  desiredVersion,
+  services: [],
+  observedAtMs: 0,
+  events: [],
+  converged: true,
+});
+
 /** A deployer and a runner over one real SQLite store, a fake clock, and agents simulated in the store. */
 function setup() {
   const store = openStore();
@@ -41,11 +49,16 @@ function setup() {
   );
   for (const name of NODES)
     store.nodes.upsertHello({ name, labels: {}, agentVersion: 't', facts: {} }, clock.now());
-  /** Every node acks what it was given and reports its service healthy at that revision. */
+  /**
+   * Every node acks what it was given and reports its service healthy at that revision: written
+   * to the store as the recorder does, then announced to the runner as the hub does (the runner
+   * listens after the recorder).
+   */
   const agentsConverge = (healthy = true) => {
     for (const node of NODES) {
       const d = desired.forNode(node);
       store.nodes.setAcked(node, d.version);
+      runner.onHubEvent({ kind: 'acked', node, atMs: clock.now(), version: d.version });
       const dep = d.deployments.find((x) => x.name === 'web');
       if (!dep) continue;
       store.status.replaceNode(node, [
@@ -62,6 +75,7 @@ function setup() {
           updatedMs: clock.now(),
         },
       ]);
+      runner.onHubEvent({ kind: 'reported', node, atMs: clock.now(), report: emptyReport(d.version) });
     }
   };
   const revisionOf = (node: string) =>
@@ -140,5 +154,109 @@ describe('RolloutRunner behind the deployer (real SQLite, fake clock)', () => {
     for (const n of NODES) t.online.add(n);
     for (let i = 0; i < 10; i++) t.step(1_000);
     assert.equal(t.store.rollouts.latest('web')?.state, 'succeeded');
+  });
+});
+
+/** A runner over `fleet` nodes (serial 100%) whose agents converge when told, each announced as the hub does. */
+function wideRig(size: number, tickMs?: number) {
+  const store = openStore();
+  const clock = new FakeClock();
+  const desired = new DesiredStates(store.deployments);
+  const fleet = Array.from({ length: size }, (_, i) => `m${i}`);
+  const runner = new RolloutRunner({
+    store,
+    desired,
+    push: () => {},
+    isOnline: () => true,
+    log: createLogger('test', 'silent'),
+    clock,
+    tickMs,
+  });
+  const deployer = new Deployer(
+    store,
+    { push: () => {}, rollouts: runner },
+    { desired, now: () => clock.now() },
+  );
+  for (const name of fleet)
+    store.nodes.upsertHello({ name, labels: {}, agentVersion: 't', facts: {} }, clock.now());
+  runner.resume();
+  const r = deployer.apply(playbook('1').replace('serial: 1', 'serial: "100%"'), 'web.yml', false);
+  assert.ok(r.ok && r.rollout);
+  const converge = (node: string) => {
+    const d = desired.forNode(node);
+    store.nodes.setAcked(node, d.version);
+    runner.onHubEvent({ kind: 'acked', node, atMs: clock.now(), version: d.version });
+    store.status.replaceNode(node, [
+      {
+        deployment: 'web',
+        service: 'web',
+        revision: 1,
+        state: 'healthy',
+        ready: 1,
+        desired: 1,
+        lastError: '',
+        progress: '',
+        containers: [],
+        updatedMs: clock.now(),
+      },
+    ]);
+    runner.onHubEvent({ kind: 'reported', node, atMs: clock.now(), report: emptyReport(d.version) });
+  };
+  const rollout = () => store.rollouts.get(r.rollout!)!;
+  return { store, clock, fleet, converge, rollout };
+}
+
+describe('RolloutRunner: the work per message is bounded by that node', () => {
+  test('one node acking and reporting reads only its own rows; the slow tick reads none', () => {
+    const { store, clock, fleet, converge, rollout } = wideRig(200);
+    const reads = { nodes: 0, status: 0, preflight: 0, rollouts: 0 };
+    const count = <T extends object, K extends keyof T>(repo: T, method: K, key: keyof typeof reads) => {
+      const real = repo[method] as (...a: unknown[]) => unknown;
+      repo[method] = ((...a: unknown[]) => {
+        reads[key]++;
+        return real.apply(repo, a);
+      }) as T[K];
+    };
+    count(store.nodes, 'get', 'nodes');
+    count(store.status, 'forNode', 'status');
+    count(store.preflight, 'get', 'preflight');
+    count(store.rollouts, 'get', 'rollouts');
+    const zero = () => Object.assign(reads, { nodes: 0, status: 0, preflight: 0, rollouts: 0 });
+    clock.advance(1_000);
+    assert.equal(reads.status, fleet.length, 'the first look reads each pushed node once');
+    zero();
+    converge('m7');
+    clock.advance(60);
+    assert.deepEqual(
+      reads,
+      { nodes: 0, status: 1, preflight: 0, rollouts: 0 },
+      "m7's ack is taken from the message; its report has only m7's services read again",
+    );
+    const m7 = () => rollout().nodes.find((n) => n.node === 'm7')!;
+    assert.ok(m7().healthySinceMs > 0, 'm7 is judged on what it said');
+    zero();
+    clock.advance(1_000);
+    assert.deepEqual(
+      reads,
+      { nodes: 0, status: 0, preflight: 0, rollouts: 0 },
+      'the tick judges from memory',
+    );
+    for (const n of fleet) converge(n);
+    clock.advance(3_000);
+    assert.equal(m7().state, 'healthy');
+    assert.equal(rollout().state, 'succeeded');
+  });
+
+  test('a node healthy since t is judged at t + min_healthy_time, not at the next tick', () => {
+    const { clock, fleet, converge, rollout } = wideRig(3, 3_600_000);
+    for (const n of fleet) converge(n);
+    clock.advance(60);
+    const since = rollout().nodes[0]!.healthySinceMs;
+    assert.ok(since > 0);
+    clock.advance(since + 2_000 - clock.now() - 1);
+    assert.equal(rollout().state, 'running', 'healthy for 2 s less 1 ms is not healthy for 2 s');
+    clock.advance(1);
+    assert.equal(rollout().state, 'succeeded');
+    assert.ok(rollout().nodes.every((n) => n.state === 'healthy'));
   });
 });

@@ -1,0 +1,205 @@
+/**
+ * One process of simulated agents for the rollout benchmark (`sim-fleet.ts` forks a few of them).
+ * Each simulated agent is the real agent's `Connection` (dialing, hello, heartbeats every 2 s,
+ * keepalive, redial with backoff) on its own HTTP/2 connection, with no container runtime behind
+ * it: it acknowledges each new desired state at once, then reports every service of it healthy
+ * with all replicas ready, as a real agent does once its containers pass their probes (at once,
+ * or — with a spread — first "starting" and then healthy after a random delay up to the spread, as
+ * probes pass at different moments on different hosts); a rollout's prefetch is answered
+ * "present". Each ack's and each healthy report's time is kept per revision of the benchmark's
+ * deployment and sent to the parent when it asks.
+ *
+ * Parent → child (IPC): {kind:'connected'} → {kind:'connected', count};
+ *   {kind:'spread', ms} → {kind:'spread', ms};
+ *   {kind:'acks', revision, waitMs} → {kind:'acks', revision, count, firstMs, lastMs, lastHealthyMs}
+ *   once every agent here acked that revision (and reported it healthy), or after waitMs. The
+ *   child exits when the IPC channel closes.
+ */
+
+import { Connection } from '../../agent/src/connection.js';
+import { factsSummary } from '../../agent/src/facts.js';
+import { createLogger } from '../../common/log.js';
+import { VERSION } from '../../common/version.js';
+import {
+  type DesiredState,
+  type Prefetch,
+  ServiceState,
+  type StatusReport,
+} from '../../proto/gen/fleet/v1/agent.js';
+
+export interface SimConfig {
+  address: string;
+  token: string;
+  nodes: string[];
+  labels: Record<string, string>;
+  /** The deployment whose revisions the acks are counted for. */
+  deployment: string;
+}
+
+export type ToChild =
+  | { kind: 'connected' }
+  | { kind: 'spread'; ms: number }
+  | { kind: 'acks'; revision: number; waitMs: number };
+export type FromChild =
+  | { kind: 'connected'; count: number }
+  | { kind: 'spread'; ms: number }
+  | ({ kind: 'acks'; revision: number } & AckStats);
+
+/** Wall-clock ms with sub-ms resolution, comparable across processes of one machine. */
+export const wallMs = () => performance.timeOrigin + performance.now();
+
+interface AckStats {
+  count: number;
+  firstMs: number;
+  lastMs: number;
+  /** How many reported it healthy, and when the last did. */
+  healthy: number;
+  lastHealthyMs: number;
+}
+
+/** Every service of the desired state serving with all replicas ready, as a converged agent says. */
+function healthyReport(d: DesiredState, serving = true): StatusReport {
+  return {
+    desiredVersion: d.version,
+    services: d.deployments.flatMap((dep) =>
+      dep.services.map((s) => ({
+        deployment: dep.name,
+        service: s.name,
+        revision: dep.revision,
+        state: !serving
+          ? ServiceState.SERVICE_STATE_STARTING
+          : s.health
+            ? ServiceState.SERVICE_STATE_HEALTHY
+            : ServiceState.SERVICE_STATE_RUNNING,
+        containers: [],
+        lastError: '',
+        readyReplicas: serving ? s.replicas : 0,
+        desiredReplicas: s.replicas,
+        progress: '',
+      })),
+    ),
+    observedAtMs: Date.now(),
+    events: [],
+    converged: serving,
+  };
+}
+
+class SimAgents {
+  private readonly conns: Connection[] = [];
+  readonly acks = new Map<number, AckStats>();
+  private readonly waiters: { revision: number; done: () => void }[] = [];
+  /** Healthy reports follow the ack after a random delay up to this (0: at once). */
+  spreadMs = 0;
+
+  constructor(private readonly cfg: SimConfig) {}
+
+  start() {
+    const log = createLogger('fleet-sim', 'warn');
+    const facts = factsSummary('sim');
+    for (const node of this.cfg.nodes) {
+      let version = '';
+      let report: StatusReport | undefined;
+      const conn: Connection = new Connection({
+        address: this.cfg.address,
+        token: this.cfg.token,
+        node,
+        log,
+        channelOptions: { 'grpc.use_local_subchannel_pool': 1 },
+        hello: async () => ({ node, labels: this.cfg.labels, agentVersion: VERSION, facts }),
+        latestReport: () => report,
+        onDesired: (d) => {
+          conn.ack(d.version);
+          if (d.version === version) return;
+          version = d.version;
+          this.note(d, 'ack');
+          const healthy = () => {
+            if (version !== d.version) return;
+            report = healthyReport(d);
+            conn.sendStatus(report);
+            this.note(d, 'healthy');
+          };
+          if (this.spreadMs === 0) return healthy();
+          report = healthyReport(d, false);
+          conn.sendStatus(report);
+          setTimeout(healthy, Math.random() * this.spreadMs);
+        },
+        onPrefetch: (p) => conn.sendPrefetchStatus(present(p)),
+      });
+      this.conns.push(conn);
+      conn.start();
+    }
+  }
+
+  connected(): number {
+    return this.conns.filter((c) => c.connected).length;
+  }
+
+  /** Resolves once every agent here acked `revision` and reported it healthy, or after `waitMs`. */
+  async acked(revision: number, waitMs: number): Promise<AckStats> {
+    const all = () => (this.acks.get(revision)?.healthy ?? 0) >= this.conns.length;
+    if (!all()) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, waitMs);
+        this.waiters.push({
+          revision,
+          done: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
+      });
+    }
+    return this.acks.get(revision) ?? { count: 0, firstMs: 0, lastMs: 0, healthy: 0, lastHealthyMs: 0 };
+  }
+
+  stop() {
+    for (const c of this.conns) c.stop();
+  }
+
+  private note(d: DesiredState, what: 'ack' | 'healthy') {
+    const revision = d.deployments.find((x) => x.name === this.cfg.deployment)?.revision;
+    if (revision === undefined) return;
+    const at = wallMs();
+    const s = this.acks.get(revision) ?? { count: 0, firstMs: at, lastMs: at, healthy: 0, lastHealthyMs: 0 };
+    if (what === 'ack') {
+      s.count++;
+      s.lastMs = at;
+    } else {
+      s.healthy++;
+      s.lastHealthyMs = at;
+    }
+    this.acks.set(revision, s);
+    if (s.healthy < this.conns.length) return;
+    for (const w of this.waiters.filter((x) => x.revision === revision)) w.done();
+  }
+}
+
+function present(p: Prefetch) {
+  return {
+    deployment: p.deployment,
+    revision: p.revision,
+    images: p.images.map((image) => ({ image, state: 'present', bytesDone: 0, bytesTotal: 0, error: '' })),
+  };
+}
+
+function main() {
+  const cfg = JSON.parse(process.env.FLEET_SIM_CONFIG ?? '') as SimConfig;
+  const agents = new SimAgents(cfg);
+  const send = (m: FromChild) => process.send?.(m);
+  process.on('message', (m: ToChild) => {
+    if (m.kind === 'connected') send({ kind: 'connected', count: agents.connected() });
+    else if (m.kind === 'spread') {
+      agents.spreadMs = m.ms;
+      send({ kind: 'spread', ms: m.ms });
+    } else
+      void agents.acked(m.revision, m.waitMs).then((s) => send({ kind: 'acks', revision: m.revision, ...s }));
+  });
+  // The parent gone (finished, or killed): nothing here may outlive it.
+  process.on('disconnect', () => {
+    agents.stop();
+    process.exit(0);
+  });
+  agents.start();
+}
+
+if (process.env.FLEET_SIM_CONFIG) main();
