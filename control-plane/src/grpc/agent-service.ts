@@ -3,14 +3,15 @@
  * that says what each RPC needs.
  *
  * One listener, client certificates requested but optional at the TLS layer, enforced per method.
- * Why not `checkClientCertificate: true` plus a second, enrollment-only listener: an agent without
- * a certificate could then not reach GetCa/Enroll at all on the agent port (a second port for
- * operators to open and for agents to be told), and a handshake refusal reaches the agent as a
- * bare UNAVAILABLE with no reason, where an expired certificate deserves "enroll again with a new
- * join token". Per-method enforcement fails closed: the implementation is generated from
- * `AGENT_RPC_POLICY`, typed over every method of the service, so a new RPC does not compile
- * until the table says what it needs; and `identify()` re-verifies the chain itself, so an
- * unverified handshake never counts as an identity.
+ * Why not `checkClientCertificate: true` plus a second, enrollment-only listener: a second port
+ * for operators to open and agents to be told about, and a handshake refusal reaches the agent as
+ * a bare UNAVAILABLE, where a refused call can say why (UNAUTHENTICATED "enroll with a new join
+ * token", PERMISSION_DENIED "certificate for A cannot act as B") and raise an event.
+ * Per-method enforcement fails closed: `AGENT_RPC_POLICY` is typed over every method of the
+ * service, so a new RPC does not compile until the table says what it needs, and `agentService`
+ * refuses to build when a row and its handler disagree. OpenSSL still verifies what is presented
+ * (grpc-js hands `getAuthContext()` a peer certificate only when verification passed: our CA, in
+ * date, purpose clientAuth), and `identify()` re-verifies it and adds role, node and key binding.
  */
 import * as grpc from '@grpc/grpc-js';
 import type {

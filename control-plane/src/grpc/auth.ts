@@ -33,6 +33,14 @@ export interface AgentAuthenticator {
   authenticate(call: AuthenticatedCall): AuthResult;
 }
 
+/**
+ * grpc-js shows a call its peer certificate only when OpenSSL verified it (chain to our CA, in
+ * date, purpose clientAuth), so "none" also covers expired, foreign and server-role ones.
+ */
+export const NO_VALID_CERT =
+  'no valid client certificate (none, expired, another CA, or not an agent certificate): ' +
+  'enroll with a new join token (`fleet join-token create`, then `fleet agent --join-token <token>`)';
+
 export interface CertificateAuthenticatorDeps {
   /** The control plane's CA (`trustAnchor(ca.der)`). */
   anchor: NodeX509;
@@ -53,6 +61,8 @@ export class CertificateAuthenticator implements AgentAuthenticator {
   authenticate(call: AuthenticatedCall): AuthResult {
     const peer = call.getAuthContext()?.sslPeerCertificate;
     const id = identify(peer, this.deps.anchor, this.deps.clock.now());
+    if (!id.ok && id.reason === 'no-certificate')
+      return { ok: false, reason: id.reason, message: NO_VALID_CERT };
     if (!id.ok) return { ok: false, reason: id.reason, message: id.message };
     const claimed = call.metadata.get('x-fleet-node')[0];
     const auth = authorizeAgent(

@@ -146,7 +146,7 @@ describe('agent gRPC stream (real server on loopback)', () => {
     a.call.write(hello('nodex'));
     const err = await within(a.failure, 'UNAUTHENTICATED');
     assert.equal(err.code, grpc.status.UNAUTHENTICATED);
-    assert.match(err.details, /no certificate/);
+    assert.match(err.details, /no valid client certificate/);
     assert.deepEqual(a.received, []);
     assert.equal((await connectedNodes()).length, 0, 'nothing connected');
   });
