@@ -96,7 +96,7 @@ describe('enrollment and mutual TLS (real processes, real TLS)', { timeout: 300_
     assert.notEqual(await exited(second.p), 0);
     assert.match(second.log(), /join token refused/);
     await waitFor('enroll.refused (used)', async () =>
-      (await events('enroll.refused')).some((e) => e.node === 'enr-c' && /used/.test(e.message)),
+      (await events('enroll.refused')).some((e) => e.node === 'enr-c' && /refused: used$/.test(e.message)),
     );
     first.p.kill('SIGTERM');
   });
@@ -178,7 +178,7 @@ describe('enrollment and mutual TLS (real processes, real TLS)', { timeout: 300_
     assert.notEqual(await exited(a.p), 0);
     assert.match(a.log(), /join token refused/);
     await waitFor('enroll.refused (expired)', async () =>
-      (await events('enroll.refused')).some((e) => e.node === 'enr-g' && /expired/.test(e.message)),
+      (await events('enroll.refused')).some((e) => e.node === 'enr-g' && /refused: expired$/.test(e.message)),
     );
   });
 });
