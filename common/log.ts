@@ -17,7 +17,10 @@ const SECRET_KEYS = [
   'cookie',
   'UPSTREAM_API_KEY',
   'HF_TOKEN',
-  'FLEET_AGENT_TOKEN',
+  'FLEET_JOIN_TOKEN',
+  'joinToken',
+  'tokenSecret',
+  'keyPem',
 ];
 
 /** SECRET_KEYS as words: lower case, letters and digits only (`api_key`, `apiKey` → `apikey`). */

@@ -39,9 +39,16 @@ if ! curl -fsS "http://$API/healthz" >/dev/null 2>&1; then
   for _ in $(seq 1 50); do curl -fsS "http://$API/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
 fi
 if ! pid_alive "$STATE/agent.pid"; then
-  log "starting fleet agent for node '$NODE' (log: .fleet/agent.log)"
-  nohup fleet agent --node "$NODE" --label role=dev --control-plane "$GRPC" \
-    --token-file "$STATE/server/agent-token" --state-dir "$STATE/agent" >>"$STATE/agent.log" 2>&1 &
+  # The first start enrolls the agent with a single-use join token (its label travels with it);
+  # later starts reuse the certificate in .fleet/agent/$NODE/tls and need no token.
+  JOIN=()
+  if [ ! -f "$STATE/agent/$NODE/tls/node.crt" ]; then
+    log "creating a join token for node '$NODE'"
+    JOIN=(--join-token "$(fleet join-token create --ttl 10m --label role=dev)")
+  fi
+  log "starting fleet agent for node '$NODE' (mutual TLS; log: .fleet/agent.log)"
+  nohup fleet agent --node "$NODE" --control-plane "$GRPC" "${JOIN[@]}" \
+    --state-dir "$STATE/agent" >>"$STATE/agent.log" 2>&1 &
   echo $! >"$STATE/agent.pid"
 fi
 for _ in $(seq 1 100); do

@@ -24,10 +24,13 @@ export function agentCommand(): Command {
       'control plane agent address (env FLEET_CONTROL_PLANE)',
       process.env.FLEET_CONTROL_PLANE ?? '127.0.0.1:7443',
     )
-    .option('--token-file <file>', 'file holding the agent token (or env FLEET_AGENT_TOKEN)')
+    .option(
+      '--join-token <token>',
+      'enroll with this single-use token (from `fleet join-token create`; or env FLEET_JOIN_TOKEN); ignored once enrolled',
+    )
     .option(
       '--state-dir <dir>',
-      'where the last desired state is kept',
+      'where the last desired state and the node key and certificate (NODE/tls/) are kept',
       process.env.FLEET_STATE_DIR ?? '/var/lib/fleet-agent',
     )
     .option('--docker-socket <path>', 'Docker Engine API socket', '/var/run/docker.sock')
@@ -70,8 +73,7 @@ export function agentCommand(): Command {
         node: o.node,
         labels: o.label,
         server: o.controlPlane,
-        token: process.env.FLEET_AGENT_TOKEN,
-        tokenFile: o.tokenFile,
+        joinToken: o.joinToken ?? process.env.FLEET_JOIN_TOKEN,
         stateDir: o.stateDir,
         dockerSocket: o.dockerSocket,
         resyncMs: o.resync,

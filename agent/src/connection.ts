@@ -5,6 +5,7 @@ import {
   AgentServiceClient,
   type ControlMessage,
   type DesiredState,
+  type EnrollResponse,
   type Hello,
   type HostFacts,
   type Prefetch,
@@ -19,7 +20,8 @@ export type PreflightAnswer = Omit<PreflightResponse, 'requestId'>;
 
 export interface ConnectionOptions {
   address: string;
-  token: string;
+  /** Mutual TLS with the node's certificate (enroll/client.ts `mtlsCredentials`). */
+  credentials: grpc.ChannelCredentials;
   node: string;
   log: Logger;
   hello: () => Promise<Hello>;
@@ -63,7 +65,7 @@ export const DEFAULT_HEARTBEAT_MS = 2_000;
  *   dialing ──stream open + hello sent──▶ open ──error/end──▶ waiting(backoff) ──▶ dialing
  */
 export class Connection {
-  private readonly client: AgentServiceClient;
+  private client: AgentServiceClient;
   private stream: grpc.ClientDuplexStream<AgentMessage, ControlMessage> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private redial: NodeJS.Timeout | undefined;
@@ -75,14 +77,39 @@ export class Connection {
 
   constructor(private readonly opts: ConnectionOptions) {
     this.backoff = opts.backoff ?? new Backoff(250, 10_000);
-    this.client = new AgentServiceClient(opts.address, grpc.credentials.createInsecure(), {
+    this.client = this.newClient(opts.credentials);
+  }
+
+  private newClient(credentials: grpc.ChannelCredentials) {
+    return new AgentServiceClient(this.opts.address, credentials, {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.initial_reconnect_backoff_ms': 250,
       'grpc.max_reconnect_backoff_ms': 5_000,
-      ...opts.channelOptions,
+      ...this.opts.channelOptions,
     });
+  }
+
+  /**
+   * Switches to new credentials (a renewed certificate) without restarting the agent: a new
+   * channel, and the open stream ends so it redials on it at once.
+   */
+  useCredentials(credentials: grpc.ChannelCredentials) {
+    const old = this.client;
+    this.client = this.newClient(credentials);
+    this.backoff.reset();
+    this.stream?.cancel();
+    old.close();
+  }
+
+  /** `Renew` over the current mutual-TLS channel: a new certificate for this node's key. */
+  renew(csrPem: string, timeoutMs = 10_000): Promise<EnrollResponse> {
+    return new Promise((resolve, reject) =>
+      this.client.renew({ csrPem }, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) =>
+        err ? reject(err) : resolve(res),
+      ),
+    );
   }
 
   start() {
@@ -132,7 +159,7 @@ export class Connection {
     if (this.stopped) return;
     const log = this.opts.log;
     const md = new grpc.Metadata();
-    md.set('authorization', `Bearer ${this.opts.token}`);
+    // Who this agent believes it is; the control plane refuses it unless the certificate agrees.
     md.set('x-fleet-node', this.opts.node);
     let hello: Hello;
     try {

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import { systemClock } from '../../common/clock.js';
@@ -8,6 +7,10 @@ import { VERSION } from '../../common/version.js';
 import type { DesiredState, NodePreview } from '../../proto/gen/fleet/v1/agent.js';
 import { Connection } from './connection.js';
 import { dockerAdapter } from './docker/index.js';
+import { type AgentTls, mtlsCredentials } from './enroll/client.js';
+import type { NodeKey } from './enroll/keys.js';
+import { Renewer } from './enroll/renewer.js';
+import { startTls } from './enroll/start.js';
 import { collectHost } from './facts/host.js';
 import { FactsReporter } from './facts/reporter.js';
 import { factsSummary } from './facts.js';
@@ -31,8 +34,8 @@ export interface AgentOptions {
   node: string;
   labels: Record<string, string>;
   server: string;
-  token?: string;
-  tokenFile?: string;
+  /** A join token (K10…), used only when the node has no valid certificate yet. */
+  joinToken?: string;
   stateDir: string;
   dockerSocket: string;
   resyncMs: number;
@@ -57,12 +60,6 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-function readToken(opts: AgentOptions): string {
-  const token = opts.token ?? (opts.tokenFile ? readFileSync(opts.tokenFile, 'utf8').trim() : '');
-  if (!token) throw new Error('no agent token: pass --token-file FILE or set FLEET_AGENT_TOKEN');
-  return token;
-}
-
 /** Parts wired to each other in both directions: set once built, read only after the agent started. */
 interface Late {
   reconciler?: Reconciler;
@@ -83,7 +80,7 @@ type Check = (d: DesiredState, hashWaitMs?: number) => ReturnType<typeof runPref
  */
 export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
   const log = createLogger('fleet-agent').child({ node: opts.node });
-  const token = readToken(opts);
+  const { tls, key, tlsDir } = await startIdentity(opts, log);
   const store = new StateStore(join(opts.stateDir, opts.node));
   const late: Late = {};
   const docker = dockerAdapter({
@@ -122,8 +119,9 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
   const check = preflightCheck(opts, docker.runtime, late);
   const gate = buildGate(opts, log, store, check, late);
   late.gate = gate;
-  const connection = buildConnection(opts, token, log, docker.runtime, check, late);
+  const connection = buildConnection(opts, tls, log, docker.runtime, check, late);
   late.connection = connection;
+  const renewer = buildRenewer(opts, { tls, key, tlsDir }, connection, log);
   const metrics = createAgentMetrics(opts.node, {
     reconcileRounds: () => reconciler.rounds,
     restartsIssued: () => reconciler.restarts,
@@ -149,6 +147,7 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
   }
   reconciler.start();
   connection.start();
+  renewer.start();
   // Facts never delay the agent's start: the first collection runs in the background.
   void facts.start();
   return {
@@ -162,11 +161,50 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
       facts.stop();
       gate.stop();
       prefetcher.stop();
+      renewer.stop();
       connection.stop();
       served?.server.close();
       await reconciler.stop();
     },
   };
+}
+
+/**
+ * The node's certificate, enrolling with the join token first when it has none (or an expired
+ * one). Before anything else: without an identity there is nothing to connect with.
+ */
+async function startIdentity(opts: AgentOptions, log: Logger) {
+  const tlsDir = join(opts.stateDir, opts.node, 'tls');
+  try {
+    const got = await startTls({
+      address: opts.server,
+      node: opts.node,
+      labels: opts.labels,
+      tlsDir,
+      joinToken: opts.joinToken,
+      log: log.child({ component: 'enroll' }),
+    });
+    return { ...got, tlsDir };
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'cannot start without a certificate');
+    throw err;
+  }
+}
+
+/** Renews the certificate over the live connection and switches the connection to it. */
+function buildRenewer(
+  opts: AgentOptions,
+  id: { tls: AgentTls; key: NodeKey; tlsDir: string },
+  connection: Connection,
+  log: Logger,
+) {
+  return new Renewer({
+    node: opts.node,
+    ...id,
+    renew: (csrPem) => connection.renew(csrPem),
+    switchTo: (next) => connection.useCredentials(mtlsCredentials(next)),
+    log: log.child({ component: 'renew' }),
+  });
 }
 
 function buildReconciler(
@@ -249,7 +287,7 @@ function buildGate(opts: AgentOptions, log: Logger, store: StateStore, check: Ch
 
 function buildConnection(
   opts: AgentOptions,
-  token: string,
+  tls: AgentTls,
   log: Logger,
   runtime: DockerAdapter['runtime'],
   check: Check,
@@ -257,7 +295,7 @@ function buildConnection(
 ): Connection {
   return new Connection({
     address: opts.server,
-    token,
+    credentials: mtlsCredentials(tls),
     node: opts.node,
     log: log.child({ component: 'connection' }),
     heartbeatMs: opts.heartbeatMs,

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import Fastify from 'fastify';
@@ -11,12 +12,19 @@ import { CountsRepo } from './db/counts.js';
 import { Store } from './db/store.js';
 import { Deployer } from './deployer.js';
 import { DesiredStates } from './desired/cache.js';
-import { TokenAuthenticator } from './grpc/auth.js';
+import { agentPortCredentials, agentService } from './grpc/agent-service.js';
+import { CertificateAuthenticator } from './grpc/auth.js';
 import { AgentHub } from './grpc/hub.js';
 import { PreflightRequests } from './grpc/preflight.js';
 import { DEFAULT_SILENCE_MS, LivenessTracker } from './ingest/liveness.js';
 import { AgentRecorder } from './ingest/recorder.js';
 import { createControlPlaneMetrics } from './metrics.js';
+import { type Ca, caPaths, loadOrCreateCa, type PkiDeps } from './pki/ca.js';
+import { Enrollment } from './pki/enrollment.js';
+import { trustAnchor } from './pki/identity.js';
+import { serverNames } from './pki/issue.js';
+import { JoinTokens } from './pki/join-token.js';
+import { loadOrIssueServerCertificate, type ServerCredentials, serverCertPaths } from './pki/server-cert.js';
 import { PrefetchTracker } from './rollout/prefetch.js';
 import { RolloutRunner } from './rollout/runner.js';
 import { DeploymentWatcher, nodeProgress } from './rollout/watcher.js';
@@ -27,8 +35,10 @@ export interface ServerOptions {
   listen: string;
   /** host:port for agents' gRPC streams */
   grpcListen: string;
-  /** file holding the agent token; created with a random token when missing */
-  agentTokenFile?: string;
+  /** Extra DNS names or addresses for the server certificate (beyond loopback, the host name, the listen hosts). */
+  tlsNames?: readonly string[];
+  /** Lifetime of the agent certificates this control plane issues (default 30 days; tests shorten it). */
+  agentCertLifetimeMs?: number;
   bodyLimit?: number;
   /** Host directories playbooks may bind-mount (model directories). */
   volumeRoots?: readonly string[];
@@ -42,15 +52,18 @@ export const DEFAULT_VOLUME_ROOTS = ['/data', '/srv', '/mnt', '/var/lib/fleet/mo
 export interface RunningServer {
   httpUrl: string;
   grpcAddress: string;
-  agentTokenFile: string;
+  /** The CA file (`DATA_DIR/ca.crt`): what agents pin through join tokens and clients pass as --ca-file. */
+  caFile: string;
+  /** SHA-256 over the CA's DER (the `K10<hash>` of join tokens). */
+  caFingerprint: string;
+  /** The server's own certificate and key, issued from the CA (reusable for the REST API's TLS). */
+  serverCertFile: string;
+  serverKeyFile: string;
+  tls: { caPem: string; certPem: string; keyPem: string };
   close(): Promise<void>;
 }
 
-/** Reads the agent token, creating one (0600) on first start so a fresh install is never open. */
-export function ensureAgentToken(file: string): string {
-  if (!existsSync(file)) writeFileSync(file, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
-  return readFileSync(file, 'utf8').trim();
-}
+const pkiDeps: PkiDeps = { now: Date.now, random: (n) => new Uint8Array(randomBytes(n)) };
 
 function splitHostPort(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(':');
@@ -61,13 +74,28 @@ function splitHostPort(addr: string): { host: string; port: number } {
 }
 
 /** The parts of the control plane and how they listen to each other; built once, here. */
-function wire(store: Store, agentToken: string, opts: ServerOptions, log: Logger) {
+function wire(store: Store, ca: Ca, opts: ServerOptions, log: Logger) {
   const desired = new DesiredStates(store.deployments);
+  const auth = new CertificateAuthenticator({
+    anchor: trustAnchor(ca.der),
+    binding: (node) => store.nodeKeys.get(node),
+    clock: { now: Date.now },
+  });
   const hub = new AgentHub({
-    auth: new TokenAuthenticator(agentToken),
+    auth,
     desired,
     log: log.child({ component: 'hub' }),
+    onRefused: (r) => store.events.add({ ...r, kind: 'agent.refused' }),
   });
+  const joinTokens = new JoinTokens(store.joinTokens, ca.fingerprint, pkiDeps);
+  const enrollment = new Enrollment({
+    store,
+    ca,
+    joinTokens,
+    pki: pkiDeps,
+    agentCertLifetimeMs: opts.agentCertLifetimeMs,
+  });
+  const service = agentService({ hub, auth, enrollment });
   const recorder = new AgentRecorder(store);
   const liveness = new LivenessTracker(undefined, opts.agentSilenceMs ?? DEFAULT_SILENCE_MS);
   liveness.onChange(recorder.onLiveness);
@@ -120,7 +148,18 @@ function wire(store: Store, agentToken: string, opts: ServerOptions, log: Logger
   });
   hub.subscribe(metrics.onHubEvent);
   store.observeTransactions(metrics.observeTransaction);
-  return { hub, recorder, deployer, rollouts, liveness, metrics };
+  return { hub, service, joinTokens, recorder, deployer, rollouts, liveness, metrics };
+}
+
+/** The CA and the server's certificate for its names (loopback, host name, listen hosts, extras). */
+async function loadPki(opts: ServerOptions): Promise<{ ca: Ca; server: ServerCredentials }> {
+  const { ca } = await loadOrCreateCa(opts.dataDir, pkiDeps);
+  const listenHosts = [opts.grpcListen, opts.listen]
+    .map((a) => splitHostPort(a).host)
+    .filter((h) => h !== '' && h !== '0.0.0.0' && h !== '::');
+  const names = serverNames(hostname(), [...listenHosts, ...(opts.tlsNames ?? [])]);
+  const server = await loadOrIssueServerCertificate(opts.dataDir, ca, { names, deps: pkiDeps });
+  return { ca, server };
 }
 
 /** The control plane process: SQLite store, gRPC hub for agents, REST API for users. */
@@ -129,10 +168,11 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
   mkdirSync(opts.dataDir, { recursive: true });
   const store = Store.open(join(opts.dataDir, 'fleet.db'));
   store.nodes.resetConnections();
-  const agentTokenFile = opts.agentTokenFile ?? join(opts.dataDir, 'agent-token');
-  const { hub, recorder, deployer, rollouts, liveness, metrics } = wire(
+  const { ca, server } = await loadPki(opts);
+  const tls = { caPem: ca.certPem, certPem: server.certPem, keyPem: server.keyPem };
+  const { hub, service, joinTokens, recorder, deployer, rollouts, liveness, metrics } = wire(
     store,
-    ensureAgentToken(agentTokenFile),
+    ca,
     opts,
     log,
   );
@@ -145,9 +185,9 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
   });
-  grpcServer.addService(AgentServiceService, { connect: hub.connect });
+  grpcServer.addService(AgentServiceService, service);
   const grpcPort = await new Promise<number>((resolve, reject) =>
-    grpcServer.bindAsync(opts.grpcListen, grpc.ServerCredentials.createInsecure(), (err, port) =>
+    grpcServer.bindAsync(opts.grpcListen, agentPortCredentials(tls), (err, port) =>
       err ? reject(err) : resolve(port),
     ),
   );
@@ -161,6 +201,7 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
     deployer,
     rollouts,
     metrics,
+    joinTokens,
     version: VERSION,
     // Online, not merely holding a stream: a silent agent is not connected.
     connectedAgents: () => liveness.onlineCount(),
@@ -169,12 +210,20 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
   const httpUrl = await app.listen({ host, port });
   const grpcHost = splitHostPort(opts.grpcListen).host;
   const grpcAddress = `${grpcHost.includes(':') ? `[${grpcHost}]` : grpcHost}:${grpcPort}`;
-  log.info({ httpUrl, grpcAddress, dataDir: opts.dataDir, version: VERSION }, 'control plane started');
+  const caFile = caPaths(opts.dataDir).cert;
+  log.info(
+    { httpUrl, grpcAddress, dataDir: opts.dataDir, caFile, caFingerprint: ca.fingerprint, version: VERSION },
+    'control plane started',
+  );
 
   return {
     httpUrl,
     grpcAddress,
-    agentTokenFile,
+    caFile,
+    caFingerprint: ca.fingerprint,
+    serverCertFile: serverCertPaths(opts.dataDir).cert,
+    serverKeyFile: serverCertPaths(opts.dataDir).key,
+    tls,
     async close() {
       await app.close();
       rollouts.stop();

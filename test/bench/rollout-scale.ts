@@ -89,6 +89,25 @@ function connectionsTo(port: number): number {
     }).length;
 }
 
+/** One join token per simulated node, minted over REST as `fleet join-token create` does (20 at a time). */
+async function mintJoinTokens(url: string, nodes: readonly string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < nodes.length; i += 20) {
+    await Promise.all(
+      nodes.slice(i, i + 20).map(async (node) => {
+        const res = await fetch(`${url}/v1/join-tokens`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ labels: { group: 'sim' } }),
+        });
+        if (!res.ok) throw new Error(`minting a join token: ${res.status} ${await res.text()}`);
+        out[node] = ((await res.json()) as { token: string }).token;
+      }),
+    );
+  }
+  return out;
+}
+
 async function startControlPlane(dir: string) {
   const httpPort = await freePort();
   const grpcPort = await freePort();
@@ -114,8 +133,7 @@ async function startControlPlane(dir: string) {
   server.stderr?.pipe(log);
   const url = `http://127.0.0.1:${httpPort}`;
   await waitFor('control plane /healthz', async () => (await fetch(`${url}/healthz`)).ok, 15_000);
-  const token = readFileSync(join(dir, 'cp', 'agent-token'), 'utf8').trim();
-  return { server, url, grpcPort, address: `127.0.0.1:${grpcPort}`, token };
+  return { server, url, grpcPort, address: `127.0.0.1:${grpcPort}` };
 }
 
 /** When the control plane recorded the rollout of `revision` succeeded (polls the newest events). */
@@ -192,7 +210,13 @@ export async function benchRolloutScale(): Promise<string[]> {
   const rssBefore = rssBytes(cp.server.pid!);
   const sim = new SimFleet(
     AGENTS,
-    { address: cp.address, token: cp.token, labels: { group: 'sim' }, deployment: DEPLOYMENT },
+    {
+      address: cp.address,
+      joinTokens: await mintJoinTokens(cp.url, SimFleet.names(AGENTS)),
+      tlsDir: join(dir, 'agents'),
+      labels: { group: 'sim' },
+      deployment: DEPLOYMENT,
+    },
     PROCS,
   );
   const onExit = () => sim.close();
@@ -206,7 +230,7 @@ export async function benchRolloutScale(): Promise<string[]> {
     const watch = await applies(cp, sim, SCENARIOS.watch, WATCHES, APPLIES);
     return [
       `rollout at scale: ${AGENTS} simulated agents in ${PROCS} processes (real agent connection code, one HTTP/2 connection each), one control plane process, serial 100%:`,
-      `  all connected in ${fmt(connectMs)} (${tcp} TCP connections to the control plane); control plane RSS ${(rssPerAgent / 1024).toFixed(0)} KB per agent; CPU while heartbeating ${cpu.toFixed(1)}% of one core`,
+      `  all enrolled and connected over mutual TLS in ${fmt(connectMs)} (${tcp} TCP connections to the control plane); control plane RSS ${(rssPerAgent / 1024).toFixed(0)} KB per agent; CPU while heartbeating ${cpu.toFixed(1)}% of one core`,
       ...burstLines(burst),
       ...watchLines(watch),
     ];

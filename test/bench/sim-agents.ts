@@ -16,9 +16,12 @@
  *   child exits when the IPC channel closes.
  */
 
+import { join } from 'node:path';
 import { Connection } from '../../agent/src/connection.js';
+import { enroll, mtlsCredentials } from '../../agent/src/enroll/client.js';
 import { factsSummary } from '../../agent/src/facts.js';
-import { createLogger } from '../../common/log.js';
+import { parseJoinToken } from '../../common/join-token.js';
+import { createLogger, type Logger } from '../../common/log.js';
 import { VERSION } from '../../common/version.js';
 import {
   type DesiredState,
@@ -29,7 +32,10 @@ import {
 
 export interface SimConfig {
   address: string;
-  token: string;
+  /** A join token per node: each simulated agent enrolls and speaks mutual TLS, as production does. */
+  joinTokens: Record<string, string>;
+  /** Where each node's key and certificate go (a folder per node). */
+  tlsDir: string;
   nodes: string[];
   labels: Record<string, string>;
   /** The deployment whose revisions the acks are counted for. */
@@ -93,15 +99,32 @@ class SimAgents {
 
   constructor(private readonly cfg: SimConfig) {}
 
-  start() {
+  /** Enrolls every node (25 at a time), then dials each with its own certificate. */
+  async start() {
     const log = createLogger('fleet-sim', 'warn');
+    const nodes = this.cfg.nodes;
+    for (let i = 0; i < nodes.length; i += 25)
+      await Promise.all(nodes.slice(i, i + 25).map((node) => this.startOne(node, log)));
+  }
+
+  private async startOne(node: string, log: Logger) {
+    const token = parseJoinToken(this.cfg.joinTokens[node] ?? '');
+    if (!token.ok) throw new Error(`${node}: ${token.message}`);
+    const tls = await enroll({
+      address: this.cfg.address,
+      node,
+      token: token.token,
+      labels: this.cfg.labels,
+      tlsDir: join(this.cfg.tlsDir, node),
+      log,
+    });
     const facts = factsSummary('sim');
-    for (const node of this.cfg.nodes) {
+    {
       let version = '';
       let report: StatusReport | undefined;
       const conn: Connection = new Connection({
         address: this.cfg.address,
-        token: this.cfg.token,
+        credentials: mtlsCredentials(tls),
         node,
         log,
         channelOptions: { 'grpc.use_local_subchannel_pool': 1 },
@@ -199,7 +222,10 @@ function main() {
     agents.stop();
     process.exit(0);
   });
-  agents.start();
+  agents.start().catch((err: Error) => {
+    process.stderr.write(`fleet-sim: ${err.message}\n`);
+    process.exit(1);
+  });
 }
 
 if (process.env.FLEET_SIM_CONFIG) main();

@@ -28,7 +28,7 @@ export class SimFleet {
     cfg: Omit<SimConfig, 'nodes'>,
     procs = 2,
   ) {
-    this.nodes = Array.from({ length: size }, (_, i) => `sim-${String(i + 1).padStart(5, '0')}`);
+    this.nodes = SimFleet.names(size);
     const per = Math.ceil(size / procs);
     for (let p = 0; p < procs; p++) {
       const nodes = this.nodes.slice(p * per, (p + 1) * per);
@@ -41,6 +41,11 @@ export class SimFleet {
         }),
       );
     }
+  }
+
+  /** The simulated nodes' names, so join tokens can be minted for them before the fleet starts. */
+  static names(size: number): string[] {
+    return Array.from({ length: size }, (_, i) => `sim-${String(i + 1).padStart(5, '0')}`);
   }
 
   /** Resolves with the time (ms) until every agent is connected (it has its desired state). */

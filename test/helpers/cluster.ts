@@ -1,14 +1,15 @@
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { removeManaged, requireEngines } from './engines.js';
-import { fleet, freePort, startFleet, stop, waitFor } from './procs.js';
+import { FLEET_BIN, fleet, freePort, startFleet, stop, waitFor } from './procs.js';
 
 /**
  * A control plane and agents as real processes on loopback, each with its own data folder and
- * log file under `dir`. Used by end-to-end tests and benchmarks.
+ * log file under `dir`. Used by end-to-end tests and benchmarks. Security is on as in production:
+ * each agent enrolls with a join token the first time it starts, then speaks mutual TLS.
  */
 export class Cluster {
   readonly dir = mkdtempSync(join(tmpdir(), 'fleet-e2e-'));
@@ -21,7 +22,8 @@ export class Cluster {
     return `http://127.0.0.1:${this.httpPort}`;
   }
 
-  async startServer() {
+  /** `extra`: more `fleet server` flags (e.g. `--agent-cert-lifetime 90s`). */
+  async startServer(extra: string[] = []) {
     if (!this.httpPort) {
       this.httpPort = await freePort();
       this.grpcPort = await freePort();
@@ -35,6 +37,7 @@ export class Cluster {
         `127.0.0.1:${this.httpPort}`,
         '--grpc-listen',
         `127.0.0.1:${this.grpcPort}`,
+        ...extra,
       ],
       join(this.dir, 'server.log'),
     );
@@ -45,20 +48,46 @@ export class Cluster {
     if (this.server) await stop(this.server, signal);
   }
 
+  /** The CA file agents pin and clients trust (`DATA_DIR/ca.crt`). */
+  get caFile() {
+    return join(this.dir, 'cp', 'ca.crt');
+  }
+
+  /** Where `node`'s key and certificate live (with the default state folder). */
+  tlsDir(node: string) {
+    return join(this.dir, 'agents', node, 'tls');
+  }
+
+  /**
+   * `fleet join-token create` through the real CLI, synchronously (so `startAgent` stays a plain
+   * call that returns the process); the token's labels become the node's labels.
+   */
+  joinTokenSync(labels: Record<string, string> = {}, ttl?: string): string {
+    const args = [FLEET_BIN, '--server', this.url, 'join-token', 'create', '-o', 'json'];
+    for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
+    if (ttl) args.push('--ttl', ttl);
+    const out = execFileSync(process.execPath, args, { encoding: 'utf8' });
+    return (JSON.parse(out) as { token: string }).token;
+  }
+
+  /**
+   * Starts an agent. The first start of a node enrolls it with a fresh join token carrying
+   * `labels`; later starts (its certificate is there) reuse its identity, as a restarted agent does.
+   */
   startAgent(
     node: string,
     labels: Record<string, string> = {},
     extra: string[] = [],
     env: Record<string, string> = {},
   ) {
+    const enrolled = existsSync(join(this.tlsDir(node), 'node.crt'));
     const args = [
       'agent',
       '--node',
       node,
       '--control-plane',
       `127.0.0.1:${this.grpcPort}`,
-      '--token-file',
-      join(this.dir, 'cp', 'agent-token'),
+      ...(enrolled ? [] : ['--join-token', this.joinTokenSync(labels)]),
       '--state-dir',
       join(this.dir, 'agents'),
       '--resync',
@@ -67,7 +96,6 @@ export class Cluster {
       '1s',
       '--metrics-listen',
       '127.0.0.1:0',
-      ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
       ...extra,
     ];
     const p = startFleet(args, join(this.dir, `agent-${node}.log`), env);

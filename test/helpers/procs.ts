@@ -71,8 +71,11 @@ export function startFleet(args: string[], logFile: string, env: Record<string, 
     env: { ...process.env, FLEET_LOG_LEVEL: 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  p.stdout?.pipe(log);
-  p.stderr?.pipe(log);
+  // Both streams share the file: neither may end it while the other still writes (an agent that
+  // exits on an error writes its last line to stderr after stdout closed).
+  p.stdout?.pipe(log, { end: false });
+  p.stderr?.pipe(log, { end: false });
+  p.once('close', () => log.end());
   return p;
 }
 

@@ -5,6 +5,7 @@ import { applyRoutes } from './routes/apply.js';
 import { deploymentRoutes } from './routes/deployments.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
+import { joinTokenRoutes } from './routes/join-tokens.js';
 import { metricsRoutes, timeApplies } from './routes/metrics.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { installOpenApi, openApiRoutes } from './routes/openapi.js';
@@ -36,6 +37,7 @@ export const api: FastifyPluginAsync<ApiDeps> = async (app, deps) => {
   for (const routes of [healthRoutes, applyRoutes, nodeRoutes, deploymentRoutes, rolloutRoutes, eventRoutes])
     await app.register(routes, routeDeps);
   await app.register(revisionRoutes, routeDeps);
+  await app.register(joinTokenRoutes, routeDeps);
   await app.register(metricsRoutes, routeDeps);
   await app.register(openApiRoutes, routeDeps);
 };

@@ -4,6 +4,11 @@ import type { applySchema } from './routes/apply.js';
 import type { byNameSchema } from './routes/by-name.js';
 import type { deploymentListSchema } from './routes/deployments.js';
 import type { eventListSchema, eventStreamSchema } from './routes/events.js';
+import type {
+  joinTokenCreateSchema,
+  joinTokenListSchema,
+  joinTokenRevokeSchema,
+} from './routes/join-tokens.js';
 import type { labelEditSchema, nodeListSchema } from './routes/nodes.js';
 import type { revisionListSchema, revisionSchema, rollbackSchema } from './routes/revisions.js';
 import type { rolloutActionSchema } from './routes/rollouts.js';
@@ -27,6 +32,9 @@ export type RevisionListReply = Reply<typeof revisionListSchema>;
 export type RevisionReply = Reply<typeof revisionSchema>;
 export type RollbackReply = Reply<typeof rollbackSchema>;
 export type RollbackRequest = Body<typeof rollbackSchema>;
+export type JoinTokenCreated = Reply<typeof joinTokenCreateSchema>;
+export type JoinTokenList = Reply<typeof joinTokenListSchema>;
+export type JoinTokenRevoked = Reply<typeof joinTokenRevokeSchema>;
 /** One event of `GET /v1/events/stream` (its `data:` is an item of `GET /v1/events`). */
 export type StreamedEvent = Static<typeof EventView>;
 /** What `eventStream` asks for. */
@@ -112,6 +120,24 @@ export class FleetClient {
     return this.request<LabelEditReply>('PATCH', `/v1/nodes/${encodeURIComponent(name)}/labels`, edit);
   }
 
+  /** `fleet join-token create`: the token's text is in this answer only. `user` is the audit actor. */
+  createJoinToken(body: Body<typeof joinTokenCreateSchema>, user?: string) {
+    return this.request<JoinTokenCreated>('POST', '/v1/join-tokens', body, user);
+  }
+
+  joinTokens() {
+    return this.request<JoinTokenList>('GET', '/v1/join-tokens');
+  }
+
+  revokeJoinToken(id: string, user?: string) {
+    return this.request<JoinTokenRevoked>(
+      'DELETE',
+      `/v1/join-tokens/${encodeURIComponent(id)}`,
+      undefined,
+      user,
+    );
+  }
+
   deployments() {
     return this.request<DeploymentListReply>('GET', '/v1/deployments');
   }
@@ -149,8 +175,8 @@ export class FleetClient {
     }
   }
 
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.fetch(method, path, body, AbortSignal.timeout(30_000));
+  private async request<T>(method: string, path: string, body?: unknown, user?: string): Promise<T> {
+    const res = await this.fetch(method, path, body, AbortSignal.timeout(30_000), user);
     if (!res.ok) throw await this.failure(method, path, res);
     const text = await res.text();
     try {
@@ -160,11 +186,19 @@ export class FleetClient {
     }
   }
 
-  private async fetch(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<Response> {
+  private async fetch(
+    method: string,
+    path: string,
+    body: unknown,
+    signal?: AbortSignal,
+    user?: string,
+  ): Promise<Response> {
+    const headers: Record<string, string> = body ? { 'content-type': 'application/json' } : {};
+    if (user) headers['x-fleet-user'] = user;
     try {
       return await fetch(new URL(path, this.baseUrl), {
         method,
-        headers: body ? { 'content-type': 'application/json' } : {},
+        headers,
         body: body ? JSON.stringify(body) : undefined,
         signal,
       });

@@ -2,6 +2,7 @@ import type { RolloutRecord } from '../db/rollouts.js';
 import type { Store } from '../db/store.js';
 import type { Deployer } from '../deployer.js';
 import type { ApiMetrics } from '../metrics.js';
+import type { JoinTokens } from '../pki/join-token.js';
 import type { StreamOptions } from './sse.js';
 import type { Views } from './views.js';
 
@@ -19,6 +20,8 @@ export interface ApiDeps {
   };
   /** `GET /v1/events/stream` heartbeat and buffer (defaults: 15 s, 1000 events). */
   eventStream?: StreamOptions;
+  /** Join tokens for agent enrollment (`/v1/join-tokens`); absent: those routes are not served. */
+  joinTokens?: JoinTokens;
   /** Served at `GET /metrics`; `POST /v1/apply` is timed into it. */
   metrics?: ApiMetrics;
 }

@@ -6,6 +6,7 @@ import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
 import { applyCommand } from './apply.js';
 import { addEventsCommand } from './events.js';
 import { historyCommand } from './history.js';
+import { addJoinTokenCommands } from './join-token.js';
 import { labelCommand } from './label.js';
 import { nodesCommand } from './nodes.js';
 import { type OutputFormat, parseOutput } from './output.js';
@@ -23,51 +24,7 @@ const outputOption = () =>
 export function addControlPlaneCommands(program: Command): Command {
   const client = () => new FleetClient(program.opts().server);
 
-  program
-    .command('server')
-    .description('run the control plane: REST API, agent gRPC endpoint, SQLite store')
-    .option(
-      '--data-dir <dir>',
-      'where the SQLite file and agent token live',
-      process.env.FLEET_DATA_DIR ?? '/var/lib/fleet',
-    )
-    .option('--listen <host:port>', 'REST API address', '127.0.0.1:7080')
-    .option('--grpc-listen <host:port>', 'agent stream address', '127.0.0.1:7443')
-    .option(
-      '--agent-token-file <file>',
-      'agent token file (default DATA_DIR/agent-token, created if missing)',
-    )
-    .option(
-      '--volume-roots <dirs>',
-      'comma-separated host directories playbooks may bind-mount',
-      '/data,/srv,/mnt,/var/lib/fleet/models',
-    )
-    .option(
-      '--agent-silence <duration>',
-      'an agent stream silent this long counts offline (agents beat every 2 s by default)',
-      arg(parseDuration),
-      DEFAULT_SILENCE_MS,
-    )
-    .action(async (o) => {
-      // Daemons load lazily so client commands start fast (no gRPC, SQLite or Docker modules).
-      const { runServer } = await import('../server.js');
-      const s = await runServer({
-        dataDir: o.dataDir,
-        listen: o.listen,
-        grpcListen: o.grpcListen,
-        agentTokenFile: o.agentTokenFile,
-        agentSilenceMs: o.agentSilence,
-        volumeRoots: String(o.volumeRoots)
-          .split(',')
-          .map((d) => d.trim())
-          .filter(Boolean),
-      });
-      process.stderr.write(
-        `fleet server: REST ${s.httpUrl}, agents ${s.grpcAddress}, agent token in ${s.agentTokenFile}\n`,
-      );
-      untilSignal(() => s.close());
-    });
-
+  addServerCommand(program);
   addApplyCommands(program, client);
   addHistoryCommands(program, client);
 
@@ -94,8 +51,69 @@ export function addControlPlaneCommands(program: Command): Command {
     .action((name, o) => statusCommand(client(), name, o.output));
 
   addEventsCommand(program, client, outputOption);
+  addJoinTokenCommands(program, client, outputOption);
 
   return program;
+}
+
+/** `fleet server`: the control plane process. */
+function addServerCommand(program: Command) {
+  program
+    .command('server')
+    .description('run the control plane: REST API, agent gRPC endpoint, SQLite store')
+    .option(
+      '--data-dir <dir>',
+      'where the SQLite file, the CA (ca.crt, ca.key) and the server certificate live',
+      process.env.FLEET_DATA_DIR ?? '/var/lib/fleet',
+    )
+    .option('--listen <host:port>', 'REST API address', '127.0.0.1:7080')
+    .option('--grpc-listen <host:port>', 'agent stream address', '127.0.0.1:7443')
+    .option(
+      '--tls-name <names>',
+      'comma-separated extra DNS names or addresses for the server certificate',
+      '',
+    )
+    .addOption(
+      // A test knob (renewal end to end in seconds); production keeps the 30-day default.
+      new Option('--agent-cert-lifetime <duration>', 'lifetime of issued agent certificates')
+        .argParser(arg(parseDuration))
+        .hideHelp(),
+    )
+    .option(
+      '--volume-roots <dirs>',
+      'comma-separated host directories playbooks may bind-mount',
+      '/data,/srv,/mnt,/var/lib/fleet/models',
+    )
+    .option(
+      '--agent-silence <duration>',
+      'an agent stream silent this long counts offline (agents beat every 2 s by default)',
+      arg(parseDuration),
+      DEFAULT_SILENCE_MS,
+    )
+    .action(async (o) => {
+      // Daemons load lazily so client commands start fast (no gRPC, SQLite or Docker modules).
+      const { runServer } = await import('../server.js');
+      const s = await runServer({
+        dataDir: o.dataDir,
+        listen: o.listen,
+        grpcListen: o.grpcListen,
+        tlsNames: String(o.tlsName)
+          .split(',')
+          .map((d) => d.trim())
+          .filter(Boolean),
+        agentCertLifetimeMs: o.agentCertLifetime,
+        agentSilenceMs: o.agentSilence,
+        volumeRoots: String(o.volumeRoots)
+          .split(',')
+          .map((d) => d.trim())
+          .filter(Boolean),
+      });
+      process.stderr.write(
+        `fleet server: REST ${s.httpUrl}, agents ${s.grpcAddress} (mutual TLS), CA ${s.caFile}\n` +
+          `  enroll a host: fleet join-token create, then fleet agent --join-token <token>\n`,
+      );
+      untilSignal(() => s.close());
+    });
 }
 
 function parseRevision(v: string): number {

@@ -46,6 +46,7 @@ export class NodeRepo {
   private readonly getStmt;
   private readonly listStmt;
   private readonly resetStmt;
+  private readonly seedStmt;
 
   constructor(db: Database) {
     this.upsertStmt = db.prepare(
@@ -61,6 +62,18 @@ export class NodeRepo {
     this.getStmt = db.prepare<[string], NodeRow>('SELECT * FROM nodes WHERE name = ?');
     this.listStmt = db.prepare<[], NodeRow>('SELECT * FROM nodes ORDER BY name');
     this.resetStmt = db.prepare('UPDATE nodes SET connected = 0');
+    this.seedStmt = db.prepare(
+      `INSERT INTO nodes (name, labels, agent_version, facts, connected, first_seen_ms, last_seen_ms)
+       VALUES (?, ?, '', '{}', 0, ?, ?) ON CONFLICT(name) DO NOTHING`,
+    );
+  }
+
+  /**
+   * Creates a node at enrollment with the labels its join token carried (not connected yet); a
+   * node that already exists keeps its labels: they belong to the control plane. True when created.
+   */
+  seed(name: string, labels: Record<string, string>, now: number): boolean {
+    return this.seedStmt.run(name, JSON.stringify(labels), now, now).changes === 1;
   }
 
   /**

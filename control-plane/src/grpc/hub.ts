@@ -2,7 +2,7 @@ import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
 import { type Clock, systemClock } from '../../../common/clock.js';
 import type { Logger } from '../../../common/log.js';
 import type { AgentMessage, ControlMessage, Hello } from '../../../proto/gen/fleet/v1/agent.js';
-import type { AgentAuthenticator } from './auth.js';
+import { type AgentAuthenticator, type AuthResult, authStatus } from './auth.js';
 import type { AgentLink, DesiredStateSource, HubEvent, HubListener } from './events.js';
 
 type AgentStream = ServerDuplexStream<AgentMessage, ControlMessage>;
@@ -14,13 +14,19 @@ export interface HubDeps {
   desired: DesiredStateSource;
   log: Logger;
   clock?: Clock;
+  /**
+   * A certificate that named `node` was turned away (another role, key or node than it may act as):
+   * told apart from stream events, so no listener mistakes it for the node being heard from.
+   */
+  onRefused?: (r: { node: string; atMs: number; message: string }) => void;
 }
 
 /**
  * Holds the open agent streams and speaks the protocol on them, nothing more:
  *
  *   connect ──auth ok──▶ awaiting hello ──hello(node = identity)──▶ attached ──end/error──▶ detached
- *        └─auth fails──▶ UNAUTHENTICATED      └─anything else or wrong node──▶ PERMISSION_DENIED
+ *        └─auth fails──▶ UNAUTHENTICATED /    └─anything else or wrong node──▶ PERMISSION_DENIED
+ *                        PERMISSION_DENIED (auth.ts `authStatus`)
  *
  *   attached: heartbeat, ack, status, facts, preflight answer, prefetch status ──▶ one HubEvent each
  *             a second hello ──▶ INTERNAL (the stream ends)
@@ -87,10 +93,10 @@ export class AgentHub implements AgentLink {
 
   /** The gRPC handler for AgentService.Connect. */
   readonly connect = (call: AgentStream) => {
-    const auth = this.deps.auth.authenticate(call as ServerDuplexStream<unknown, unknown>);
+    const auth = this.deps.auth.authenticate(call);
     if (!auth.ok) {
-      this.deps.log.warn({ peer: call.getPeer(), reason: auth.message }, 'agent rejected');
-      call.emit('error', { code: GrpcStatus.UNAUTHENTICATED, details: auth.message });
+      this.refused(call.getPeer(), auth);
+      call.emit('error', { code: authStatus(auth.reason), details: auth.message });
       return;
     }
     const node = auth.identity.node;
@@ -101,7 +107,7 @@ export class AgentHub implements AgentLink {
       if (this.closed) return;
       try {
         if (attached) return this.handle(node, m);
-        if (m.msg?.$case !== 'hello' || m.msg.hello.node !== node) return refuseFirst(call, node, m);
+        if (m.msg?.$case !== 'hello' || m.msg.hello.node !== node) return this.refuseFirst(call, node, m);
         attached = true;
         this.attach(node, m.msg.hello, call, log);
       } catch (err) {
@@ -123,6 +129,27 @@ export class AgentHub implements AgentLink {
     call.on('cancelled', detach);
     call.on('close', detach);
   };
+
+  /**
+   * Logs a refused call; when a certificate named a node, a `refused` event too (an unidentified
+   * prober gets a log line, not a row per attempt).
+   */
+  refused(peer: string, auth: Extract<AuthResult, { ok: false }>, rpc = 'Connect') {
+    this.deps.log.warn(
+      { peer, rpc, reason: auth.reason, node: auth.node, err: auth.message },
+      'agent refused',
+    );
+    if (auth.node)
+      this.deps.onRefused?.({ node: auth.node, atMs: this.clock.now(), message: `${rpc}: ${auth.message}` });
+  }
+
+  /** The first message was not a hello from the stream's own node: the stream ends here. */
+  private refuseFirst(call: AgentStream, node: string, m: AgentMessage) {
+    const claimed = m.msg?.$case === 'hello' ? m.msg.hello.node : m.msg?.$case;
+    const details = `first message must be hello from node ${node}, got ${claimed}`;
+    this.refused(call.getPeer(), { ok: false, reason: 'node-mismatch', message: details, node });
+    call.emit('error', { code: GrpcStatus.PERMISSION_DENIED, details });
+  }
 
   private attach(node: string, hello: Hello, call: AgentStream, log: Logger) {
     const previous = this.streams.get(node);
@@ -161,13 +188,4 @@ export class AgentHub implements AgentLink {
   private emit(event: HubEvent) {
     for (const listener of [...this.listeners]) listener(event);
   }
-}
-
-/** The first message was not a hello from the stream's own node: the stream ends here. */
-function refuseFirst(call: AgentStream, node: string, m: AgentMessage) {
-  const claimed = m.msg?.$case === 'hello' ? m.msg.hello.node : m.msg?.$case;
-  call.emit('error', {
-    code: GrpcStatus.PERMISSION_DENIED,
-    details: `first message must be hello from node ${node}, got ${claimed}`,
-  });
 }

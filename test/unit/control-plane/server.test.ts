@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -13,8 +13,7 @@ import {
   type DesiredState,
   ServiceState,
 } from '../../../proto/gen/fleet/v1/agent.js';
-
-const TOKEN = 'test-agent-token-0123456789abcdef';
+import { enrollNode } from '../../helpers/agent-tls.js';
 
 /** Rejects when `p` takes longer than `ms`: a deadline, never a sleep. */
 function within<T>(p: Promise<T>, what: string, ms = 3_000): Promise<T> {
@@ -62,15 +61,20 @@ describe('agent gRPC stream (real server on loopback)', () => {
   before(async () => {
     process.env.FLEET_LOG_LEVEL = 'silent';
     dir = mkdtempSync(join(tmpdir(), 'fleet-grpc-'));
-    const agentTokenFile = join(dir, 'agent-token');
-    writeFileSync(agentTokenFile, `${TOKEN}\n`, { mode: 0o600 });
     server = await runServer({
       dataDir: join(dir, 'data'),
       listen: '127.0.0.1:0',
       grpcListen: '127.0.0.1:0',
-      agentTokenFile,
     });
+    // Labels seed a node at enrollment (the agent's --label flags travel with the Enroll call).
+    for (const [n, labels] of [
+      ['nodex', {}],
+      ['nodea', { zone: 'a' }],
+      ['nodeb', { zone: 'b' }],
+    ] as const)
+      creds.set(n, (await enrollNode(server, n, labels)).credentials);
   });
+  const creds = new Map<string, grpc.ChannelCredentials>();
 
   after(async () => {
     // End every stream and let the hub detach before closing: see the shutdown test below.
@@ -84,13 +88,13 @@ describe('agent gRPC stream (real server on loopback)', () => {
     }
   });
 
-  function connect(headerNode: string, token = TOKEN): Agent {
-    const client = new AgentServiceClient(server.grpcAddress, grpc.credentials.createInsecure(), {
+  /** A stream with `certNode`'s certificate (or `credentials`), saying it is `headerNode`. */
+  function connect(headerNode: string, certNode = headerNode, credentials = creds.get(certNode)): Agent {
+    const client = new AgentServiceClient(server.grpcAddress, credentials!, {
       'grpc.use_local_subchannel_pool': 1,
     });
     clients.push(client);
     const md = new grpc.Metadata();
-    md.set('authorization', `Bearer ${token}`);
     md.set('x-fleet-node', headerNode);
     const call = client.connect(md);
     calls.push(call);
@@ -134,30 +138,37 @@ describe('agent gRPC stream (real server on loopback)', () => {
       body: JSON.stringify({ source, file: 'test.yml' }),
     });
 
-  test('a wrong token is UNAUTHENTICATED', async () => {
-    const a = connect('nodex', 'wrong-token-wrong-token-wrong');
+  const connectedNodes = async () => (await nodes()).filter((n) => n.connected);
+
+  test('no client certificate is UNAUTHENTICATED', async () => {
+    const ca = readFileSync(server.caFile);
+    const a = connect('nodex', 'nodex', grpc.credentials.createSsl(ca));
     a.call.write(hello('nodex'));
     const err = await within(a.failure, 'UNAUTHENTICATED');
     assert.equal(err.code, grpc.status.UNAUTHENTICATED);
-    assert.match(err.details, /token/);
+    assert.match(err.details, /no valid client certificate/);
     assert.deepEqual(a.received, []);
-    assert.equal((await nodes()).length, 0, 'nothing registered');
+    assert.equal((await connectedNodes()).length, 0, 'nothing connected');
   });
 
-  test('a missing token is UNAUTHENTICATED', async () => {
-    const a = connect('nodex', '');
-    const err = await within(a.failure, 'UNAUTHENTICATED');
-    assert.equal(err.code, grpc.status.UNAUTHENTICATED);
+  test('a certificate for A saying it is B (metadata) is PERMISSION_DENIED, with an event', async () => {
+    const a = connect('nodey', 'nodex');
+    const err = await within(a.failure, 'PERMISSION_DENIED');
+    assert.equal(err.code, grpc.status.PERMISSION_DENIED);
+    assert.match(err.details, /nodex.*nodey/);
+    await eventually(async () =>
+      assert.ok((await events()).some((e) => e.kind === 'agent.refused' && e.node === 'nodex')),
+    );
   });
 
-  test('hello for another node than the header is PERMISSION_DENIED', async () => {
+  test('hello for another node than the certificate is PERMISSION_DENIED', async () => {
     const a = connect('nodex');
     a.call.write(hello('nodey'));
     const err = await within(a.failure, 'PERMISSION_DENIED');
     assert.equal(err.code, grpc.status.PERMISSION_DENIED);
     assert.match(err.details, /nodey/);
     assert.deepEqual(a.received, []);
-    assert.equal((await nodes()).length, 0);
+    assert.equal((await connectedNodes()).length, 0);
   });
 
   test('a first message other than hello is PERMISSION_DENIED', async () => {
@@ -165,7 +176,7 @@ describe('agent gRPC stream (real server on loopback)', () => {
     a.call.write({ msg: { $case: 'heartbeat', heartbeat: { sentAtMs: 1 } } });
     const err = await within(a.failure, 'PERMISSION_DENIED');
     assert.equal(err.code, grpc.status.PERMISSION_DENIED);
-    assert.equal((await nodes()).length, 0);
+    assert.equal((await connectedNodes()).length, 0);
   });
 
   // The remaining tests share nodes A and B, in order.
@@ -178,7 +189,7 @@ describe('agent gRPC stream (real server on loopback)', () => {
     const first = await a.desired(0);
     assert.deepEqual(first.deployments, []);
     assert.ok(first.version.length > 0);
-    const list = await nodes();
+    const list = await connectedNodes();
     assert.deepEqual(
       list.map((n) => [n.name, n.connected, n.labels]),
       [['nodea', true, { zone: 'a' }]],
@@ -188,7 +199,7 @@ describe('agent gRPC stream (real server on loopback)', () => {
     b.call.write(hello('nodeb', { zone: 'b' }));
     assert.deepEqual((await b.desired(0)).deployments, []);
     assert.deepEqual(
-      (await nodes()).map((n) => [n.name, n.connected]),
+      (await connectedNodes()).map((n) => [n.name, n.connected]),
       [
         ['nodea', true],
         ['nodeb', true],
@@ -374,15 +385,13 @@ describe('control plane shutdown', () => {
   test('close() with an agent still attached raises no error afterwards', {}, async () => {
     process.env.FLEET_LOG_LEVEL = 'silent';
     const dir = mkdtempSync(join(tmpdir(), 'fleet-grpc-close-'));
-    const agentTokenFile = join(dir, 'agent-token');
-    writeFileSync(agentTokenFile, TOKEN, { mode: 0o600 });
     const server = await runServer({
       dataDir: join(dir, 'data'),
       listen: '127.0.0.1:0',
       grpcListen: '127.0.0.1:0',
-      agentTokenFile,
     });
-    const client = new AgentServiceClient(server.grpcAddress, grpc.credentials.createInsecure(), {
+    const { credentials } = await enrollNode(server, 'nodec');
+    const client = new AgentServiceClient(server.grpcAddress, credentials, {
       'grpc.use_local_subchannel_pool': 1,
     });
     const errors: unknown[] = [];
@@ -390,7 +399,6 @@ describe('control plane shutdown', () => {
     process.on('uncaughtException', onUncaught);
     try {
       const md = new grpc.Metadata();
-      md.set('authorization', `Bearer ${TOKEN}`);
       md.set('x-fleet-node', 'nodec');
       const call = client.connect(md);
       const first = new Promise((resolve) => call.once('data', resolve));
@@ -433,19 +441,16 @@ describe('server wiring: apply waits on the rollout watcher, check mode asks the
   before(async () => {
     process.env.FLEET_LOG_LEVEL = 'silent';
     dir = mkdtempSync(join(tmpdir(), 'fleet-wiring-'));
-    const agentTokenFile = join(dir, 'agent-token');
-    writeFileSync(agentTokenFile, TOKEN, { mode: 0o600 });
     server = await runServer({
       dataDir: join(dir, 'data'),
       listen: '127.0.0.1:0',
       grpcListen: '127.0.0.1:0',
-      agentTokenFile,
     });
-    client = new AgentServiceClient(server.grpcAddress, grpc.credentials.createInsecure(), {
+    const { credentials } = await enrollNode(server, 'nodew');
+    client = new AgentServiceClient(server.grpcAddress, credentials, {
       'grpc.use_local_subchannel_pool': 1,
     });
     const md = new grpc.Metadata();
-    md.set('authorization', `Bearer ${TOKEN}`);
     md.set('x-fleet-node', 'nodew');
     call = client.connect(md);
     call.on('error', () => {});

@@ -12,9 +12,12 @@ import {
   Client,
   type ClientDuplexStream,
   type ClientOptions,
+  type ClientUnaryCall,
   type handleBidiStreamingCall,
+  type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
+  type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 
@@ -27,8 +30,8 @@ export const protobufFileName = "fleet/v1/agent.proto";
  *
  * The agent dials and holds one bidirectional stream open; the control plane pushes desired
  * state on it. A node's identity never comes from a message body: the control plane derives it
- * from the transport (a bearer credential today, the client certificate once mutual TLS lands)
- * and binds the whole stream to it. Hello.node must match that identity, and every later
+ * from the transport (the client certificate of the mutual-TLS connection, bound to the node's
+ * key) and binds the whole stream to it. Hello.node must match that identity, and every later
  * message on the stream is attributed to it, so a node can only read and report its own state.
  */
 
@@ -120,6 +123,42 @@ export function serviceStateToJSON(object: ServiceState): string {
     default:
       return "UNRECOGNIZED";
   }
+}
+
+export interface GetCaRequest {
+}
+
+export interface GetCaResponse {
+  /** The control plane's CA certificate (PEM); its SHA-256 over DER is in every join token. */
+  caPem: string;
+}
+
+export interface EnrollRequest {
+  /** The join token's parts (K10<ca_hash>::<token_id>.<token_secret>). */
+  caHash: string;
+  tokenId: string;
+  tokenSecret: string;
+  /** The name this node asks for; the certificate is issued for it (the CSR's subject is ignored). */
+  node: string;
+  /** PKCS#10 (PEM) over the node's own key; the key never leaves the node. */
+  csrPem: string;
+  /** The agent's --label flags; the token's labels win where both name a key. Seeds a new node only. */
+  labels: { [key: string]: string };
+}
+
+export interface EnrollRequest_LabelsEntry {
+  key: string;
+  value: string;
+}
+
+export interface EnrollResponse {
+  certPem: string;
+  caPem: string;
+}
+
+export interface RenewRequest {
+  /** PKCS#10 (PEM) over the same key as the certificate the call is made with. */
+  csrPem: string;
 }
 
 export interface AgentMessage {
@@ -528,6 +567,577 @@ export interface PrefetchStatus {
   revision: number;
   images: ImagePrefetch[];
 }
+
+function createBaseGetCaRequest(): GetCaRequest {
+  return {};
+}
+
+export const GetCaRequest: MessageFns<GetCaRequest> = {
+  encode(_: GetCaRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetCaRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetCaRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetCaRequest {
+    return {};
+  },
+
+  toJSON(_: GetCaRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetCaRequest>, I>>(base?: I): GetCaRequest {
+    return GetCaRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetCaRequest>, I>>(_: I): GetCaRequest {
+    const message = createBaseGetCaRequest();
+    return message;
+  },
+};
+
+function createBaseGetCaResponse(): GetCaResponse {
+  return { caPem: "" };
+}
+
+export const GetCaResponse: MessageFns<GetCaResponse> = {
+  encode(message: GetCaResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.caPem !== "") {
+      writer.uint32(10).string(message.caPem);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetCaResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetCaResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.caPem = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetCaResponse {
+    return {
+      caPem: isSet(object.caPem)
+        ? globalThis.String(object.caPem)
+        : isSet(object.ca_pem)
+        ? globalThis.String(object.ca_pem)
+        : "",
+    };
+  },
+
+  toJSON(message: GetCaResponse): unknown {
+    const obj: any = {};
+    if (message.caPem !== "") {
+      obj.caPem = message.caPem;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetCaResponse>, I>>(base?: I): GetCaResponse {
+    return GetCaResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetCaResponse>, I>>(object: I): GetCaResponse {
+    const message = createBaseGetCaResponse();
+    message.caPem = object.caPem ?? "";
+    return message;
+  },
+};
+
+function createBaseEnrollRequest(): EnrollRequest {
+  return { caHash: "", tokenId: "", tokenSecret: "", node: "", csrPem: "", labels: {} };
+}
+
+export const EnrollRequest: MessageFns<EnrollRequest> = {
+  encode(message: EnrollRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.caHash !== "") {
+      writer.uint32(10).string(message.caHash);
+    }
+    if (message.tokenId !== "") {
+      writer.uint32(18).string(message.tokenId);
+    }
+    if (message.tokenSecret !== "") {
+      writer.uint32(26).string(message.tokenSecret);
+    }
+    if (message.node !== "") {
+      writer.uint32(34).string(message.node);
+    }
+    if (message.csrPem !== "") {
+      writer.uint32(42).string(message.csrPem);
+    }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      EnrollRequest_LabelsEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnrollRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnrollRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.caHash = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tokenId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tokenSecret = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.node = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.csrPem = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = EnrollRequest_LabelsEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.labels[entry6.key] = entry6.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EnrollRequest {
+    return {
+      caHash: isSet(object.caHash)
+        ? globalThis.String(object.caHash)
+        : isSet(object.ca_hash)
+        ? globalThis.String(object.ca_hash)
+        : "",
+      tokenId: isSet(object.tokenId)
+        ? globalThis.String(object.tokenId)
+        : isSet(object.token_id)
+        ? globalThis.String(object.token_id)
+        : "",
+      tokenSecret: isSet(object.tokenSecret)
+        ? globalThis.String(object.tokenSecret)
+        : isSet(object.token_secret)
+        ? globalThis.String(object.token_secret)
+        : "",
+      node: isSet(object.node) ? globalThis.String(object.node) : "",
+      csrPem: isSet(object.csrPem)
+        ? globalThis.String(object.csrPem)
+        : isSet(object.csr_pem)
+        ? globalThis.String(object.csr_pem)
+        : "",
+      labels: isObject(object.labels)
+        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: EnrollRequest): unknown {
+    const obj: any = {};
+    if (message.caHash !== "") {
+      obj.caHash = message.caHash;
+    }
+    if (message.tokenId !== "") {
+      obj.tokenId = message.tokenId;
+    }
+    if (message.tokenSecret !== "") {
+      obj.tokenSecret = message.tokenSecret;
+    }
+    if (message.node !== "") {
+      obj.node = message.node;
+    }
+    if (message.csrPem !== "") {
+      obj.csrPem = message.csrPem;
+    }
+    if (message.labels) {
+      const entries = globalThis.Object.entries(message.labels) as [string, string][];
+      if (entries.length > 0) {
+        obj.labels = {};
+        entries.forEach(([k, v]) => {
+          obj.labels[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EnrollRequest>, I>>(base?: I): EnrollRequest {
+    return EnrollRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnrollRequest>, I>>(object: I): EnrollRequest {
+    const message = createBaseEnrollRequest();
+    message.caHash = object.caHash ?? "";
+    message.tokenId = object.tokenId ?? "";
+    message.tokenSecret = object.tokenSecret ?? "";
+    message.node = object.node ?? "";
+    message.csrPem = object.csrPem ?? "";
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseEnrollRequest_LabelsEntry(): EnrollRequest_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const EnrollRequest_LabelsEntry: MessageFns<EnrollRequest_LabelsEntry> = {
+  encode(message: EnrollRequest_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnrollRequest_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnrollRequest_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EnrollRequest_LabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: EnrollRequest_LabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EnrollRequest_LabelsEntry>, I>>(base?: I): EnrollRequest_LabelsEntry {
+    return EnrollRequest_LabelsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnrollRequest_LabelsEntry>, I>>(object: I): EnrollRequest_LabelsEntry {
+    const message = createBaseEnrollRequest_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseEnrollResponse(): EnrollResponse {
+  return { certPem: "", caPem: "" };
+}
+
+export const EnrollResponse: MessageFns<EnrollResponse> = {
+  encode(message: EnrollResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.certPem !== "") {
+      writer.uint32(10).string(message.certPem);
+    }
+    if (message.caPem !== "") {
+      writer.uint32(18).string(message.caPem);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnrollResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnrollResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.certPem = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.caPem = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EnrollResponse {
+    return {
+      certPem: isSet(object.certPem)
+        ? globalThis.String(object.certPem)
+        : isSet(object.cert_pem)
+        ? globalThis.String(object.cert_pem)
+        : "",
+      caPem: isSet(object.caPem)
+        ? globalThis.String(object.caPem)
+        : isSet(object.ca_pem)
+        ? globalThis.String(object.ca_pem)
+        : "",
+    };
+  },
+
+  toJSON(message: EnrollResponse): unknown {
+    const obj: any = {};
+    if (message.certPem !== "") {
+      obj.certPem = message.certPem;
+    }
+    if (message.caPem !== "") {
+      obj.caPem = message.caPem;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EnrollResponse>, I>>(base?: I): EnrollResponse {
+    return EnrollResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnrollResponse>, I>>(object: I): EnrollResponse {
+    const message = createBaseEnrollResponse();
+    message.certPem = object.certPem ?? "";
+    message.caPem = object.caPem ?? "";
+    return message;
+  },
+};
+
+function createBaseRenewRequest(): RenewRequest {
+  return { csrPem: "" };
+}
+
+export const RenewRequest: MessageFns<RenewRequest> = {
+  encode(message: RenewRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.csrPem !== "") {
+      writer.uint32(10).string(message.csrPem);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenewRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenewRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.csrPem = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenewRequest {
+    return {
+      csrPem: isSet(object.csrPem)
+        ? globalThis.String(object.csrPem)
+        : isSet(object.csr_pem)
+        ? globalThis.String(object.csr_pem)
+        : "",
+    };
+  },
+
+  toJSON(message: RenewRequest): unknown {
+    const obj: any = {};
+    if (message.csrPem !== "") {
+      obj.csrPem = message.csrPem;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RenewRequest>, I>>(base?: I): RenewRequest {
+    return RenewRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RenewRequest>, I>>(object: I): RenewRequest {
+    const message = createBaseRenewRequest();
+    message.csrPem = object.csrPem ?? "";
+    return message;
+  },
+};
 
 function createBaseAgentMessage(): AgentMessage {
   return { msg: undefined };
@@ -6256,6 +6866,42 @@ export const AgentServiceService = {
     responseSerialize: (value: ControlMessage): Buffer => Buffer.from(ControlMessage.encode(value).finish()),
     responseDeserialize: (value: Buffer): ControlMessage => ControlMessage.decode(value),
   },
+  /**
+   * Enrollment, callable without a client certificate. The agent fetches the CA over TLS it does
+   * not verify yet, checks it against its join token's hash, and only then, over TLS verified
+   * against that CA, sends the token's secret with a certificate request for its own key.
+   */
+  getCa: {
+    path: "/fleet.v1.AgentService/GetCa" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetCaRequest): Buffer => Buffer.from(GetCaRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetCaRequest => GetCaRequest.decode(value),
+    responseSerialize: (value: GetCaResponse): Buffer => Buffer.from(GetCaResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetCaResponse => GetCaResponse.decode(value),
+  },
+  enroll: {
+    path: "/fleet.v1.AgentService/Enroll" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EnrollRequest): Buffer => Buffer.from(EnrollRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EnrollRequest => EnrollRequest.decode(value),
+    responseSerialize: (value: EnrollResponse): Buffer => Buffer.from(EnrollResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EnrollResponse => EnrollResponse.decode(value),
+  },
+  /**
+   * Over mutual TLS with the node's current (unexpired) certificate: a new certificate for the same
+   * node and the same key.
+   */
+  renew: {
+    path: "/fleet.v1.AgentService/Renew" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RenewRequest): Buffer => Buffer.from(RenewRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RenewRequest => RenewRequest.decode(value),
+    responseSerialize: (value: EnrollResponse): Buffer => Buffer.from(EnrollResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EnrollResponse => EnrollResponse.decode(value),
+  },
 } as const;
 
 export interface AgentServiceServer extends UntypedServiceImplementation {
@@ -6264,6 +6910,18 @@ export interface AgentServiceServer extends UntypedServiceImplementation {
    * with the node's DesiredState and sends a new one whenever it changes.
    */
   connect: handleBidiStreamingCall<AgentMessage, ControlMessage>;
+  /**
+   * Enrollment, callable without a client certificate. The agent fetches the CA over TLS it does
+   * not verify yet, checks it against its join token's hash, and only then, over TLS verified
+   * against that CA, sends the token's secret with a certificate request for its own key.
+   */
+  getCa: handleUnaryCall<GetCaRequest, GetCaResponse>;
+  enroll: handleUnaryCall<EnrollRequest, EnrollResponse>;
+  /**
+   * Over mutual TLS with the node's current (unexpired) certificate: a new certificate for the same
+   * node and the same key.
+   */
+  renew: handleUnaryCall<RenewRequest, EnrollResponse>;
 }
 
 export interface AgentServiceClient extends Client {
@@ -6274,6 +6932,60 @@ export interface AgentServiceClient extends Client {
   connect(): ClientDuplexStream<AgentMessage, ControlMessage>;
   connect(options: Partial<CallOptions>): ClientDuplexStream<AgentMessage, ControlMessage>;
   connect(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<AgentMessage, ControlMessage>;
+  /**
+   * Enrollment, callable without a client certificate. The agent fetches the CA over TLS it does
+   * not verify yet, checks it against its join token's hash, and only then, over TLS verified
+   * against that CA, sends the token's secret with a certificate request for its own key.
+   */
+  getCa(
+    request: GetCaRequest,
+    callback: (error: ServiceError | null, response: GetCaResponse) => void,
+  ): ClientUnaryCall;
+  getCa(
+    request: GetCaRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetCaResponse) => void,
+  ): ClientUnaryCall;
+  getCa(
+    request: GetCaRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetCaResponse) => void,
+  ): ClientUnaryCall;
+  enroll(
+    request: EnrollRequest,
+    callback: (error: ServiceError | null, response: EnrollResponse) => void,
+  ): ClientUnaryCall;
+  enroll(
+    request: EnrollRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EnrollResponse) => void,
+  ): ClientUnaryCall;
+  enroll(
+    request: EnrollRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EnrollResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Over mutual TLS with the node's current (unexpired) certificate: a new certificate for the same
+   * node and the same key.
+   */
+  renew(
+    request: RenewRequest,
+    callback: (error: ServiceError | null, response: EnrollResponse) => void,
+  ): ClientUnaryCall;
+  renew(
+    request: RenewRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EnrollResponse) => void,
+  ): ClientUnaryCall;
+  renew(
+    request: RenewRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EnrollResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const AgentServiceClient = makeGenericClientConstructor(

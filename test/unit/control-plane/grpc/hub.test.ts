@@ -36,7 +36,9 @@ class FakeCall extends EventEmitter {
 const auth: AgentAuthenticator = {
   authenticate: (call) => {
     const node = (call as unknown as FakeCall).node;
-    return node ? { ok: true, identity: { node } } : { ok: false, message: 'no token' };
+    return node
+      ? { ok: true, identity: { node, keyFingerprint: 'k', serial: '01', notAfterMs: 0 } }
+      : { ok: false, reason: 'no-certificate', message: 'no certificate' };
   },
 };
 
