@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { arg, untilSignal } from '../../../common/cli.js';
 import { parseDuration } from '../../../common/duration.js';
 import { FleetClient } from '../api/client.js';
 import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
 import { applyCommand } from './apply.js';
+import { configPath, readConfig, resolveConnection } from './config.js';
 import { addEventsCommand } from './events.js';
 import { historyCommand } from './history.js';
 import { labelCommand } from './label.js';
@@ -12,6 +14,7 @@ import { type OutputFormat, parseOutput } from './output.js';
 import { rollbackCommand } from './rollback.js';
 import { rolloutCommand } from './rollout.js';
 import { statusCommand } from './status.js';
+import { addLoginCommand, addTokenCommands } from './token.js';
 
 const outputOption = () =>
   new Option('-o, --output <format>', 'text or json').default('text').argParser(arg(parseOutput));
@@ -21,53 +24,13 @@ const outputOption = () =>
  * to the root program that bin/fleet.js composes.
  */
 export function addControlPlaneCommands(program: Command): Command {
-  const client = () => new FleetClient(program.opts().server);
+  const client = () => {
+    const conn = resolveConnection(program.opts(), process.env, readConfig(configPath()));
+    const ca = conn.caFile ? readFileSync(conn.caFile, 'utf8') : undefined;
+    return new FleetClient(conn.server, { token: conn.token, ca });
+  };
 
-  program
-    .command('server')
-    .description('run the control plane: REST API, agent gRPC endpoint, SQLite store')
-    .option(
-      '--data-dir <dir>',
-      'where the SQLite file and agent token live',
-      process.env.FLEET_DATA_DIR ?? '/var/lib/fleet',
-    )
-    .option('--listen <host:port>', 'REST API address', '127.0.0.1:7080')
-    .option('--grpc-listen <host:port>', 'agent stream address', '127.0.0.1:7443')
-    .option(
-      '--agent-token-file <file>',
-      'agent token file (default DATA_DIR/agent-token, created if missing)',
-    )
-    .option(
-      '--volume-roots <dirs>',
-      'comma-separated host directories playbooks may bind-mount',
-      '/data,/srv,/mnt,/var/lib/fleet/models',
-    )
-    .option(
-      '--agent-silence <duration>',
-      'an agent stream silent this long counts offline (agents beat every 2 s by default)',
-      arg(parseDuration),
-      DEFAULT_SILENCE_MS,
-    )
-    .action(async (o) => {
-      // Daemons load lazily so client commands start fast (no gRPC, SQLite or Docker modules).
-      const { runServer } = await import('../server.js');
-      const s = await runServer({
-        dataDir: o.dataDir,
-        listen: o.listen,
-        grpcListen: o.grpcListen,
-        agentTokenFile: o.agentTokenFile,
-        agentSilenceMs: o.agentSilence,
-        volumeRoots: String(o.volumeRoots)
-          .split(',')
-          .map((d) => d.trim())
-          .filter(Boolean),
-      });
-      process.stderr.write(
-        `fleet server: REST ${s.httpUrl}, agents ${s.grpcAddress}, agent token in ${s.agentTokenFile}\n`,
-      );
-      untilSignal(() => s.close());
-    });
-
+  addServerCommand(program);
   addApplyCommands(program, client);
   addHistoryCommands(program, client);
 
@@ -94,8 +57,76 @@ export function addControlPlaneCommands(program: Command): Command {
     .action((name, o) => statusCommand(client(), name, o.output));
 
   addEventsCommand(program, client, outputOption);
+  addTokenCommands(program, client, outputOption);
+  addLoginCommand(program, client);
 
   return program;
+}
+
+/** `fleet server`: the control plane process with its listen addresses and limits. */
+function addServerCommand(program: Command) {
+  program
+    .command('server')
+    .description('run the control plane: REST API, agent gRPC endpoint, SQLite store')
+    .option(
+      '--data-dir <dir>',
+      'where the SQLite file and agent token live',
+      process.env.FLEET_DATA_DIR ?? '/var/lib/fleet',
+    )
+    .option('--listen <host:port>', 'REST API address', '127.0.0.1:7080')
+    .option('--grpc-listen <host:port>', 'agent stream address', '127.0.0.1:7443')
+    .option(
+      '--agent-token-file <file>',
+      'agent token file (default DATA_DIR/agent-token, created if missing)',
+    )
+    .option(
+      '--volume-roots <dirs>',
+      'comma-separated host directories playbooks may bind-mount',
+      '/data,/srv,/mnt,/var/lib/fleet/models',
+    )
+    .option('--body-limit <bytes>', 'largest REST request body (413 above it)', arg(parseCount), 1024 * 1024)
+    .option('--rate-limit <n>', 'REST requests per minute per API token (429 above it)', arg(parseCount), 600)
+    .option(
+      '--grpc-max-message <bytes>',
+      'largest message an agent may send (RESOURCE_EXHAUSTED above it)',
+      arg(parseCount),
+      4 * 1024 * 1024,
+    )
+    .option(
+      '--agent-silence <duration>',
+      'an agent stream silent this long counts offline (agents beat every 2 s by default)',
+      arg(parseDuration),
+      DEFAULT_SILENCE_MS,
+    )
+    .action(async (o) => {
+      // Daemons load lazily so client commands start fast (no gRPC, SQLite or Docker modules).
+      const { runServer } = await import('../server.js');
+      const s = await runServer({
+        dataDir: o.dataDir,
+        listen: o.listen,
+        grpcListen: o.grpcListen,
+        agentTokenFile: o.agentTokenFile,
+        agentSilenceMs: o.agentSilence,
+        bodyLimit: o.bodyLimit,
+        rateLimitPerMinute: o.rateLimit,
+        grpcMaxMessageBytes: o.grpcMaxMessage,
+        volumeRoots: String(o.volumeRoots)
+          .split(',')
+          .map((d) => d.trim())
+          .filter(Boolean),
+      });
+      process.stderr.write(
+        `fleet server: REST ${s.httpUrl}, agents ${s.grpcAddress}, agent token in ${s.agentTokenFile}, ` +
+          `admin token in ${s.adminTokenFile}\n`,
+      );
+      untilSignal(() => s.close());
+    });
+}
+
+function parseCount(v: string): number {
+  if (!/^[1-9][0-9]{0,9}$/.test(v))
+    throw new Error(`invalid number ${JSON.stringify(v)} (a whole number ≥ 1)`);
+  return Number(v);
 }
 
 function parseRevision(v: string): number {
