@@ -50,9 +50,11 @@ export function resolveConnection(
   env: Env,
   cfg: ClientConfig,
 ): { server: string; token?: string; caFile?: string } {
+  // An empty variable counts as unset (`FLEET_TOKEN= fleet …`).
+  const e = (v: string | undefined) => (v === '' ? undefined : v);
   return {
-    server: flags.server ?? env.FLEET_SERVER ?? cfg.server ?? DEFAULT_SERVER,
-    token: flags.token ?? env.FLEET_TOKEN ?? cfg.token,
-    caFile: flags.caFile ?? env.FLEET_CA_FILE ?? cfg.caFile,
+    server: flags.server ?? e(env.FLEET_SERVER) ?? cfg.server ?? DEFAULT_SERVER,
+    token: flags.token ?? e(env.FLEET_TOKEN) ?? cfg.token,
+    caFile: flags.caFile ?? e(env.FLEET_CA_FILE) ?? cfg.caFile,
   };
 }
