@@ -188,7 +188,7 @@ export class FleetClient {
       if (signal?.aborted && (err as Error).name === 'AbortError') throw err;
       const e = err as { code?: string; cause?: { code?: string } };
       const cause = e.code ?? e.cause?.code ?? (err as Error).message;
-      if (/CERT|SSL|TLS|SELF_SIGNED/.test(cause))
+      if (/CERT|SSL|TLS|SELF_SIGNED|VERIFY|ISSUER/.test(cause))
         throw new ClientError(
           `cannot verify the certificate of ${this.baseUrl} (${cause}); trust the control plane's CA with --ca-file DATA_DIR/ca.crt or FLEET_CA_FILE`,
           0,
