@@ -38,6 +38,12 @@ if ! curl -fsS "http://$API/healthz" >/dev/null 2>&1; then
   echo $! >"$STATE/server.pid"
   for _ in $(seq 1 50); do curl -fsS "http://$API/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
 fi
+# The CLI's token: the bootstrap admin token the server wrote on its first start, saved (0600) to
+# ~/.config/fleet/config.json with the server's address, so every command below and printed
+# afterwards works in any shell. `fleet token create` makes narrower ones (see README, Security).
+if [ -z "${FLEET_TOKEN:-}" ]; then
+  fleet login --token-file "$STATE/server/admin-token"
+fi
 if ! pid_alive "$STATE/agent.pid"; then
   # The first start enrolls the agent with a single-use join token (its label travels with it);
   # later starts reuse the certificate in .fleet/agent/$NODE/tls and need no token.
@@ -76,5 +82,9 @@ Try (a tiny random-weight model: the words are nonsense, the tokens are real):
   fleet status dev                              # state, probe health, restarts per node and service
   fleet apply playbooks/dev.yaml --check        # edit dev.yaml first to see a plan
   fleet status dev -o json
+  fleet events --limit 20                        # applies and token changes name their actor
+  fleet token create --role viewer --name me-ro # a read-only token, printed once
+The CLI uses the bootstrap admin token ($STATE/server/admin-token), saved by
+\`fleet login\` to ~/.config/fleet/config.json (0600).
 Logs: .fleet/server.log, .fleet/agent.log.  Stop: bash scripts/quickstart.sh stop
 TXT

@@ -80,8 +80,10 @@ export interface RolloutStarter {
 export interface ApplyOptions {
   /** Refuse unless the deployment is at this revision now (0: does not exist yet); supersedes a running rollout. */
   expectRevision?: number;
-  /** Who applies it (the OS user the CLI sends until API tokens exist). */
+  /** Who applies it: the API token's name (the actor of its event). */
   appliedBy?: string;
+  /** The OS user the CLI runs as, when it says: extra information for the event, not an identity. */
+  localUser?: string;
   /** A rollback: the revision it rolls back from (its rollout's kind is then 'rollback'). */
   rolledBackFrom?: number;
 }
@@ -232,7 +234,10 @@ export class Deployer {
       atMs: this.now(),
       deployment: name,
       kind: 'deployment.applied',
-      message: `revision ${revision} from ${a.file} to ${a.matched.join(', ')}`,
+      message:
+        `revision ${revision} from ${a.file} to ${a.matched.join(', ')}` +
+        (a.opts.localUser ? ` (local user ${a.opts.localUser})` : ''),
+      actor: a.opts.appliedBy ?? '',
     });
     const rollouts = this.ports.rollouts;
     if (!rollouts) {

@@ -8,7 +8,9 @@ export interface RollbackOptions {
   to?: number;
   /** As for an apply: refuse unless the deployment is at this revision; supersedes a running rollout. */
   expectRevision?: number;
+  /** The API token's name, and the CLI's OS user (see ApplyOptions). */
   appliedBy?: string;
+  localUser?: string;
 }
 
 export type RollbackResult =
@@ -52,6 +54,7 @@ export function rollback(
   const applied = deployer.apply(target.source, target.file, false, {
     expectRevision: opts.expectRevision,
     appliedBy: opts.appliedBy,
+    localUser: opts.localUser,
     rolledBackFrom: current.revision,
   });
   return applied.ok ? { ...applied, to: target.revision } : applied;

@@ -8,6 +8,7 @@ import { createLogger, type Logger } from '../../common/log.js';
 import { VERSION } from '../../common/version.js';
 import { AgentServiceService } from '../../proto/gen/fleet/v1/agent.js';
 import { api } from './api/app.js';
+import { ensureBootstrapToken } from './auth/tokens.js';
 import { CountsRepo } from './db/counts.js';
 import { Store } from './db/store.js';
 import { Deployer } from './deployer.js';
@@ -39,7 +40,12 @@ export interface ServerOptions {
   tlsNames?: readonly string[];
   /** Lifetime of the agent certificates this control plane issues (default 30 days; tests shorten it). */
   agentCertLifetimeMs?: number;
+  /** Largest REST request body in bytes (413 above it); default 1 MiB. */
   bodyLimit?: number;
+  /** Largest gRPC message an agent may send in bytes (RESOURCE_EXHAUSTED above it); default 4 MiB. */
+  grpcMaxMessageBytes?: number;
+  /** REST requests per minute per API token; default 600. */
+  rateLimitPerMinute?: number;
   /** Host directories playbooks may bind-mount (model directories). */
   volumeRoots?: readonly string[];
   /** How long an open agent stream may stay silent before its node counts offline. */
@@ -60,6 +66,8 @@ export interface RunningServer {
   serverCertFile: string;
   serverKeyFile: string;
   tls: { caPem: string; certPem: string; keyPem: string };
+  /** DATA_DIR/admin-token: the bootstrap admin token, written on the first start (0600). */
+  adminTokenFile: string;
   close(): Promise<void>;
 }
 
@@ -178,12 +186,17 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
   );
   // Rollouts that were running when the process stopped go on from the batch they were in.
   rollouts.resume();
+  const adminTokenFile = join(opts.dataDir, 'admin-token');
+  if (ensureBootstrapToken(store, adminTokenFile, { now: Date.now }))
+    log.warn({ file: adminTokenFile }, 'no admin token existed: wrote the bootstrap admin token');
 
   const grpcServer = new grpc.Server({
     'grpc.keepalive_time_ms': 10_000,
     'grpc.keepalive_timeout_ms': 5_000,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    // A bigger message is refused with RESOURCE_EXHAUSTED before it is decoded.
+    'grpc.max_receive_message_length': opts.grpcMaxMessageBytes ?? 4 * 1024 * 1024,
   });
   grpcServer.addService(AgentServiceService, service);
   const grpcPort = await new Promise<number>((resolve, reject) =>
@@ -202,6 +215,7 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
     rollouts,
     metrics,
     joinTokens,
+    rateLimitPerMinute: opts.rateLimitPerMinute,
     version: VERSION,
     // Online, not merely holding a stream: a silent agent is not connected.
     connectedAgents: () => liveness.onlineCount(),
@@ -224,6 +238,7 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
     serverCertFile: serverCertPaths(opts.dataDir).cert,
     serverKeyFile: serverCertPaths(opts.dataDir).key,
     tls,
+    adminTokenFile,
     async close() {
       await app.close();
       rollouts.stop();

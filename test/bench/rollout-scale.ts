@@ -89,6 +89,9 @@ function connectionsTo(port: number): number {
     }).length;
 }
 
+/** The admin token's header, once the control plane wrote it. */
+const ADMIN: Record<string, string> = {};
+
 /** One join token per simulated node, minted over REST as `fleet join-token create` does (20 at a time). */
 async function mintJoinTokens(url: string, nodes: readonly string[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -97,7 +100,7 @@ async function mintJoinTokens(url: string, nodes: readonly string[]): Promise<Re
       nodes.slice(i, i + 20).map(async (node) => {
         const res = await fetch(`${url}/v1/join-tokens`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', ...ADMIN },
           body: JSON.stringify({ labels: { group: 'sim' } }),
         });
         if (!res.ok) throw new Error(`minting a join token: ${res.status} ${await res.text()}`);
@@ -133,6 +136,8 @@ async function startControlPlane(dir: string) {
   server.stderr?.pipe(log);
   const url = `http://127.0.0.1:${httpPort}`;
   await waitFor('control plane /healthz', async () => (await fetch(`${url}/healthz`)).ok, 15_000);
+  // Security stays on: the benchmark speaks to the API as the bootstrap admin.
+  ADMIN.authorization = `Bearer ${readFileSync(join(dir, 'cp', 'admin-token'), 'utf8').trim()}`;
   return { server, url, grpcPort, address: `127.0.0.1:${grpcPort}` };
 }
 
@@ -142,7 +147,7 @@ async function succeededAt(url: string, revision: number, timeoutMs: number): Pr
   return waitFor(
     `rollout of revision ${revision} succeeded`,
     async () => {
-      const res = await fetch(`${url}/v1/events?deployment=${DEPLOYMENT}&limit=3`);
+      const res = await fetch(`${url}/v1/events?deployment=${DEPLOYMENT}&limit=3`, { headers: ADMIN });
       const { events } = (await res.json()) as { events: { kind: string; message: string; atMs: number }[] };
       return events.find((e) => e.kind === 'rollout.succeeded' && e.message.startsWith(want))?.atMs;
     },
@@ -156,7 +161,7 @@ async function oneApply(cp: { url: string; server: ChildProcess }, sim: SimFleet
   const t0 = wallMs();
   const res = await fetch(`${cp.url}/v1/apply`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...ADMIN },
     body: JSON.stringify({ source: playbook(i, sc), file: `sim-${i}.yaml` }),
   });
   const body = (await res.json()) as { revision: number; rollout?: number; message?: string };

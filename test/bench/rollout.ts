@@ -42,7 +42,7 @@ interface Deployment {
 }
 
 async function deployment(cluster: Cluster): Promise<Deployment | undefined> {
-  const res = await fetch(`${cluster.url}/v1/deployments/${DEPLOYMENT}`);
+  const res = await cluster.api(`/v1/deployments/${DEPLOYMENT}`);
   return res.ok ? ((await res.json()) as Deployment) : undefined;
 }
 

@@ -9,7 +9,7 @@ import {
   removeManaged,
   requireEngines,
 } from '../helpers/engines.js';
-import { freePort, waitFor } from '../helpers/procs.js';
+import { fleet, freePort, waitFor } from '../helpers/procs.js';
 
 /**
  * The walking skeleton end to end: real `fleet server` and `fleet agent` processes, a real
@@ -88,7 +88,7 @@ describe('walking skeleton: apply → control plane → gRPC → agent → conta
 
   /** Whether the agent reported pulling `image` (it was absent locally before the test). */
   const pulled = async (image: string) => {
-    const res = await fetch(`${cluster.url}/v1/events?limit=200`);
+    const res = await cluster.api(`/v1/events?limit=200`);
     const { events } = (await res.json()) as { events: { kind: string; message: string }[] };
     return events.some((e) => e.kind === 'image.pulled' && e.message === image);
   };
@@ -320,5 +320,33 @@ services:
         [NODE_B, true],
       ],
     );
+  });
+
+  test('the CLI needs a token and says where it looks; a viewer token reads but cannot apply', async () => {
+    const noConfig = { FLEET_TOKEN: '', FLEET_CONFIG: `${cluster.dir}/absent.json` };
+    const bare = await fleet(['--server', cluster.url, 'nodes'], noConfig);
+    assert.equal(bare.code, 2, bare.stderr);
+    assert.match(bare.stderr, /needs an API token: pass --token or set FLEET_TOKEN/);
+    const created = await cluster.cli('token', 'create', '--role', 'viewer', '--name', 'e2e-viewer');
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stderr, /shown this once/);
+    const token = created.stdout.trim();
+    const as = (...args: string[]) =>
+      fleet(['--server', cluster.url, ...args], { ...noConfig, FLEET_TOKEN: token });
+    assert.equal((await as('nodes')).code, 0);
+    const denied = await as(
+      'apply',
+      cluster.playbook('viewer.yaml', webPlaybook({ tag: '1', greeting: 'v', port: 1 })),
+    );
+    assert.equal(denied.code, 2);
+    assert.match(denied.stderr, /needs the deployer role/);
+    const listed = await cluster.cli('token', 'list');
+    assert.match(listed.stdout, /^e2e-viewer +viewer +\S+ ago +bootstrap-admin +\S+/m);
+    assert.ok(!listed.stdout.includes(token));
+    assert.equal((await cluster.cli('token', 'revoke', 'e2e-viewer')).code, 0);
+    const revoked = await as('nodes');
+    assert.match(revoked.stderr, /refused the API token/);
+    const events = await cluster.cli('events', '--limit', '20');
+    assert.match(events.stdout, /token\.revoked .*token e2e-viewer \(viewer\) \(by bootstrap-admin\)/);
   });
 });

@@ -51,9 +51,13 @@ describe('fleet events -f: a rollout live', { timeout: 180_000 }, () => {
   });
 
   test('history, then the apply, its rollout and its verdict arrive live', async () => {
-    follower = spawn(process.execPath, [FLEET_BIN, '--server', cluster.url, 'events', '-f'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    follower = spawn(
+      process.execPath,
+      [FLEET_BIN, '--server', cluster.url, '--token', cluster.adminToken, 'events', '-f'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     follower.stdout?.on('data', (d) => (out += d));
     follower.stderr?.on('data', (d) => (out += d));
     // The history comes first: the node's own connect proves the stream is up.
@@ -104,7 +108,7 @@ describe('fleet events -f: a rollout live', { timeout: 180_000 }, () => {
   });
 
   test('/metrics: one connected agent, a succeeded rollout, agent messages; promtool clean', async () => {
-    const text = await (await fetch(`${cluster.url}/metrics`)).text();
+    const text = await (await cluster.api(`/metrics`)).text();
     assert.equal(sample(text, 'fleet_controlplane_agents_connected'), 1);
     assert.equal(sample(text, 'fleet_controlplane_nodes', 'state="online"'), 1);
     assert.equal(sample(text, 'fleet_controlplane_rollouts', 'state="succeeded"'), 1);

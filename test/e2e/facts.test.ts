@@ -97,7 +97,7 @@ describe('facts: host facts, GPU inventory, agent metrics', { timeout: 120_000 }
     const detail = await cluster.cli('nodes', 'facts-gpu');
     assert.match(detail.stdout, /driver 590\.48\.01, CUDA 13\.1/);
 
-    const history = (await (await fetch(`${cluster.url}/v1/nodes/facts-gpu/gpu-history?limit=5`)).json()) as {
+    const history = (await (await cluster.api(`/v1/nodes/facts-gpu/gpu-history?limit=5`)).json()) as {
       samples: { gpus: { uuid: string }[] }[];
     };
     assert.ok(history.samples.length >= 1);

@@ -127,9 +127,7 @@ describe('health probes and restarts', { timeout: 120_000 }, () => {
     const restarts = await waitFor(
       'four restarts of the crashing service',
       async () => {
-        const { events } = (await (
-          await fetch(`${cluster.url}/v1/events?deployment=hl&limit=500`)
-        ).json()) as {
+        const { events } = (await (await cluster.api(`/v1/events?deployment=hl&limit=500`)).json()) as {
           events: { kind: string; service: string; atMs: number }[];
         };
         const list = events

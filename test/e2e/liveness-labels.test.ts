@@ -45,7 +45,7 @@ describe('nodes: labels from the control plane, liveness from the stream', { tim
     return nodes.find((n) => n.name === name);
   };
   const events = async (name: string, kind: string) => {
-    const res = await fetch(`${cluster.url}/v1/events?limit=200`);
+    const res = await cluster.api(`/v1/events?limit=200`);
     const { events: list } = (await res.json()) as { events: EventRow[] };
     return list.filter((e) => e.node === name && e.kind === kind);
   };
@@ -54,7 +54,7 @@ describe('nodes: labels from the control plane, liveness from the stream', { tim
   /** Polls the API every 25 ms until `name` shows `connected === want`; returns when (ms). */
   const whenConnected = async (name: string, want: boolean, timeoutMs: number) => {
     const fast = async () => {
-      const { nodes } = (await (await fetch(`${cluster.url}/v1/nodes`)).json()) as { nodes: NodeRow[] };
+      const { nodes } = (await (await cluster.api(`/v1/nodes`)).json()) as { nodes: NodeRow[] };
       return nodes.find((n) => n.name === name)?.connected === want;
     };
     await waitFor(`${name} connected=${want}`, fast, timeoutMs, 25);

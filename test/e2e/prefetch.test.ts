@@ -58,8 +58,7 @@ const imagePresent = async (ref: string) =>
 describe('prefetch across nodes', { timeout: 240_000 }, () => {
   const cluster = clusterOf(NODES, { group: 'pre' }, [WEB('1'), WEB('2')]);
   const rollout = async () =>
-    ((await (await fetch(`${cluster.url}/v1/deployments/prefetching`)).json()) as { rollout: Rollout })
-      .rollout;
+    ((await (await cluster.api(`/v1/deployments/prefetching`)).json()) as { rollout: Rollout }).rollout;
 
   test('every node of every batch prefetches; node 3 holds the image before its batch; no later container is touched early', async () => {
     const v1 = await cluster.cli(

@@ -69,7 +69,7 @@ async function serving(node: string) {
 
 describe('rollouts with failing and vanishing nodes', { timeout: 400_000 }, () => {
   const cluster = clusterOf(NODES, { group: 'mf' }, [WEB('1'), WEB('2')]);
-  const get = async <T>(path: string) => (await (await fetch(`${cluster.url}${path}`)).json()) as T;
+  const get = async <T>(path: string) => (await (await cluster.api(path)).json()) as T;
   const rolloutOf = (id: number) => get<Rollout>(`/v1/deployments/faults/rollouts/${id}`);
   const latest = async () => (await get<{ rollout: Rollout }>('/v1/deployments/faults')).rollout;
 

@@ -76,7 +76,7 @@ async function serving(node: string) {
 describe('rollouts across nodes', { timeout: 300_000 }, () => {
   const cluster = clusterOf(NODES, { group: 'roll' }, [WEB('1'), WEB('2')]);
   const rollout = async () =>
-    ((await (await fetch(`${cluster.url}/v1/deployments/rolling`)).json()) as { rollout: Rollout }).rollout;
+    ((await (await cluster.api(`/v1/deployments/rolling`)).json()) as { rollout: Rollout }).rollout;
 
   test('serial 1 over 3 nodes: one node at a time, each healthy for min_healthy_time first; a plain apply follows it to the recap', async () => {
     const file = cluster.playbook('v1.yaml', playbook({ tag: '1', greeting: 'one' }));
@@ -127,7 +127,7 @@ describe('rollouts across nodes', { timeout: 300_000 }, () => {
     assert.equal(after[0]!.image, WEB('1'), 'node 1 is back on the stable revision');
     for (const i of [1, 2])
       assert.equal(after[i]!.id, before[i]!.id, `${NODES[i]} never ran the bad revision`);
-    const d = (await (await fetch(`${cluster.url}/v1/deployments/rolling`)).json()) as {
+    const d = (await (await cluster.api(`/v1/deployments/rolling`)).json()) as {
       revision: number;
       rollout: Rollout;
     };
@@ -257,7 +257,16 @@ describe('rollouts across nodes', { timeout: 300_000 }, () => {
 
   test('on a terminal the block is redrawn in place, and its last frame stays on screen above the recap', async () => {
     const file = cluster.playbook('tty.yaml', playbook({ tag: '2', greeting: 'tty', minHealthy: '1s' }));
-    const r = await onTerminal([process.execPath, FLEET_BIN, '--server', cluster.url, 'apply', file]);
+    const r = await onTerminal([
+      process.execPath,
+      FLEET_BIN,
+      '--server',
+      cluster.url,
+      '--token',
+      cluster.adminToken,
+      'apply',
+      file,
+    ]);
     assert.equal(r.code, 0, r.out);
     const redraws = r.out.split(`${ESC}[`).filter((s) => /^\d+A/.test(s)).length;
     assert.ok(redraws >= 3, `the cursor moved up to redraw ${redraws} times`);

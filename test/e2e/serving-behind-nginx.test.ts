@@ -291,9 +291,7 @@ describe('inference behind nginx: streaming, healing, rolling updates', { timeou
     await waitFor(
       'the restart reached the control plane',
       async () => {
-        const { events } = (await (
-          await fetch(`${cluster.url}/v1/events?deployment=roll&limit=500`)
-        ).json()) as {
+        const { events } = (await (await cluster.api(`/v1/events?deployment=roll&limit=500`)).json()) as {
           events: { kind: string; atMs: number }[];
         };
         return events.some(

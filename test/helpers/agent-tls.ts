@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
@@ -6,14 +6,21 @@ import { type AgentTls, enroll, mtlsCredentials } from '../../agent/src/enroll/c
 import { parseJoinToken } from '../../common/join-token.js';
 import { createLogger } from '../../common/log.js';
 
-/** A join token from a running control plane's REST API (`POST /v1/join-tokens`). */
+/** A running control plane as these helpers reach it: its REST URL and its bootstrap admin token. */
+interface ControlPlane {
+  httpUrl: string;
+  adminTokenFile: string;
+}
+
+/** A join token from a running control plane's REST API (`POST /v1/join-tokens`, as its admin). */
 export async function createJoinToken(
-  httpUrl: string,
+  server: ControlPlane,
   body: { ttl?: string; labels?: Record<string, string> } = {},
 ): Promise<string> {
-  const res = await fetch(`${httpUrl}/v1/join-tokens`, {
+  const admin = readFileSync(server.adminTokenFile, 'utf8').trim();
+  const res = await fetch(`${server.httpUrl}/v1/join-tokens`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-fleet-user': 'test' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${admin}` },
     body: JSON.stringify(body),
   });
   if (!res.ok) throw new Error(`POST /v1/join-tokens: ${res.status} ${await res.text()}`);
@@ -25,11 +32,11 @@ export async function createJoinToken(
  * scratch folder, and returns its mutual-TLS material and channel credentials.
  */
 export async function enrollNode(
-  server: { httpUrl: string; grpcAddress: string },
+  server: ControlPlane & { grpcAddress: string },
   node: string,
   labels: Record<string, string> = {},
 ): Promise<AgentTls & { credentials: grpc.ChannelCredentials; tlsDir: string }> {
-  const parsed = parseJoinToken(await createJoinToken(server.httpUrl));
+  const parsed = parseJoinToken(await createJoinToken(server));
   if (!parsed.ok) throw new Error(parsed.message);
   const tlsDir = mkdtempSync(join(tmpdir(), `fleet-tls-${node}-`));
   const tls = await enroll({

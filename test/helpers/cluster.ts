@@ -22,6 +22,30 @@ export class Cluster {
     return `http://127.0.0.1:${this.httpPort}`;
   }
 
+  /** The bootstrap admin token the control plane wrote on its first start (DATA_DIR/admin-token). */
+  get adminToken() {
+    return readFileSync(join(this.dir, 'cp', 'admin-token'), 'utf8').trim();
+  }
+
+  /** What the CLI gets: the admin token, and a config path of its own (never the user's). */
+  cliEnv(): Record<string, string> {
+    return { FLEET_TOKEN: this.adminToken, FLEET_CONFIG: join(this.dir, 'cli-config.json') };
+  }
+
+  /** `fetch` on the REST API with the admin token (security stays on in tests). */
+  api(path: string, init: RequestInit = {}) {
+    const headers = new Headers(init.headers);
+    headers.set('authorization', `Bearer ${this.adminToken}`);
+    return fetch(`${this.url}${path}`, { ...init, headers });
+  }
+
+  /** `api(path)` as parsed JSON, failing on a non-2xx answer. */
+  async apiJson<T>(path: string): Promise<T> {
+    const res = await this.api(path);
+    if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  }
+
   /** `extra`: more `fleet server` flags (e.g. `--agent-cert-lifetime 90s`). */
   async startServer(extra: string[] = []) {
     if (!this.httpPort) {
@@ -66,7 +90,10 @@ export class Cluster {
     const args = [FLEET_BIN, '--server', this.url, 'join-token', 'create', '-o', 'json'];
     for (const [k, v] of Object.entries(labels)) args.push('--label', `${k}=${v}`);
     if (ttl) args.push('--ttl', ttl);
-    const out = execFileSync(process.execPath, args, { encoding: 'utf8' });
+    const out = execFileSync(process.execPath, args, {
+      encoding: 'utf8',
+      env: { ...process.env, ...this.cliEnv() },
+    });
     return (JSON.parse(out) as { token: string }).token;
   }
 
@@ -113,9 +140,7 @@ export class Cluster {
     await waitFor(
       `node ${node} connected`,
       async () => {
-        const { nodes } = (await (await fetch(`${this.url}/v1/nodes`)).json()) as {
-          nodes: { name: string; connected: boolean }[];
-        };
+        const { nodes } = await this.apiJson<{ nodes: { name: string; connected: boolean }[] }>('/v1/nodes');
         return nodes.some((n) => n.name === node && n.connected);
       },
       timeoutMs,
@@ -130,7 +155,7 @@ export class Cluster {
   }
 
   cli(...args: string[]) {
-    return fleet(['--server', this.url, ...args]);
+    return fleet(['--server', this.url, ...args], this.cliEnv());
   }
 
   /**

@@ -12,7 +12,9 @@ import type {
 import type { labelEditSchema, nodeListSchema } from './routes/nodes.js';
 import type { revisionListSchema, revisionSchema, rollbackSchema } from './routes/revisions.js';
 import type { rolloutActionSchema } from './routes/rollouts.js';
+import type { tokenCreateSchema, tokenListSchema, tokenRevokeSchema } from './routes/tokens.js';
 import type { DeploymentDetail, ErrorBody, EventView, NodeView } from './schemas.js';
+import { send } from './transport.js';
 
 /** What a route answers with 200, straight from its response schema. */
 type Reply<S extends { response: { 200: TSchema } }> = Static<S['response'][200]>;
@@ -35,6 +37,10 @@ export type RollbackRequest = Body<typeof rollbackSchema>;
 export type JoinTokenCreated = Reply<typeof joinTokenCreateSchema>;
 export type JoinTokenList = Reply<typeof joinTokenListSchema>;
 export type JoinTokenRevoked = Reply<typeof joinTokenRevokeSchema>;
+export type TokenCreateRequest = Body<typeof tokenCreateSchema>;
+export type TokenCreatedReply = Reply<typeof tokenCreateSchema>;
+export type TokenListReply = Reply<typeof tokenListSchema>;
+export type TokenRevokeReply = Reply<typeof tokenRevokeSchema>;
 /** One event of `GET /v1/events/stream` (its `data:` is an item of `GET /v1/events`). */
 export type StreamedEvent = Static<typeof EventView>;
 /** What `eventStream` asks for. */
@@ -62,7 +68,27 @@ export class ClientError extends Error {
  * It imports route modules for their types only, so the CLI loads no server code.
  */
 export class FleetClient {
-  constructor(private readonly baseUrl: string) {}
+  /**
+   * `token`: the API token sent as `Authorization: Bearer`; `ca`: the PEM of the CA to trust for an
+   * https:// `baseUrl` (from `--ca-file`), the system's when absent.
+   */
+  constructor(
+    private readonly baseUrl: string,
+    private readonly auth: { token?: string; ca?: string } = {},
+  ) {}
+
+  /** `fleet token create`: the token, in this answer only. */
+  createToken(body: TokenCreateRequest) {
+    return this.request<TokenCreatedReply>('POST', '/v1/tokens', body);
+  }
+
+  tokens() {
+    return this.request<TokenListReply>('GET', '/v1/tokens');
+  }
+
+  revokeToken(name: string) {
+    return this.request<TokenRevokeReply>('DELETE', `/v1/tokens/${encodeURIComponent(name)}`);
+  }
 
   /** `fleet apply`; with `check`, the plan (and with `diff`, the field diffs and the agents' previews). */
   apply(
@@ -120,22 +146,17 @@ export class FleetClient {
     return this.request<LabelEditReply>('PATCH', `/v1/nodes/${encodeURIComponent(name)}/labels`, edit);
   }
 
-  /** `fleet join-token create`: the token's text is in this answer only. `user` is the audit actor. */
-  createJoinToken(body: Body<typeof joinTokenCreateSchema>, user?: string) {
-    return this.request<JoinTokenCreated>('POST', '/v1/join-tokens', body, user);
+  /** `fleet join-token create`: the token's text is in this answer only (the API token is the audit actor). */
+  createJoinToken(body: Body<typeof joinTokenCreateSchema>) {
+    return this.request<JoinTokenCreated>('POST', '/v1/join-tokens', body);
   }
 
   joinTokens() {
     return this.request<JoinTokenList>('GET', '/v1/join-tokens');
   }
 
-  revokeJoinToken(id: string, user?: string) {
-    return this.request<JoinTokenRevoked>(
-      'DELETE',
-      `/v1/join-tokens/${encodeURIComponent(id)}`,
-      undefined,
-      user,
-    );
+  revokeJoinToken(id: string) {
+    return this.request<JoinTokenRevoked>('DELETE', `/v1/join-tokens/${encodeURIComponent(id)}`);
   }
 
   deployments() {
@@ -175,8 +196,8 @@ export class FleetClient {
     }
   }
 
-  private async request<T>(method: string, path: string, body?: unknown, user?: string): Promise<T> {
-    const res = await this.fetch(method, path, body, AbortSignal.timeout(30_000), user);
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.fetch(method, path, body, AbortSignal.timeout(30_000));
     if (!res.ok) throw await this.failure(method, path, res);
     const text = await res.text();
     try {
@@ -186,25 +207,21 @@ export class FleetClient {
     }
   }
 
-  private async fetch(
-    method: string,
-    path: string,
-    body: unknown,
-    signal?: AbortSignal,
-    user?: string,
-  ): Promise<Response> {
+  private async fetch(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<Response> {
     const headers: Record<string, string> = body ? { 'content-type': 'application/json' } : {};
-    if (user) headers['x-fleet-user'] = user;
+    if (this.auth.token) headers.authorization = `Bearer ${this.auth.token}`;
     try {
-      return await fetch(new URL(path, this.baseUrl), {
-        method,
-        headers,
-        body: body ? JSON.stringify(body) : undefined,
-        signal,
-      });
+      const init = { method, headers, body: body ? JSON.stringify(body) : undefined, signal };
+      return await send(new URL(path, this.baseUrl), init, this.auth.ca);
     } catch (err) {
       if (signal?.aborted && (err as Error).name === 'AbortError') throw err;
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      const e = err as { code?: string; cause?: { code?: string } };
+      const cause = e.code ?? e.cause?.code ?? (err as Error).message;
+      if (/CERT|SSL|TLS|SELF_SIGNED|VERIFY|ISSUER/.test(cause))
+        throw new ClientError(
+          `cannot verify the certificate of ${this.baseUrl} (${cause}); trust the control plane's CA with --ca-file DATA_DIR/ca.crt or FLEET_CA_FILE`,
+          0,
+        );
       throw new ClientError(
         `cannot reach the control plane at ${this.baseUrl} (${cause}); is \`fleet server\` running? (--server or FLEET_SERVER)`,
         0,
@@ -221,6 +238,15 @@ export class FleetClient {
     } catch {
       return new ClientError(`${method} ${path}: HTTP ${res.status} with a non-JSON body`, res.status);
     }
+    if (res.status === 401) return new ClientError(this.unauthorized(), 401, err);
     return new ClientError(err?.message ?? `HTTP ${res.status}`, res.status, err);
+  }
+
+  /** What to do about a 401: name where the CLI looks for a token. */
+  private unauthorized(): string {
+    return this.auth.token
+      ? 'the control plane refused the API token (invalid or revoked); check --token, FLEET_TOKEN or the config file'
+      : 'the control plane needs an API token: pass --token or set FLEET_TOKEN (or run `fleet login`); ' +
+          "a new control plane's admin token is in DATA_DIR/admin-token";
   }
 }

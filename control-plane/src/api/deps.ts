@@ -1,3 +1,4 @@
+import type { FastifyPluginAsync } from 'fastify';
 import type { RolloutRecord } from '../db/rollouts.js';
 import type { Store } from '../db/store.js';
 import type { Deployer } from '../deployer.js';
@@ -14,7 +15,11 @@ export interface ApiDeps {
   connectedAgents: () => number;
   rollouts?: {
     /** Pause, resume or abort a deployment's active rollout (undefined: none is active). */
-    control(deployment: string, action: 'pause' | 'resume' | 'abort'): RolloutRecord | undefined;
+    control(
+      deployment: string,
+      action: 'pause' | 'resume' | 'abort',
+      actor?: string,
+    ): RolloutRecord | undefined;
     /** How far the prefetch of a rollout's revision got (in memory; undefined when none). */
     prefetched?(deployment: string, revision: number): { nodes: number; of: number } | undefined;
   };
@@ -24,6 +29,12 @@ export interface ApiDeps {
   joinTokens?: JoinTokens;
   /** Served at `GET /metrics`; `POST /v1/apply` is timed into it. */
   metrics?: ApiMetrics;
+  /** Requests per minute per API token (per address for public routes); default 600. */
+  rateLimitPerMinute?: number;
+  /** The clock of token creation, revocation and last use (tests pass a fake one). */
+  now?: () => number;
+  /** The route plugins (default: every resource's); tests add one to see the policy table at work. */
+  routes?: readonly FastifyPluginAsync<RouteDeps>[];
 }
 
 /** What each route plugin gets: the API's dependencies and the read models built over them. */

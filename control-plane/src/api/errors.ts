@@ -16,10 +16,13 @@ export class ApiError extends Error {
 /** The error answers a route can give, for its response schema (every one is an `ErrorBody`). */
 export const ERROR_REPLIES = {
   400: ErrorBody,
+  401: ErrorBody,
+  403: ErrorBody,
   404: ErrorBody,
   409: ErrorBody,
   413: ErrorBody,
   422: ErrorBody,
+  429: ErrorBody,
   500: ErrorBody,
 };
 
@@ -44,7 +47,12 @@ export function installErrorHandler(app: FastifyInstance) {
     const status = err.statusCode ?? 500;
     if (status >= 500) req.log.error({ err }, 'request failed');
     const code = status === 413 ? 'body_too_large' : status >= 500 ? 'internal' : (err.code ?? 'error');
-    const message = status >= 500 ? 'internal error; see the control plane log' : err.message;
+    const message =
+      status >= 500
+        ? 'internal error; see the control plane log'
+        : status === 413
+          ? `request body larger than the limit of ${app.initialConfig.bodyLimit} bytes (fleet server --body-limit)`
+          : err.message;
     return reply.status(status).send({ error: code, message });
   });
   app.setNotFoundHandler((req, reply) =>

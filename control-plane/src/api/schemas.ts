@@ -33,8 +33,11 @@ export const Health = T.Object({
   agentsConnected: T.Integer(),
 });
 
-/** Who applies: the OS user the CLI sends, until API tokens name the user. */
-export const AppliedBy = T.String({ maxLength: 64, description: 'who applies (the OS user the CLI sends)' });
+/** The OS user the CLI runs as: extra detail in the apply event; who applies is the caller's token. */
+export const AppliedBy = T.String({
+  maxLength: 64,
+  description: "the CLI's OS user, noted in the apply event (the actor is the API token's name)",
+});
 
 export const ApplyBody = T.Object(
   {
@@ -209,6 +212,7 @@ export const EventView = T.Object({
   service: T.String(),
   kind: T.String(),
   message: T.String(),
+  actor: T.String({ description: "the API token's name for what a user did ('' for the system)" }),
 });
 
 export const DeploymentSummary = T.Object({

@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { arg, CliError, untilSignal } from '../../../common/cli.js';
 import { parseDuration } from '../../../common/duration.js';
 import { FleetClient } from '../api/client.js';
 import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
 import { applyCommand } from './apply.js';
+import { configPath, readConfig, resolveConnection } from './config.js';
 import { addEventsCommand } from './events.js';
 import { historyCommand } from './history.js';
 import { addJoinTokenCommands } from './join-token.js';
@@ -13,6 +15,7 @@ import { type OutputFormat, parseOutput } from './output.js';
 import { rollbackCommand } from './rollback.js';
 import { rolloutCommand } from './rollout.js';
 import { statusCommand } from './status.js';
+import { addLoginCommand, addTokenCommands } from './token.js';
 
 const outputOption = () =>
   new Option('-o, --output <format>', 'text or json').default('text').argParser(arg(parseOutput));
@@ -22,7 +25,11 @@ const outputOption = () =>
  * to the root program that bin/fleet.js composes.
  */
 export function addControlPlaneCommands(program: Command): Command {
-  const client = () => new FleetClient(program.opts().server);
+  const client = () => {
+    const conn = resolveConnection(program.opts(), process.env, readConfig(configPath()));
+    const ca = conn.caFile ? readFileSync(conn.caFile, 'utf8') : undefined;
+    return new FleetClient(conn.server, { token: conn.token, ca });
+  };
 
   addServerCommand(program);
   addApplyCommands(program, client);
@@ -52,11 +59,13 @@ export function addControlPlaneCommands(program: Command): Command {
 
   addEventsCommand(program, client, outputOption);
   addJoinTokenCommands(program, client, outputOption);
+  addTokenCommands(program, client, outputOption);
+  addLoginCommand(program, client);
 
   return program;
 }
 
-/** `fleet server`: the control plane process. */
+/** `fleet server`: the control plane process with its listen addresses and limits. */
 function addServerCommand(program: Command) {
   program
     .command('server')
@@ -84,6 +93,14 @@ function addServerCommand(program: Command) {
       'comma-separated host directories playbooks may bind-mount',
       '/data,/srv,/mnt,/var/lib/fleet/models',
     )
+    .option('--body-limit <bytes>', 'largest REST request body (413 above it)', arg(parseCount), 1024 * 1024)
+    .option('--rate-limit <n>', 'REST requests per minute per API token (429 above it)', arg(parseCount), 600)
+    .option(
+      '--grpc-max-message <bytes>',
+      'largest message an agent may send (RESOURCE_EXHAUSTED above it)',
+      arg(parseCount),
+      4 * 1024 * 1024,
+    )
     .option(
       '--agent-silence <duration>',
       'an agent stream silent this long counts offline (agents beat every 2 s by default)',
@@ -103,17 +120,26 @@ function addServerCommand(program: Command) {
           .filter(Boolean),
         agentCertLifetimeMs: o.agentCertLifetime,
         agentSilenceMs: o.agentSilence,
+        bodyLimit: o.bodyLimit,
+        rateLimitPerMinute: o.rateLimit,
+        grpcMaxMessageBytes: o.grpcMaxMessage,
         volumeRoots: String(o.volumeRoots)
           .split(',')
           .map((d) => d.trim())
           .filter(Boolean),
       });
       process.stderr.write(
-        `fleet server: REST ${s.httpUrl}, agents ${s.grpcAddress} (mutual TLS), CA ${s.caFile}\n` +
+        `fleet server: REST ${s.httpUrl}, agents ${s.grpcAddress} (mutual TLS), CA ${s.caFile}, admin token in ${s.adminTokenFile}\n` +
           `  enroll a host: fleet join-token create, then fleet agent --join-token <token>\n`,
       );
       untilSignal(() => s.close());
     });
+}
+
+function parseCount(v: string): number {
+  if (!/^[1-9][0-9]{0,9}$/.test(v))
+    throw new Error(`invalid number ${JSON.stringify(v)} (a whole number ≥ 1)`);
+  return Number(v);
 }
 
 function parseRevision(v: string): number {

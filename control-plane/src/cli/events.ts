@@ -20,7 +20,7 @@ export function formatEventLine(e: StreamedEvent): string {
     e.kind.padEnd(20),
     (e.node || '-').padEnd(16),
     where.padEnd(20),
-    e.message,
+    e.actor ? `${e.message} (by ${e.actor})` : e.message,
   ]
     .join('  ')
     .trimEnd();

@@ -9,7 +9,6 @@ import { parseDuration } from '../../../common/duration.js';
 import type { FleetClient } from '../api/client.js';
 import { type OutputFormat, printJson } from './output.js';
 import { table } from './table.js';
-import { localUser } from './who.js';
 
 const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z'));
 
@@ -17,7 +16,7 @@ async function create(
   client: FleetClient,
   o: { ttl?: string; label: Record<string, string>; output: OutputFormat },
 ) {
-  const made = await client.createJoinToken({ ttl: o.ttl, labels: o.label }, localUser());
+  const made = await client.createJoinToken({ ttl: o.ttl, labels: o.label });
   if (o.output === 'json') return printJson(made);
   process.stdout.write(`${made.token}\n`);
   process.stderr.write(
@@ -43,7 +42,7 @@ async function list(client: FleetClient, output: OutputFormat) {
 }
 
 async function revoke(client: FleetClient, id: string, output: OutputFormat) {
-  const r = await client.revokeJoinToken(id, localUser());
+  const r = await client.revokeJoinToken(id);
   if (output === 'json') return printJson(r);
   process.stdout.write(`join token ${r.id} ${r.revoked ? 'revoked' : 'was already revoked'}\n`);
 }

@@ -9,6 +9,8 @@ export interface EventRecord {
   service: string;
   kind: string;
   message: string;
+  /** Who caused it: the API token's name for what a user did ('' for what the system did). */
+  actor: string;
 }
 
 /** Which events a reader wants: all, or those of one deployment and/or one node. */
@@ -25,6 +27,7 @@ interface Row {
   service: string;
   kind: string;
   message: string;
+  actor: string;
 }
 
 const toRecord = (r: Row): EventRecord => ({
@@ -35,6 +38,7 @@ const toRecord = (r: Row): EventRecord => ({
   service: r.service,
   kind: r.kind,
   message: r.message,
+  actor: r.actor,
 });
 
 /** Whether `e` passes `f` (the same rule the SQL below applies to history). */
@@ -63,8 +67,8 @@ export class EventRepo {
 
   constructor(private readonly db: Database) {
     this.insertStmt = db.prepare(
-      `INSERT INTO events (at_ms, node, deployment, service, kind, message)
-       VALUES (@atMs, @node, @deployment, @service, @kind, @message)`,
+      `INSERT INTO events (at_ms, node, deployment, service, kind, message, actor)
+       VALUES (@atMs, @node, @deployment, @service, @kind, @message, @actor)`,
     );
     this.listStmt = db.prepare<[number], Row>('SELECT * FROM events ORDER BY id DESC LIMIT ?');
     this.byDeploymentStmt = db.prepare<[string, number], Row>(
@@ -80,8 +84,11 @@ export class EventRepo {
   }
 
   /** Appends one event; returns its id. Live readers get it after the transaction commits. */
-  add(e: Omit<EventRecord, 'id' | 'node' | 'deployment' | 'service'> & Partial<EventRecord>): number {
-    const id = Number(this.insertStmt.run({ node: '', deployment: '', service: '', ...e }).lastInsertRowid);
+  add(
+    e: Omit<EventRecord, 'id' | 'node' | 'deployment' | 'service' | 'actor'> & Partial<EventRecord>,
+  ): number {
+    const row = { node: '', deployment: '', service: '', actor: '', ...e };
+    const id = Number(this.insertStmt.run(row).lastInsertRowid);
     if (!this.scheduled) {
       this.scheduled = true;
       queueMicrotask(this.publish);

@@ -163,6 +163,22 @@ export const migrations: readonly string[] = [
     not_after_ms    INTEGER NOT NULL
   ) STRICT;
   `,
+  // 8: API tokens for users (secrets only as SHA-256; a name is unique among unrevoked tokens, so
+  // an actor name in the event log means one token at a time), and the actor of each event.
+  `
+  CREATE TABLE api_tokens (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    role         TEXT NOT NULL,
+    secret_hash  TEXT NOT NULL,
+    created_ms   INTEGER NOT NULL,
+    created_by   TEXT NOT NULL DEFAULT '',
+    last_used_ms INTEGER,
+    revoked_ms   INTEGER
+  ) STRICT;
+  CREATE UNIQUE INDEX api_tokens_name ON api_tokens(name) WHERE revoked_ms IS NULL;
+  ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT '';
+  `,
 ];
 
 /** Applies every migration past the file's `user_version`, each in its own transaction. */

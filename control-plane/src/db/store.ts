@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import { ApiTokenRepo } from './api-tokens.js';
 import { DeploymentRepo } from './deployments.js';
 import { EventRepo } from './events.js';
 import { FactsRepo } from './facts.js';
@@ -21,6 +22,7 @@ export class Store {
   readonly rollouts: RolloutRepo;
   readonly joinTokens: JoinTokenRepo;
   readonly nodeKeys: NodeKeyRepo;
+  readonly apiTokens: ApiTokenRepo;
 
   constructor(readonly db: Database) {
     this.nodes = new NodeRepo(db);
@@ -32,6 +34,7 @@ export class Store {
     this.rollouts = new RolloutRepo(db);
     this.joinTokens = new JoinTokenRepo(db);
     this.nodeKeys = new NodeKeyRepo(db);
+    this.apiTokens = new ApiTokenRepo(db);
   }
 
   static open(file: string): Store {

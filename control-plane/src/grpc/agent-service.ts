@@ -16,27 +16,22 @@
 import * as grpc from '@grpc/grpc-js';
 import type {
   AgentServiceServer,
-  AgentServiceService,
   EnrollRequest,
   EnrollResponse,
   GetCaRequest,
   GetCaResponse,
   RenewRequest,
 } from '../../../proto/gen/fleet/v1/agent.js';
+import { GRPC_POLICY, type GrpcAccess } from '../api/policy.js';
 import type { EnrollFailure, Enrollment } from '../pki/enrollment.js';
 import { type AgentAuthenticator, type AuthResult, authStatus } from './auth.js';
 import type { AgentHub } from './hub.js';
 
 /** What a caller must present: nothing (enrollment), or an agent certificate bound to its node. */
-export type RpcAuth = 'none' | 'agent';
+export type RpcAuth = GrpcAccess;
 
-/** Every AgentService method and what it needs; the policy table lists these rows too. */
-export const AGENT_RPC_POLICY: Record<keyof AgentServiceService, RpcAuth> = {
-  connect: 'agent', // hub.ts authenticates the stream and binds it to the certificate's node
-  getCa: 'none',
-  enroll: 'none', // the join token's secret is the credential
-  renew: 'agent',
-};
+/** The gRPC rows of the one policy table (api/policy.ts). */
+export const AGENT_RPC_POLICY = GRPC_POLICY;
 
 /**
  * Server credentials for the agent port: our certificate, client certificates requested (so grpc-js

@@ -122,7 +122,7 @@ export class RolloutRunner {
   };
 
   /** Pause, resume or abort the deployment's active rollout; returns it, or undefined when none. */
-  control(deployment: string, action: 'pause' | 'resume' | 'abort'): RolloutRecord | undefined {
+  control(deployment: string, action: 'pause' | 'resume' | 'abort', actor = ''): RolloutRecord | undefined {
     const r = this.ports.store.rollouts.latest(deployment);
     if (!r || (r.state !== 'running' && r.state !== 'paused')) return undefined;
     const state: RolloutState = action === 'pause' ? 'paused' : action === 'resume' ? 'running' : 'aborted';
@@ -137,6 +137,8 @@ export class RolloutRunner {
         r,
         `rollout.${action === 'abort' ? 'aborted' : action === 'pause' ? 'paused' : 'resumed'}`,
         '',
+        '',
+        actor,
       );
     });
     if (state === 'aborted') this.untrack(r);
@@ -360,8 +362,9 @@ export class RolloutRunner {
     );
   }
 
-  private event(r: RolloutRecord, kind: string, message: string, node = '') {
-    this.ports.store.events.add({ atMs: this.clock.now(), deployment: r.deployment, node, kind, message });
+  private event(r: RolloutRecord, kind: string, message: string, node = '', actor = '') {
+    const e = { atMs: this.clock.now(), deployment: r.deployment, node, kind, message, actor };
+    this.ports.store.events.add(e);
   }
 
   private track(r: RolloutRecord) {

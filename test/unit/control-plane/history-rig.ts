@@ -1,10 +1,11 @@
-import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify';
+import Fastify, { type FastifyInstance, type InjectOptions, type LightMyRequestResponse } from 'fastify';
 import { createLogger } from '../../../common/log.js';
 import { api } from '../../../control-plane/src/api/app.js';
 import type { Store } from '../../../control-plane/src/db/store.js';
 import { Deployer } from '../../../control-plane/src/deployer.js';
 import { RolloutRunner } from '../../../control-plane/src/rollout/runner.js';
 import { FakeClock } from './fake-clock.js';
+import { injectAs } from './fixtures.js';
 
 /** A playbook over every node, one node per batch, with auto rollback; `tag` changes its content. */
 export const rolling = (tag: string, serial = 'serial: 1\n') => `name: web
@@ -22,6 +23,10 @@ export interface HistoryRig {
   clock: FakeClock;
   runner: RolloutRunner;
   online: Set<string>;
+  /** `app.inject` with an admin token (named test-admin). */
+  inject(opts: InjectOptions): Promise<LightMyRequestResponse>;
+  /** `app.inject` with a deployer token named `name` (the actor its applies record). */
+  as(name: string): (opts: InjectOptions) => Promise<LightMyRequestResponse>;
   apply(source: string, extra?: object): Promise<LightMyRequestResponse>;
   /** Applies `rolling(tag)` for each tag; every rollout but the last is marked succeeded (the last runs). */
   seed(...tags: string[]): Promise<void>;
@@ -53,14 +58,17 @@ export async function historyRig(store: Store, nodes = ['n1', 'n2']): Promise<Hi
   const app = Fastify();
   await app.register(api, { store, deployer, rollouts: runner, version: 't', connectedAgents: () => 0 });
   await app.ready();
+  const inject = injectAs(app, store);
   const rig: HistoryRig = {
+    inject,
+    as: (name) => injectAs(app, store, 'deployer', name),
     app,
     store,
     clock,
     runner,
     online,
     apply: (source, extra = {}) =>
-      app.inject({ method: 'POST', url: '/v1/apply', payload: { source, file: 'web.yml', ...extra } }),
+      inject({ method: 'POST', url: '/v1/apply', payload: { source, file: 'web.yml', ...extra } }),
     async seed(...tags) {
       for (const [i, tag] of tags.entries()) {
         await rig.apply(rolling(tag));

@@ -7,7 +7,7 @@ import { CountsRepo } from '../../../control-plane/src/db/counts.js';
 import { Deployer } from '../../../control-plane/src/deployer.js';
 import type { HubEvent } from '../../../control-plane/src/grpc/events.js';
 import { createControlPlaneMetrics } from '../../../control-plane/src/metrics.js';
-import { freshStores, WEB } from './fixtures.js';
+import { freshStores, injectAs, WEB } from './fixtures.js';
 
 const freshStore = freshStores('fleet-metrics-');
 
@@ -34,7 +34,7 @@ async function rig() {
   const app = Fastify();
   await app.register(api, { store, deployer, version: 't', connectedAgents: () => 1, metrics });
   await app.ready();
-  return { app, store, metrics };
+  return { app: { inject: injectAs(app, store), close: () => app.close() }, store, metrics };
 }
 
 describe('control plane /metrics', () => {

@@ -52,6 +52,11 @@ interface Agent {
   ended: Promise<grpc.StatusObject>;
 }
 
+/** The bootstrap admin token the server wrote on its first start, as a header. */
+const adminAuth = (s: RunningServer) => ({
+  authorization: `Bearer ${readFileSync(s.adminTokenFile, 'utf8').trim()}`,
+});
+
 describe('agent gRPC stream (real server on loopback)', () => {
   let dir: string;
   let server: RunningServer;
@@ -123,8 +128,9 @@ describe('agent gRPC stream (real server on loopback)', () => {
     };
   }
 
-  const http = async <T = Record<string, unknown>>(path: string, init?: RequestInit) => {
-    const res = await fetch(`${server.httpUrl}${path}`, init);
+  const http = async <T = Record<string, unknown>>(path: string, init: RequestInit = {}) => {
+    const headers = { ...adminAuth(server), ...(init.headers as Record<string, string>) };
+    const res = await fetch(`${server.httpUrl}${path}`, { ...init, headers });
     return { status: res.status, body: (await res.json()) as T };
   };
   const healthz = async () => (await http<{ agentsConnected: number }>('/healthz')).body.agentsConnected;
@@ -505,7 +511,7 @@ describe('server wiring: apply waits on the rollout watcher, check mode asks the
     const started = Date.now();
     const res = await fetch(`${server.httpUrl}/v1/apply`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...adminAuth(server) },
       body: JSON.stringify({
         source: `name: web\nhosts: all\nservices:\n  web:\n    image: 127.0.0.1:5000/x/web:${image}\n`,
         file: 'web.yml',

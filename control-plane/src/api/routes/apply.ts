@@ -1,6 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ApplyResult } from '../../deployer.js';
+import { actorOf } from '../auth.js';
 import type { RouteDeps } from '../deps.js';
 import { ApiError, ERROR_REPLIES } from '../errors.js';
 import { ApplyBody, ApplyReply } from '../schemas.js';
@@ -16,8 +17,10 @@ export const applySchema = { body: ApplyBody, response: { 200: ApplyReply, ...ER
  */
 export const applyRoutes: FastifyPluginAsync<RouteDeps> = async (app, { deployer }) => {
   app.withTypeProvider<TypeBoxTypeProvider>().post('/v1/apply', { schema: applySchema }, async (req) => {
-    const { source, file, check = false, diff = false, expectRevision, appliedBy } = req.body;
-    const applied = deployer.apply(source, file, check, { expectRevision, appliedBy });
+    const { source, file, check = false, diff = false, expectRevision, appliedBy: localUser } = req.body;
+    // The token names who applies; what the CLI says about its OS user is only extra detail.
+    const appliedBy = actorOf(req).name;
+    const applied = deployer.apply(source, file, check, { expectRevision, appliedBy, localUser });
     // Check mode asks the agents themselves whether they could take the proposed revision (and,
     // with diff, what they would change).
     const result = check

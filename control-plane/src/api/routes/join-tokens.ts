@@ -8,6 +8,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { type Static, Type as T } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { parseDuration } from '../../../../common/duration.js';
+import { actorOf } from '../auth.js';
 import type { RouteDeps } from '../deps.js';
 import { ApiError, ERROR_REPLIES } from '../errors.js';
 
@@ -56,15 +57,6 @@ export const joinTokenRevokeSchema = {
   response: { 200: T.Object({ id: T.String(), revoked: T.Boolean() }), ...ERROR_REPLIES },
 };
 
-/**
- * Who asked: the `x-fleet-user` header the CLI sends (the OS user) until API tokens name the
- * caller; the role-token hook replaces this with the token's name.
- */
-function actorOf(req: FastifyRequest): string {
-  const v = req.headers['x-fleet-user'];
-  return (typeof v === 'string' ? v : '').slice(0, 64);
-}
-
 function ttlMs(ttl: string | undefined): number | undefined {
   if (ttl === undefined) return undefined;
   try {
@@ -77,16 +69,19 @@ function ttlMs(ttl: string | undefined): number | undefined {
 export const joinTokenRoutes: FastifyPluginAsync<RouteDeps> = async (app, { store, joinTokens }) => {
   if (!joinTokens) return;
   const f = app.withTypeProvider<TypeBoxTypeProvider>();
-  const audit = (kind: string, message: string) => store.events.add({ atMs: Date.now(), kind, message });
+  // Audit events name the API token that asked (the policy table admits only admins here).
+  const audit = (req: FastifyRequest, kind: string, message: string) =>
+    store.events.add({ atMs: Date.now(), kind, message, actor: actorOf(req).name });
 
   f.post('/v1/join-tokens', { schema: joinTokenCreateSchema }, async (req) => {
-    const createdBy = actorOf(req);
+    const createdBy = actorOf(req).name;
     const made = joinTokens.create({ ttlMs: ttlMs(req.body.ttl), labels: req.body.labels, createdBy });
     if (!made.ok) throw new ApiError(400, 'invalid_join_token', made.message);
     const labels = Object.entries(req.body.labels ?? {}).map(([k, v]) => `${k}=${v}`);
     audit(
+      req,
       'join-token.created',
-      `join token ${made.id} created by ${createdBy || 'unknown'}, expires ${new Date(made.expiresMs).toISOString()}` +
+      `join token ${made.id} created by ${createdBy}, expires ${new Date(made.expiresMs).toISOString()}` +
         (labels.length ? `, labels ${labels.join(',')}` : ''),
     );
     return { id: made.id, token: made.token, expiresAtMs: made.expiresMs };
@@ -115,7 +110,7 @@ export const joinTokenRoutes: FastifyPluginAsync<RouteDeps> = async (app, { stor
       if (r.reason === 'used') throw new ApiError(409, 'used', `join token ${id} was already used`);
       return { id, revoked: false };
     }
-    audit('join-token.revoked', `join token ${id} revoked by ${actorOf(req) || 'unknown'}`);
+    audit(req, 'join-token.revoked', `join token ${id} revoked by ${actorOf(req).name}`);
     return { id, revoked: true };
   });
 };

@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { parseLabel } from '../../../../common/cli.js';
 import type { Store } from '../../db/store.js';
 import type { Deployer } from '../../deployer.js';
+import { actorOf } from '../auth.js';
 import type { RouteDeps } from '../deps.js';
 import { ApiError, ERROR_REPLIES, notFound } from '../errors.js';
 import {
@@ -74,14 +75,14 @@ function describeChange(before: Record<string, string>, after: Record<string, st
  * `node.labels` event, then re-evaluates every deployment's `hosts:` for the node and pushes it
  * what changed.
  */
-function relabel(store: Store, deployer: Deployer, name: string, edit: LabelEditBody) {
+function relabel(store: Store, deployer: Deployer, name: string, edit: LabelEditBody, actor: string) {
   const node = store.nodes.get(name) ?? notFound('node', name);
   const labels = editedLabels(node.labels, edit);
   const change = describeChange(node.labels, labels);
   if (!change) return { node: name, labels, changed: false };
   store.transaction(() => {
     store.nodes.setLabels(name, labels);
-    store.events.add({ atMs: Date.now(), node: name, kind: 'node.labels', message: change });
+    store.events.add({ atMs: Date.now(), node: name, kind: 'node.labels', message: change, actor });
   });
   deployer.relabelled(name);
   return { node: name, labels, changed: true };
@@ -93,7 +94,7 @@ export const nodeRoutes: FastifyPluginAsync<RouteDeps> = async (app, { store, vi
   f.get('/v1/nodes', { schema: nodeListSchema }, async () => ({ nodes: views.nodes() }));
   getByName(app, '/v1/nodes/:name', 'node', NodeView, (name) => views.node(name));
   f.patch('/v1/nodes/:name/labels', { schema: labelEditSchema }, async (req) =>
-    relabel(store, deployer, req.params.name, req.body),
+    relabel(store, deployer, req.params.name, req.body, actorOf(req).name),
   );
   f.get('/v1/nodes/:name/gpu-history', { schema: gpuHistorySchema }, async (req) => {
     if (!store.nodes.get(req.params.name)) notFound('node', req.params.name);

@@ -1,6 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { rollback } from '../../rollback.js';
+import { actorOf } from '../auth.js';
 import type { RouteDeps } from '../deps.js';
 import { ApiError, ERROR_REPLIES, notFound } from '../errors.js';
 import {
@@ -33,7 +34,8 @@ export const rollbackSchema = {
  * - `GET /v1/deployments/:name/revisions?limit=&before=`: revisions newest first, paginated, each
  *   with who applied it and its outcome;
  * - `GET /v1/deployments/:name/revisions/:n`: one, with the unified diff against the one before;
- * - `POST /v1/deployments/:name/rollback` `{ to?, expectRevision?, appliedBy? }`: a new revision
+ * - `POST /v1/deployments/:name/rollback` `{ to?, expectRevision?, appliedBy? }` (appliedBy: the
+ *   CLI's OS user, extra detail; the actor is the caller's token): a new revision
  *   with an older one's playbook, rolled out like an apply. 404 for a revision that does not
  *   exist, 409 when there is no stable revision to go to or a rollout is running.
  */
@@ -52,7 +54,12 @@ export const revisionRoutes: FastifyPluginAsync<RouteDeps> = async (app, { store
     throw new ApiError(404, 'not_found', `${name}: revision ${n} does not exist`);
   });
   typed.post('/v1/deployments/:name/rollback', { schema: rollbackSchema }, async (req) => {
-    const result = rollback(store, deployer, req.params.name, req.body);
+    const { appliedBy: localUser, ...body } = req.body;
+    const result = rollback(store, deployer, req.params.name, {
+      ...body,
+      appliedBy: actorOf(req).name,
+      localUser,
+    });
     const file = `${req.params.name} (rollback)`;
     if (!result.ok) {
       if (result.reason === 'not-found') throw new ApiError(404, 'not_found', result.message);

@@ -1,5 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { actorOf } from '../auth.js';
 import type { RouteDeps } from '../deps.js';
 import { ApiError, ERROR_REPLIES } from '../errors.js';
 import { RolloutActionParams, RolloutIdParams, RolloutView } from '../rollout-schemas.js';
@@ -33,7 +34,7 @@ export const rolloutRoutes: FastifyPluginAsync<RouteDeps> = async (app, { rollou
   });
   typed.post('/v1/deployments/:name/rollout/:action', { schema: rolloutActionSchema }, async (req) => {
     const { name, action } = req.params;
-    const r = rollouts?.control(name, action);
+    const r = rollouts?.control(name, action, actorOf(req).name);
     if (!r) throw new ApiError(404, 'not_found', `${name}: no rollout in progress`);
     return rolloutView(r, rollouts);
   });

@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type InjectOptions,
+  type LightMyRequestResponse,
+  type RouteOptions,
+} from 'fastify';
 import { api } from '../../../../control-plane/src/api/app.js';
 import type { Store } from '../../../../control-plane/src/db/store.js';
 import { Deployer } from '../../../../control-plane/src/deployer.js';
-import { freshStores, WEB } from '../fixtures.js';
+import { freshStores, injectAs, WEB } from '../fixtures.js';
 
 const freshStore = freshStores('fleet-api-');
 
@@ -13,6 +18,8 @@ interface Rig {
   store: Store;
   pushes: string[][];
   routes: RouteOptions[];
+  /** `app.inject` with an admin token. */
+  inject(opts: InjectOptions): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
 }
 
@@ -34,6 +41,7 @@ async function rig(nodes: string[] = ['n1']): Promise<Rig> {
     store,
     pushes,
     routes,
+    inject: injectAs(app, store),
     async close() {
       await app.close();
       store.close();
@@ -41,13 +49,12 @@ async function rig(nodes: string[] = ['n1']): Promise<Rig> {
   };
 }
 
-const apply = (app: FastifyInstance, payload: string | object) =>
-  app.inject({ method: 'POST', url: '/v1/apply', payload });
+const apply = (r: Rig, payload: string | object) => r.inject({ method: 'POST', url: '/v1/apply', payload });
 
 describe('REST API', () => {
   test('GET /healthz', async () => {
     const r = await rig();
-    const res = await r.app.inject({ method: 'GET', url: '/healthz' });
+    const res = await r.inject({ method: 'GET', url: '/healthz' });
     assert.equal(res.statusCode, 200);
     assert.deepEqual(res.json(), { status: 'ok', version: '9.9.9', agentsConnected: 2 });
     await r.close();
@@ -55,7 +62,7 @@ describe('REST API', () => {
 
   test('POST /v1/apply stores a revision and returns the plan', async () => {
     const r = await rig();
-    const res = await apply(r.app, { source: WEB, file: 'web.yml' });
+    const res = await apply(r, { source: WEB, file: 'web.yml' });
     assert.equal(res.statusCode, 200);
     const body = res.json();
     assert.equal(body.deployment, 'web');
@@ -72,7 +79,7 @@ describe('REST API', () => {
 
   test('POST /v1/apply with invalid YAML: 400 with positioned errors, nothing stored', async () => {
     const r = await rig();
-    const res = await apply(r.app, {
+    const res = await apply(r, {
       source: 'name: web\nhosts: all\nservices:\n  web:\n    imag: 127.0.0.1:5000/x/web:1\n',
       file: 'bad.yml',
     });
@@ -100,7 +107,7 @@ describe('REST API', () => {
 
   test('POST /v1/apply with YAML that does not parse: 400 with a position', async () => {
     const r = await rig();
-    const res = await apply(r.app, { source: 'name: web\nservices: [\n', file: 'broken.yml' });
+    const res = await apply(r, { source: 'name: web\nservices: [\n', file: 'broken.yml' });
     assert.equal(res.statusCode, 400);
     const body = res.json();
     assert.equal(body.error, 'invalid_playbook');
@@ -111,7 +118,7 @@ describe('REST API', () => {
 
   test('POST /v1/apply with an unknown body key: 400', {}, async () => {
     const r = await rig();
-    const res = await apply(r.app, { source: WEB, file: 'web.yml', dryRun: true });
+    const res = await apply(r, { source: WEB, file: 'web.yml', dryRun: true });
     assert.equal(res.statusCode, 400, `got ${res.statusCode} ${res.body}`);
     assert.equal(res.json().error, 'bad_request');
     assert.equal(r.store.deployments.current('web'), undefined, 'nothing stored');
@@ -125,7 +132,7 @@ describe('REST API', () => {
       { source: WEB, file: '' },
       { source: { yaml: WEB }, file: 'x.yml' },
     ]) {
-      const res = await apply(r.app, payload);
+      const res = await apply(r, payload);
       assert.equal(res.statusCode, 400, JSON.stringify(payload));
       assert.equal(res.json().error, 'bad_request');
     }
@@ -135,7 +142,7 @@ describe('REST API', () => {
 
   test('POST /v1/apply with malformed JSON: 400 JSON error', async () => {
     const r = await rig();
-    const res = await r.app.inject({
+    const res = await r.inject({
       method: 'POST',
       url: '/v1/apply',
       headers: { 'content-type': 'application/json' },
@@ -149,7 +156,7 @@ describe('REST API', () => {
 
   test('a body over the limit: 413 body_too_large', async () => {
     const r = await rig();
-    const res = await apply(r.app, { source: `${WEB}# ${'x'.repeat(2048)}\n`, file: 'web.yml' });
+    const res = await apply(r, { source: `${WEB}# ${'x'.repeat(2048)}\n`, file: 'web.yml' });
     assert.equal(res.statusCode, 413);
     assert.equal(res.json().error, 'body_too_large');
     assert.equal(typeof res.json().message, 'string');
@@ -159,7 +166,7 @@ describe('REST API', () => {
 
   test('no matching nodes: 422', async () => {
     const r = await rig([]);
-    const res = await apply(r.app, { source: WEB, file: 'web.yml' });
+    const res = await apply(r, { source: WEB, file: 'web.yml' });
     assert.equal(res.statusCode, 422);
     assert.equal(res.json().error, 'no_matching_nodes');
     assert.match(res.json().message, /match no node/);
@@ -169,20 +176,20 @@ describe('REST API', () => {
 
   test('check=true: 200 with the plan, nothing stored, nothing pushed', async () => {
     const r = await rig();
-    const res = await apply(r.app, { source: WEB, file: 'web.yml', check: true });
+    const res = await apply(r, { source: WEB, file: 'web.yml', check: true });
     assert.equal(res.statusCode, 200);
     assert.equal(res.json().check, true);
     assert.equal(res.json().revision, 1);
     assert.equal(r.store.deployments.current('web'), undefined);
     assert.deepEqual(r.pushes, []);
-    const list = await r.app.inject({ method: 'GET', url: '/v1/deployments' });
+    const list = await r.inject({ method: 'GET', url: '/v1/deployments' });
     assert.deepEqual(list.json(), { deployments: [] });
     await r.close();
   });
 
   test('GET /v1/deployments/nope: 404 JSON', async () => {
     const r = await rig();
-    const res = await r.app.inject({ method: 'GET', url: '/v1/deployments/nope' });
+    const res = await r.inject({ method: 'GET', url: '/v1/deployments/nope' });
     assert.equal(res.statusCode, 404);
     assert.match(String(res.headers['content-type']), /application\/json/);
     assert.deepEqual(res.json(), { error: 'not_found', message: 'deployment "nope" not found' });
@@ -191,7 +198,7 @@ describe('REST API', () => {
 
   test('unknown routes: 404 JSON', async () => {
     const r = await rig();
-    const res = await r.app.inject({ method: 'GET', url: '/v2/whatever' });
+    const res = await r.inject({ method: 'GET', url: '/v2/whatever' });
     assert.equal(res.statusCode, 404);
     assert.equal(res.json().error, 'not_found');
     await r.close();
@@ -199,7 +206,7 @@ describe('REST API', () => {
 
   test('GET /v1/nodes lists nodes with their desired version; GET /v1/nodes/:name', async () => {
     const r = await rig(['n2', 'n1']);
-    const res = await r.app.inject({ method: 'GET', url: '/v1/nodes' });
+    const res = await r.inject({ method: 'GET', url: '/v1/nodes' });
     assert.equal(res.statusCode, 200);
     const { nodes } = res.json();
     assert.deepEqual(
@@ -211,12 +218,12 @@ describe('REST API', () => {
     );
     const before = nodes[0].desiredVersion;
     assert.equal(typeof before, 'string');
-    await apply(r.app, { source: WEB, file: 'web.yml' });
-    const one = await r.app.inject({ method: 'GET', url: '/v1/nodes/n1' });
+    await apply(r, { source: WEB, file: 'web.yml' });
+    const one = await r.inject({ method: 'GET', url: '/v1/nodes/n1' });
     assert.equal(one.statusCode, 200);
     assert.equal(one.json().name, 'n1');
     assert.notEqual(one.json().desiredVersion, before);
-    const missing = await r.app.inject({ method: 'GET', url: '/v1/nodes/zzz' });
+    const missing = await r.inject({ method: 'GET', url: '/v1/nodes/zzz' });
     assert.equal(missing.statusCode, 404);
     assert.equal(missing.json().error, 'not_found');
     await r.close();
@@ -224,8 +231,8 @@ describe('REST API', () => {
 
   test('GET /v1/deployments/:name and /v1/events after an apply', async () => {
     const r = await rig();
-    await apply(r.app, { source: WEB, file: 'web.yml' });
-    const d = await r.app.inject({ method: 'GET', url: '/v1/deployments/web' });
+    await apply(r, { source: WEB, file: 'web.yml' });
+    const d = await r.inject({ method: 'GET', url: '/v1/deployments/web' });
     assert.equal(d.statusCode, 200);
     const body = d.json();
     assert.equal(body.revision, 1);
@@ -235,13 +242,13 @@ describe('REST API', () => {
       body.nodes.map((x: { node: string; revision: number }) => [x.node, x.revision]),
       [['n1', 1]],
     );
-    const ev = await r.app.inject({ method: 'GET', url: '/v1/events?limit=5&deployment=web' });
+    const ev = await r.inject({ method: 'GET', url: '/v1/events?limit=5&deployment=web' });
     assert.equal(ev.statusCode, 200);
     assert.deepEqual(
       ev.json().events.map((e: { kind: string }) => e.kind),
       ['deployment.applied'],
     );
-    const bad = await r.app.inject({ method: 'GET', url: '/v1/events?limit=0' });
+    const bad = await r.inject({ method: 'GET', url: '/v1/events?limit=0' });
     assert.equal(bad.statusCode, 400);
     await r.close();
   });

@@ -5,7 +5,7 @@ import { api } from '../../../../control-plane/src/api/app.js';
 import { FleetClient, type StreamedEvent } from '../../../../control-plane/src/api/client.js';
 import type { Store } from '../../../../control-plane/src/db/store.js';
 import { Deployer } from '../../../../control-plane/src/deployer.js';
-import { freshStores } from '../fixtures.js';
+import { bearer, freshStores, tokenFor } from '../fixtures.js';
 
 const freshStore = freshStores('fleet-sse-');
 
@@ -16,10 +16,12 @@ async function rig(eventStream = {}) {
   const deployer = new Deployer(store, { push: () => {} });
   await app.register(api, { store, deployer, version: 't', connectedAgents: () => 0, eventStream });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  const token = tokenFor(store, 'viewer');
   return {
     store,
     url,
-    client: new FleetClient(url),
+    auth: bearer(token),
+    client: new FleetClient(url, { token }),
     async close() {
       await app.close();
       store.close();
@@ -101,7 +103,9 @@ describe('GET /v1/events/stream', () => {
   test('Last-Event-ID resumes after that id; since does too', async () => {
     const r = await rig();
     for (const k of ['e1', 'e2', 'e3']) add(r.store, k);
-    const res = await fetch(`${r.url}/v1/events/stream?follow=false`, { headers: { 'last-event-id': '2' } });
+    const res = await fetch(`${r.url}/v1/events/stream?follow=false`, {
+      headers: { 'last-event-id': '2', ...r.auth },
+    });
     assert.equal(res.status, 200);
     assert.match(String(res.headers.get('content-type')), /^text\/event-stream/);
     const text = await res.text();
@@ -145,7 +149,7 @@ describe('GET /v1/events/stream', () => {
 
   test('heartbeats; a reader that falls behind is dropped with a final comment', async () => {
     const r = await rig({ heartbeatMs: 20, bufferEvents: 3 });
-    const res = await fetch(`${r.url}/v1/events/stream`);
+    const res = await fetch(`${r.url}/v1/events/stream`, { headers: r.auth });
     const reader = res.body!.getReader();
     const first = new TextDecoder().decode((await reader.read()).value);
     assert.match(first, /^: ping\n\n/);
@@ -162,7 +166,7 @@ describe('GET /v1/events/stream', () => {
 
   test('closing the server ends open streams instead of waiting for them', async () => {
     const r = await rig();
-    const res = await fetch(`${r.url}/v1/events/stream`);
+    const res = await fetch(`${r.url}/v1/events/stream`, { headers: r.auth });
     const body = res.body!.getReader();
     const closed = r.close();
     for (let chunk = await body.read(); !chunk.done; chunk = await body.read());
@@ -171,7 +175,7 @@ describe('GET /v1/events/stream', () => {
 
   test('a bad Last-Event-ID is a 400', async () => {
     const r = await rig();
-    const res = await fetch(`${r.url}/v1/events/stream`, { headers: { 'last-event-id': 'x' } });
+    const res = await fetch(`${r.url}/v1/events/stream`, { headers: { 'last-event-id': 'x', ...r.auth } });
     assert.equal(res.status, 400);
     await r.close();
   });

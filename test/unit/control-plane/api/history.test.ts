@@ -26,13 +26,15 @@ describe('revisions: who applied them, what became of them, the diff', () => {
 
   test('GET …/revisions lists newest first with who, file, hash and outcome; paginates with before', async () => {
     const r = await historyRig(freshStore());
-    assert.equal((await r.apply(rolling('1'), { appliedBy: 'alice' })).statusCode, 200);
+    const as = (name: string, tag: string) =>
+      r.as(name)({ method: 'POST', url: '/v1/apply', payload: { source: rolling(tag), file: 'web.yml' } });
+    assert.equal((await as('alice', '1')).statusCode, 200);
     r.finish('succeeded');
-    assert.equal((await r.apply(rolling('2'), { appliedBy: 'bob' })).statusCode, 200);
+    assert.equal((await as('bob', '2')).statusCode, 200);
     r.finish('halted');
     assert.equal((await r.apply(rolling('3'))).statusCode, 200);
 
-    const res = await r.app.inject({ method: 'GET', url: '/v1/deployments/web/revisions' });
+    const res = await r.inject({ method: 'GET', url: '/v1/deployments/web/revisions' });
     assert.equal(res.statusCode, 200);
     const body = res.json();
     assert.equal(body.current, 3);
@@ -43,7 +45,7 @@ describe('revisions: who applied them, what became of them, the diff', () => {
         v.outcome,
       ]),
       [
-        [3, '', 'rolling'],
+        [3, 'test-admin', 'rolling'],
         [2, 'bob', 'failed'],
         [1, 'alice', 'stable'],
       ],
@@ -52,14 +54,14 @@ describe('revisions: who applied them, what became of them, the diff', () => {
     assert.match(body.revisions[0].hash, /^[0-9a-f]{64}$/);
     assert.equal(body.next, undefined);
 
-    const page = (await r.app.inject({ method: 'GET', url: '/v1/deployments/web/revisions?limit=2' })).json();
+    const page = (await r.inject({ method: 'GET', url: '/v1/deployments/web/revisions?limit=2' })).json();
     assert.deepEqual(
       page.revisions.map((v: { revision: number }) => v.revision),
       [3, 2],
     );
     assert.equal(page.next, 2);
     const older = (
-      await r.app.inject({ method: 'GET', url: `/v1/deployments/web/revisions?limit=2&before=${page.next}` })
+      await r.inject({ method: 'GET', url: `/v1/deployments/web/revisions?limit=2&before=${page.next}` })
     ).json();
     assert.deepEqual(
       older.revisions.map((v: { revision: number }) => v.revision),
@@ -72,14 +74,14 @@ describe('revisions: who applied them, what became of them, the diff', () => {
   test('GET …/revisions/:n carries the unified diff against the revision before', async () => {
     const r = await historyRig(freshStore());
     await r.seed('1', '2');
-    const two = (await r.app.inject({ method: 'GET', url: '/v1/deployments/web/revisions/2' })).json();
+    const two = (await r.inject({ method: 'GET', url: '/v1/deployments/web/revisions/2' })).json();
     assert.equal(two.previous, 1);
     assert.match(two.diff, /^--- web\.yml \(revision 1\)$/m);
     assert.match(two.diff, /^\+\+\+ web\.yml \(revision 2\)$/m);
     assert.match(two.diff, /^- {4}image: 127\.0\.0\.1:5000\/x\/web:1$/m);
     assert.match(two.diff, /^\+ {4}image: 127\.0\.0\.1:5000\/x\/web:2$/m);
     assert.equal(two.source, rolling('2'));
-    const one = (await r.app.inject({ method: 'GET', url: '/v1/deployments/web/revisions/1' })).json();
+    const one = (await r.inject({ method: 'GET', url: '/v1/deployments/web/revisions/1' })).json();
     assert.equal(one.previous, 0);
     assert.match(one.diff, /^--- \/dev\/null$/m);
     await r.close();
@@ -87,7 +89,7 @@ describe('revisions: who applied them, what became of them, the diff', () => {
 
   test('unknown deployment or revision: 404 JSON; a bad query: 400; appliedBy over 64 chars: 400', async () => {
     const r = await historyRig(freshStore());
-    const get = (url: string) => r.app.inject({ method: 'GET', url });
+    const get = (url: string) => r.inject({ method: 'GET', url });
     assert.equal((await get('/v1/deployments/nope/revisions')).statusCode, 404);
     await r.apply(rolling('1'));
     const missing = await get('/v1/deployments/web/revisions/9');
@@ -111,7 +113,7 @@ describe('revisions: who applied them, what became of them, the diff', () => {
     assert.equal(rev.rolledBackFrom, 2);
     assert.equal(rev.appliedBy, 'fleet (auto rollback)');
     assert.equal(r.store.rollouts.outcome('web', 2), 'rolled-back');
-    const list = (await r.app.inject({ method: 'GET', url: '/v1/deployments/web/revisions' })).json();
+    const list = (await r.inject({ method: 'GET', url: '/v1/deployments/web/revisions' })).json();
     assert.equal(list.revisions[1].outcome, 'rolled back');
     assert.equal(list.revisions[0].rolledBackFrom, 2);
     await r.close();
@@ -125,10 +127,10 @@ describe('POST /v1/deployments/:name/rollback', () => {
     r.finish();
     await r.apply(rolling('2', ''));
     r.finish();
-    const res = await r.app.inject({
+    const res = await r.as('carol')({
       method: 'POST',
       url: '/v1/deployments/web/rollback',
-      payload: { to: 1, appliedBy: 'carol' },
+      payload: { to: 1, appliedBy: 'carol-os-user' },
     });
     assert.equal(res.statusCode, 200, res.body);
     const body = res.json();
@@ -137,7 +139,10 @@ describe('POST /v1/deployments/:name/rollback', () => {
     assert.equal(body.to, 1);
     const rev = r.store.deployments.current('web')!;
     assert.equal(rev.rolledBackFrom, 2);
-    assert.equal(rev.appliedBy, 'carol');
+    assert.equal(rev.appliedBy, 'carol', 'the actor is the token, not what the CLI says');
+    const applied = r.store.events.list(20, 'web').find((e) => e.kind === 'deployment.applied')!;
+    assert.deepEqual([applied.kind, applied.actor], ['deployment.applied', 'carol']);
+    assert.match(applied.message, /\(local user carol-os-user\)$/);
     assert.equal(rev.hash, r.store.deployments.revision('web', 1)!.hash);
     const rollout = r.store.rollouts.get(body.rollout)!;
     assert.equal(rollout.kind, 'rollback');
@@ -152,7 +157,7 @@ describe('POST /v1/deployments/:name/rollback', () => {
     r.finish();
     await r.apply(rolling('3'));
     r.finish('halted');
-    const res = await r.app.inject({ method: 'POST', url: '/v1/deployments/web/rollback', payload: {} });
+    const res = await r.inject({ method: 'POST', url: '/v1/deployments/web/rollback', payload: {} });
     assert.equal(res.statusCode, 200, res.body);
     assert.equal(res.json().to, 2);
     assert.equal(r.store.deployments.current('web')!.revision, 4);
@@ -162,7 +167,7 @@ describe('POST /v1/deployments/:name/rollback', () => {
   test('bad input stores nothing: no such revision 404, nothing stable 409, a running rollout 409', async () => {
     const r = await historyRig(freshStore());
     const post = (payload: object, name = 'web') =>
-      r.app.inject({ method: 'POST', url: `/v1/deployments/${name}/rollback`, payload });
+      r.inject({ method: 'POST', url: `/v1/deployments/${name}/rollback`, payload });
     assert.equal((await post({}, 'nope')).statusCode, 404);
     await r.apply(rolling('1'));
     r.finish('halted');

@@ -4,7 +4,7 @@ import Fastify from 'fastify';
 import { api } from '../../../../control-plane/src/api/app.js';
 import { Deployer } from '../../../../control-plane/src/deployer.js';
 import { AgentRecorder } from '../../../../control-plane/src/ingest/recorder.js';
-import { freshStores } from '../fixtures.js';
+import { freshStores, injectAs } from '../fixtures.js';
 
 const freshStore = freshStores('fleet-labels-');
 
@@ -33,8 +33,9 @@ async function rig() {
   const app = Fastify();
   await app.register(api, { store, deployer, version: 't', connectedAgents: () => 1 });
   await app.ready();
+  const inject = injectAs(app, store, 'deployer');
   const patch = (node: string, payload: object) =>
-    app.inject({ method: 'PATCH', url: `/v1/nodes/${node}/labels`, payload });
+    inject({ method: 'PATCH', url: `/v1/nodes/${node}/labels`, payload });
   const labels = () => store.nodes.get('n1')?.labels;
   const close = async () => {
     await app.close();

@@ -4,7 +4,7 @@ import Fastify, { type RouteOptions } from 'fastify';
 import { api } from '../../../../control-plane/src/api/app.js';
 import { Deployer } from '../../../../control-plane/src/deployer.js';
 import { createControlPlaneMetrics } from '../../../../control-plane/src/metrics.js';
-import { freshStores } from '../fixtures.js';
+import { freshStores, injectAs } from '../fixtures.js';
 
 const freshStore = freshStores('fleet-openapi-');
 
@@ -36,7 +36,7 @@ describe('GET /openapi.json', () => {
     });
     await app.register(api, { store, deployer, version: '9.9.9', connectedAgents: () => 0, metrics });
     await app.ready();
-    const res = await app.inject({ method: 'GET', url: '/openapi.json' });
+    const res = await injectAs(app, store, 'viewer')({ method: 'GET', url: '/openapi.json' });
     assert.equal(res.statusCode, 200);
     const doc = res.json() as Doc;
     assert.match(doc.openapi, /^3\.\d+\.\d+$/);

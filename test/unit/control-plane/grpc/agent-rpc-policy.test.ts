@@ -4,7 +4,8 @@
  * enrolled agent's, the server's own (role server), one from another CA, and an expired one.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
@@ -15,7 +16,7 @@ import { loadCa } from '../../../../control-plane/src/pki/ca.js';
 import { type RunningServer, runServer } from '../../../../control-plane/src/server.js';
 import { AgentServiceClient, type ControlMessage } from '../../../../proto/gen/fleet/v1/agent.js';
 import { createJoinToken, enrollNode } from '../../../helpers/agent-tls.js';
-import { agentCert, deps, newCa, nodeCsr, tmpDir } from '../pki/rig.js';
+import { agentCert, deps, newCa, nodeCsr } from '../pki/rig.js';
 
 type Caller = 'none' | 'agent' | 'server-role' | 'other-ca' | 'expired';
 type Rpc = 'getCa' | 'enroll' | 'renew' | 'connect';
@@ -61,7 +62,8 @@ describe('agent RPCs: certificate role × RPC (real mutual TLS)', () => {
 
   before(async () => {
     process.env.FLEET_LOG_LEVEL = 'silent';
-    dir = tmpDir('rpc-policy');
+    // Not rig's tmpDir: its after() registered inside this hook would run as the hook ends.
+    dir = mkdtempSync(join(tmpdir(), 'fleet-rpc-policy-'));
     server = await runServer({
       dataDir: join(dir, 'data'),
       listen: '127.0.0.1:0',
@@ -112,7 +114,7 @@ describe('agent RPCs: certificate role × RPC (real mutual TLS)', () => {
     try {
       if (rpc === 'getCa') return await new Promise((r) => c.getCa({}, md, deadline(), (e) => r(outcome(e))));
       if (rpc === 'enroll') {
-        const t = parseJoinToken(await createJoinToken(server.httpUrl));
+        const t = parseJoinToken(await createJoinToken(server));
         assert.ok(t.ok);
         const { csrPem } = await nodeCsr();
         const req = {

@@ -1,0 +1,33 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
+
+export interface TransportRequest {
+  method: string;
+  headers: Record<string, string>;
+  body?: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * One HTTP(S) request as a WHATWG `Response`. node:http(s) rather than the global fetch because
+ * Node 20's fetch cannot be told which CA to trust without the undici package: `ca` (PEM, from
+ * `--ca-file`) is the only CA trusted for this request when given, the system's otherwise.
+ */
+export function send(url: URL, req: TransportRequest, ca?: string): Promise<Response> {
+  const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const r = request(url, { method: req.method, headers: req.headers, signal: req.signal, ca }, (res) => {
+      const headers = new Headers();
+      for (const [k, v] of Object.entries(res.headers))
+        for (const one of Array.isArray(v) ? v : v === undefined ? [] : [v]) headers.append(k, one);
+      const status = res.statusCode ?? 0;
+      const empty = req.method === 'HEAD' || status === 204 || status === 304;
+      // A stream for the body: `GET /v1/events/stream` is read as it arrives.
+      const body = empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+      resolve(new Response(body, { status, headers }));
+    });
+    r.on('error', reject);
+    r.end(req.body);
+  });
+}
