@@ -106,7 +106,7 @@ describe('fleet apply --check --diff and --detailed-exitcode', { timeout: 240_00
   let before1: Record<string, string> = {};
   const history = () => cluster.cliJson<{ current: number; revisions: unknown[] }>('history', 'checked');
   const rolloutId = async () =>
-    ((await (await fetch(`${cluster.url}/v1/deployments/checked`)).json()) as { rollout?: { id: number } })
+    ((await (await cluster.api(`/v1/deployments/checked`)).json()) as { rollout?: { id: number } })
       .rollout?.id;
 
   before(async () => {
