@@ -106,8 +106,8 @@ describe('fleet apply --check --diff and --detailed-exitcode', { timeout: 240_00
   let before1: Record<string, string> = {};
   const history = () => cluster.cliJson<{ current: number; revisions: unknown[] }>('history', 'checked');
   const rolloutId = async () =>
-    ((await (await cluster.api(`/v1/deployments/checked`)).json()) as { rollout?: { id: number } })
-      .rollout?.id;
+    ((await (await cluster.api(`/v1/deployments/checked`)).json()) as { rollout?: { id: number } }).rollout
+      ?.id;
 
   before(async () => {
     await requireEngines([WEB1, NGINX]);

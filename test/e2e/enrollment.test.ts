@@ -53,9 +53,9 @@ describe('enrollment and mutual TLS (real processes, real TLS)', { timeout: 300_
   }
 
   const events = async (kind: string) =>
-    (
-      (await (await cluster.api(`/v1/events?limit=500`)).json()) as { events: EventRow[] }
-    ).events.filter((e) => e.kind === kind);
+    ((await (await cluster.api(`/v1/events?limit=500`)).json()) as { events: EventRow[] }).events.filter(
+      (e) => e.kind === kind,
+    );
   const tokens = async () =>
     (await cluster.cliJson<{ tokens: { id: string; state: string; usedBy: string }[] }>('join-token', 'list'))
       .tokens;
