@@ -22,6 +22,7 @@ ensure_packages() {
   command -v ip >/dev/null || missing+=(iproute2)
   command -v curl >/dev/null || missing+=(curl)
   command -v promtool >/dev/null || missing+=(prometheus)
+  command -v htpasswd >/dev/null || missing+=(apache2-utils)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
     apt-get update -qq
@@ -85,6 +86,42 @@ YML
   nohup docker-registry serve "$FLEET_CACHE/registry.yml" >/var/log/fleet-registry.log 2>&1 &
   for _ in $(seq 1 30); do registry_up && return; sleep 0.5; done
   echo "registry did not come up; see /var/log/fleet-registry.log" >&2
+  return 1
+}
+
+FLEET_AUTH_REGISTRY=${FLEET_AUTH_REGISTRY:-127.0.0.1:5001}
+FLEET_AUTH_REGISTRY_USER=fleet-e2e
+
+# 401 without credentials is what an authenticating registry answers: it is up.
+auth_registry_up() {
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$FLEET_AUTH_REGISTRY/v2/")" = 401 ]
+}
+
+# A second registry on 127.0.0.1 that requires a login (htpasswd, bcrypt), for the private-registry
+# tests: user fleet-e2e, password generated once into $FLEET_CACHE/registry-auth.password (0600).
+ensure_auth_registry() {
+  if auth_registry_up; then return; fi
+  mkdir -p "$FLEET_CACHE/registry-auth"
+  local pwfile="$FLEET_CACHE/registry-auth.password"
+  if [ ! -s "$pwfile" ]; then
+    (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$pwfile")
+  fi
+  htpasswd -Bbn "$FLEET_AUTH_REGISTRY_USER" "$(cat "$pwfile")" >"$FLEET_CACHE/registry-auth.htpasswd"
+  cat >"$FLEET_CACHE/registry-auth.yml" <<YML
+version: 0.1
+log: { level: warn }
+storage:
+  filesystem: { rootdirectory: $FLEET_CACHE/registry-auth }
+  delete: { enabled: true }
+http:
+  addr: $FLEET_AUTH_REGISTRY
+auth:
+  htpasswd: { realm: fleet-e2e, path: $FLEET_CACHE/registry-auth.htpasswd }
+YML
+  log "starting the authenticating registry on $FLEET_AUTH_REGISTRY (log: /var/log/fleet-registry-auth.log)"
+  nohup docker-registry serve "$FLEET_CACHE/registry-auth.yml" >/var/log/fleet-registry-auth.log 2>&1 &
+  for _ in $(seq 1 30); do auth_registry_up && return; sleep 0.5; done
+  echo "authenticating registry did not come up; see /var/log/fleet-registry-auth.log" >&2
   return 1
 }
 

@@ -11,6 +11,7 @@ ensure_packages
 ensure_build
 ensure_dockerd
 ensure_registry
+ensure_auth_registry
 ensure_base_image
 ensure_test_images
 ensure_inference_image

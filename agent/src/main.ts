@@ -6,7 +6,7 @@ import { withTimeout } from '../../common/timeout.js';
 import { VERSION } from '../../common/version.js';
 import type { DesiredState, NodePreview } from '../../proto/gen/fleet/v1/agent.js';
 import { Connection } from './connection.js';
-import { dockerAdapter } from './docker/index.js';
+import type { dockerAdapter } from './docker/index.js';
 import { type AgentTls, mtlsCredentials } from './enroll/client.js';
 import type { NodeKey } from './enroll/keys.js';
 import { Renewer } from './enroll/renewer.js';
@@ -28,6 +28,10 @@ import { previewDeployment } from './preview/run.js';
 import { readApiKeys } from './proxy/keys.js';
 import { Reconciler } from './reconcile/loop.js';
 import type { ContainerRuntime } from './runtime.js';
+import type { SecretFiles } from './secrets/files.js';
+import { intake } from './secrets/intake.js';
+import { RegistryLogins } from './secrets/registry.js';
+import { buildDocker, loadPersisted } from './startup.js';
 import { StateStore } from './state-store.js';
 
 export interface AgentOptions {
@@ -83,12 +87,7 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
   const { tls, key, tlsDir } = await startIdentity(opts, log);
   const store = new StateStore(join(opts.stateDir, opts.node));
   const late: Late = {};
-  const docker = dockerAdapter({
-    node: opts.node,
-    socketPath: opts.dockerSocket,
-    proxyConfigRoot: resolve(opts.stateDir, opts.node, 'proxy'),
-    log: log.child({ component: 'proxy' }),
-  });
+  const { docker, secrets, logins } = buildDocker(opts, log);
   const gpuCollector = new GpuCollector({ runner: new ExecFileRunner(), binary: opts.nvidiaSmi });
   const prober = new Prober({
     probe: httpProbe,
@@ -117,9 +116,11 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
   late.prefetcher = prefetcher;
   const events = watchDocker(docker, reconciler, log);
   const check = preflightCheck(opts, docker.runtime, late);
-  const gate = buildGate(opts, log, store, check, late);
+  const gate = buildGate(opts, log, { store, secrets }, check, late);
   late.gate = gate;
-  const connection = buildConnection(opts, tls, log, docker.runtime, check, late);
+  const connection = buildConnection(opts, tls, log, docker.runtime, check, late, (d) =>
+    intake(d, secrets, logins, log),
+  );
   late.connection = connection;
   const renewer = buildRenewer(opts, { tls, key, tlsDir }, connection, log);
   const metrics = createAgentMetrics(opts.node, {
@@ -140,8 +141,9 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
   });
   late.facts = facts;
   const served = await serveAgentMetrics(opts, metrics.registry, log);
-  const persisted = loadPersisted(store, log);
+  const persisted = loadPersisted(store, log, secrets);
   if (persisted) {
+    logins.learn(persisted);
     log.info({ version: persisted.version.slice(0, 12) }, 'enforcing persisted desired state');
     reconciler.setDesired(persisted);
   }
@@ -262,7 +264,15 @@ function preflightCheck(opts: AgentOptions, runtime: DockerAdapter['runtime'], l
 }
 
 /** Every new desired state passes the preflight checks before it is persisted and replaces what runs. */
-function buildGate(opts: AgentOptions, log: Logger, store: StateStore, check: Check, late: Late) {
+function buildGate(
+  opts: AgentOptions,
+  log: Logger,
+  { store, secrets }: { store: StateStore; secrets: SecretFiles },
+  check: Check,
+  late: Late,
+) {
+  // Secret files of the state before are kept one change longer: a proxy still serving it mounts them.
+  let previous: DesiredState | undefined;
   return new PreflightGate({
     check: (d) => check(d),
     log: log.child({ component: 'preflight' }),
@@ -281,6 +291,8 @@ function buildGate(opts: AgentOptions, log: Logger, store: StateStore, check: Ch
       );
       late.reconciler?.setDesired(d);
       late.connection?.ack(d.version);
+      secrets.prune([...(previous ? [previous] : []), d]);
+      previous = d;
     },
   });
 }
@@ -292,6 +304,7 @@ function buildConnection(
   runtime: DockerAdapter['runtime'],
   check: Check,
   late: Late,
+  absorb: (d: DesiredState) => DesiredState,
 ): Connection {
   return new Connection({
     address: opts.server,
@@ -310,7 +323,8 @@ function buildConnection(
     latestReport: () => late.reconciler?.latestReport(),
     onConnect: () => late.facts?.resend(),
     // Every new desired state passes the preflight checks before it replaces what runs.
-    onDesired: (d) => {
+    onDesired: (raw) => {
+      const d = absorb(raw);
       if (d.version === late.reconciler?.desiredVersion) {
         late.gate?.drop();
         late.connection?.ack(d.version);
@@ -319,7 +333,8 @@ function buildConnection(
       late.gate?.offer(d);
     },
     // The control plane waits 10 s for an answer: a long model hash answers "still hashing".
-    onPreflight: async (d, deployment) => {
+    onPreflight: async (raw, deployment) => {
+      const d = absorb(raw);
       const [result, preview] = await Promise.all([
         check(d, 8_000),
         deployment ? late.preview?.(d, deployment) : undefined,
@@ -364,15 +379,4 @@ function gpusOf(c: GpuCollector): GpuInfo[] {
     ...(g.memoryFreeMiB !== null ? { memoryFreeMib: g.memoryFreeMiB } : {}),
     migMode: g.migMode === 'enabled',
   }));
-}
-
-/** A corrupt state file is set aside (not fatal): the control plane sends the state again. */
-function loadPersisted(store: StateStore, log: Logger) {
-  try {
-    return store.load();
-  } catch (err) {
-    const aside = store.setAside();
-    log.error({ err: (err as Error).message, aside }, 'persisted desired state unreadable; set aside');
-    return undefined;
-  }
 }

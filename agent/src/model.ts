@@ -1,5 +1,5 @@
 import { contentHash } from '../../common/canonical.js';
-import type { DesiredState, HealthSpec } from '../../proto/gen/fleet/v1/agent.js';
+import type { DesiredState, HealthSpec, SecretRef } from '../../proto/gen/fleet/v1/agent.js';
 import { type ReplicaKey, replicaKey } from './replica-key.js';
 
 /**
@@ -18,6 +18,11 @@ export interface ContainerSpec {
   publish: number;
   command: string[];
   volumes: string[];
+  /**
+   * Env values from secrets, by reference: their fingerprints are hashed (a new version replaces
+   * the container), their values are read only when the container is created. Absent when none.
+   */
+  secretEnv?: Record<string, SecretRef>;
   /** The engine container of the replica (sharing its network namespace); absent when none. */
   engine?: EngineContainerSpec;
 }
@@ -28,6 +33,7 @@ export interface EngineContainerSpec {
   command: string[];
   port: number;
   volumes: string[];
+  secretEnv?: Record<string, SecretRef>;
 }
 
 /** Health probe of a replica, in milliseconds: the wire's HealthSpec itself, not a copy of its shape. */
@@ -92,6 +98,16 @@ export const LABEL = {
 /** The key of a replica (see replica-key.ts). */
 export const keyOf = replicaKey;
 
+/** Only present when set, so the hashes of containers without secrets do not change. */
+const secretEnvOf = (refs: Record<string, SecretRef> | undefined) =>
+  refs && Object.keys(refs).length > 0
+    ? {
+        secretEnv: Object.fromEntries(
+          Object.entries(refs).map(([k, r]) => [k, { name: r.name, fingerprint: r.fingerprint }]),
+        ),
+      }
+    : {};
+
 /** The hash covers everything that shapes the container, and nothing else (not the revision). */
 export const specHash = (spec: ContainerSpec) => contentHash(spec).slice(0, 16);
 
@@ -111,6 +127,7 @@ export function fromSpec(desired: DesiredState, node: string): DesiredContainer[
           publish: s.publish,
           command: [...s.command],
           volumes: [...s.volumes],
+          ...secretEnvOf(s.secretEnv),
           // Only present when asked for, so the hashes of replicas without an engine do not change.
           ...(s.engine
             ? {
@@ -120,6 +137,7 @@ export function fromSpec(desired: DesiredState, node: string): DesiredContainer[
                   command: [...s.engine.command],
                   port: s.engine.port,
                   volumes: [...s.engine.volumes],
+                  ...secretEnvOf(s.engine.secretEnv),
                 },
               }
             : {}),

@@ -5,7 +5,7 @@ import { deploymentChanges, type NodePlan, planNodes, withAnswer } from './check
 import type { RevisionRecord } from './db/deployments.js';
 import type { Store } from './db/store.js';
 import { DesiredStates } from './desired/cache.js';
-import { desiredStateFor, toDeploymentSpec } from './desired/spec.js';
+import { desiredStateFor, toDeploymentSpec, withoutSecretValues } from './desired/spec.js';
 import type { HubEvent } from './grpc/events.js';
 import type { PreflightAnswer } from './grpc/preflight.js';
 import { parsePlaybook } from './playbook/parse.js';
@@ -325,7 +325,10 @@ export class Deployer {
     const plans = await Promise.all(
       result.nodes.map(async (plan): Promise<NodePlan> => {
         if (!nodes.includes(plan.node)) return plan;
-        const others = this.desiredFor(plan.node).deployments.filter((d) => d.name !== spec.name);
+        // Preflight needs fingerprints, not values: none travel with a question.
+        const others = this.desiredFor(plan.node)
+          .deployments.filter((d) => d.name !== spec.name)
+          .map(withoutSecretValues);
         const desired = desiredStateFor([...others, spec]);
         return withAnswer(plan, await ask(plan.node, desired, timeoutMs, preview ? spec.name : ''));
       }),

@@ -29,6 +29,8 @@ import { loadOrIssueServerCertificate, type ServerCredentials, serverCertPaths }
 import { PrefetchTracker } from './rollout/prefetch.js';
 import { RolloutRunner } from './rollout/runner.js';
 import { DeploymentWatcher, nodeProgress } from './rollout/watcher.js';
+import { loadKeyring } from './secrets/keyring.js';
+import { Secrets } from './secrets/service.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -82,8 +84,8 @@ function splitHostPort(addr: string): { host: string; port: number } {
 }
 
 /** The parts of the control plane and how they listen to each other; built once, here. */
-function wire(store: Store, ca: Ca, opts: ServerOptions, log: Logger) {
-  const desired = new DesiredStates(store.deployments);
+function wire(store: Store, ca: Ca, opts: ServerOptions, log: Logger, secrets: Secrets) {
+  const desired = new DesiredStates(store.deployments, secrets.value);
   const auth = new CertificateAuthenticator({
     anchor: trustAnchor(ca.der),
     binding: (node) => store.nodeKeys.get(node),
@@ -134,7 +136,10 @@ function wire(store: Store, ca: Ca, opts: ServerOptions, log: Logger) {
       preflight: (node, state, timeoutMs, previewDeployment) =>
         preflight.ask(node, state, timeoutMs, previewDeployment),
     },
-    { desired, parseOptions: { volumeRoots: opts.volumeRoots ?? DEFAULT_VOLUME_ROOTS } },
+    {
+      desired,
+      parseOptions: { volumeRoots: opts.volumeRoots ?? DEFAULT_VOLUME_ROOTS, secrets: secrets.info },
+    },
   );
   // Order matters: a hello is recorded before the deployer re-evaluates the node's groups (which
   // reads its labels), and both happen before the hub sends the node its desired state.
@@ -178,12 +183,10 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
   store.nodes.resetConnections();
   const { ca, server } = await loadPki(opts);
   const tls = { caPem: ca.certPem, certPem: server.certPem, keyPem: server.keyPem };
-  const { hub, service, joinTokens, recorder, deployer, rollouts, liveness, metrics } = wire(
-    store,
-    ca,
-    opts,
-    log,
-  );
+  const { keyring, source: secretsKey } = loadKeyring(opts.dataDir);
+  const secrets = new Secrets(store, keyring);
+  const wired = wire(store, ca, opts, log, secrets);
+  const { hub, service, joinTokens, recorder, deployer, rollouts, liveness, metrics } = wired;
   // Rollouts that were running when the process stopped go on from the batch they were in.
   rollouts.resume();
   const adminTokenFile = join(opts.dataDir, 'admin-token');
@@ -215,6 +218,7 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
     rollouts,
     metrics,
     joinTokens,
+    secrets,
     rateLimitPerMinute: opts.rateLimitPerMinute,
     version: VERSION,
     // Online, not merely holding a stream: a silent agent is not connected.
@@ -226,7 +230,15 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
   const grpcAddress = `${grpcHost.includes(':') ? `[${grpcHost}]` : grpcHost}:${grpcPort}`;
   const caFile = caPaths(opts.dataDir).cert;
   log.info(
-    { httpUrl, grpcAddress, dataDir: opts.dataDir, caFile, caFingerprint: ca.fingerprint, version: VERSION },
+    {
+      httpUrl,
+      grpcAddress,
+      dataDir: opts.dataDir,
+      caFile,
+      caFingerprint: ca.fingerprint,
+      secretsKey,
+      version: VERSION,
+    },
     'control plane started',
   );
 

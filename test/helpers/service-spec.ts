@@ -15,6 +15,7 @@ export function serviceSpec(over: Partial<ServiceSpec> = {}): ServiceSpec {
     publish: 0,
     command: [],
     volumes: [],
+    secretEnv: {},
     ...over,
   };
 }

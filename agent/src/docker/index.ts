@@ -1,7 +1,7 @@
 import type { Logger } from '../../../common/log.js';
 import { type WatchOptions, watchContainerEvents } from './events.js';
 import { DockerProxyDriver } from './proxy-engine.js';
-import { DockerRuntime } from './runtime.js';
+import { DockerRuntime, type DockerRuntimeOptions } from './runtime.js';
 
 export interface DockerAdapterOptions {
   node: string;
@@ -9,6 +9,8 @@ export interface DockerAdapterOptions {
   /** Host dir of the proxies' config dirs. */
   proxyConfigRoot: string;
   log: Logger;
+  /** Secret values and registry logins, read when a container is created or an image pulled. */
+  secrets?: Pick<DockerRuntimeOptions, 'readSecret' | 'registryLogin'>;
 }
 
 /**
@@ -17,7 +19,7 @@ export interface DockerAdapterOptions {
  * The wiring point gets these, never the client itself.
  */
 export function dockerAdapter(opts: DockerAdapterOptions) {
-  const runtime = new DockerRuntime({ node: opts.node, socketPath: opts.socketPath });
+  const runtime = new DockerRuntime({ node: opts.node, socketPath: opts.socketPath, ...opts.secrets });
   return {
     runtime,
     proxyDriver: new DockerProxyDriver({

@@ -1,4 +1,5 @@
 import Docker from 'dockerode';
+import type { SecretRef } from '../../../proto/gen/fleet/v1/agent.js';
 import { deviceRequestsFor } from '../gpu/assign.js';
 import { type DesiredContainer, fromLabels, LABEL, labelsFor, type ObservedContainer } from '../model.js';
 import { type ContainerRuntime, classify, RuntimeError } from '../runtime.js';
@@ -11,6 +12,32 @@ export interface DockerRuntimeOptions {
   stopTimeoutS?: number;
   /** Idle time after which a Docker API call is abandoned. */
   timeoutMs?: number;
+  /** Reads a secret's value when a container with a secret env is created (secrets/files.ts). */
+  readSecret?: (ref: SecretRef) => string;
+  /** The login for an image's registry, or undefined to pull anonymously (secrets/registry.ts). */
+  registryLogin?: (
+    image: string,
+  ) => { username: string; password: string; serveraddress: string } | undefined;
+}
+
+/** Plain env, then the secret values (read now, never kept in the spec or a label). */
+function envOf(
+  env: Record<string, string>,
+  secretEnv: Record<string, SecretRef> | undefined,
+  readSecret: ((ref: SecretRef) => string) | undefined,
+): string[] {
+  const out = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  for (const [k, ref] of Object.entries(secretEnv ?? {})) {
+    if (!readSecret)
+      throw new RuntimeError(`${k} needs secret ${ref.name} but this agent reads no secrets`, false);
+    try {
+      out.push(`${k}=${readSecret(ref)}`);
+    } catch (err) {
+      // Terminal: the agent reports it; the next desired state (with the value) fixes it.
+      throw new RuntimeError(`${k}: ${(err as Error).message}`, false);
+    }
+  }
+  return out;
 }
 
 /**
@@ -22,6 +49,7 @@ export interface DockerRuntimeOptions {
 export function containerOptions(
   c: DesiredContainer,
   gpus: readonly string[],
+  readSecret?: (ref: SecretRef) => string,
 ): Docker.ContainerCreateOptions {
   const s = c.spec;
   const portKey = `${s.port}/tcp`;
@@ -35,7 +63,7 @@ export function containerOptions(
   return {
     name: c.name,
     Image: s.image,
-    Env: Object.entries(s.env).map(([k, v]) => `${k}=${v}`),
+    Env: envOf(s.env, s.secretEnv, readSecret),
     Cmd: s.command.length ? s.command : undefined,
     Labels: labelsFor(c, ownGpus),
     ExposedPorts: Object.keys(bindings).length
@@ -57,13 +85,14 @@ export function engineOptions(
   c: DesiredContainer,
   gpus: readonly string[],
   replicaId: string,
+  readSecret?: (ref: SecretRef) => string,
 ): Docker.ContainerCreateOptions {
   const e = c.spec.engine;
   if (!e) throw new Error(`${c.key} has no engine`);
   return {
     name: `${c.name}-engine`,
     Image: e.image,
-    Env: Object.entries(e.env).map(([k, v]) => `${k}=${v}`),
+    Env: envOf(e.env, e.secretEnv, readSecret),
     Cmd: e.command.length ? e.command : undefined,
     Labels: labelsFor(c, gpus, 'engine'),
     HostConfig: {
@@ -154,7 +183,8 @@ export class DockerRuntime implements ContainerRuntime {
     image: string,
     onProgress?: (p: { currentBytes: number; totalBytes: number }) => void,
   ): Promise<void> {
-    const stream = await this.call(() => this.docker.pull(image));
+    const authconfig = this.opts.registryLogin?.(image);
+    const stream = await this.call(() => this.docker.pull(image, authconfig ? { authconfig } : {}));
     // Per-layer download progress, summed: Docker reports each layer's bytes separately.
     const layers = new Map<string, { current: number; total: number }>();
     await new Promise<void>((resolve, reject) =>
@@ -188,12 +218,16 @@ export class DockerRuntime implements ContainerRuntime {
 
   async create(c: DesiredContainer, gpus: readonly string[] = []): Promise<string> {
     await this.call(() => ensureNetwork(this.docker, this.opts.node));
-    const container = await this.call(() => this.docker.createContainer(containerOptions(c, gpus)));
+    const container = await this.call(() =>
+      this.docker.createContainer(containerOptions(c, gpus, this.opts.readSecret)),
+    );
     let engine: Docker.Container | undefined;
     try {
       await this.call(() => container.start());
       if (c.spec.engine) {
-        engine = await this.call(() => this.docker.createContainer(engineOptions(c, gpus, container.id)));
+        engine = await this.call(() =>
+          this.docker.createContainer(engineOptions(c, gpus, container.id, this.opts.readSecret)),
+        );
         await this.call(() => engine!.start());
       }
     } catch (err) {

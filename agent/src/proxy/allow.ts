@@ -5,6 +5,7 @@
  * directive or block. Every check rejects (throws ProxyConfigError); nothing is ever escaped.
  */
 import { API_KEY, DNS_LABEL, matches, SECRET_FILE, URL_PATH } from '../../../common/allowlist.js';
+import { MATERIALIZED_SECRET } from '../secrets/files.js';
 
 /** A value failed its allowlist: the proxy config is not rendered (nothing half-applied). */
 export class ProxyConfigError extends Error {
@@ -56,10 +57,13 @@ export function checkInt(what: string, value: unknown, min: number, max: number)
 
 export const checkPort = (what: string, value: unknown) => checkInt(what, value, 1, 65535);
 
-/** Files on the node the proxy mounts (TLS); empty means "not set". */
+/**
+ * Files on the node the proxy mounts (TLS) or reads (API keys); empty means "not set". A playbook
+ * names files under /etc/fleet/; a secret becomes the agent's own file (`secrets/files.ts`).
+ */
 export function checkSecretFile(what: string, value: unknown): string {
   if (value === '') return '';
-  if (!matches(SECRET_FILE, value))
+  if (!matches(SECRET_FILE, value) && !matches(MATERIALIZED_SECRET, value))
     throw new ProxyConfigError(`${what} ${shown(value)} is not under /etc/fleet/`);
   return value;
 }

@@ -13,6 +13,7 @@ import { nodeRoutes } from './routes/nodes.js';
 import { installOpenApi, openApiRoutes } from './routes/openapi.js';
 import { revisionRoutes } from './routes/revisions.js';
 import { rolloutRoutes } from './routes/rollouts.js';
+import { secretRoutes } from './routes/secrets.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { installValidation } from './validation.js';
 import { Views } from './views.js';
@@ -33,6 +34,7 @@ export const ROUTE_PLUGINS: readonly FastifyPluginAsync<RouteDeps>[] = [
   openApiRoutes,
   tokenRoutes,
   joinTokenRoutes,
+  secretRoutes,
 ];
 
 export const DEFAULT_RATE_LIMIT_PER_MINUTE = 600;

@@ -12,6 +12,7 @@ import type {
 import type { labelEditSchema, nodeListSchema } from './routes/nodes.js';
 import type { revisionListSchema, revisionSchema, rollbackSchema } from './routes/revisions.js';
 import type { rolloutActionSchema } from './routes/rollouts.js';
+import type { secretDeleteSchema, secretListSchema, secretSetSchema } from './routes/secrets.js';
 import type { tokenCreateSchema, tokenListSchema, tokenRevokeSchema } from './routes/tokens.js';
 import type { DeploymentDetail, ErrorBody, EventView, NodeView } from './schemas.js';
 import { send } from './transport.js';
@@ -157,6 +158,24 @@ export class FleetClient {
 
   revokeJoinToken(id: string) {
     return this.request<JoinTokenRevoked>('DELETE', `/v1/join-tokens/${encodeURIComponent(id)}`);
+  }
+
+  /** `fleet secret set`: the value goes base64 in the body and never comes back. */
+  setSecret(name: string, value: Buffer) {
+    return this.request<Reply<typeof secretSetSchema>>('PUT', `/v1/secrets/${encodeURIComponent(name)}`, {
+      value: value.toString('base64'),
+    });
+  }
+
+  secrets() {
+    return this.request<Reply<typeof secretListSchema>>('GET', '/v1/secrets');
+  }
+
+  deleteSecret(name: string) {
+    return this.request<Reply<typeof secretDeleteSchema>>(
+      'DELETE',
+      `/v1/secrets/${encodeURIComponent(name)}`,
+    );
   }
 
   deployments() {

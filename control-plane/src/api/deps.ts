@@ -4,6 +4,7 @@ import type { Store } from '../db/store.js';
 import type { Deployer } from '../deployer.js';
 import type { ApiMetrics } from '../metrics.js';
 import type { JoinTokens } from '../pki/join-token.js';
+import type { Secrets } from '../secrets/service.js';
 import type { StreamOptions } from './sse.js';
 import type { Views } from './views.js';
 
@@ -27,6 +28,8 @@ export interface ApiDeps {
   eventStream?: StreamOptions;
   /** Join tokens for agent enrollment (`/v1/join-tokens`); absent: those routes are not served. */
   joinTokens?: JoinTokens;
+  /** Stored secrets (`/v1/secrets`); absent: those routes are not served. */
+  secrets?: Secrets;
   /** Served at `GET /metrics`; `POST /v1/apply` is timed into it. */
   metrics?: ApiMetrics;
   /** Requests per minute per API token (per address for public routes); default 600. */

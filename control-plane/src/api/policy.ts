@@ -53,6 +53,11 @@ export const REST_POLICY: Readonly<Record<string, RestAccess>> = {
   'POST /v1/join-tokens': 'admin',
   'GET /v1/join-tokens': 'admin',
   'DELETE /v1/join-tokens/:id': 'admin',
+
+  // Values go in and never come out; listing shows names, sizes and users only.
+  'PUT /v1/secrets/:name': 'admin',
+  'GET /v1/secrets': 'viewer',
+  'DELETE /v1/secrets/:name': 'admin',
 };
 
 /**

@@ -32,7 +32,16 @@ export interface NodePlan {
 }
 
 /** The top-level keys of a playbook whose changes a check shows besides its services'. */
-const DEPLOYMENT_FIELDS = ['hosts', 'serial', 'max_fail_percentage', 'rollout', 'proxy'] as const;
+const DEPLOYMENT_FIELDS = [
+  'hosts',
+  'serial',
+  'max_fail_percentage',
+  'rollout',
+  'proxy',
+  'registry_auth',
+  // A secret's new version shows as its fingerprint changing (never a value).
+  'secret_pins',
+] as const;
 
 /** The deployment-level fields (hosts, serial, rollout, proxy…) before and after; `vars` show through what they fill in. */
 export function deploymentChanges(current: Playbook | undefined, next: Playbook): FieldChange[] {
@@ -64,7 +73,10 @@ export function planNodes(
       let action: ServiceAction = 'unchanged';
       if (!a) action = 'create';
       else if (!b) action = 'remove';
-      else if (contentHash(toServiceSpec(service, a)) !== contentHash(toServiceSpec(service, b)))
+      else if (
+        contentHash(toServiceSpec(service, a, current?.secret_pins)) !==
+        contentHash(toServiceSpec(service, b, next.secret_pins))
+      )
         action = 'replace';
       return { service, action, ...(fields ? { changes: fieldDiff(a, b) } : {}) };
     });

@@ -14,6 +14,7 @@ import { nodesCommand } from './nodes.js';
 import { type OutputFormat, parseOutput } from './output.js';
 import { rollbackCommand } from './rollback.js';
 import { rolloutCommand } from './rollout.js';
+import { addSecretCommands } from './secret.js';
 import { statusCommand } from './status.js';
 import { addLoginCommand, addTokenCommands } from './token.js';
 
@@ -60,6 +61,7 @@ export function addControlPlaneCommands(program: Command): Command {
   addEventsCommand(program, client, outputOption);
   addJoinTokenCommands(program, client, outputOption);
   addTokenCommands(program, client, outputOption);
+  addSecretCommands(program, client, outputOption);
   addLoginCommand(program, client);
 
   return program;

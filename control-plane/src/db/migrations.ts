@@ -179,6 +179,29 @@ export const migrations: readonly string[] = [
   CREATE UNIQUE INDEX api_tokens_name ON api_tokens(name) WHERE revoked_ms IS NULL;
   ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT '';
   `,
+  // 9: secrets. Every value ever set is kept sealed (AES-256-GCM under a key outside this file) by
+  // its fingerprint, because a revision pins the version it was applied with; \`secrets\` names the
+  // current version of each.
+  `
+  CREATE TABLE secret_values (
+    name        TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    sealed      BLOB NOT NULL,
+    size        INTEGER NOT NULL,
+    shape       TEXT NOT NULL DEFAULT '{}',
+    created_ms  INTEGER NOT NULL,
+    created_by  TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (name, fingerprint)
+  ) STRICT;
+  CREATE TABLE secrets (
+    name        TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    updated_ms  INTEGER NOT NULL,
+    updated_by  TEXT NOT NULL DEFAULT '',
+    FOREIGN KEY (name, fingerprint) REFERENCES secret_values(name, fingerprint)
+  ) STRICT;
+  `,
 ];
 
 /** Applies every migration past the file's `user_version`, each in its own transaction. */

@@ -9,6 +9,7 @@ import { NodeRepo } from './nodes.js';
 import { openDatabase } from './open.js';
 import { PreflightRepo } from './preflight.js';
 import { RolloutRepo } from './rollouts.js';
+import { SecretRepo } from './secrets.js';
 import { StatusRepo } from './status.js';
 
 /** The repositories over one SQLite file, and the only way to group their writes atomically. */
@@ -23,6 +24,7 @@ export class Store {
   readonly joinTokens: JoinTokenRepo;
   readonly nodeKeys: NodeKeyRepo;
   readonly apiTokens: ApiTokenRepo;
+  readonly secrets: SecretRepo;
 
   constructor(readonly db: Database) {
     this.nodes = new NodeRepo(db);
@@ -35,6 +37,7 @@ export class Store {
     this.joinTokens = new JoinTokenRepo(db);
     this.nodeKeys = new NodeKeyRepo(db);
     this.apiTokens = new ApiTokenRepo(db);
+    this.secrets = new SecretRepo(db);
   }
 
   static open(file: string): Store {

@@ -1,6 +1,6 @@
 import type { DesiredState } from '../../../proto/gen/fleet/v1/agent.js';
 import type { Assignment, RevisionRecord } from '../db/deployments.js';
-import { desiredStateFor, toDeploymentSpec } from './spec.js';
+import { desiredStateFor, type SecretValues, toDeploymentSpec } from './spec.js';
 
 /** The reads the cache needs: a node's assignments and the (immutable) revisions they name. */
 export interface AssignmentSource {
@@ -27,7 +27,14 @@ export class DesiredStates {
   /** Shared states by assignment key, with how many cached nodes hold each (dropped at zero). */
   private readonly byKey = new Map<string, { state: DesiredState; refs: number }>();
 
-  constructor(private readonly source: AssignmentSource) {}
+  /**
+   * `secrets` opens the secret versions a revision pins, so a node's state carries their values
+   * (without it, states carry fingerprints only: unit tests, tools that never push).
+   */
+  constructor(
+    private readonly source: AssignmentSource,
+    private readonly secrets?: SecretValues,
+  ) {}
 
   /** The DesiredState one node should run now. */
   forNode(node: string): DesiredState {
@@ -65,7 +72,7 @@ export class DesiredStates {
     const specs = [];
     for (const a of assignments) {
       const rev = this.source.revision(a.deployment, a.revision);
-      if (rev) specs.push(toDeploymentSpec(rev));
+      if (rev) specs.push(toDeploymentSpec(rev, this.secrets));
     }
     return desiredStateFor(specs);
   }

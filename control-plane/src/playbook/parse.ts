@@ -13,6 +13,7 @@
 import { LineCounter, parseDocument, type YAMLError } from 'yaml';
 import { FILE_START, PositionIndex } from './positions.js';
 import { validateSchema } from './schema-errors.js';
+import { secretPins } from './secret-refs.js';
 import { checkSemantics } from './semantic.js';
 import { toPlain } from './to-plain.js';
 import type { ParseOptions, ParseResult, Playbook, PlaybookError } from './types.js';
@@ -98,6 +99,8 @@ function parseUnchecked(text: string, file: string, opts: ParseOptions): ParseRe
   errors.push(...validateSchema(obj, index, subst.typed));
   errors.push(...checkSemantics(obj, index, opts));
   if (errors.length > 0) return fail(errors, shadowing);
+  const pins = opts.secrets ? secretPins(obj, opts.secrets) : undefined;
+  if (pins) obj.secret_pins = pins;
   return { ok: true, playbook: obj as unknown as Playbook };
 }
 

@@ -129,11 +129,16 @@ function typeError(
   typed: Map<string, string>,
 ): PlaybookError {
   const path = e.instancePath;
-  const expected = String(e.params.type)
-    .split(',')
-    .map((t) => YAML_TYPE_NAMES[t] ?? t)
-    .join(' or ');
   const schema = (e.parentSchema ?? {}) as Record<string, unknown>;
+  // `x-expected` names what a person should write where the schema's types say more (a mapping
+  // accepted only as `{ secret: NAME }`, which the hint then mentions).
+  const expected =
+    typeof schema['x-expected'] === 'string'
+      ? schema['x-expected']
+      : String(e.params.type)
+          .split(',')
+          .map((t) => YAML_TYPE_NAMES[t] ?? t)
+          .join(' or ');
   const pattern = typeof schema.pattern === 'string' ? new RegExp(schema.pattern) : undefined;
   const hint = typeHint(e.data, expected, path, index, typed, pattern) ?? hintOf(schema);
   return index.error(index.valuePos(path), `${where}: expected ${expected}, got ${got(e.data)}`, hint);

@@ -17,7 +17,7 @@ export const DEPLOYMENT_NAME = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
 export const HOST_SELECTOR = '^[A-Za-z0-9._/-]+(=[A-Za-z0-9._/-]+)?$';
 
 /** Annotation keywords used by `schema-errors.ts`; ajv must be told about them in strict mode. */
-export const ANNOTATION_KEYWORDS = ['x-what', 'x-hint'];
+export const ANNOTATION_KEYWORDS = ['x-what', 'x-hint', 'x-expected'];
 
 const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
 
@@ -38,6 +38,36 @@ const secretFile = {
   'x-what': 'file path',
   'x-hint':
     "a file under /etc/fleet/ named with letters, digits, '.', '_' and '-', e.g. /etc/fleet/tls/api.crt",
+} as const;
+
+/** Secret names: what `fleet secret set NAME` accepts (they also name files on the nodes). */
+export const SECRET_NAME = '^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$';
+
+const secretName = {
+  type: 'string',
+  pattern: SECRET_NAME,
+  'x-what': 'secret name',
+  'x-hint': "a name given to `fleet secret set`: lowercase letters, digits, '.', '_' and '-'",
+} as const;
+
+/** `{ secret: NAME }`: a value that comes from a stored secret instead of the playbook. */
+export const secretRefSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['secret'],
+  properties: { secret: secretName },
+} as const;
+
+/** An environment value: a string, or `{ secret: NAME }` (a union type, so object rules apply to objects only). */
+const envMap = {
+  type: 'object',
+  additionalProperties: {
+    ...secretRefSchema,
+    type: ['string', 'object'],
+    'x-expected': 'string',
+    'x-hint': 'quote the value, or write { secret: NAME } for a value kept with `fleet secret set`',
+  },
+  default: {},
 } as const;
 
 /** Per-service HTTP health probe. */
@@ -92,13 +122,14 @@ export const proxySchema = {
         burst: { type: 'integer', minimum: 0, maximum: 100000, default: 0 },
       },
     },
+    // Files on the node (`cert` and `key`), or one secret with both (checked in proxy-semantic.ts).
     tls: {
       type: 'object',
       additionalProperties: false,
-      required: ['cert', 'key'],
-      properties: { cert: secretFile, key: secretFile },
+      properties: { cert: secretFile, key: secretFile, secret: secretName },
     },
     api_keys_file: secretFile,
+    api_keys: secretRefSchema,
   },
 } as const;
 
@@ -112,7 +143,7 @@ export const engineSchema = {
   required: ['image', 'port'],
   properties: {
     image: { type: 'string', minLength: 1 },
-    env: { type: 'object', additionalProperties: { type: 'string' }, default: {} },
+    env: envMap,
     command: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
     port,
     volumes: { type: 'array', items: { type: 'string' }, default: [] },
@@ -128,7 +159,7 @@ export const serviceSchema = {
   properties: {
     image: { type: 'string', minLength: 1 },
     replicas: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
-    env: { type: 'object', additionalProperties: { type: 'string' }, default: {} },
+    env: envMap,
     port,
     publish: port,
     command: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
@@ -239,5 +270,7 @@ export const playbookSchema = {
     rollout: rolloutSchema,
     services: { type: 'object', minProperties: 1, additionalProperties: serviceSchema },
     proxy: proxySchema,
+    // Credentials for private registries, by "host[:port]" (checked in secret-refs.ts).
+    registry_auth: { type: 'object', additionalProperties: secretRefSchema },
   },
 } as const;

@@ -10,6 +10,7 @@ import { checkHealth } from './health.js';
 import { childPointer, type PositionIndex } from './positions.js';
 import { checkProxy } from './proxy-semantic.js';
 import { checkRollout } from './rollout-semantic.js';
+import { checkSecretRefs } from './secret-refs.js';
 import type { ParseOptions, PlaybookError } from './types.js';
 import { normalize } from './volumes.js';
 
@@ -68,6 +69,7 @@ export function checkSemantics(
     errors.push(...checkPublish(name, svc, base, published, index));
   }
   errors.push(...checkProxy(data, index));
+  errors.push(...checkSecretRefs(data, index, opts));
   return errors;
 }
 

@@ -22,6 +22,28 @@ export interface PlaybookError {
 export interface ParseOptions {
   /** When set, bind-mount host paths must lie under one of these directories. */
   volumeRoots?: readonly string[];
+  /**
+   * The stored secrets, by name: with it every `{ secret: NAME }` must exist and suit its use,
+   * and the playbook's `secret_pins` record the versions it was applied with. Without it (unit
+   * tests of the grammar, the preview of a file) references are checked for form only.
+   */
+  secrets?: (name: string) => SecretInfo | undefined;
+}
+
+/** What apply may know of a stored secret: never its value. */
+export interface SecretInfo {
+  fingerprint: string;
+  /** Holds a PEM certificate with its matching private key. */
+  tls: boolean;
+  /** Reads as "username:password". */
+  credential: boolean;
+  /** Non-empty lines. */
+  lines: number;
+}
+
+/** `{ secret: NAME }` in a playbook: the value is a stored secret's. */
+export interface SecretRef {
+  secret: string;
 }
 
 /** All errors are collected rather than stopping at the first, so one edit round fixes a whole file. */
@@ -48,6 +70,14 @@ export interface Playbook {
   max_fail_percentage?: number;
   /** How a revision rolls out; absent keys take the defaults of `rollout/policy.ts`. */
   rollout?: PlaybookRollout;
+  /** Pull credentials by registry "host[:port]": a secret holding "username:password". */
+  registry_auth?: Record<string, SecretRef>;
+  /**
+   * Not written by users: filled in at apply with the fingerprint of every secret the playbook
+   * references (name → fingerprint), so a changed secret changes the content hash and rolls out
+   * as a new revision, and the revision keeps delivering the version it was applied with.
+   */
+  secret_pins?: Record<string, string>;
 }
 
 /**
@@ -93,10 +123,12 @@ export interface PlaybookProxy {
   listen: number | string;
   routes: { path: string; service: string; stream: boolean; read_timeout?: Duration; rewrite?: string }[];
   rate_limit?: { per_second: number; burst: number };
-  /** Certificate and key files on the node (until secret delivery exists). */
-  tls?: { cert: string; key: string };
+  /** Certificate and key files on the node, or one secret holding both (PEM). */
+  tls?: { cert: string; key: string } | SecretRef;
   /** A file on the node with one API key per line; requests must send one as a bearer token. */
   api_keys_file?: string;
+  /** The API keys from a secret (one per line), in place of `api_keys_file`. */
+  api_keys?: SecretRef;
 }
 
 /** What runs on each selected host for one service. */
@@ -105,8 +137,8 @@ export interface PlaybookService {
   image: string;
   /** Replicas per host, 1..64 (default 1). */
   replicas: number;
-  /** Environment; values are strings only (YAML numbers/booleans are rejected, never coerced). Default {}. */
-  env: Record<string, string>;
+  /** Environment; values are strings (YAML numbers/booleans are rejected, never coerced) or secrets. Default {}. */
+  env: Record<string, string | SecretRef>;
   /** Container port the service listens on, 1..65535. */
   port?: number;
   /** Host port published on 127.0.0.1 to `port`; needs `port` and exactly one replica. */
@@ -130,7 +162,7 @@ export interface PlaybookService {
 /** The engine half of a replica: started, stopped and restarted with the service's container. */
 export interface PlaybookEngine {
   image: string;
-  env: Record<string, string>;
+  env: Record<string, string | SecretRef>;
   command?: string[];
   /** Port it listens on in the shared namespace (the service reaches it on 127.0.0.1:port). */
   port: number;

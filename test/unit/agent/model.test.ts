@@ -16,7 +16,10 @@ function service(over: Partial<ServiceSpec> = {}): ServiceSpec {
 }
 
 function state(services: ServiceSpec[], revision = 1, name = 'web'): DesiredState {
-  return { version: 'v', deployments: [{ name, revision, revisionHash: 'rh', services }] };
+  return {
+    version: 'v',
+    deployments: [{ name, revision, revisionHash: 'rh', services, registryAuth: [], secrets: [] }],
+  };
 }
 
 const only = (s: DesiredState, node = 'n1') => {

@@ -18,6 +18,8 @@ const STATE: DesiredState = {
       name: 'web',
       revision: 4,
       revisionHash: 'deadbeef',
+      registryAuth: [],
+      secrets: [],
       services: [
         {
           name: 'api',
@@ -28,6 +30,7 @@ const STATE: DesiredState = {
           publish: 18080,
           command: ['serve', '--verbose'],
           volumes: ['/data:/data:ro'],
+          secretEnv: {},
         },
       ],
     },

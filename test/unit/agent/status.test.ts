@@ -10,7 +10,16 @@ const svc = (name: string, replicas: number, image = 'img:1') =>
 
 const STATE: DesiredState = {
   version: 'v1',
-  deployments: [{ name: 'web', revision: 3, revisionHash: 'rh', services: [svc('api', 2), svc('db', 1)] }],
+  deployments: [
+    {
+      name: 'web',
+      revision: 3,
+      revisionHash: 'rh',
+      services: [svc('api', 2), svc('db', 1)],
+      registryAuth: [],
+      secrets: [],
+    },
+  ],
 };
 const DESIRED = fromSpec(STATE, 'n1');
 const api0 = DESIRED[0]!;
@@ -160,6 +169,8 @@ describe('buildStatus with probes and restarts', () => {
         name: 'web',
         revision: 4,
         revisionHash: 'rh',
+        registryAuth: [],
+        secrets: [],
         services: [
           {
             ...svc('api', 1),

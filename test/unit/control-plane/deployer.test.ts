@@ -251,6 +251,7 @@ describe('Deployer.desiredFor', () => {
         publish: 0,
         command: [],
         volumes: [],
+        secretEnv: {},
       },
     ]);
     assert.deepEqual(deployer.desiredFor('nobody').deployments, []);

@@ -218,7 +218,40 @@ export interface DeploymentSpec {
   revisionHash: string;
   services: ServiceSpec[];
   /** The nginx reverse proxy the agent runs in front of this deployment's replicas; absent when none. */
-  proxy?: ProxySpec | undefined;
+  proxy?:
+    | ProxySpec
+    | undefined;
+  /** Credentials for pulls from private registries, by registry host[:port]. */
+  registryAuth: RegistryAuth[];
+  /**
+   * The values of the secrets this deployment references, exactly the versions its revision pins.
+   * Sent only to nodes assigned the revision, over the mutual-TLS stream; the agent writes them to
+   * owner-only files and strips them before persisting its desired state. Empty in preflight and
+   * preview requests (a plan needs fingerprints, not values).
+   */
+  secrets: SecretValue[];
+}
+
+/**
+ * A reference to a stored secret: its name and the fingerprint of the version a revision pins (an
+ * HMAC of the value under the control plane's key: it changes when the value does and tells
+ * nothing about it). A changed secret changes every spec hash that references it.
+ */
+export interface SecretRef {
+  name: string;
+  fingerprint: string;
+}
+
+export interface SecretValue {
+  name: string;
+  fingerprint: string;
+  value: Buffer;
+}
+
+/** `registry_auth:` of a playbook: the secret holds "username:password". */
+export interface RegistryAuth {
+  registry: string;
+  secret: SecretRef | undefined;
 }
 
 /** An HTTP probe of one replica, sent to its container port through a port published on 127.0.0.1. */
@@ -247,6 +280,12 @@ export interface ProxySpec {
   tlsKeyFile: string;
   /** A file on the node with one API key per line; empty when requests need no key. */
   apiKeysFile: string;
+  /** TLS certificate chain and key (PEM, one secret) in place of the two files. */
+  tlsSecret?:
+    | SecretRef
+    | undefined;
+  /** API keys, one per line, from a secret in place of the file. */
+  apiKeysSecret?: SecretRef | undefined;
 }
 
 export interface ProxyRoute {
@@ -287,12 +326,24 @@ export interface ServiceSpec {
    * replica's network namespace: the service's container reaches it on 127.0.0.1:engine.port. The
    * two start, stop and restart as a unit; GPUs go to the engine.
    */
-  engine?: EngineSpec | undefined;
+  engine?:
+    | EngineSpec
+    | undefined;
+  /**
+   * Environment variables whose values are secrets (name → reference); resolved by the agent only
+   * when it creates the container, never part of `env`.
+   */
+  secretEnv: { [key: string]: SecretRef };
 }
 
 export interface ServiceSpec_EnvEntry {
   key: string;
   value: string;
+}
+
+export interface ServiceSpec_SecretEnvEntry {
+  key: string;
+  value: SecretRef | undefined;
 }
 
 export interface EngineSpec {
@@ -303,11 +354,17 @@ export interface EngineSpec {
   port: number;
   volumes: string[];
   health?: HealthSpec | undefined;
+  secretEnv: { [key: string]: SecretRef };
 }
 
 export interface EngineSpec_EnvEntry {
   key: string;
   value: string;
+}
+
+export interface EngineSpec_SecretEnvEntry {
+  key: string;
+  value: SecretRef | undefined;
 }
 
 /** The agent acknowledges each DesiredState it has persisted. */
@@ -2052,7 +2109,7 @@ export const DesiredState: MessageFns<DesiredState> = {
 };
 
 function createBaseDeploymentSpec(): DeploymentSpec {
-  return { name: "", revision: 0, revisionHash: "", services: [], proxy: undefined };
+  return { name: "", revision: 0, revisionHash: "", services: [], proxy: undefined, registryAuth: [], secrets: [] };
 }
 
 export const DeploymentSpec: MessageFns<DeploymentSpec> = {
@@ -2071,6 +2128,12 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
     }
     if (message.proxy !== undefined) {
       ProxySpec.encode(message.proxy, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.registryAuth) {
+      RegistryAuth.encode(v!, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.secrets) {
+      SecretValue.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -2128,6 +2191,22 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
             message.proxy = ProxySpec.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.registryAuth.push(RegistryAuth.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.secrets.push(SecretValue.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2153,6 +2232,12 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
         ? object.services.map((e: any) => ServiceSpec.fromJSON(e))
         : [],
       proxy: isSet(object.proxy) ? ProxySpec.fromJSON(object.proxy) : undefined,
+      registryAuth: globalThis.Array.isArray(object?.registryAuth)
+        ? object.registryAuth.map((e: any) => RegistryAuth.fromJSON(e))
+        : globalThis.Array.isArray(object?.registry_auth)
+        ? object.registry_auth.map((e: any) => RegistryAuth.fromJSON(e))
+        : [],
+      secrets: globalThis.Array.isArray(object?.secrets) ? object.secrets.map((e: any) => SecretValue.fromJSON(e)) : [],
     };
   },
 
@@ -2173,6 +2258,12 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
     if (message.proxy !== undefined) {
       obj.proxy = ProxySpec.toJSON(message.proxy);
     }
+    if (message.registryAuth?.length) {
+      obj.registryAuth = message.registryAuth.map((e) => RegistryAuth.toJSON(e));
+    }
+    if (message.secrets?.length) {
+      obj.secrets = message.secrets.map((e) => SecretValue.toJSON(e));
+    }
     return obj;
   },
 
@@ -2187,6 +2278,281 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
     message.services = object.services?.map((e) => ServiceSpec.fromPartial(e)) || [];
     message.proxy = (object.proxy !== undefined && object.proxy !== null)
       ? ProxySpec.fromPartial(object.proxy)
+      : undefined;
+    message.registryAuth = object.registryAuth?.map((e) => RegistryAuth.fromPartial(e)) || [];
+    message.secrets = object.secrets?.map((e) => SecretValue.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSecretRef(): SecretRef {
+  return { name: "", fingerprint: "" };
+}
+
+export const SecretRef: MessageFns<SecretRef> = {
+  encode(message: SecretRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.fingerprint !== "") {
+      writer.uint32(18).string(message.fingerprint);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SecretRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSecretRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fingerprint = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SecretRef {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      fingerprint: isSet(object.fingerprint) ? globalThis.String(object.fingerprint) : "",
+    };
+  },
+
+  toJSON(message: SecretRef): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.fingerprint !== "") {
+      obj.fingerprint = message.fingerprint;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SecretRef>, I>>(base?: I): SecretRef {
+    return SecretRef.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SecretRef>, I>>(object: I): SecretRef {
+    const message = createBaseSecretRef();
+    message.name = object.name ?? "";
+    message.fingerprint = object.fingerprint ?? "";
+    return message;
+  },
+};
+
+function createBaseSecretValue(): SecretValue {
+  return { name: "", fingerprint: "", value: Buffer.alloc(0) };
+}
+
+export const SecretValue: MessageFns<SecretValue> = {
+  encode(message: SecretValue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.fingerprint !== "") {
+      writer.uint32(18).string(message.fingerprint);
+    }
+    if (message.value.length !== 0) {
+      writer.uint32(26).bytes(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SecretValue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSecretValue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fingerprint = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.value = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SecretValue {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      fingerprint: isSet(object.fingerprint) ? globalThis.String(object.fingerprint) : "",
+      value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: SecretValue): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.fingerprint !== "") {
+      obj.fingerprint = message.fingerprint;
+    }
+    if (message.value.length !== 0) {
+      obj.value = base64FromBytes(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SecretValue>, I>>(base?: I): SecretValue {
+    return SecretValue.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SecretValue>, I>>(object: I): SecretValue {
+    const message = createBaseSecretValue();
+    message.name = object.name ?? "";
+    message.fingerprint = object.fingerprint ?? "";
+    message.value = object.value ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseRegistryAuth(): RegistryAuth {
+  return { registry: "", secret: undefined };
+}
+
+export const RegistryAuth: MessageFns<RegistryAuth> = {
+  encode(message: RegistryAuth, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.registry !== "") {
+      writer.uint32(10).string(message.registry);
+    }
+    if (message.secret !== undefined) {
+      SecretRef.encode(message.secret, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RegistryAuth {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRegistryAuth();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.registry = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.secret = SecretRef.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RegistryAuth {
+    return {
+      registry: isSet(object.registry) ? globalThis.String(object.registry) : "",
+      secret: isSet(object.secret) ? SecretRef.fromJSON(object.secret) : undefined,
+    };
+  },
+
+  toJSON(message: RegistryAuth): unknown {
+    const obj: any = {};
+    if (message.registry !== "") {
+      obj.registry = message.registry;
+    }
+    if (message.secret !== undefined) {
+      obj.secret = SecretRef.toJSON(message.secret);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RegistryAuth>, I>>(base?: I): RegistryAuth {
+    return RegistryAuth.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RegistryAuth>, I>>(object: I): RegistryAuth {
+    const message = createBaseRegistryAuth();
+    message.registry = object.registry ?? "";
+    message.secret = (object.secret !== undefined && object.secret !== null)
+      ? SecretRef.fromPartial(object.secret)
       : undefined;
     return message;
   },
@@ -2348,6 +2714,8 @@ function createBaseProxySpec(): ProxySpec {
     tlsCertFile: "",
     tlsKeyFile: "",
     apiKeysFile: "",
+    tlsSecret: undefined,
+    apiKeysSecret: undefined,
   };
 }
 
@@ -2379,6 +2747,12 @@ export const ProxySpec: MessageFns<ProxySpec> = {
     }
     if (message.apiKeysFile !== "") {
       writer.uint32(74).string(message.apiKeysFile);
+    }
+    if (message.tlsSecret !== undefined) {
+      SecretRef.encode(message.tlsSecret, writer.uint32(82).fork()).join();
+    }
+    if (message.apiKeysSecret !== undefined) {
+      SecretRef.encode(message.apiKeysSecret, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -2468,6 +2842,22 @@ export const ProxySpec: MessageFns<ProxySpec> = {
             message.apiKeysFile = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.tlsSecret = SecretRef.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.apiKeysSecret = SecretRef.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2519,6 +2909,16 @@ export const ProxySpec: MessageFns<ProxySpec> = {
         : isSet(object.api_keys_file)
         ? globalThis.String(object.api_keys_file)
         : "",
+      tlsSecret: isSet(object.tlsSecret)
+        ? SecretRef.fromJSON(object.tlsSecret)
+        : isSet(object.tls_secret)
+        ? SecretRef.fromJSON(object.tls_secret)
+        : undefined,
+      apiKeysSecret: isSet(object.apiKeysSecret)
+        ? SecretRef.fromJSON(object.apiKeysSecret)
+        : isSet(object.api_keys_secret)
+        ? SecretRef.fromJSON(object.api_keys_secret)
+        : undefined,
     };
   },
 
@@ -2551,6 +2951,12 @@ export const ProxySpec: MessageFns<ProxySpec> = {
     if (message.apiKeysFile !== "") {
       obj.apiKeysFile = message.apiKeysFile;
     }
+    if (message.tlsSecret !== undefined) {
+      obj.tlsSecret = SecretRef.toJSON(message.tlsSecret);
+    }
+    if (message.apiKeysSecret !== undefined) {
+      obj.apiKeysSecret = SecretRef.toJSON(message.apiKeysSecret);
+    }
     return obj;
   },
 
@@ -2568,6 +2974,12 @@ export const ProxySpec: MessageFns<ProxySpec> = {
     message.tlsCertFile = object.tlsCertFile ?? "";
     message.tlsKeyFile = object.tlsKeyFile ?? "";
     message.apiKeysFile = object.apiKeysFile ?? "";
+    message.tlsSecret = (object.tlsSecret !== undefined && object.tlsSecret !== null)
+      ? SecretRef.fromPartial(object.tlsSecret)
+      : undefined;
+    message.apiKeysSecret = (object.apiKeysSecret !== undefined && object.apiKeysSecret !== null)
+      ? SecretRef.fromPartial(object.apiKeysSecret)
+      : undefined;
     return message;
   },
 };
@@ -2725,6 +3137,7 @@ function createBaseServiceSpec(): ServiceSpec {
     modelSha256: undefined,
     health: undefined,
     engine: undefined,
+    secretEnv: {},
   };
 }
 
@@ -2772,6 +3185,9 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     if (message.engine !== undefined) {
       EngineSpec.encode(message.engine, writer.uint32(114).fork()).join();
     }
+    globalThis.Object.entries(message.secretEnv).forEach(([key, value]: [string, SecretRef]) => {
+      ServiceSpec_SecretEnvEntry.encode({ key: key as any, value }, writer.uint32(122).fork()).join();
+    });
     return writer;
   },
 
@@ -2903,6 +3319,17 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
             message.engine = EngineSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            const entry15 = ServiceSpec_SecretEnvEntry.decode(reader, reader.uint32());
+            if (entry15.value !== undefined) {
+              message.secretEnv[entry15.key] = entry15.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2956,6 +3383,33 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
         : undefined,
       health: isSet(object.health) ? HealthSpec.fromJSON(object.health) : undefined,
       engine: isSet(object.engine) ? EngineSpec.fromJSON(object.engine) : undefined,
+      secretEnv: isObject(object.secretEnv)
+        ? (globalThis.Object.entries(object.secretEnv) as [string, any][]).reduce(
+          (acc: { [key: string]: SecretRef }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: SecretRef.fromJSON(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.secret_env)
+        ? (globalThis.Object.entries(object.secret_env) as [string, any][]).reduce(
+          (acc: { [key: string]: SecretRef }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: SecretRef.fromJSON(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -3009,6 +3463,15 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     if (message.engine !== undefined) {
       obj.engine = EngineSpec.toJSON(message.engine);
     }
+    if (message.secretEnv) {
+      const entries = globalThis.Object.entries(message.secretEnv) as [string, SecretRef][];
+      if (entries.length > 0) {
+        obj.secretEnv = {};
+        entries.forEach(([k, v]) => {
+          obj.secretEnv[k] = SecretRef.toJSON(v);
+        });
+      }
+    }
     return obj;
   },
 
@@ -3043,6 +3506,15 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     message.engine = (object.engine !== undefined && object.engine !== null)
       ? EngineSpec.fromPartial(object.engine)
       : undefined;
+    message.secretEnv = (globalThis.Object.entries(object.secretEnv ?? {}) as [string, SecretRef][]).reduce(
+      (acc: { [key: string]: SecretRef }, [key, value]: [string, SecretRef]) => {
+        if (value !== undefined) {
+          acc[key] = SecretRef.fromPartial(value);
+        }
+        return acc;
+      },
+      {},
+    );
     return message;
   },
 };
@@ -3132,8 +3604,95 @@ export const ServiceSpec_EnvEntry: MessageFns<ServiceSpec_EnvEntry> = {
   },
 };
 
+function createBaseServiceSpec_SecretEnvEntry(): ServiceSpec_SecretEnvEntry {
+  return { key: "", value: undefined };
+}
+
+export const ServiceSpec_SecretEnvEntry: MessageFns<ServiceSpec_SecretEnvEntry> = {
+  encode(message: ServiceSpec_SecretEnvEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== undefined) {
+      SecretRef.encode(message.value, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServiceSpec_SecretEnvEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServiceSpec_SecretEnvEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = SecretRef.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ServiceSpec_SecretEnvEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? SecretRef.fromJSON(object.value) : undefined,
+    };
+  },
+
+  toJSON(message: ServiceSpec_SecretEnvEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== undefined) {
+      obj.value = SecretRef.toJSON(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ServiceSpec_SecretEnvEntry>, I>>(base?: I): ServiceSpec_SecretEnvEntry {
+    return ServiceSpec_SecretEnvEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ServiceSpec_SecretEnvEntry>, I>>(object: I): ServiceSpec_SecretEnvEntry {
+    const message = createBaseServiceSpec_SecretEnvEntry();
+    message.key = object.key ?? "";
+    message.value = (object.value !== undefined && object.value !== null)
+      ? SecretRef.fromPartial(object.value)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseEngineSpec(): EngineSpec {
-  return { image: "", env: {}, command: [], port: 0, volumes: [], health: undefined };
+  return { image: "", env: {}, command: [], port: 0, volumes: [], health: undefined, secretEnv: {} };
 }
 
 export const EngineSpec: MessageFns<EngineSpec> = {
@@ -3156,6 +3715,9 @@ export const EngineSpec: MessageFns<EngineSpec> = {
     if (message.health !== undefined) {
       HealthSpec.encode(message.health, writer.uint32(50).fork()).join();
     }
+    globalThis.Object.entries(message.secretEnv).forEach(([key, value]: [string, SecretRef]) => {
+      EngineSpec_SecretEnvEntry.encode({ key: key as any, value }, writer.uint32(58).fork()).join();
+    });
     return writer;
   },
 
@@ -3223,6 +3785,17 @@ export const EngineSpec: MessageFns<EngineSpec> = {
             message.health = HealthSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            const entry7 = EngineSpec_SecretEnvEntry.decode(reader, reader.uint32());
+            if (entry7.value !== undefined) {
+              message.secretEnv[entry7.key] = entry7.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3256,6 +3829,33 @@ export const EngineSpec: MessageFns<EngineSpec> = {
       port: isSet(object.port) ? globalThis.Number(object.port) : 0,
       volumes: globalThis.Array.isArray(object?.volumes) ? object.volumes.map((e: any) => globalThis.String(e)) : [],
       health: isSet(object.health) ? HealthSpec.fromJSON(object.health) : undefined,
+      secretEnv: isObject(object.secretEnv)
+        ? (globalThis.Object.entries(object.secretEnv) as [string, any][]).reduce(
+          (acc: { [key: string]: SecretRef }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: SecretRef.fromJSON(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.secret_env)
+        ? (globalThis.Object.entries(object.secret_env) as [string, any][]).reduce(
+          (acc: { [key: string]: SecretRef }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: SecretRef.fromJSON(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -3285,6 +3885,15 @@ export const EngineSpec: MessageFns<EngineSpec> = {
     if (message.health !== undefined) {
       obj.health = HealthSpec.toJSON(message.health);
     }
+    if (message.secretEnv) {
+      const entries = globalThis.Object.entries(message.secretEnv) as [string, SecretRef][];
+      if (entries.length > 0) {
+        obj.secretEnv = {};
+        entries.forEach(([k, v]) => {
+          obj.secretEnv[k] = SecretRef.toJSON(v);
+        });
+      }
+    }
     return obj;
   },
 
@@ -3309,6 +3918,15 @@ export const EngineSpec: MessageFns<EngineSpec> = {
     message.health = (object.health !== undefined && object.health !== null)
       ? HealthSpec.fromPartial(object.health)
       : undefined;
+    message.secretEnv = (globalThis.Object.entries(object.secretEnv ?? {}) as [string, SecretRef][]).reduce(
+      (acc: { [key: string]: SecretRef }, [key, value]: [string, SecretRef]) => {
+        if (value !== undefined) {
+          acc[key] = SecretRef.fromPartial(value);
+        }
+        return acc;
+      },
+      {},
+    );
     return message;
   },
 };
@@ -3394,6 +4012,93 @@ export const EngineSpec_EnvEntry: MessageFns<EngineSpec_EnvEntry> = {
     const message = createBaseEngineSpec_EnvEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseEngineSpec_SecretEnvEntry(): EngineSpec_SecretEnvEntry {
+  return { key: "", value: undefined };
+}
+
+export const EngineSpec_SecretEnvEntry: MessageFns<EngineSpec_SecretEnvEntry> = {
+  encode(message: EngineSpec_SecretEnvEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== undefined) {
+      SecretRef.encode(message.value, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EngineSpec_SecretEnvEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEngineSpec_SecretEnvEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = SecretRef.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EngineSpec_SecretEnvEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? SecretRef.fromJSON(object.value) : undefined,
+    };
+  },
+
+  toJSON(message: EngineSpec_SecretEnvEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== undefined) {
+      obj.value = SecretRef.toJSON(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EngineSpec_SecretEnvEntry>, I>>(base?: I): EngineSpec_SecretEnvEntry {
+    return EngineSpec_SecretEnvEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EngineSpec_SecretEnvEntry>, I>>(object: I): EngineSpec_SecretEnvEntry {
+    const message = createBaseEngineSpec_SecretEnvEntry();
+    message.key = object.key ?? "";
+    message.value = (object.value !== undefined && object.value !== null)
+      ? SecretRef.fromPartial(object.value)
+      : undefined;
     return message;
   },
 };
@@ -6996,6 +7701,14 @@ export const AgentServiceClient = makeGenericClientConstructor(
   service: typeof AgentServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 function floatToJson(value: number | null | undefined): number | string | null | undefined {
   return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;

@@ -376,6 +376,8 @@ test('a paused, dead or removing container of the right spec is replaced, not st
           name: 'dep',
           revision: 1,
           revisionHash: 'h',
+          registryAuth: [],
+          secrets: [],
           services: [serviceSpec({ name: 'web', image: 'img:1', port: 0 })],
         },
       ],

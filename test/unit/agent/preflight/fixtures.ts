@@ -16,7 +16,7 @@ export function svc(over: Partial<ServiceSpec> = {}): ServiceSpec {
 }
 
 export function dep(name: string, services: ServiceSpec[]): DeploymentSpec {
-  return { name, revision: 1, revisionHash: `rh-${name}`, services };
+  return { name, revision: 1, revisionHash: `rh-${name}`, services, registryAuth: [], secrets: [] };
 }
 
 export function desired(deployments: DeploymentSpec[], version = 'v1'): DesiredState {

@@ -9,7 +9,7 @@ import { serviceSpec } from '../../../helpers/service-spec.js';
 const NODE = 'n1';
 const state = (services = [serviceSpec()]): DesiredState => ({
   version: 'v',
-  deployments: [{ name: 'dep', revision: 2, revisionHash: 'h', services }],
+  deployments: [{ name: 'dep', revision: 2, revisionHash: 'h', services, registryAuth: [], secrets: [] }],
 });
 
 function running(

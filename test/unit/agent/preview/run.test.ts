@@ -23,6 +23,8 @@ const state = (tag: string, p: ProxySpec | undefined, over = {}): DesiredState =
       name: 'dep',
       revision: 2,
       revisionHash: 'h',
+      registryAuth: [],
+      secrets: [],
       services: [serviceSpec({ image: IMG(tag), ...over })],
       ...(p ? { proxy: p } : {}),
     },

@@ -27,6 +27,8 @@ function desired(over: Partial<ServiceSpec> = {}, version = 'v1', revision = 1):
         name: 'web',
         revision,
         revisionHash: `rh${revision}`,
+        registryAuth: [],
+        secrets: [],
         services: [serviceSpec({ name: 'web', image: IMAGE, ...over })],
       },
     ],

@@ -14,6 +14,8 @@ const STATE: DesiredState = {
       name: 'dep',
       revision: 1,
       revisionHash: 'h',
+      registryAuth: [],
+      secrets: [],
       services: [
         serviceSpec({
           name: 'api',

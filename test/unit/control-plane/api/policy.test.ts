@@ -9,6 +9,8 @@ import { type Role, roleBelow } from '../../../../control-plane/src/auth/api-tok
 import { Deployer } from '../../../../control-plane/src/deployer.js';
 import { createControlPlaneMetrics } from '../../../../control-plane/src/metrics.js';
 import { JoinTokens } from '../../../../control-plane/src/pki/join-token.js';
+import { Keyring } from '../../../../control-plane/src/secrets/keyring.js';
+import { Secrets } from '../../../../control-plane/src/secrets/service.js';
 import { AgentServiceService } from '../../../../proto/gen/fleet/v1/agent.js';
 import { bearer, freshStores, tokenFor } from '../fixtures.js';
 
@@ -47,6 +49,7 @@ async function rig(opts: { routes?: FastifyPluginAsync<RouteDeps>[]; rateLimitPe
     connectedAgents: () => 0,
     metrics,
     joinTokens,
+    secrets: new Secrets(store, new Keyring(randomBytes(32))),
     ...opts,
   });
   await app.ready();
