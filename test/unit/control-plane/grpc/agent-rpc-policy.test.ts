@@ -11,14 +11,15 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { createCsr, nodeKeyFromPem } from '../../../../agent/src/enroll/keys.js';
 import { parseJoinToken } from '../../../../common/join-token.js';
+import { KEY_ALGORITHM, x509 } from '../../../../common/pki.js';
 import { AGENT_RPC_POLICY } from '../../../../control-plane/src/grpc/agent-service.js';
-import { loadCa } from '../../../../control-plane/src/pki/ca.js';
+import { type Ca, loadCa } from '../../../../control-plane/src/pki/ca.js';
 import { type RunningServer, runServer } from '../../../../control-plane/src/server.js';
 import { AgentServiceClient, type ControlMessage } from '../../../../proto/gen/fleet/v1/agent.js';
 import { createJoinToken, enrollNode } from '../../../helpers/agent-tls.js';
 import { agentCert, deps, newCa, nodeCsr } from '../pki/rig.js';
 
-type Caller = 'none' | 'agent' | 'server-role' | 'other-ca' | 'expired';
+type Caller = 'none' | 'agent' | 'user-role' | 'server-role' | 'other-ca' | 'expired';
 type Rpc = 'getCa' | 'enroll' | 'renew' | 'connect';
 type Outcome = 'OK' | keyof typeof grpc.status;
 
@@ -26,14 +27,24 @@ type Outcome = 'OK' | keyof typeof grpc.status;
  * The table under test: every RPC × every kind of caller. A server-role certificate, a foreign or
  * an expired one fail OpenSSL's verification (purpose clientAuth, chain, validity), so grpc-js
  * shows the call no certificate at all: UNAUTHENTICATED. A certificate that verifies but may not
- * act (another node, another key) is PERMISSION_DENIED (server.test.ts, e2e enrollment).
+ * act (another node, another key) is PERMISSION_DENIED (server.test.ts, e2e enrollment). A "user"
+ * certificate from the right CA, valid for client auth and naming the agent's node, passes TLS but
+ * names no agent: UNAUTHENTICATED (Nomad CVE-2020-7956: the right CA is not the right role).
  */
 const EXPECTED: Record<Rpc, Record<Caller, Outcome>> = {
-  getCa: { none: 'OK', agent: 'OK', 'server-role': 'OK', 'other-ca': 'OK', expired: 'OK' },
-  enroll: { none: 'OK', agent: 'OK', 'server-role': 'OK', 'other-ca': 'OK', expired: 'OK' },
+  getCa: { none: 'OK', agent: 'OK', 'user-role': 'OK', 'server-role': 'OK', 'other-ca': 'OK', expired: 'OK' },
+  enroll: {
+    none: 'OK',
+    agent: 'OK',
+    'user-role': 'OK',
+    'server-role': 'OK',
+    'other-ca': 'OK',
+    expired: 'OK',
+  },
   renew: {
     none: 'UNAUTHENTICATED',
     agent: 'OK',
+    'user-role': 'UNAUTHENTICATED',
     'server-role': 'UNAUTHENTICATED',
     'other-ca': 'UNAUTHENTICATED',
     expired: 'UNAUTHENTICATED',
@@ -41,11 +52,38 @@ const EXPECTED: Record<Rpc, Record<Caller, Outcome>> = {
   connect: {
     none: 'UNAUTHENTICATED',
     agent: 'OK',
+    'user-role': 'UNAUTHENTICATED',
     'server-role': 'UNAUTHENTICATED',
     'other-ca': 'UNAUTHENTICATED',
     expired: 'UNAUTHENTICATED',
   },
 };
+
+/**
+ * A certificate from the control plane's own CA that passes TLS client verification (clientAuth
+ * EKU, in date) but whose role URI says `user`, not `agent`: what an operator's client
+ * certificate would look like if users were given certificates.
+ */
+async function userRoleCert(ca: Ca, node: string) {
+  const n = await nodeCsr();
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: '0badc0de01',
+    subject: [{ CN: [node] }, { OU: ['user'] }, { O: ['fleet'] }],
+    issuer: ca.cert.subjectName,
+    publicKey: n.keys.publicKey,
+    signingKey: ca.signingKey,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 3_600_000),
+    signingAlgorithm: KEY_ALGORITHM,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `fleet://user/${node}` }], false),
+    ],
+  });
+  return { cert: cert.toString('pem'), key: n.keyPem };
+}
 
 interface Holder {
   node: string;
@@ -79,6 +117,7 @@ describe('agent RPCs: certificate role × RPC (real mutual TLS)', () => {
       'policy-agent',
       deps(() => past),
     );
+    holders['user-role'] = { node: 'policy-agent', ...(await userRoleCert(ca, 'policy-agent')) };
     holders.none = { node: 'policy-agent' };
     holders.agent = { node: 'policy-agent', cert: agent.certPem, key: agent.keyPem };
     holders['server-role'] = {
