@@ -45,6 +45,10 @@ describe('playbooks/dev.yaml through fleet', { timeout: 180_000 }, () => {
     await cluster.startServer();
     cluster.startAgent(NODE, { role: 'dev' });
     await cluster.nodeConnected(NODE);
+    // As the quickstart does: the API key nginx asks for comes from a secret.
+    const key = `dev-key-${process.pid}-0123456789`;
+    const set = await cluster.cli('secret', 'set', 'dev-api-keys', '--from-literal', key);
+    assert.equal(set.code, 0, set.stderr);
     const r = await cluster.cli('apply', cluster.playbook('dev.yaml', yaml), '--wait', '--timeout', '120s');
     assert.equal(r.code, 0, r.stderr);
     const [c] = (await managedContainers(NODE)).filter((x) => x.Labels['fleet.service'] === 'telechat');
@@ -61,7 +65,7 @@ describe('playbooks/dev.yaml through fleet', { timeout: 180_000 }, () => {
       async () => {
         const res = await fetch(`http://127.0.0.1:${port}/telechat/gptDialog/v4`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
           body: JSON.stringify({ dialog: [{ role: 'user', content: 'hello' }], max_length: 8 }),
         });
         return res.status === 200 ? ((await res.json()) as { role: string; content: string }) : undefined;
@@ -71,6 +75,8 @@ describe('playbooks/dev.yaml through fleet', { timeout: 180_000 }, () => {
     );
     assert.equal(body?.role, 'bot');
     assert.ok(body?.content);
+    const unkeyed = await fetch(`http://127.0.0.1:${port}/telechat/gptDialog/v4`, { method: 'POST' });
+    assert.equal(unkeyed.status, 401, 'without the key nginx refuses');
     // fleet status says healthy: the probe passed.
     const status = await cluster.cliJson<{
       nodes: { services: { state: string; containers: { health: string }[] }[] }[];
