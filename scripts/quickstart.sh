@@ -62,6 +62,13 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
+# nginx asks for an API key: one generated once into .fleet/dev-api-key (0600) and stored as the
+# secret dev-api-keys that playbooks/dev.yaml names (setting the same value again changes nothing).
+if [ ! -s "$STATE/dev-api-key" ]; then
+  (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$STATE/dev-api-key")
+fi
+fleet secret set dev-api-keys --from-file "$STATE/dev-api-key"
+
 log "fleet apply playbooks/dev.yaml"
 # fleet apply follows the rollout: it returns once the agent's probe found the model server healthy
 # (for min_healthy_time) and nginx routes to it.
@@ -73,12 +80,16 @@ cat <<TXT
 fleet is running: control plane on http://$API, one agent (node '$NODE'), deployment 'dev':
 the model server behind the nginx the agent runs on http://127.0.0.1:18070.
 
-Try (a tiny random-weight model: the words are nonsense, the tokens are real):
-  curl -N http://127.0.0.1:18070/telechat/gptDialog/v2 -H 'content-type: application/json' \\
-    -d '{"dialog": [{"role": "user", "content": "Hello"}], "max_length": 64}'
-  curl http://127.0.0.1:18070/v1/chat/completions -H 'content-type: application/json' \\
+Try (a tiny random-weight model: the words are nonsense, the tokens are real; nginx asks for the
+API key in .fleet/dev-api-key, kept by the control plane as the secret dev-api-keys):
+  KEY=\$(cat .fleet/dev-api-key)
+  curl -N http://127.0.0.1:18070/telechat/gptDialog/v2 -H "authorization: Bearer \$KEY" \\
+    -H 'content-type: application/json' -d '{"dialog": [{"role": "user", "content": "Hello"}], "max_length": 64}'
+  curl http://127.0.0.1:18070/v1/chat/completions -H "authorization: Bearer \$KEY" \\
+    -H 'content-type: application/json' \\
     -d '{"model": "tiny", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 32}'
-  curl http://127.0.0.1:18070/health             # nginx forwards it to a healthy replica
+  curl http://127.0.0.1:18070/health             # no key needed: nginx forwards it to a healthy replica
+  fleet secret list                             # names, sizes, users of each secret; never values
   fleet status dev                              # state, probe health, restarts per node and service
   fleet apply playbooks/dev.yaml --check        # edit dev.yaml first to see a plan
   fleet status dev -o json
