@@ -86,6 +86,12 @@ export interface ApplyOptions {
   localUser?: string;
   /** A rollback: the revision it rolls back from (its rollout's kind is then 'rollback'). */
   rolledBackFrom?: number;
+  /**
+   * A rollback: the secret versions its target revision pinned. Each one still stored replaces the
+   * current version, so going back restores the old certificate or key too (as an automatic
+   * rollback, which copies the stable revision, does).
+   */
+  secretPins?: Record<string, string>;
 }
 
 /** What tests and the wiring may set; everything has a default. */
@@ -125,7 +131,7 @@ export class Deployer {
   apply(source: string, file: string, check: boolean, opts: ApplyOptions = {}): ApplyResult {
     const parsed = parsePlaybook(source, file, this.parseOptions);
     if (!parsed.ok) return { ok: false, reason: 'invalid', errors: parsed.errors };
-    const playbook = parsed.playbook;
+    const playbook = this.repin(parsed.playbook, opts.secretPins);
     const nodes = this.store.nodes.list();
     const matched = matchHosts(playbook.hosts, nodes);
     if (matched.length === 0) {
@@ -265,6 +271,15 @@ export class Deployer {
       batches: batches(a.matched, policy.serial),
     });
     return { revision, touched: leaving, rollout };
+  }
+
+  /** `pins` in place of the current versions, for the secrets it names that are still stored. */
+  private repin(playbook: Playbook, pins: Record<string, string> | undefined): Playbook {
+    if (!pins || !playbook.secret_pins) return playbook;
+    const next = { ...playbook.secret_pins };
+    for (const [name, fp] of Object.entries(pins))
+      if (name in next && this.store.secrets.sealed(name, fp) !== undefined) next[name] = fp;
+    return { ...playbook, secret_pins: next };
   }
 
   /** Where a rollback goes: the newest stable revision; one from before rollouts existed counts. */

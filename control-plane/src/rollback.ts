@@ -56,6 +56,7 @@ export function rollback(
     appliedBy: opts.appliedBy,
     localUser: opts.localUser,
     rolledBackFrom: current.revision,
+    ...(target.spec.secret_pins ? { secretPins: target.spec.secret_pins } : {}),
   });
   return applied.ok ? { ...applied, to: target.revision } : applied;
 }

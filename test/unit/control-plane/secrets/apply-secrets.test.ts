@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import type { ApplyResult } from '../../../../control-plane/src/deployer.js';
 import { Deployer } from '../../../../control-plane/src/deployer.js';
 import { DesiredStates } from '../../../../control-plane/src/desired/cache.js';
+import { rollback } from '../../../../control-plane/src/rollback.js';
 import { Keyring } from '../../../../control-plane/src/secrets/keyring.js';
 import { Secrets } from '../../../../control-plane/src/secrets/service.js';
 import { selfSignedPair } from '../../../helpers/tls-pair.js';
@@ -103,6 +104,20 @@ describe('secrets at apply', () => {
         ['secret.created', 't'],
       ],
     );
+  });
+
+  test('a rollback delivers the secret versions its target pinned, where they are still stored', () => {
+    const { store, secrets, deployer } = setup();
+    const one = secrets.set('hf-token', Buffer.from('one'), 't');
+    ok(deployer.apply(PLAYBOOK(), 'web.yml', false));
+    secrets.set('hf-token', Buffer.from('two'), 't');
+    ok(deployer.apply(PLAYBOOK(), 'web.yml', false));
+    const back = rollback(store, deployer, 'web', { to: 1 });
+    assert.ok(back.ok, JSON.stringify(back));
+    assert.equal(back.revision, 3);
+    assert.ok(one.ok);
+    assert.deepEqual(store.deployments.current('web')!.spec.secret_pins, { 'hf-token': one.fingerprint });
+    assert.equal(store.deployments.current('web')!.hash, store.deployments.revision('web', 1)!.hash);
   });
 
   test('a TLS reference needs a certificate with its key; a registry one needs user:password', () => {
