@@ -74,8 +74,9 @@ export function agentUnit(entry: Pick<FleetEntry, 'node' | 'fleetJs'>): UnitSpec
         'AF_UNIX AF_INET AF_INET6 AF_NETLINK',
         "Unix: Docker's socket (connect works through the read-only /run). IP: the control plane,\nprobes, metrics. Netlink: the host's network interfaces for facts.",
       ),
+      absent('PrivateDevices= absent: nvidia-smi needs /dev/nvidia*.'),
       absent(
-        'PrivateDevices= absent: nvidia-smi needs /dev/nvidia*. ProtectClock= absent: on systemd\nbefore 252 it implies a device allow-list that would close /dev/nvidia* too (systemd#18142);\nthe SystemCallFilter above already refuses setting the clock.',
+        'ProtectClock= absent: on systemd before 252 it implies a device allow-list that closes\n/dev/nvidia* too (systemd#18142); the SystemCallFilter above already refuses setting the clock.',
       ),
       absent(
         'ProtectProc= absent: the agent maps GPU processes to containers through /proc/PID/cgroup,\nand those processes belong to other users.',

@@ -70,11 +70,15 @@ export function entryProblems(entry: FleetEntry, othersMustRead: boolean): strin
         `${what} is under ${hidden} (${p}), which the service's sandbox hides (ProtectHome=, PrivateTmp=): install fleet elsewhere, e.g. /opt/fleet`,
       );
   }
-  if (othersMustRead && problems.length === 0) problems.push(...unreadable(entry));
+  if (othersMustRead && problems.length === 0) problems.push(...unreadableByOthers(entry));
   return problems;
 }
 
-function unreadable(entry: FleetEntry): string[] {
+/**
+ * What a user other than the owner could not read or enter on the way to Node, bin/fleet.js,
+ * dist/ and node_modules/ (each followed through links): every folder from / down, and the ends.
+ */
+export function unreadableByOthers(entry: FleetEntry): string[] {
   const wanted: Array<[string, 'dir' | 'file' | 'exec']> = [
     [entry.node, 'exec'],
     [entry.fleetJs, 'file'],

@@ -142,7 +142,7 @@ export interface EnvEntry {
  * no quotes, backslashes, `$` or newlines. Everything fleet writes there passes its own stricter
  * check first; this is the last guard against a line that means something else to systemd.
  */
-const SAFE_ENV_VALUE = /^[A-Za-z0-9._/:,=@+[\]-]*( [A-Za-z0-9._/:,=@+[\]-]+)*$/;
+const SAFE_ENV_VALUE = /^$|^[A-Za-z0-9._/:,=@+[\]-]+( [A-Za-z0-9._/:,=@+[\]-]+)*$/;
 
 /** The env file's text. Throws on a value that systemd would read differently from what was meant. */
 export function renderEnvFile(header: readonly string[], entries: readonly EnvEntry[]): string {
