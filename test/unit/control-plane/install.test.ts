@@ -19,7 +19,7 @@ describe('the control plane unit', () => {
   test('runs this checkout as its own dynamic user, DATA_DIR as its state directory', () => {
     assert.equal(
       service(u, 'ExecStart'),
-      '/usr/bin/node /opt/fleet/bin/fleet.js server --data-dir /var/lib/fleet --listen ${FLEET_LISTEN} --grpc-listen ${FLEET_GRPC_LISTEN} --tls-name ${FLEET_TLS_NAMES} --volume-roots ${FLEET_VOLUME_ROOTS} $FLEET_SERVER_ARGS',
+      `/usr/bin/node /opt/fleet/bin/fleet.js server --data-dir /var/lib/fleet --listen \${FLEET_LISTEN} --grpc-listen \${FLEET_GRPC_LISTEN} --tls-name \${FLEET_TLS_NAMES} --volume-roots \${FLEET_VOLUME_ROOTS} $FLEET_SERVER_ARGS`,
     );
     assert.equal(service(u, 'DynamicUser'), 'yes');
     assert.equal(service(u, 'StateDirectory'), 'fleet');
