@@ -115,6 +115,19 @@ function isEnabled(root: string, unit: string): string {
   return spawnSync('systemctl', [`--root=${root}`, 'is-enabled', unit], { encoding: 'utf8' }).stdout.trim();
 }
 
+/** `fleet agent install` into `root` with a valid address and token, then `extra` (later flags win). */
+const agentInstall = (root: string, ...extra: string[]) => [
+  'agent',
+  'install',
+  '--server',
+  'cp:7443',
+  '--join-token',
+  TOKEN,
+  '--root',
+  root,
+  ...extra,
+];
+
 const mode = (p: string) => (lstatSync(p).mode & 0o777).toString(8);
 
 describe('hardened systemd units: install and uninstall on a scratch root', { timeout: 120_000 }, () => {
@@ -274,25 +287,14 @@ describe('hardened systemd units: install and uninstall on a scratch root', { ti
 
   test('an existing unit: refused without --force, replaced with it', () => {
     const root = fresh();
-    const args = [
-      'agent',
-      'install',
-      '--server',
-      'cp:7443',
-      '--join-token',
-      TOKEN,
-      '--node',
-      'a',
-      '--root',
-      root,
-    ];
+    const args = agentInstall(root, '--node', 'a');
     exits(fleet(args), 0);
     const installed = snapshot(root);
     const again = fleet(args);
     exits(again, 2);
     assert.match(again.stderr, /fleet-agent.service already exists: pass --force/);
     assert.deepEqual(snapshot(root), installed);
-    exits(fleet([...args.slice(0, 7), 'b', '--root', root, '--force']), 0);
+    exits(fleet(agentInstall(root, '--node', 'b', '--force')), 0);
     assert.match(readFileSync(join(root, 'etc/fleet/agent.env'), 'utf8'), /^FLEET_NODE=b$/m);
     exits(fleet(['agent', 'uninstall', '--root', root]), 0);
   });
@@ -301,17 +303,7 @@ describe('hardened systemd units: install and uninstall on a scratch root', { ti
     const root = scratchRoot();
     roots.push(root);
     const seeded = snapshot(root);
-    const agent = (...extra: string[]) => [
-      'agent',
-      'install',
-      '--server',
-      'cp:7443',
-      '--join-token',
-      TOKEN,
-      '--root',
-      root,
-      ...extra,
-    ];
+    const agent = (...extra: string[]) => agentInstall(root, ...extra);
     const cases: [string, string[], { env?: Record<string, string>; uid?: number }, number, RegExp][] = [
       ['a server without a port', agent('--server', 'cp'), {}, 2, /invalid --server "cp" \(HOST:PORT/],
       ['a bad label', agent('--label', 'a b'), {}, 1, /invalid label "a b"/],
