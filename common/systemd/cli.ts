@@ -86,6 +86,7 @@ export function addInstallCommands<O extends CommonInstall>(parent: Command, svc
       const unit = unitPath(svc.name);
       const facts = gatherFacts(root, [unit], entryProblems(entry, svc.dynamicUser));
       const steps = planInstall(files, { root, force: o.force, start: o.start !== false }, facts);
+      if (root) for (const p of facts.pathProblems) process.stderr.write(`warning: ${p}\n`);
       execute(steps, root, say);
       const outcome = { root, started: !root && o.start !== false, replaced: facts.exists.has(unit) };
       for (const line of svc.afterInstall(o, outcome)) say(line);

@@ -51,10 +51,12 @@ const HIDDEN = ['/home', '/root', '/run/user', '/tmp', '/var/tmp'];
 const under = (path: string, dir: string) => path === dir || path.startsWith(`${dir}/`);
 
 /**
- * Why the sandboxed service could not run `entry`: a path its ProtectHome=/PrivateTmp= hide, a path
- * systemd would need quoted, or (`othersMustRead`, for a service under its own dynamic user) a
- * folder or file on the way that others cannot read. Checks the entry points and the folders they
- * load from (dist/, node_modules/), not every file below them.
+ * Why the service could not, or should not, run `entry`: a path its ProtectHome=/PrivateTmp= hide, a
+ * path systemd would need quoted, code that users other than the owner could rewrite (they would
+ * run it as the service: root, for the agent), or (`othersMustRead`, for a service under its own
+ * dynamic user) a folder or file on the way that others cannot read. Checks the entry points and
+ * the folders they load from (dist/, node_modules/) with every folder above them, not every file
+ * below them.
  */
 export function entryProblems(entry: FleetEntry, othersMustRead: boolean): string[] {
   const problems: string[] = [];
@@ -70,16 +72,30 @@ export function entryProblems(entry: FleetEntry, othersMustRead: boolean): strin
         `${what} is under ${hidden} (${p}), which the service's sandbox hides (ProtectHome=, PrivateTmp=): install fleet elsewhere, e.g. /opt/fleet`,
       );
   }
-  if (othersMustRead && problems.length === 0) problems.push(...unreadableByOthers(entry));
+  if (problems.length === 0) problems.push(...accessProblems(entry, othersMustRead));
   return problems;
 }
 
+type Kind = 'dir' | 'file' | 'exec';
+
+/** One path's mode against what the service needs of it. */
+function modeProblem(p: string, kind: Kind, mode: number, othersMustRead: boolean): string | undefined {
+  const sticky = kind === 'dir' && (mode & 0o1000) !== 0;
+  if ((mode & 0o022) !== 0 && !sticky)
+    return `${p} is writable by group or others (mode ${(mode & 0o777).toString(8)}): whoever can write it would run code as the service; chmod go-w it`;
+  const bits = kind === 'file' ? 0o004 : 0o005;
+  if (othersMustRead && (mode & bits) !== bits)
+    return `${p} is not readable by other users (mode ${(mode & 0o777).toString(8)}); the service runs as its own dynamic user: chmod o+r${kind === 'file' ? '' : 'x'} it`;
+  return undefined;
+}
+
 /**
- * What a user other than the owner could not read or enter on the way to Node, bin/fleet.js,
- * dist/ and node_modules/ (each followed through links): every folder from / down, and the ends.
+ * Node, bin/fleet.js, dist/ and node_modules/ (each followed through links) and every folder from /
+ * down to them: none writable by group or others, and with `othersMustRead` each readable (and
+ * enterable) by others.
  */
-export function unreadableByOthers(entry: FleetEntry): string[] {
-  const wanted: Array<[string, 'dir' | 'file' | 'exec']> = [
+export function accessProblems(entry: FleetEntry, othersMustRead: boolean): string[] {
+  const wanted: Array<[string, Kind]> = [
     [entry.node, 'exec'],
     [entry.fleetJs, 'file'],
     [join(entry.checkout, 'dist'), 'dir'],
@@ -87,7 +103,7 @@ export function unreadableByOthers(entry: FleetEntry): string[] {
   ];
   const checked = new Set<string>();
   const problems: string[] = [];
-  const need = (p: string, kind: 'dir' | 'file' | 'exec') => {
+  const need = (p: string, kind: Kind) => {
     if (checked.has(p)) return;
     checked.add(p);
     let mode: number;
@@ -97,11 +113,8 @@ export function unreadableByOthers(entry: FleetEntry): string[] {
       problems.push(`${p} is missing (build the checkout first: npm ci && npm run build)`);
       return;
     }
-    const bits = kind === 'dir' ? 0o005 : kind === 'exec' ? 0o005 : 0o004;
-    if ((mode & bits) !== bits)
-      problems.push(
-        `${p} is not readable by other users (mode ${(mode & 0o777).toString(8)}); the service runs as its own dynamic user: chmod o+r${kind === 'file' ? '' : 'x'} it`,
-      );
+    const problem = modeProblem(p, kind, mode, othersMustRead);
+    if (problem) problems.push(problem);
   };
   for (const [p, kind] of wanted) {
     let real: string;

@@ -89,11 +89,14 @@ function checkHost(facts: HostFacts, root: string | undefined, verb: string) {
 
 /**
  * The steps of an install, or a refusal: not root, no systemctl, no running systemd (unless
- * --root), a path the sandbox would hide, or a unit that is already there (unless --force).
+ * --root), a path the sandbox would hide or others could rewrite (unless --root), or a unit that
+ * is already there (unless --force).
  */
 export function planInstall(files: ServiceFiles, req: InstallRequest, facts: HostFacts): Step[] {
   checkHost(facts, req.root, `fleet ${files.name.replace(/^fleet-/, '')} install`);
-  if (facts.pathProblems.length > 0) throw new CliError(facts.pathProblems.join('\n'), 1);
+  // Under --root the unit is for another system, whose layout this one cannot vouch for: the
+  // caller shows the problems as warnings instead.
+  if (facts.pathProblems.length > 0 && !req.root) throw new CliError(facts.pathProblems.join('\n'), 1);
   const unit = unitPath(files.name);
   const env = envPath(files.envName);
   const replacing = facts.exists.has(unit);

@@ -3,12 +3,12 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
+  accessProblems,
   entryProblems,
   execute,
   findOnPath,
   fleetEntry,
   gatherFacts,
-  unreadableByOthers,
 } from '../../../../common/systemd/host.js';
 
 describe('can the sandboxed service run this checkout?', () => {
@@ -32,18 +32,16 @@ describe('can the sandboxed service run this checkout?', () => {
     assert.match(entryProblems({ ...ok, checkout: '/opt/my fleet' }, false).join(), /would need quoted/);
   });
 
-  test('only a service under its own user asks for more than a place it can see', () => {
+  test('a hidden path is the one problem named, not every unreadable folder in /root', () => {
     const hidden = { ...ok, checkout: '/root/x', fleetJs: '/root/x/bin/fleet.js' };
-    assert.equal(
-      entryProblems(hidden, true).length,
-      1,
-      'the hidden path, not every unreadable folder in /root',
-    );
+    assert.equal(entryProblems(hidden, true).length, 1);
   });
 
-  test('/opt, /usr and /work are fine for a root service', () => {
-    assert.deepEqual(entryProblems(ok, false), []);
-    assert.deepEqual(entryProblems({ ...ok, checkout: '/work/x', node: '/usr/local/bin/node' }, false), []);
+  test('/opt, /usr and /work are places the sandbox shows (only their files are looked at then)', () => {
+    const placement = (e: typeof ok) => entryProblems(e, false).filter((p) => !p.includes(' is missing '));
+    assert.deepEqual(placement(ok), []);
+    assert.deepEqual(placement({ ...ok, checkout: '/work/x', node: '/usr/local/bin/node' }), []);
+    assert.match(entryProblems(ok, false).join(), /\/opt\/fleet\/bin\/fleet.js is missing/);
   });
 
   describe('a dynamic user must be able to read it', () => {
@@ -57,21 +55,35 @@ describe('can the sandboxed service run this checkout?', () => {
 
     test('every folder on the way and the files readable by others: no problem', () => {
       chmodSync(join(checkout, 'bin/fleet.js'), 0o644);
-      assert.deepEqual(unreadableByOthers(entry), []);
+      assert.deepEqual(accessProblems(entry, true), []);
     });
 
     test('a private folder or file is named with the chmod that fixes it', () => {
       chmodSync(join(checkout, 'dist'), 0o700);
       chmodSync(join(checkout, 'bin/fleet.js'), 0o600);
-      const problems = unreadableByOthers(entry).join('\n');
+      const problems = accessProblems(entry, true).join('\n');
       assert.match(problems, /dist is not readable by other users \(mode 700\).*chmod o\+rx/);
       assert.match(problems, /fleet\.js is not readable by other users \(mode 600\).*chmod o\+r it/);
       chmodSync(join(checkout, 'dist'), 0o755);
     });
 
+    test('code others could rewrite is refused for any service (it would run as root for the agent)', () => {
+      chmodSync(join(checkout, 'dist'), 0o777);
+      assert.match(
+        accessProblems(entry, false).join(),
+        /dist is writable by group or others \(mode 777\).*chmod go-w/,
+      );
+      chmodSync(join(checkout, 'dist'), 0o775);
+      assert.match(accessProblems(entry, false).join(), /dist is writable by group or others \(mode 775\)/);
+      chmodSync(join(checkout, 'dist'), 0o755);
+      chmodSync(dir, 0o1777);
+      assert.deepEqual(accessProblems(entry, false), [], 'a sticky folder above is fine, as /tmp is');
+      chmodSync(dir, 0o755);
+    });
+
     test('a missing build is named', () => {
       rmSync(join(checkout, 'node_modules'), { recursive: true });
-      assert.match(unreadableByOthers(entry).join(), /node_modules is missing .*npm run build/);
+      assert.match(accessProblems(entry, true).join(), /node_modules is missing .*npm run build/);
     });
   });
 

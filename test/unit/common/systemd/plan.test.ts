@@ -113,6 +113,11 @@ describe('install plan', () => {
       refuses(() => planInstall(FILES, { force: false, start: true }, facts(over)), exit, re);
     });
 
+  test('--root: a path problem of this machine does not refuse a unit meant for another system', () => {
+    const f = facts({ pathProblems: ['the checkout is under /root'] });
+    assert.equal(planInstall(FILES, { root: '/s', force: false, start: true }, f).length, 5);
+  });
+
   test('--root still needs systemctl (it writes the enable links)', () => {
     refuses(
       () => planInstall(FILES, { root: '/s', force: false, start: true }, facts({ systemctl: undefined })),
