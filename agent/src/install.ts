@@ -176,7 +176,7 @@ const agentInstallable: Installable<AgentInstallOptions> = {
     out.root
       ? `${AGENT_UNIT} is enabled under ${out.root}: it starts when that system boots`
       : out.started
-        ? `${AGENT_UNIT} is ${out.replaced ? 'restarted' : 'started'}: it enrolls as '${o.node}' on its first start`
+        ? `${AGENT_UNIT} is ${out.replaced ? 'restarted' : 'started'} as node '${o.node}' (it enrolls with the join token unless it already has a certificate)`
         : `${AGENT_UNIT} is enabled, not started: systemctl start ${AGENT_UNIT}`,
     `  follow it: journalctl -u ${AGENT_UNIT} -f`,
     `  on the control plane: fleet nodes ${o.node}`,
