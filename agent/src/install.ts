@@ -25,7 +25,9 @@ import {
   type UnitSpec,
 } from '../../common/systemd/unit.js';
 
+/** The unit's name: `systemctl status fleet-agent`, `journalctl -u fleet-agent`. */
 export const AGENT_UNIT = 'fleet-agent';
+/** The settings file under /etc/fleet; 0600 because it holds the join token. */
 export const AGENT_ENV = 'agent.env';
 /** The agent's state directory under systemd (StateDirectory=fleet-agent). */
 export const AGENT_STATE_DIR = '/var/lib/fleet-agent';

@@ -55,12 +55,14 @@ export interface UninstallRequest {
   purge: boolean;
 }
 
+/** fleet's own folder in /etc: the env files, and the TLS files playbooks may name (so never wiped). */
 export const FLEET_ETC = '/etc/fleet';
+/** Where administrators' units live (not /lib/systemd, which belongs to packages). */
 export const UNIT_DIR = '/etc/systemd/system';
+/** A unit's file on the target system. */
 export const unitPath = (name: string) => `${UNIT_DIR}/${name}.service`;
+/** An env file on the target system. */
 export const envPath = (envName: string) => `${FLEET_ETC}/${envName}`;
-/** Where `systemctl enable` links a unit wanted by multi-user.target. */
-export const wantsLink = (name: string) => `${UNIT_DIR}/multi-user.target.wants/${name}.service`;
 
 /** Where a target path lies on this machine: under --root when given. */
 export const onHost = (root: string | undefined, path: string) => (root ? join(root, path) : path);

@@ -22,6 +22,7 @@ import {
   type UnitSpec,
 } from '../../common/systemd/unit.js';
 
+/** The unit's name: `systemctl status fleet-server`, `journalctl -u fleet-server`. */
 export const SERVER_UNIT = 'fleet-server';
 
 /** `fleet server`'s defaults, shared with its install so both start the same control plane. */
@@ -31,6 +32,7 @@ export const SERVER_DEFAULTS = {
   grpcListen: '127.0.0.1:7443',
   volumeRoots: '/data,/srv,/mnt,/var/lib/fleet/models',
 } as const;
+/** The settings file under /etc/fleet, read by systemd (as root) before it drops to the dynamic user. */
 export const SERVER_ENV = 'server.env';
 
 /** What `fleet server install` was given, checked. */
