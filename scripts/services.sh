@@ -11,8 +11,9 @@ FLEET_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-# Debian packages: the Docker engine, the registry, debootstrap, a static busybox for test images and
-# promtool (from prometheus) to check /metrics output.
+# Debian packages: the Docker engine, the registry, debootstrap, a static busybox for test images,
+# promtool (from prometheus) to check /metrics output, and systemd for systemctl and systemd-analyze
+# (the install tests verify the units and enable them on a scratch root; systemd need not be running).
 ensure_packages() {
   local missing=()
   command -v dockerd >/dev/null || missing+=(docker.io)
@@ -23,6 +24,7 @@ ensure_packages() {
   command -v curl >/dev/null || missing+=(curl)
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v htpasswd >/dev/null || missing+=(apache2-utils)
+  command -v systemd-analyze >/dev/null || missing+=(systemd)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
     apt-get update -qq

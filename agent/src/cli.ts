@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { arg, CliError, parseLabel, untilSignal } from '../../common/cli.js';
 import { parseDuration } from '../../common/duration.js';
 import { defaultNodeName, isNodeName } from '../../common/node-name.js';
+import { addAgentInstallCommands } from './install.js';
 
 function parseGib(v: string) {
   const n = Number(v);
@@ -15,8 +16,10 @@ function parseGib(v: string) {
 }
 
 export function agentCommand(): Command {
-  return new Command('agent')
+  const agent = new Command('agent')
     .description('run the host agent: dial the control plane, run what it asks through Docker')
+    // `fleet agent install --node ...`: its own flags go to install, not to the daemon's.
+    .enablePositionalOptions()
     .option('--node <name>', "this node's name", process.env.FLEET_NODE ?? defaultNodeName())
     .option('--label <key=value>', 'a node label (repeatable)', parseLabel, {})
     .option(
@@ -69,7 +72,7 @@ export function agentCommand(): Command {
           2,
         );
       const { runAgent } = await import('./main.js');
-      const agent = await runAgent({
+      const running = await runAgent({
         node: o.node,
         labels: o.label,
         server: o.controlPlane,
@@ -85,6 +88,8 @@ export function agentCommand(): Command {
         preflightRetryMs: o.preflightRetry,
         minFreeDiskBytes: Math.round(o.minFreeDisk * 2 ** 30),
       });
-      untilSignal(() => agent.stop());
+      untilSignal(() => running.stop());
     });
+  addAgentInstallCommands(agent);
+  return agent;
 }

@@ -4,6 +4,7 @@ import { arg, CliError, untilSignal } from '../../../common/cli.js';
 import { parseDuration } from '../../../common/duration.js';
 import { FleetClient } from '../api/client.js';
 import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
+import { addServerInstallCommands, SERVER_DEFAULTS } from '../install.js';
 import { applyCommand } from './apply.js';
 import { configPath, readConfig, resolveConnection } from './config.js';
 import { addEventsCommand } from './events.js';
@@ -69,16 +70,18 @@ export function addControlPlaneCommands(program: Command): Command {
 
 /** `fleet server`: the control plane process with its listen addresses and limits. */
 function addServerCommand(program: Command) {
-  program
+  const server = program
     .command('server')
     .description('run the control plane: REST API, agent gRPC endpoint, SQLite store')
+    // `fleet server install --listen ...`: its own flags go to install, not to the daemon's.
+    .enablePositionalOptions()
     .option(
       '--data-dir <dir>',
       'where the SQLite file, the CA (ca.crt, ca.key) and the server certificate live',
-      process.env.FLEET_DATA_DIR ?? '/var/lib/fleet',
+      process.env.FLEET_DATA_DIR ?? SERVER_DEFAULTS.dataDir,
     )
-    .option('--listen <host:port>', 'REST API address', '127.0.0.1:7080')
-    .option('--grpc-listen <host:port>', 'agent stream address', '127.0.0.1:7443')
+    .option('--listen <host:port>', 'REST API address', SERVER_DEFAULTS.listen)
+    .option('--grpc-listen <host:port>', 'agent stream address', SERVER_DEFAULTS.grpcListen)
     .option(
       '--tls-name <names>',
       'comma-separated extra DNS names or addresses for the server certificate',
@@ -93,7 +96,7 @@ function addServerCommand(program: Command) {
     .option(
       '--volume-roots <dirs>',
       'comma-separated host directories playbooks may bind-mount',
-      '/data,/srv,/mnt,/var/lib/fleet/models',
+      SERVER_DEFAULTS.volumeRoots,
     )
     .option('--body-limit <bytes>', 'largest REST request body (413 above it)', arg(parseCount), 1024 * 1024)
     .option('--rate-limit <n>', 'REST requests per minute per API token (429 above it)', arg(parseCount), 600)
@@ -136,6 +139,7 @@ function addServerCommand(program: Command) {
       );
       untilSignal(() => s.close());
     });
+  addServerInstallCommands(server);
 }
 
 function parseCount(v: string): number {
