@@ -12,6 +12,7 @@ import 'reflect-metadata';
 import { createHash, timingSafeEqual, webcrypto } from 'node:crypto';
 import {
   closeSync,
+  fchmodSync,
   fstatSync,
   fsyncSync,
   mkdirSync,
@@ -126,6 +127,9 @@ export function writeFileAtomic(path: string, data: string, mode: number) {
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w', mode);
   try {
+    // The process umask (UMask=0077 in the server's unit) must not narrow a public file such as
+    // ca.crt, which clients on the host pass as --ca-file.
+    fchmodSync(fd, mode);
     writeSync(fd, data);
     fsyncSync(fd);
   } finally {
