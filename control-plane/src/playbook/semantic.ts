@@ -4,6 +4,8 @@
  * rollout's deadline and window).
  * Runs on data that may have failed the schema elsewhere, so every field is type-checked before use.
  */
+
+import { normalize } from '../../../common/volumes.js';
 import { checkContainerFields } from './container-fields.js';
 import { isObject } from './guards.js';
 import { checkHealth } from './health.js';
@@ -11,7 +13,6 @@ import { childPointer, type PositionIndex } from './positions.js';
 import { checkProxy } from './proxy-semantic.js';
 import { checkRollout } from './rollout-semantic.js';
 import type { ParseOptions, PlaybookError } from './types.js';
-import { normalize } from './volumes.js';
 
 /** Service names become part of container names and DNS names; kept short to leave room for suffixes. */
 export const SERVICE_NAME = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;
