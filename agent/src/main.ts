@@ -50,6 +50,8 @@ export interface AgentOptions {
   nvidiaSmi: string;
   /** host:port for GET /metrics; empty to serve none */
   metricsListen: string;
+  /** Host directories containers may mount (`--volume-roots`); default DEFAULT_VOLUME_ROOTS. */
+  volumeRoots?: readonly string[];
 }
 
 export interface RunningAgent {
@@ -87,6 +89,7 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
     node: opts.node,
     socketPath: opts.dockerSocket,
     proxyConfigRoot: resolve(opts.stateDir, opts.node, 'proxy'),
+    volumeRoots: opts.volumeRoots,
     log: log.child({ component: 'proxy' }),
   });
   const gpuCollector = new GpuCollector({ runner: new ExecFileRunner(), binary: opts.nvidiaSmi });
@@ -225,6 +228,7 @@ function buildReconciler(
     health: prober,
     proxy: { driver: docker.proxyDriver, readApiKeys },
     gpus: () => gpusOf(gpuCollector),
+    volumeRoots: opts.volumeRoots,
   });
 }
 
