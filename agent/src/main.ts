@@ -257,6 +257,7 @@ function preflightCheck(opts: AgentOptions, runtime: DockerAdapter['runtime'], l
       runtime,
       files: fileProbe,
       minFreeDiskBytes: opts.minFreeDiskBytes,
+      volumeRoots: opts.volumeRoots,
       // Waits (boundedly) for the first GPU and disk collection after a start.
       facts: async () => {
         await Promise.race([late.facts?.whenReady(), new Promise((r) => setTimeout(r, 10_000).unref())]);

@@ -32,6 +32,12 @@ export function refusalOf(d: DeploymentSpec, volumeRoots: readonly string[]): st
   return undefined;
 }
 
+/** `state` without the deployments the agent refuses, for parts that only need to skip them (preflight). */
+export const withoutRefused = (state: DesiredState, volumeRoots: readonly string[]): DesiredState => ({
+  ...state,
+  deployments: state.deployments.filter((d) => refusalOf(d, volumeRoots) === undefined),
+});
+
 /** A held deployment and why. */
 export interface Refusal {
   deployment: DeploymentSpec;
