@@ -222,7 +222,9 @@ export class Rounds {
     if (steps.length === 0) {
       this.errors.clear();
       for (const [k, v] of this.proxyErrors) this.errors.set(k, v);
-      return { kind: 'settled', observed, converged: this.waits.length === 0 && this.errors.size === 0 };
+      // A held deployment is not converged: nothing of it runs as desired.
+      const converged = this.waits.length === 0 && this.errors.size === 0 && this.admission.held.size === 0;
+      return { kind: 'settled', observed, converged };
     }
     log.info({ steps: steps.map(describe) }, 'executing plan');
     for (const step of steps) {
@@ -265,7 +267,6 @@ export class Rounds {
     desired: readonly DesiredContainer[],
     now: number,
   ): ServiceStatus[] {
-    const held = this.admission.held;
     const statuses = buildStatus(observed, desired, {
       errors: this.errors,
       health: this.healthDetails(observed),
@@ -275,7 +276,7 @@ export class Rounds {
       pulling: this.pulls.view,
       now,
     });
-    return held.size ? [...statuses, ...this.admission.statuses()] : statuses;
+    return [...statuses, ...this.admission.statuses()];
   }
 
   /** Tracks uptime and hands the probe loop its targets: running replicas of services with a probe. */

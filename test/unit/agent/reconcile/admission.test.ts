@@ -119,6 +119,7 @@ describe('a refused deployment is held; the others converge', () => {
     assert.ok(!rt.log.some((l) => l.includes('bad/')), rt.log.join(', '));
 
     const report = reports.at(-1)!;
+    assert.equal(report.converged, false, 'a held deployment is not converged');
     const bad = report.services.find((s) => s.deployment === 'bad')!;
     assert.equal(bad.state, ServiceState.SERVICE_STATE_FAILED);
     assert.equal(bad.revision, 2);
@@ -152,6 +153,7 @@ describe('a refused deployment is held; the others converge', () => {
     assert.notEqual(now[0]!.id, before.id);
     assert.equal(events(reports, 'deployment.refused').length, 1);
     assert.equal(reports.at(-1)!.services.find((s) => s.deployment === 'bad')!.lastError, '');
+    assert.equal(reports.at(-1)!.converged, true);
     await rec.stop();
   });
 
