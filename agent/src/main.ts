@@ -25,7 +25,7 @@ import { FileProbe } from './preflight/files.js';
 import { PreflightGate } from './preflight/gate.js';
 import { runPreflight } from './preflight/run.js';
 import { previewDeployment } from './preview/run.js';
-import { readApiKeys } from './proxy/keys.js';
+import { readFleetApiKeys } from './proxy/keys.js';
 import { Reconciler } from './reconcile/loop.js';
 import type { ContainerRuntime } from './runtime.js';
 import { StateStore } from './state-store.js';
@@ -109,7 +109,7 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
       runtime,
       health: (id) => prober.get(id),
       gpus: () => gpusOf(gpuCollector),
-      proxy: { currentConfig: (dep) => docker.proxyDriver.currentConfig(dep), readApiKeys },
+      proxy: { currentConfig: (dep) => docker.proxyDriver.currentConfig(dep), readApiKeys: readFleetApiKeys },
     });
   const prefetcher = new Prefetcher({
     runtime,
@@ -226,7 +226,7 @@ function buildReconciler(
     resyncMs: opts.resyncMs,
     preflight: () => late.gate?.latest(),
     health: prober,
-    proxy: { driver: docker.proxyDriver, readApiKeys },
+    proxy: { driver: docker.proxyDriver, readApiKeys: readFleetApiKeys },
     gpus: () => gpusOf(gpuCollector),
     volumeRoots: opts.volumeRoots,
   });

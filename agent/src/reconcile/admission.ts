@@ -6,28 +6,45 @@
  * containers is created, changed or removed, its services report failed with the reason, and one
  * event says so; the other deployments converge as usual.
  */
-import { DNS_LABEL, matches } from '../../../common/allowlist.js';
+import { DNS_LABEL, matches, SECRET_FILE } from '../../../common/allowlist.js';
 import { checkVolume } from '../../../common/volumes.js';
 import {
   type DeploymentSpec,
   type DesiredState,
+  type ServiceSpec,
   ServiceState,
   type ServiceStatus,
 } from '../../../proto/gen/fleet/v1/agent.js';
 
-/** Why the agent refuses `d`, or undefined when it may run. The first problem found is enough. */
+/**
+ * Why the agent refuses `d`, or undefined when it may run. The first problem found is enough:
+ * names that become container names, every volume of its services and engines (common/volumes.ts),
+ * and the host files its proxy reads or mounts (under /etc/fleet/ only, as the control plane checks).
+ */
 export function refusalOf(d: DeploymentSpec, volumeRoots: readonly string[]): string | undefined {
   if (!matches(DNS_LABEL, d.name)) return `deployment name ${JSON.stringify(d.name)} is not a DNS label`;
   for (const s of d.services) {
-    if (!matches(DNS_LABEL, s.name)) return `service name ${JSON.stringify(s.name)} is not a DNS label`;
-    const mounts = [
-      ...s.volumes.map((v, i) => [`services.${s.name}.volumes[${i}]`, v] as const),
-      ...(s.engine?.volumes ?? []).map((v, i) => [`services.${s.name}.engine.volumes[${i}]`, v] as const),
-    ];
-    for (const [where, volume] of mounts) {
-      const p = checkVolume(volume, volumeRoots);
-      if (p) return `${where}: ${p.reason}${p.hint ? ` (${p.hint})` : ''}`;
-    }
+    const problem = serviceRefusal(s, volumeRoots);
+    if (problem) return problem;
+  }
+  const p = d.proxy;
+  const files = p ? { 'tls.cert': p.tlsCertFile, 'tls.key': p.tlsKeyFile, api_keys_file: p.apiKeysFile } : {};
+  for (const [what, file] of Object.entries(files)) {
+    if (file !== '' && !matches(SECRET_FILE, file))
+      return `proxy.${what}: ${JSON.stringify(file)} is not a file under /etc/fleet/`;
+  }
+  return undefined;
+}
+
+function serviceRefusal(s: ServiceSpec, volumeRoots: readonly string[]): string | undefined {
+  if (!matches(DNS_LABEL, s.name)) return `service name ${JSON.stringify(s.name)} is not a DNS label`;
+  const mounts = [
+    ...s.volumes.map((v, i) => [`services.${s.name}.volumes[${i}]`, v] as const),
+    ...(s.engine?.volumes ?? []).map((v, i) => [`services.${s.name}.engine.volumes[${i}]`, v] as const),
+  ];
+  for (const [where, volume] of mounts) {
+    const p = checkVolume(volume, volumeRoots);
+    if (p) return `${where}: ${p.reason}${p.hint ? ` (${p.hint})` : ''}`;
   }
   return undefined;
 }

@@ -16,6 +16,7 @@ import {
   ServiceState,
   type StatusReport,
 } from '../../../../proto/gen/fleet/v1/agent.js';
+import { proxySpec } from '../../../helpers/proxy-spec.js';
 import { reconcilerRig } from '../../../helpers/reconciler-rig.js';
 import { serviceSpec } from '../../../helpers/service-spec.js';
 
@@ -74,6 +75,31 @@ describe('refusalOf: the volume rule of the control plane, again on the node', (
       name: 'the engine mounting the socket',
       d: deployment('a', { engine: engine(['/run/docker.sock:/s']) }),
       want: /^services\.web\.engine\.volumes\[0\]: .*Docker socket/,
+    },
+    {
+      name: 'a proxy API keys file outside /etc/fleet/',
+      d: { ...deployment('a'), proxy: proxySpec({ apiKeysFile: '/etc/shadow' }) },
+      want: /^proxy\.api_keys_file: "\/etc\/shadow" is not a file under \/etc\/fleet\/$/,
+    },
+    {
+      name: 'a proxy TLS key escaping /etc/fleet/',
+      d: {
+        ...deployment('a'),
+        proxy: proxySpec({ tlsCertFile: '/etc/fleet/a.crt', tlsKeyFile: '/etc/fleet/../ssl/k' }),
+      },
+      want: /^proxy\.tls\.key: /,
+    },
+    {
+      name: 'a proxy with files under /etc/fleet/',
+      d: {
+        ...deployment('a'),
+        proxy: proxySpec({
+          tlsCertFile: '/etc/fleet/a.crt',
+          tlsKeyFile: '/etc/fleet/a.key',
+          apiKeysFile: '/etc/fleet/k',
+        }),
+      },
+      want: undefined,
     },
     { name: 'a deployment name that is no DNS label', d: deployment('A;b'), want: /deployment name "A;b"/ },
     {
