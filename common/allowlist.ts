@@ -8,8 +8,14 @@
 /** URL path prefixes (routes, rewrites, health paths). */
 export const URL_PATH = '^/[A-Za-z0-9._~/-]{0,127}$';
 
-/** Files on the node the proxy reads (TLS, API keys): absolute, under /etc/fleet/, plain characters. */
-export const SECRET_FILE = '^/etc/fleet/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$';
+/**
+ * Files on the node the proxy reads (TLS, API keys): absolute, under /etc/fleet/, plain characters,
+ * and no `.` or `..` segment (`/etc/fleet/../shadow` is /etc/shadow).
+ */
+export const SECRET_FILE = '^/etc/fleet(/(?![.]{1,2}(/|$))[A-Za-z0-9._-]+)+$';
+
+/** The directory SECRET_FILE allows: the agent may bind-mount files from it into its proxies. */
+export const SECRET_FILE_DIR = '/etc/fleet';
 
 /** `listen:` of the proxy as "ADDRESS:PORT" with an IPv4 address (a bare port is a number). */
 export const LISTEN = '^[0-9]{1,3}(\\.[0-9]{1,3}){3}:[0-9]{1,5}$';

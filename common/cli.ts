@@ -3,8 +3,9 @@
  * exit code rule, and shutdown on signals. `bin/fleet.js` composes the parts' commands onto one
  * program, so no part imports another to reach its command.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { VERSION } from './version.js';
+import { DEFAULT_VOLUME_ROOTS, parseVolumeRoots } from './volumes.js';
 
 /** An error meant for the user: its message is printed as is and the process exits with `exitCode`. */
 export class CliError extends Error {
@@ -33,6 +34,16 @@ export function parseLabel(v: string, prev: Record<string, string> = {}) {
   if (!m) throw new InvalidArgumentError(`invalid label ${JSON.stringify(v)} (key=value)`);
   return { ...prev, [m[1]!]: m[2]! };
 }
+
+/**
+ * `--volume-roots`, the same flag on `fleet server` (what playbooks may mount) and `fleet agent`
+ * (what it will mount whatever it is sent): one parser and one default, so the two agree unless
+ * an operator makes them differ.
+ */
+export const volumeRootsOption = (description: string) =>
+  new Option('--volume-roots <dirs>', description)
+    .argParser(arg(parseVolumeRoots))
+    .default([...DEFAULT_VOLUME_ROOTS], DEFAULT_VOLUME_ROOTS.join(','));
 
 /** Waits for SIGINT/SIGTERM, then runs `close` once and exits (0 when it closed cleanly). */
 export function untilSignal(close: () => Promise<void>) {

@@ -4,7 +4,7 @@
  * commands start fast.
  */
 import { Command } from 'commander';
-import { arg, CliError, parseLabel, untilSignal } from '../../common/cli.js';
+import { arg, CliError, parseLabel, untilSignal, volumeRootsOption } from '../../common/cli.js';
 import { parseDuration } from '../../common/duration.js';
 import { defaultNodeName, isNodeName } from '../../common/node-name.js';
 import { addAgentInstallCommands } from './install.js';
@@ -65,6 +65,11 @@ export function agentCommand(): Command {
       arg(parseGib),
       2,
     )
+    .addOption(
+      volumeRootsOption(
+        'comma-separated host directories containers may bind-mount; a deployment asking for others is refused',
+      ),
+    )
     .action(async (o) => {
       if (!isNodeName(o.node))
         throw new CliError(
@@ -87,6 +92,7 @@ export function agentCommand(): Command {
         metricsListen: o.metricsListen,
         preflightRetryMs: o.preflightRetry,
         minFreeDiskBytes: Math.round(o.minFreeDisk * 2 ** 30),
+        volumeRoots: o.volumeRoots,
       });
       untilSignal(() => running.stop());
     });

@@ -25,7 +25,7 @@ import { FileProbe } from './preflight/files.js';
 import { PreflightGate } from './preflight/gate.js';
 import { runPreflight } from './preflight/run.js';
 import { previewDeployment } from './preview/run.js';
-import { readApiKeys } from './proxy/keys.js';
+import { readFleetApiKeys } from './proxy/keys.js';
 import { Reconciler } from './reconcile/loop.js';
 import type { ContainerRuntime } from './runtime.js';
 import type { SecretFiles } from './secrets/files.js';
@@ -54,6 +54,8 @@ export interface AgentOptions {
   nvidiaSmi: string;
   /** host:port for GET /metrics; empty to serve none */
   metricsListen: string;
+  /** Host directories containers may mount (`--volume-roots`); default DEFAULT_VOLUME_ROOTS. */
+  volumeRoots?: readonly string[];
 }
 
 export interface RunningAgent {
@@ -105,7 +107,7 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
       runtime,
       health: (id) => prober.get(id),
       gpus: () => gpusOf(gpuCollector),
-      proxy: { currentConfig: (dep) => docker.proxyDriver.currentConfig(dep), readApiKeys },
+      proxy: { currentConfig: (dep) => docker.proxyDriver.currentConfig(dep), readApiKeys: readFleetApiKeys },
     });
   const prefetcher = new Prefetcher({
     runtime,
@@ -225,8 +227,9 @@ function buildReconciler(
     resyncMs: opts.resyncMs,
     preflight: () => late.gate?.latest(),
     health: prober,
-    proxy: { driver: docker.proxyDriver, readApiKeys },
+    proxy: { driver: docker.proxyDriver, readApiKeys: readFleetApiKeys },
     gpus: () => gpusOf(gpuCollector),
+    volumeRoots: opts.volumeRoots,
   });
 }
 
@@ -255,6 +258,7 @@ function preflightCheck(opts: AgentOptions, runtime: DockerAdapter['runtime'], l
       runtime,
       files: fileProbe,
       minFreeDiskBytes: opts.minFreeDiskBytes,
+      volumeRoots: opts.volumeRoots,
       // Waits (boundedly) for the first GPU and disk collection after a start.
       facts: async () => {
         await Promise.race([late.facts?.whenReady(), new Promise((r) => setTimeout(r, 10_000).unref())]);

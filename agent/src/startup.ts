@@ -21,6 +21,7 @@ export function buildDocker(opts: AgentOptions, log: Logger) {
     node: opts.node,
     socketPath: opts.dockerSocket,
     proxyConfigRoot: resolve(opts.stateDir, opts.node, 'proxy'),
+    volumeRoots: opts.volumeRoots,
     log: log.child({ component: 'proxy' }),
     secrets: { readSecret: (ref) => secrets.read(ref), registryLogin: (image) => logins.forImage(image) },
   });

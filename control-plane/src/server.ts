@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import Fastify from 'fastify';
 import { createLogger, type Logger } from '../../common/log.js';
 import { VERSION } from '../../common/version.js';
+import { DEFAULT_VOLUME_ROOTS } from '../../common/volumes.js';
 import { AgentServiceService } from '../../proto/gen/fleet/v1/agent.js';
 import { api } from './api/app.js';
 import { ensureBootstrapToken } from './auth/tokens.js';
@@ -53,9 +54,6 @@ export interface ServerOptions {
   /** How long an open agent stream may stay silent before its node counts offline. */
   agentSilenceMs?: number;
 }
-
-/** Where operators keep model weights; anything else of the host stays out of containers. */
-export const DEFAULT_VOLUME_ROOTS = ['/data', '/srv', '/mnt', '/var/lib/fleet/models'];
 
 export interface RunningServer {
   httpUrl: string;

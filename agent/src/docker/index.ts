@@ -1,4 +1,5 @@
 import type { Logger } from '../../../common/log.js';
+import { DEFAULT_VOLUME_ROOTS } from '../../../common/volumes.js';
 import { type WatchOptions, watchContainerEvents } from './events.js';
 import { DockerProxyDriver } from './proxy-engine.js';
 import { DockerRuntime, type DockerRuntimeOptions } from './runtime.js';
@@ -8,6 +9,8 @@ export interface DockerAdapterOptions {
   socketPath: string;
   /** Host dir of the proxies' config dirs. */
   proxyConfigRoot: string;
+  /** Host directories replicas may bind-mount (`--volume-roots`); default DEFAULT_VOLUME_ROOTS. */
+  volumeRoots?: readonly string[];
   log: Logger;
   /** Secret values and registry logins, read when a container is created or an image pulled. */
   secrets?: Pick<DockerRuntimeOptions, 'readSecret' | 'registryLogin'>;
@@ -19,13 +22,20 @@ export interface DockerAdapterOptions {
  * The wiring point gets these, never the client itself.
  */
 export function dockerAdapter(opts: DockerAdapterOptions) {
-  const runtime = new DockerRuntime({ node: opts.node, socketPath: opts.socketPath, ...opts.secrets });
+  const volumeRoots = opts.volumeRoots ?? DEFAULT_VOLUME_ROOTS;
+  const runtime = new DockerRuntime({
+    node: opts.node,
+    socketPath: opts.socketPath,
+    volumeRoots,
+    ...opts.secrets,
+  });
   return {
     runtime,
     proxyDriver: new DockerProxyDriver({
       docker: runtime.client,
       node: opts.node,
       configRoot: opts.proxyConfigRoot,
+      volumeRoots,
       log: opts.log,
     }),
     /** Follows the node's container events (see events.ts). */

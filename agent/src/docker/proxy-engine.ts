@@ -1,9 +1,12 @@
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
+import { SECRET_FILE_DIR } from '../../../common/allowlist.js';
 import type { Logger } from '../../../common/log.js';
 import { withTimeout } from '../../../common/timeout.js';
+import { DEFAULT_VOLUME_ROOTS } from '../../../common/volumes.js';
 import { NginxProxyDriver } from '../proxy/driver.js';
 import type { CommandResult, ListedContainer, ProxyContainerState, ProxyEngine } from '../proxy/engine.js';
+import { type GuardPolicy, guardCreate } from './guard.js';
 import { ensureNetwork } from './network.js';
 
 /** Rejects when `p` takes longer than `ms` (the Docker request itself may linger; we stop waiting). */
@@ -97,6 +100,8 @@ export async function ensureImage(docker: Docker, image: string, ms: number): Pr
 
 export interface DockerProxyEngineOptions {
   node: string;
+  /** What the proxy's containers may mount (checked before each create; see guard.ts). */
+  guard: GuardPolicy;
   /** Bound on each Docker call (default 30 s). */
   timeoutMs?: number;
   /** Bound on pulling the nginx image (default 10 min). */
@@ -134,7 +139,8 @@ export class DockerProxyEngine implements ProxyEngine {
   }
 
   async create(options: Docker.ContainerCreateOptions): Promise<string> {
-    const c = await bounded('create proxy', this.timeoutMs, this.docker.createContainer(options));
+    const checked = guardCreate(options, this.opts.guard);
+    const c = await bounded('create proxy', this.timeoutMs, this.docker.createContainer(checked));
     return c.id;
   }
 
@@ -154,8 +160,8 @@ export class DockerProxyEngine implements ProxyEngine {
     return execIn(this.docker, id, cmd, this.timeoutMs);
   }
 
-  runToCompletion(options: Docker.ContainerCreateOptions): Promise<CommandResult> {
-    return runToCompletion(this.docker, options, this.timeoutMs);
+  async runToCompletion(options: Docker.ContainerCreateOptions): Promise<CommandResult> {
+    return runToCompletion(this.docker, guardCreate(options, this.opts.guard), this.timeoutMs);
   }
 
   ensureImage(image: string): Promise<void> {
@@ -187,18 +193,27 @@ export class DockerProxyEngine implements ProxyEngine {
   }
 }
 
-export interface DockerProxyDriverOptions extends DockerProxyEngineOptions {
+export interface DockerProxyDriverOptions extends Omit<DockerProxyEngineOptions, 'guard'> {
   docker: Docker;
   /** Host dir holding one config dir per deployment, e.g. /var/lib/fleet/agent/<node>/proxy. */
   configRoot: string;
   log: Logger;
+  /** The node's volume roots (`--volume-roots`); default DEFAULT_VOLUME_ROOTS. */
+  volumeRoots?: readonly string[];
 }
 
-/** The nginx proxy driver over Docker: what the agent (and the proxy's end-to-end test) runs. */
+/**
+ * The nginx proxy driver over Docker: what the agent (and the proxy's end-to-end test) runs. Its
+ * containers may mount the config root and the files under /etc/fleet/ besides the volume roots.
+ */
 export class DockerProxyDriver extends NginxProxyDriver {
   constructor(opts: DockerProxyDriverOptions) {
+    const guard = {
+      volumeRoots: opts.volumeRoots ?? DEFAULT_VOLUME_ROOTS,
+      agentPaths: [opts.configRoot, SECRET_FILE_DIR],
+    };
     super({
-      engine: new DockerProxyEngine(opts.docker, opts),
+      engine: new DockerProxyEngine(opts.docker, { ...opts, guard }),
       node: opts.node,
       configRoot: opts.configRoot,
       log: opts.log,

@@ -1,8 +1,11 @@
 import Docker from 'dockerode';
+import { NO_NEW_PRIVILEGES } from '../../../common/container-policy.js';
+import { DEFAULT_VOLUME_ROOTS } from '../../../common/volumes.js';
 import type { SecretRef } from '../../../proto/gen/fleet/v1/agent.js';
 import { deviceRequestsFor } from '../gpu/assign.js';
 import { type DesiredContainer, fromLabels, LABEL, labelsFor, type ObservedContainer } from '../model.js';
 import { type ContainerRuntime, classify, RuntimeError } from '../runtime.js';
+import { guardCreate } from './guard.js';
 import { ensureNetwork, networkName } from './network.js';
 
 export interface DockerRuntimeOptions {
@@ -18,6 +21,8 @@ export interface DockerRuntimeOptions {
   registryLogin?: (
     image: string,
   ) => { username: string; password: string; serveraddress: string } | undefined;
+  /** Host directories replicas may bind-mount (the guard refuses any other); default DEFAULT_VOLUME_ROOTS. */
+  volumeRoots?: readonly string[];
 }
 
 /** Plain env, then the secret values (read now, never kept in the spec or a label). */
@@ -43,8 +48,10 @@ function envOf(
 /**
  * The create options of one replica: labels that rebuild it, the node's network (nginx reaches it
  * there), its container port published on 127.0.0.1 (the fixed `publish` port, or one Docker picks
- * so the agent can probe it), GPUs by UUID as a device request, and no Docker restart policy (the
- * agent restarts, with backoff and a truthful status). Exported so a test can check the real spec.
+ * so the agent can probe it), GPUs by UUID as a device request, no Docker restart policy (the
+ * agent restarts, with backoff and a truthful status) and no-new-privileges (nothing inside gains
+ * privileges through setuid binaries). Not part of the spec hash: containers made by an older agent
+ * are not replaced for it (see README, Security). Exported so a test can check the real spec.
  */
 export function containerOptions(
   c: DesiredContainer,
@@ -75,6 +82,7 @@ export function containerOptions(
       NetworkMode: networkName(s.node),
       RestartPolicy: { Name: 'no' },
       Init: true,
+      SecurityOpt: [NO_NEW_PRIVILEGES],
       ...(ownGpus.length ? { DeviceRequests: deviceRequestsFor(ownGpus) } : {}),
     },
   };
@@ -100,6 +108,7 @@ export function engineOptions(
       NetworkMode: `container:${replicaId}`,
       RestartPolicy: { Name: 'no' },
       Init: true,
+      SecurityOpt: [NO_NEW_PRIVILEGES],
       ...(gpus.length ? { DeviceRequests: deviceRequestsFor(gpus) } : {}),
     },
   };
@@ -217,17 +226,18 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async create(c: DesiredContainer, gpus: readonly string[] = []): Promise<string> {
+    const policy = { volumeRoots: this.opts.volumeRoots ?? DEFAULT_VOLUME_ROOTS };
+    // Checked before Docker is asked anything, the engine too (its namespace id is filled in later).
+    const options = guardCreate(containerOptions(c, gpus, this.opts.readSecret), policy);
+    if (c.spec.engine) guardCreate(engineOptions(c, gpus, 'replica', this.opts.readSecret), policy);
     await this.call(() => ensureNetwork(this.docker, this.opts.node));
-    const container = await this.call(() =>
-      this.docker.createContainer(containerOptions(c, gpus, this.opts.readSecret)),
-    );
+    const container = await this.call(() => this.docker.createContainer(options));
     let engine: Docker.Container | undefined;
     try {
       await this.call(() => container.start());
       if (c.spec.engine) {
-        engine = await this.call(() =>
-          this.docker.createContainer(engineOptions(c, gpus, container.id, this.opts.readSecret)),
-        );
+        const e = guardCreate(engineOptions(c, gpus, container.id, this.opts.readSecret), policy);
+        engine = await this.call(() => this.docker.createContainer(e));
         await this.call(() => engine!.start());
       }
     } catch (err) {

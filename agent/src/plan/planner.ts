@@ -60,6 +60,11 @@ export interface PlanContext {
   restartNotBefore?: ReadonlyMap<string, number>;
   /** The node's GPUs (from nvidia-smi); replicas asking for GPUs are placed on them by UUID. */
   gpus?: readonly GpuInfo[];
+  /**
+   * Deployments the agent refused (reconcile/admission.ts): their containers are left exactly as
+   * they are (never removed, restarted or replaced), and the GPUs they hold stay taken.
+   */
+  held?: ReadonlySet<string>;
 }
 
 export interface PlanResult {
@@ -301,8 +306,10 @@ export function planRound(
   desired: readonly DesiredContainer[],
   context: PlanContext,
 ): PlanResult {
+  const held = context.held;
+  const planned = held?.size ? all.filter((o) => !held.has(o.deployment)) : all;
   // Replicas with an engine are planned as one unit each (see units.ts).
-  const units = unitView(all, desired, context.health ?? new Map());
+  const units = unitView(planned, desired, context.health ?? new Map());
   const ctx = { ...context, health: units.health };
   const draft = new PlanDraft();
   const { byKey, pairing } = pair(units.mains);

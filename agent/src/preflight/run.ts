@@ -1,10 +1,12 @@
 import { withTimeout } from '../../../common/timeout.js';
+import { DEFAULT_VOLUME_ROOTS } from '../../../common/volumes.js';
 import type {
   DesiredState,
   GpuFacts,
   HostFacts,
   PreflightResult,
 } from '../../../proto/gen/fleet/v1/agent.js';
+import { withoutRefused } from '../reconcile/admission.js';
 import type { ContainerRuntime } from '../runtime.js';
 import { evaluate, type FileFacts, modelFiles } from './checks.js';
 import type { FileProbe } from './files.js';
@@ -17,13 +19,19 @@ export interface PreflightProbeDeps {
   minFreeDiskBytes: number;
   /** How long to wait for a model hash; undefined waits for it (the gate), a bound suits --check. */
   hashWaitMs?: number;
+  /** The agent's `--volume-roots`; default DEFAULT_VOLUME_ROOTS. */
+  volumeRoots?: readonly string[];
 }
 
 /** Gathers what the checks need (Docker, GPUs, disks, model files), then evaluates them. */
 export async function runPreflight(
-  desired: DesiredState,
+  proposed: DesiredState,
   deps: PreflightProbeDeps,
 ): Promise<PreflightResult> {
+  // A deployment the agent refuses is not looked at: no host file its volumes name is read or
+  // hashed (that would tell a compromised control plane about files outside the roots); the
+  // reconciler reports it refused.
+  const desired = withoutRefused(proposed, deps.volumeRoots ?? DEFAULT_VOLUME_ROOTS);
   const facts = await deps.facts();
   // `docker info` is slow on a busy daemon: reachability takes a version call, and the runtimes
   // come from the host facts when they have them (they change only with a daemon reconfigure).

@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import { contentHash } from '../../../common/canonical.js';
+import { NO_NEW_PRIVILEGES } from '../../../common/container-policy.js';
 import type { ProxySpec } from '../../../proto/gen/fleet/v1/agent.js';
 import type { ContainerCreateSpec, MountSettings } from '../docker/types.js';
 import { checkImage, checkIPv4, checkLabel, checkPort, checkSecretFile } from './allow.js';
@@ -96,7 +97,9 @@ export interface ProxyContainerInput {
 /**
  * The serving container: on the node network, container port 8080 published on the listen address
  * and port, no Docker restart policy (the agent restarts it, so status stays truthful), an init
- * process so nginx's master reaps and receives signals properly.
+ * process so nginx's master reaps and receives signals properly, and no-new-privileges (nginx needs
+ * no setuid: its master starts as the image's user and never gains more). Adding it did not bump
+ * LAYOUT_VERSION: a proxy made by an older agent keeps serving until its shape changes.
  */
 export function proxyContainerOptions(p: ProxyContainerInput): ContainerCreateSpec {
   const portKey = `${PROXY_CONTAINER_PORT}/tcp`;
@@ -114,6 +117,7 @@ export function proxyContainerOptions(p: ProxyContainerInput): ContainerCreateSp
       NetworkMode: p.network,
       RestartPolicy: { Name: 'no' },
       Init: true,
+      SecurityOpt: [NO_NEW_PRIVILEGES],
     },
   };
 }
@@ -141,6 +145,7 @@ export function checkContainerOptions(
       NetworkMode: 'none',
       RestartPolicy: { Name: 'no' },
       Init: true,
+      SecurityOpt: [NO_NEW_PRIVILEGES],
     },
   };
 }

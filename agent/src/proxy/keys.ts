@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { API_KEY } from '../../../common/allowlist.js';
+import { API_KEY, matches, SECRET_FILE } from '../../../common/allowlist.js';
+import { MATERIALIZED_SECRET } from '../secrets/files.js';
 
 /** A keys file that cannot be used; the message names the file and line, never a key. */
 export class ApiKeysFileError extends Error {
@@ -36,6 +37,19 @@ export async function readApiKeys(file: string): Promise<string[]> {
   });
   if (keys.length === 0) throw new ApiKeysFileError(`API keys file ${file} holds no key`);
   return keys;
+}
+
+/**
+ * readApiKeys for a path that came from a desired state: only files under /etc/fleet/ are read.
+ * Checked before reading, since an answer about any other file would tell whoever sent the path
+ * whether it exists and how its lines look. The agent wires this one; tests read temp files.
+ */
+export async function readFleetApiKeys(file: string): Promise<string[]> {
+  // The agent's own secret files are allowed too: admission checked they are at the path their
+  // reference names (secrets/files.ts allowedProxyFile).
+  if (!matches(SECRET_FILE, file) && !matches(MATERIALIZED_SECRET, file))
+    throw new ApiKeysFileError(`API keys file ${JSON.stringify(file)} is not a file under /etc/fleet/`);
+  return readApiKeys(file);
 }
 
 /**

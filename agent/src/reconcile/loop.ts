@@ -34,6 +34,8 @@ export interface ReconcilerDeps {
   gpus?: () => readonly GpuInfo[];
   restartPolicy?: RestartPolicy;
   random?: () => number;
+  /** Host directories volumes may come from; a deployment mounting anything else is refused (admission.ts). */
+  volumeRoots?: readonly string[];
 }
 
 /** A run that failed terminally (a bad reference, say) is looked at again this rarely. */
@@ -86,6 +88,7 @@ export class Reconciler {
       health: deps.health,
       proxy: deps.proxy,
       gpus: deps.gpus,
+      volumeRoots: deps.volumeRoots,
       // Progress of a long pull is reported as it goes, not when the round ends.
       pullProgressed: () => {
         if (this.desired) this.report(this.rounds_.lastObserved, this.rounds_.lastDesired, false);
@@ -126,7 +129,9 @@ export class Reconciler {
   /** Host directories the desired containers mount (model directories): facts report their disks. */
   mountedHostPaths(): string[] {
     const paths = new Set<string>();
+    const held = this.rounds_.admission.held;
     for (const d of this.desired?.deployments ?? []) {
+      if (held.has(d.name)) continue;
       for (const s of d.services)
         for (const v of [...s.volumes, ...(s.engine?.volumes ?? [])]) paths.add(v.split(':')[0]!);
     }

@@ -63,11 +63,13 @@ export async function syncProxies(
   desired: readonly DesiredContainer[],
   health: ReadonlyMap<string, Health>,
   leaving: ReadonlySet<string>,
+  held: ReadonlySet<string> = new Set(),
 ): Promise<ProxySyncOutcome> {
   const results = new Map<string, ProxySyncResult>();
   const errors = new Map<string, string>();
   const blocking = new Set<string>();
-  const keep = new Set<string>();
+  // A refused deployment's proxy is left as it is, like its replicas (never pruned).
+  const keep = new Set<string>(held);
   for (const dep of deployments) {
     const spec = dep.proxy;
     if (!spec) continue;
@@ -139,9 +141,10 @@ export async function proxyPhase(
   health: ReadonlyMap<string, Health>,
   steps: readonly Step[],
   sink: ProxyRoundSink,
+  held: ReadonlySet<string> = new Set(),
 ): Promise<boolean> {
   const leaving = new Set(steps.filter(drainsReplica).map((s) => s.id));
-  const outcome = await syncProxies(deps, deployments, replicas, desired, health, leaving);
+  const outcome = await syncProxies(deps, deployments, replicas, desired, health, leaving, held);
   for (const [dep, result] of outcome.results) {
     if (result === 'unchanged') continue;
     sink.log.info({ deployment: dep, result }, 'proxy updated');

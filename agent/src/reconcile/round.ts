@@ -1,5 +1,6 @@
 import type { Clock } from '../../../common/clock.js';
 import type { Logger } from '../../../common/log.js';
+import { DEFAULT_VOLUME_ROOTS } from '../../../common/volumes.js';
 import type { DesiredState, ServiceStatus } from '../../../proto/gen/fleet/v1/agent.js';
 import type { GpuInfo } from '../gpu/assign.js';
 import type { RestartPolicy } from '../health/restart-policy.js';
@@ -9,6 +10,7 @@ import { type PlanResult, planRound, type Step, type Wait } from '../plan/planne
 import { type ReplicaKey, type ServiceKey, serviceKey, serviceOfKey } from '../replica-key.js';
 import { type ContainerRuntime, classify } from '../runtime.js';
 import { buildStatus } from '../status.js';
+import { Admission } from './admission.js';
 import { type ExecutorContext, execute } from './executors.js';
 import { ContainerLifecycle, type StreakView } from './lifecycle.js';
 import { type ProxySyncDeps, proxyPhase, proxyPhaseDue } from './proxy.js';
@@ -62,6 +64,8 @@ export interface RoundDeps {
   gpus?: () => readonly GpuInfo[];
   /** A pull made progress worth reporting now. */
   pullProgressed: () => void;
+  /** Host directories volumes may come from (`fleet agent --volume-roots`); default DEFAULT_VOLUME_ROOTS. */
+  volumeRoots?: readonly string[];
 }
 
 const serviceOf = (d: DesiredContainer) => serviceKey(d.spec.deployment, d.spec.service);
@@ -76,6 +80,8 @@ const describe = (s: Step) => `${s.kind} ${'key' in s ? s.key : 'image' in s ? s
 export class Rounds {
   readonly lifecycle: ContainerLifecycle;
   readonly pulls: PullProgress;
+  /** What the agent refuses to run, checked before every run (see admission.ts). */
+  readonly admission: Admission;
   private readonly imagesPresent = new Set<string>();
   private readonly errors = new Map<string, string>();
   private proxyErrors = new Map<string, string>();
@@ -93,6 +99,10 @@ export class Rounds {
   constructor(private readonly deps: RoundDeps) {
     this.lifecycle = new ContainerLifecycle(() => deps.clock.now(), deps.restartPolicy, deps.random);
     this.pulls = new PullProgress(deps.clock, deps.pullProgressed);
+    this.admission = new Admission(deps.volumeRoots ?? DEFAULT_VOLUME_ROOTS, {
+      event: (kind, message, about) => this.event(kind, message, about),
+      log: deps.log,
+    });
     this.exec = {
       runtime: deps.runtime,
       lifecycle: this.lifecycle,
@@ -122,7 +132,9 @@ export class Rounds {
    * Converges to `state`. Between rounds it gives up when a newer state arrived (`superseded`);
    * between steps only when the agent stops.
    */
-  async converge(state: DesiredState, node: string, stop: StopSignals): Promise<RoundOutcome> {
+  async converge(desiredState: DesiredState, node: string, stop: StopSignals): Promise<RoundOutcome> {
+    // Refused deployments are left out here, and the planner and proxy leave what they run alone.
+    const state = this.admission.screen(desiredState);
     const desired = fromSpec(state, node);
     this.lastDesiredList = desired;
     let observed: ObservedContainer[] = [];
@@ -161,6 +173,7 @@ export class Rounds {
         health: this.healthMap(observed),
         restartNotBefore: this.notBefore(observed, desired),
         gpus: this.deps.gpus?.() ?? [],
+        held: this.admission.held,
       });
       this.waits = result.waits;
       this.unitHealth = result.health;
@@ -202,13 +215,16 @@ export class Rounds {
         planned.health,
         steps,
         sink,
+        this.admission.held,
       );
       if (!go) return { kind: 'failed', observed, retryable: true };
     }
     if (steps.length === 0) {
       this.errors.clear();
       for (const [k, v] of this.proxyErrors) this.errors.set(k, v);
-      return { kind: 'settled', observed, converged: this.waits.length === 0 && this.errors.size === 0 };
+      // A held deployment is not converged: nothing of it runs as desired.
+      const converged = this.waits.length === 0 && this.errors.size === 0 && this.admission.held.size === 0;
+      return { kind: 'settled', observed, converged };
     }
     log.info({ steps: steps.map(describe) }, 'executing plan');
     for (const step of steps) {
@@ -251,7 +267,7 @@ export class Rounds {
     desired: readonly DesiredContainer[],
     now: number,
   ): ServiceStatus[] {
-    return buildStatus(observed, desired, {
+    const statuses = buildStatus(observed, desired, {
       errors: this.errors,
       health: this.healthDetails(observed),
       unitHealth: this.unitHealth,
@@ -260,6 +276,7 @@ export class Rounds {
       pulling: this.pulls.view,
       now,
     });
+    return [...statuses, ...this.admission.statuses()];
   }
 
   /** Tracks uptime and hands the probe loop its targets: running replicas of services with a probe. */

@@ -20,10 +20,26 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { SECRET_FILE } from '../../../common/allowlist.js';
 import type { DeploymentSpec, DesiredState, SecretRef } from '../../../proto/gen/fleet/v1/agent.js';
 
-/** A materialized secret's file: NAME.FINGERPRINT under a folder named `secrets`. */
-export const MATERIALIZED_SECRET = '^(/[A-Za-z0-9._-]+)*/secrets/[a-z0-9][a-z0-9._-]{0,62}\\.[0-9a-f]{32}$';
+/** A materialized secret's file: NAME.FINGERPRINT under a folder named `secrets` (no `.`/`..` segments). */
+export const MATERIALIZED_SECRET =
+  '^(/(?![.]{1,2}(/|$))[A-Za-z0-9._-]+)*/secrets/[a-z0-9][a-z0-9._-]{0,62}\\.[0-9a-f]{32}$';
+
+/**
+ * Whether a proxy file path may be used: a file under /etc/fleet/ named by a playbook, or the
+ * agent's own file of the secret version `ref` (set by `resolve`, never taken from the wire).
+ */
+export function allowedProxyFile(file: string, ref: SecretRef | undefined): boolean {
+  if (new RegExp(SECRET_FILE).test(file)) return true;
+  return (
+    ref !== undefined &&
+    new RegExp(MATERIALIZED_SECRET).test(file) &&
+    file.endsWith(`/secrets/${ref.name}.${ref.fingerprint}`)
+  );
+}
+
 const FILE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}\.[0-9a-f]{32}$/;
 
 /** A referenced secret this node does not have (deleted on the control plane, or a write failed). */

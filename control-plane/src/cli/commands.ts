@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
-import { arg, CliError, untilSignal } from '../../../common/cli.js';
+import { arg, CliError, untilSignal, volumeRootsOption } from '../../../common/cli.js';
 import { parseDuration } from '../../../common/duration.js';
+
 import { FleetClient } from '../api/client.js';
 import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
 import { addServerInstallCommands, SERVER_DEFAULTS } from '../install.js';
@@ -93,11 +94,7 @@ function addServerCommand(program: Command) {
         .argParser(arg(parseDuration))
         .hideHelp(),
     )
-    .option(
-      '--volume-roots <dirs>',
-      'comma-separated host directories playbooks may bind-mount',
-      SERVER_DEFAULTS.volumeRoots,
-    )
+    .addOption(volumeRootsOption('comma-separated host directories playbooks may bind-mount'))
     .option('--body-limit <bytes>', 'largest REST request body (413 above it)', arg(parseCount), 1024 * 1024)
     .option('--rate-limit <n>', 'REST requests per minute per API token (429 above it)', arg(parseCount), 600)
     .option(
@@ -128,10 +125,7 @@ function addServerCommand(program: Command) {
         bodyLimit: o.bodyLimit,
         rateLimitPerMinute: o.rateLimit,
         grpcMaxMessageBytes: o.grpcMaxMessage,
-        volumeRoots: String(o.volumeRoots)
-          .split(',')
-          .map((d) => d.trim())
-          .filter(Boolean),
+        volumeRoots: o.volumeRoots,
       });
       process.stderr.write(
         `fleet server: REST ${s.httpUrl}, agents ${s.grpcAddress} (mutual TLS), CA ${s.caFile}, admin token in ${s.adminTokenFile}\n` +

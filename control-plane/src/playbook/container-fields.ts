@@ -2,11 +2,11 @@
  * Checks shared by everything in a playbook that becomes a container (a service, its engine, the
  * proxy): a valid image reference, POSIX environment names, and bind mounts under the allowed roots.
  */
+import { checkVolume } from '../../../common/volumes.js';
 import { isObject } from './guards.js';
 import { checkImageRef } from './image-ref.js';
 import { childPointer, type PositionIndex } from './positions.js';
 import type { ParseOptions, PlaybookError } from './types.js';
-import { checkVolume } from './volumes.js';
 
 /** Environment variable names as POSIX shells accept them. */
 export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;

@@ -3,6 +3,7 @@
  * key, wrong values at the value, missing keys at the key of the mapping that lacks them.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { forbiddenOption } from '../../../common/container-policy.js';
 import { childPointer, describePointer, type PositionIndex } from './positions.js';
 import { ANNOTATION_KEYWORDS, playbookSchema } from './schema.js';
 import { closest } from './suggest.js';
@@ -117,9 +118,14 @@ function unknownKeyError(
 ): PlaybookError {
   const key = String(e.params.additionalProperty);
   const allowed = Object.keys((schema.properties as object | undefined) ?? {});
+  const pos = index.keyPos(childPointer(e.instancePath, key));
+  // In anything that becomes a container (it has an image), a key that asks for host access is
+  // refused for what it is, with why, not as a typo.
+  const forbidden = allowed.includes('image') ? forbiddenOption(key) : undefined;
+  if (forbidden) return index.error(pos, `${forbidden.refusal}: '${key}' ${scope}`, forbidden.why);
   const guess = closest(key, allowed);
   const hint = guess ? `did you mean '${guess}'?` : `allowed keys: ${allowed.join(', ')}`;
-  return index.error(index.keyPos(childPointer(e.instancePath, key)), `unknown key '${key}' ${scope}`, hint);
+  return index.error(pos, `unknown key '${key}' ${scope}`, hint);
 }
 
 function typeError(

@@ -4,6 +4,8 @@
  * rollout's deadline and window).
  * Runs on data that may have failed the schema elsewhere, so every field is type-checked before use.
  */
+
+import { normalize } from '../../../common/volumes.js';
 import { checkContainerFields } from './container-fields.js';
 import { isObject } from './guards.js';
 import { checkHealth } from './health.js';
@@ -12,7 +14,6 @@ import { checkProxy } from './proxy-semantic.js';
 import { checkRollout } from './rollout-semantic.js';
 import { checkSecretRefs } from './secret-refs.js';
 import type { ParseOptions, PlaybookError } from './types.js';
-import { normalize } from './volumes.js';
 
 /** Service names become part of container names and DNS names; kept short to leave room for suffixes. */
 export const SERVICE_NAME = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { readApiKeys } from '../../../../agent/src/proxy/keys.js';
+import { readApiKeys, readFleetApiKeys } from '../../../../agent/src/proxy/keys.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'fleet-keys-'));
 after(() => rm(dir, { recursive: true, force: true }));
@@ -52,4 +52,17 @@ test('a file without any key is refused (fail closed, not open)', async () => {
 
 test('a missing file is refused naming the file', async () => {
   await assert.rejects(readApiKeys(join(dir, 'absent')), /absent cannot be read \(ENOENT\)/);
+});
+
+test('a path from a desired state is read only under /etc/fleet/: anything else is refused unread', async () => {
+  const secret = await keysFile(`${A}\n`);
+  for (const path of [secret, '/etc/shadow', '/etc/fleet/../shadow', '/etc/fleetx/keys']) {
+    await assert.rejects(readFleetApiKeys(path), (err: Error) => {
+      assert.equal(err.name, 'ApiKeysFileError');
+      assert.match(err.message, /is not a file under \/etc\/fleet\/$/);
+      assert.doesNotMatch(err.message, /cannot be read|line \d|holds no key/);
+      return true;
+    });
+  }
+  await assert.rejects(readFleetApiKeys('/etc/fleet/absent-e2e-keys'), /cannot be read \(ENOENT\)/);
 });

@@ -1,19 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Backoff } from '../../../../agent/src/backoff.js';
 import { DEFAULT_RESTART_POLICY } from '../../../../agent/src/health/restart-policy.js';
 import { fromSpec } from '../../../../agent/src/model.js';
 import { ContainerLifecycle } from '../../../../agent/src/reconcile/lifecycle.js';
-import { Reconciler } from '../../../../agent/src/reconcile/loop.js';
 import { RuntimeError } from '../../../../agent/src/runtime.js';
-import { createLogger } from '../../../../common/log.js';
 import {
   type DesiredState,
   type ServiceSpec,
   ServiceState,
   type StatusReport,
 } from '../../../../proto/gen/fleet/v1/agent.js';
-import { FakeRuntime, FakeTimers } from '../../../helpers/fake-runtime.js';
+import { reconcilerRig } from '../../../helpers/reconciler-rig.js';
 import { serviceSpec } from '../../../helpers/service-spec.js';
 
 const NODE = 'n1';
@@ -35,32 +32,8 @@ function desired(over: Partial<ServiceSpec> = {}, version = 'v1', revision = 1):
   };
 }
 
-interface Rig {
-  rt: FakeRuntime;
-  timers: FakeTimers;
-  reports: StatusReport[];
-  rec: Reconciler;
-}
-
-/** A reconciler over a fake runtime and fake timers; backoff jitter is pinned to the ceiling. */
-function rig(opts: { images?: string[]; maxRounds?: number } = {}): Rig {
-  const timers = new FakeTimers();
-  const rt = new FakeRuntime(timers.now);
-  for (const i of opts.images ?? [IMAGE]) rt.images.add(i);
-  const reports: StatusReport[] = [];
-  const rec = new Reconciler({
-    node: NODE,
-    runtime: rt,
-    log: createLogger('test', 'silent'),
-    report: (r) => reports.push(structuredClone(r)),
-    clock: timers,
-    resyncMs: 10_000,
-    retry: new Backoff(1_000, 60_000, () => 1),
-    random: () => 0,
-    ...(opts.maxRounds ? { maxRounds: opts.maxRounds } : {}),
-  });
-  return { rt, timers, reports, rec };
-}
+/** A reconciler over a fake runtime and fake timers (test/helpers/reconciler-rig.ts). */
+const rig = reconcilerRig;
 
 const last = (reports: StatusReport[]) => {
   const r = reports.at(-1);

@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { checkSecretFile } from '../../../../agent/src/proxy/allow.js';
-import { MATERIALIZED_SECRET, SecretFiles, SecretMissingError } from '../../../../agent/src/secrets/files.js';
+import { refusalOf } from '../../../../agent/src/reconcile/admission.js';
+import {
+  allowedProxyFile,
+  MATERIALIZED_SECRET,
+  SecretFiles,
+  SecretMissingError,
+} from '../../../../agent/src/secrets/files.js';
 import { RegistryLogins, registryOf } from '../../../../agent/src/secrets/registry.js';
 import type { DesiredState } from '../../../../proto/gen/fleet/v1/agent.js';
 import { serviceSpec } from '../../../helpers/service-spec.js';
@@ -63,6 +69,28 @@ describe('SecretFiles', () => {
     assert.equal(checkSecretFile('TLS certificate file', proxy.tlsCertFile), proxy.tlsCertFile);
     assert.match(proxy.tlsCertFile, new RegExp(MATERIALIZED_SECRET));
     assert.equal(readFileSync(proxy.apiKeysFile, 'utf8'), 'PLANTED-keys');
+  });
+
+  test('admission: a secret-backed proxy file is allowed only at the path its reference names', () => {
+    const dir = join(root, `s${n++}`, 'secrets');
+    const out = new SecretFiles(dir).absorb(state());
+    assert.equal(refusalOf(out.deployments[0]!, ['/data']), undefined);
+    const p = out.deployments[0]!.proxy!;
+    const forged = { ...out.deployments[0]!, proxy: { ...p, tlsSecret: undefined } };
+    assert.match(
+      refusalOf(forged, ['/data']) ?? '',
+      /proxy\.tls\.cert: .* is not a file under \/etc\/fleet\//,
+    );
+    const other = {
+      ...out.deployments[0]!,
+      proxy: { ...p, tlsSecret: { name: 'keys', fingerprint: FP('a') } },
+    };
+    assert.match(refusalOf(other, ['/data']) ?? '', /proxy\.tls\.cert/);
+    assert.equal(
+      allowedProxyFile(`/x/secrets/../secrets/tls.${FP('a')}`, { name: 'tls', fingerprint: FP('a') }),
+      false,
+    );
+    assert.equal(allowedProxyFile('/etc/fleet/tls/a.crt', undefined), true);
   });
 
   test('a missing version is a clear, terminal error naming the secret and never a value', () => {

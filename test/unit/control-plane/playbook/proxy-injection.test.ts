@@ -130,6 +130,25 @@ for (const field of Object.keys(VALID)) {
   });
 }
 
+test('playbook: a file path cannot climb out of /etc/fleet/ with a .. or . segment', () => {
+  for (const field of ['tls_cert', 'tls_key', 'api_keys_file']) {
+    for (const value of [
+      '/etc/fleet/../shadow',
+      '/etc/fleet/tls/../../ssl/private/k.key',
+      '/etc/fleet/./k',
+    ]) {
+      const { text, line, col } = playbookWith(field, value);
+      const r = parsePlaybook(text, 'p.yaml');
+      assert.equal(r.ok, false, `${field} = ${value} was accepted`);
+      if (r.ok) continue;
+      assert.ok(
+        r.errors.some((e) => e.line === line && e.col === col && /^invalid file path/.test(e.message)),
+        `${field} = ${value}: ${r.errors.map(formatError).join('\n')}`,
+      );
+    }
+  }
+});
+
 // ---------------------------------------------------------------- second line: the renderer
 
 const KEY = 'k3y-0123456789abcdef';
