@@ -24,6 +24,7 @@ export function buildDocker(opts: AgentOptions, log: Logger) {
     volumeRoots: opts.volumeRoots,
     log: log.child({ component: 'proxy' }),
     secrets: { readSecret: (ref) => secrets.read(ref), registryLogin: (image) => logins.forImage(image) },
+    secretsDir: secrets.dir,
   });
   return { docker, secrets, logins };
 }

@@ -14,6 +14,8 @@ export interface DockerAdapterOptions {
   log: Logger;
   /** Secret values and registry logins, read when a container is created or an image pulled. */
   secrets?: Pick<DockerRuntimeOptions, 'readSecret' | 'registryLogin'>;
+  /** The agent's secret files, which nginx may mount (TLS pairs from secrets). */
+  secretsDir?: string;
 }
 
 /**
@@ -36,6 +38,7 @@ export function dockerAdapter(opts: DockerAdapterOptions) {
       node: opts.node,
       configRoot: opts.proxyConfigRoot,
       volumeRoots,
+      ...(opts.secretsDir ? { secretsDir: opts.secretsDir } : {}),
       log: opts.log,
     }),
     /** Follows the node's container events (see events.ts). */

@@ -200,17 +200,20 @@ export interface DockerProxyDriverOptions extends Omit<DockerProxyEngineOptions,
   log: Logger;
   /** The node's volume roots (`--volume-roots`); default DEFAULT_VOLUME_ROOTS. */
   volumeRoots?: readonly string[];
+  /** The agent's secret files (TLS pairs from secrets are mounted from there). */
+  secretsDir?: string;
 }
 
 /**
  * The nginx proxy driver over Docker: what the agent (and the proxy's end-to-end test) runs. Its
- * containers may mount the config root and the files under /etc/fleet/ besides the volume roots.
+ * containers may mount the config root, the files under /etc/fleet/ and the agent's secret files
+ * besides the volume roots.
  */
 export class DockerProxyDriver extends NginxProxyDriver {
   constructor(opts: DockerProxyDriverOptions) {
     const guard = {
       volumeRoots: opts.volumeRoots ?? DEFAULT_VOLUME_ROOTS,
-      agentPaths: [opts.configRoot, SECRET_FILE_DIR],
+      agentPaths: [opts.configRoot, SECRET_FILE_DIR, ...(opts.secretsDir ? [opts.secretsDir] : [])],
     };
     super({
       engine: new DockerProxyEngine(opts.docker, { ...opts, guard }),
