@@ -124,7 +124,7 @@ class SimAgents {
       let report: StatusReport | undefined;
       const conn: Connection = new Connection({
         address: this.cfg.address,
-        credentials: mtlsCredentials(tls),
+        credentials: mtlsCredentials(tls, this.cfg.address),
         node,
         log,
         channelOptions: { 'grpc.use_local_subchannel_pool': 1 },

@@ -49,5 +49,5 @@ export async function enrollNode(
     tlsDir,
     log: createLogger('test', 'silent'),
   });
-  return { ...tls, credentials: mtlsCredentials(tls), tlsDir };
+  return { ...tls, credentials: mtlsCredentials(tls, server.grpcAddress), tlsDir };
 }
