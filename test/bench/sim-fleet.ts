@@ -7,6 +7,8 @@ const CHILD = fileURLToPath(new URL('./sim-agents.js', import.meta.url));
 
 /** What the agents said about one revision: how many acked it, the first and last ack, the last healthy report (wall ms). */
 export interface AckSpread {
+  /** When each node acked (wall ms). */
+  at: Record<string, number>;
   count: number;
   firstMs: number;
   lastMs: number;
@@ -81,6 +83,7 @@ export class SimFleet {
     );
     const acked = parts.filter((p) => p.count > 0);
     return {
+      at: Object.assign({}, ...parts.map((p) => p.at)) as Record<string, number>,
       count: parts.reduce((a, p) => a + p.count, 0),
       firstMs: Math.min(...acked.map((p) => p.firstMs)),
       lastMs: Math.max(...acked.map((p) => p.lastMs)),
