@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { type Fetch, fetchTrusting } from '../helpers/https.js';
 import { FLEET_BIN, freePort, stop, waitFor } from '../helpers/procs.js';
 import { wallMs } from './sim-agents.js';
-import { SimFleet } from './sim-fleet.js';
+import { SimFleet, simPlaybook } from './sim-fleet.js';
 import { fmt, median, quantile } from './stats.js';
 
 const AGENTS = Number(process.env.BENCH_SIM_AGENTS ?? 1000);
@@ -39,17 +39,7 @@ const SCENARIOS = {
 } as const;
 type Scenario = (typeof SCENARIOS)[keyof typeof SCENARIOS];
 
-const playbook = (i: number, sc: Scenario) => `name: ${DEPLOYMENT}
-hosts: group=sim
-serial: "100%"
-rollout: { min_healthy_time: ${sc.minHealthy}, healthy_deadline: 60s }
-services:
-  web:
-    image: 127.0.0.1:5000/fleet-test/web:1
-    env: { GREETING: "apply-${i}" }
-    port: 8080
-    health: { path: /cgi-bin/health, interval: 1s, timeout: 500ms, retries: 2, start_period: 1s }
-`;
+const playbook = (i: number, sc: Scenario) => simPlaybook(DEPLOYMENT, i, sc.minHealthy);
 
 interface ApplySample {
   /** apply start → the last agent's ack */

@@ -17,6 +17,22 @@ export interface AckSpread {
 }
 
 /**
+ * The benchmarks' playbook for simulated agents: every node labelled group=sim in one batch, a
+ * new revision for each `i` (its GREETING), the rollout gated on `minHealthy`.
+ */
+export const simPlaybook = (deployment: string, i: number, minHealthy: string) => `name: ${deployment}
+hosts: group=sim
+serial: "100%"
+rollout: { min_healthy_time: ${minHealthy}, healthy_deadline: 60s }
+services:
+  web:
+    image: 127.0.0.1:5000/fleet-test/web:1
+    env: { GREETING: "apply-${i}" }
+    port: 8080
+    health: { path: /cgi-bin/health, interval: 1s, timeout: 500ms, retries: 2, start_period: 1s }
+`;
+
+/**
  * N simulated agents (`sim-agents.ts`) spread over a few child processes, each agent on its own
  * HTTP/2 connection to one control plane. Children die with the parent: they exit when their IPC
  * channel closes, and `close` kills them too.

@@ -39,7 +39,7 @@ import {
 } from '../../control-plane/src/server.js';
 import { freePort, waitFor } from '../helpers/procs.js';
 import { wallMs } from './sim-agents.js';
-import { SimFleet } from './sim-fleet.js';
+import { SimFleet, simPlaybook } from './sim-fleet.js';
 import { fmt, median, quantile } from './stats.js';
 
 const AGENTS = Number(process.env.BENCH_TLS_AGENTS ?? 200);
@@ -162,17 +162,7 @@ class Plane {
   }
 }
 
-const playbook = (i: number) => `name: ${DEPLOYMENT}
-hosts: group=sim
-serial: "100%"
-rollout: { min_healthy_time: 0s, healthy_deadline: 60s }
-services:
-  web:
-    image: 127.0.0.1:5000/fleet-test/web:1
-    env: { GREETING: "apply-${i}" }
-    port: 8080
-    health: { path: /cgi-bin/health, interval: 1s, timeout: 500ms, retries: 2, start_period: 1s }
-`;
+const playbook = (i: number) => simPlaybook(DEPLOYMENT, i, '0s');
 
 interface Sample {
   /** apply → every agent reported the revision healthy */
