@@ -51,7 +51,10 @@ export class SimFleet {
     for (let p = 0; p < procs; p++) {
       const nodes = this.nodes.slice(p * per, (p + 1) * per);
       if (nodes.length === 0) continue;
-      const config: SimConfig = { ...cfg, nodes };
+      // Each child gets its own nodes' join tokens only: all of them for 1,000 nodes pass the
+      // kernel's limit for one environment string (E2BIG).
+      const joinTokens = Object.fromEntries(nodes.map((n) => [n, cfg.joinTokens[n] ?? '']));
+      const config: SimConfig = { ...cfg, nodes, joinTokens };
       this.children.push(
         fork(CHILD, [], {
           env: { ...process.env, FLEET_SIM_CONFIG: JSON.stringify(config) },
