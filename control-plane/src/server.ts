@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { Server as HttpsServer } from 'node:https';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -8,6 +9,7 @@ import { createLogger, type Logger } from '../../common/log.js';
 import { VERSION } from '../../common/version.js';
 import { AgentServiceService } from '../../proto/gen/fleet/v1/agent.js';
 import { api } from './api/app.js';
+import { refuseLargeBodiesEarly } from './api/errors.js';
 import { ensureBootstrapToken } from './auth/tokens.js';
 import { CountsRepo } from './db/counts.js';
 import { Store } from './db/store.js';
@@ -75,7 +77,7 @@ export interface ServerOptions {
 export const DEFAULT_VOLUME_ROOTS = ['/data', '/srv', '/mnt', '/var/lib/fleet/models'];
 
 export interface RunningServer {
-  /** The REST API's https:// URL (it serves TLS only). */
+  /** The REST API's URL: https:// (`MUTUAL_TLS`, the only transport outside the TLS benchmark). */
   httpUrl: string;
   grpcAddress: string;
   /** The CA file (`DATA_DIR/ca.crt`): what agents pin through join tokens and clients pass as --ca-file. */
@@ -238,6 +240,14 @@ async function listenAgentPort(
   return { grpcServer, grpcPort };
 }
 
+/** The REST server: TLS as the transport says, the body limit (413, before the body when announced). */
+function restApp(opts: ServerOptions, log: Logger, https: { cert: string; key: string } | null) {
+  const bodyLimit = opts.bodyLimit ?? 1024 * 1024;
+  const app = Fastify({ loggerInstance: log.child({ component: 'api' }), bodyLimit, https });
+  refuseLargeBodiesEarly(app.server, bodyLimit);
+  return app;
+}
+
 /** The control plane process: SQLite store, gRPC hub for agents, REST API for users. */
 export function runServer(opts: ServerOptions): Promise<RunningServer> {
   return startControlPlane(opts, MUTUAL_TLS);
@@ -294,13 +304,11 @@ export async function startControlPlane(opts: ServerOptions, transport: Transpor
     transport.agentPort(ca.certPem, keeper),
   );
 
-  const https = transport.restTls(files ?? keeper.current());
-  const app = Fastify({
-    loggerInstance: log.child({ component: 'api' }),
-    bodyLimit: opts.bodyLimit ?? 1024 * 1024,
-    https,
-  });
-  if (https && !files) keeper.onChange((c) => app.server.setSecureContext(transport.restTls(c) ?? {}));
+  const app = restApp(opts, log, transport.restTls(files ?? keeper.current()));
+  if (app.server instanceof HttpsServer && !files) {
+    const server = app.server;
+    keeper.onChange((c) => server.setSecureContext(transport.restTls(c) ?? {}));
+  }
   keeper.start();
   await app.register(api, {
     store,

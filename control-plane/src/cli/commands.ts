@@ -147,6 +147,20 @@ function addServerCommand(program: Command) {
     });
 }
 
+/**
+ * The connection flags given on this command line, for a printed follow-up command
+ * (`fleet apply FILE --expect-revision N`) to reach the same server the same way.
+ */
+function cliGlobals(program: Command): string[] {
+  const out: string[] = [];
+  for (const [key, flag] of [
+    ['server', '--server'],
+    ['caFile', '--ca-file'],
+  ] as const)
+    if (program.getOptionValueSource(key) === 'cli') out.push(flag, program.opts()[key]);
+  return out;
+}
+
 function parseCount(v: string): number {
   if (!/^[1-9][0-9]{0,9}$/.test(v))
     throw new Error(`invalid number ${JSON.stringify(v)} (a whole number ≥ 1)`);
@@ -186,7 +200,7 @@ function addApplyCommands(program: Command, client: () => FleetClient) {
       check: o.check,
       diff: o.diff,
       detailedExitcode: o.detailedExitcode,
-      globalArgs: program.getOptionValueSource('server') === 'cli' ? ['--server', program.opts().server] : [],
+      globalArgs: cliGlobals(program),
       ...rolloutFlags(o),
     });
   });

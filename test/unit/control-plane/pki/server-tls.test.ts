@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import tls from 'node:tls';
-import { FleetClient } from '../../../../control-plane/src/api/client.js';
+import { type ClientError, FleetClient } from '../../../../control-plane/src/api/client.js';
 import { loadCertificateFiles, serverRenewAt } from '../../../../control-plane/src/pki/server-tls.js';
 import { type RunningServer, runServer } from '../../../../control-plane/src/server.js';
 import { fetchTrusting } from '../../../helpers/https.js';
@@ -145,6 +146,51 @@ describe('the REST API speaks TLS only', () => {
       );
       const ca = readFileSync(server.caFile, 'utf8');
       assert.deepEqual(await new FleetClient(server.httpUrl, { token, ca }).nodes(), { nodes: [] });
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a body over the limit: the CLI announces it and gets the 413 instead of a reset mid-upload', async () => {
+    const { server } = await start();
+    try {
+      const token = readFileSync(server.adminTokenFile, 'utf8').trim();
+      const ca = readFileSync(server.caFile, 'utf8');
+      const client = new FleetClient(server.httpUrl, { token, ca });
+      const big = `name: big\nhosts: all\n# ${'x'.repeat(2 * 1024 * 1024)}\n`;
+      for (let i = 0; i < 5; i++)
+        await assert.rejects(client.apply(big, 'big.yaml', false), (err: ClientError) => {
+          assert.equal(err.status, 413);
+          assert.match(err.message, /larger than the limit of 1048576 bytes \(fleet server --body-limit\)/);
+          return true;
+        });
+      // The 413 comes before any of the body: announced and never sent, it is still answered.
+      const early = await new Promise<number>((resolve, reject) => {
+        const r = httpsRequest(
+          `${server.httpUrl}/v1/apply`,
+          {
+            method: 'POST',
+            ca,
+            headers: {
+              authorization: `Bearer ${token}`,
+              expect: '100-continue',
+              'content-length': '2097152',
+            },
+          },
+          (res) => resolve(res.statusCode ?? 0),
+        );
+        r.on('continue', () => reject(new Error('100 Continue for a body over the limit')));
+        r.on('error', reject);
+        r.setTimeout(5_000, () => reject(new Error('no answer before the body')));
+        r.flushHeaders();
+      });
+      assert.equal(early, 413);
+      // A body within the limit announced the same way goes through Fastify as usual.
+      const fine = `name: fine\nhosts: all\n# ${'x'.repeat(100 * 1024)}\n`;
+      await assert.rejects(
+        client.apply(fine, 'fine.yaml', false),
+        (err: ClientError) => err.status !== 413 && /^fine\.yaml: /.test(err.message),
+      );
     } finally {
       await server.close();
     }
