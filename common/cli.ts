@@ -66,9 +66,12 @@ export function createProgram(): Command {
   return new Command('fleet')
     .description('Deploy LLM inference onto GPU hosts and keep it healthy')
     .version(VERSION)
-    .option('--server <url>', 'control plane REST URL (env FLEET_SERVER; default http://127.0.0.1:7080)')
+    .option('--server <url>', 'control plane REST URL (env FLEET_SERVER; default https://127.0.0.1:7080)')
     .option('--token <token>', 'API token (env FLEET_TOKEN, or the config file `fleet login` writes)')
-    .option('--ca-file <file>', 'CA certificate to trust for an https:// server (env FLEET_CA_FILE)')
+    .option(
+      '--ca-file <file>',
+      'CA certificate to trust for the server, e.g. its DATA_DIR/ca.crt (env FLEET_CA_FILE)',
+    )
     .option('--debug', 'print stack traces on errors')
     .showHelpAfterError();
 }

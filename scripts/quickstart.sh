@@ -10,7 +10,11 @@ STATE="$FLEET_ROOT/.fleet"
 API=127.0.0.1:7080
 GRPC=127.0.0.1:7443
 NODE=${FLEET_NODE:-local}
-export FLEET_SERVER="http://$API"
+export FLEET_SERVER="https://$API"
+# The REST API speaks TLS only, with a certificate from the control plane's own CA (written on its
+# first start): curl and the CLI trust exactly that CA.
+CA="$STATE/server/ca.crt"
+export FLEET_CA_FILE="$CA"
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -32,17 +36,17 @@ ensure_tiny_model
 ln -sf "$FLEET_ROOT/bin/fleet.js" /usr/local/bin/fleet
 mkdir -p "$STATE"
 
-if ! curl -fsS "http://$API/healthz" >/dev/null 2>&1; then
+if ! curl -fsS --cacert "$CA" "https://$API/healthz" >/dev/null 2>&1; then
   log "starting fleet server on $API (log: .fleet/server.log)"
   nohup fleet server --data-dir "$STATE/server" --listen "$API" --grpc-listen "$GRPC" >>"$STATE/server.log" 2>&1 &
   echo $! >"$STATE/server.pid"
-  for _ in $(seq 1 50); do curl -fsS "http://$API/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+  for _ in $(seq 1 50); do curl -fsS --cacert "$CA" "https://$API/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
 fi
 # The CLI's token: the bootstrap admin token the server wrote on its first start, saved (0600) to
-# ~/.config/fleet/config.json with the server's address, so every command below and printed
-# afterwards works in any shell. `fleet token create` makes narrower ones (see README, Security).
+# ~/.config/fleet/config.json with the server's address and CA file, so every command below and
+# printed afterwards works in any shell. `fleet token create` makes narrower ones (see README, Security).
 if [ -z "${FLEET_TOKEN:-}" ]; then
-  fleet login --token-file "$STATE/server/admin-token"
+  fleet login --token-file "$STATE/server/admin-token" --ca-file "$CA"
 fi
 if ! pid_alive "$STATE/agent.pid"; then
   # The first start enrolls the agent with a single-use join token (its label travels with it);
@@ -77,7 +81,7 @@ echo
 fleet nodes
 echo
 cat <<TXT
-fleet is running: control plane on http://$API, one agent (node '$NODE'), deployment 'dev':
+fleet is running: control plane on https://$API (its CA: $CA), one agent (node '$NODE'), deployment 'dev':
 the model server behind the nginx the agent runs on http://127.0.0.1:18070.
 
 Try (a tiny random-weight model: the words are nonsense, the tokens are real; nginx asks for the
@@ -95,7 +99,8 @@ API key in .fleet/dev-api-key, kept by the control plane as the secret dev-api-k
   fleet status dev -o json
   fleet events --limit 20                        # applies and token changes name their actor
   fleet token create --role viewer --name me-ro # a read-only token, printed once
-The CLI uses the bootstrap admin token ($STATE/server/admin-token), saved by
-\`fleet login\` to ~/.config/fleet/config.json (0600).
+  curl --cacert $CA -H "authorization: Bearer \$(cat $STATE/server/admin-token)" https://$API/v1/nodes
+The CLI uses the bootstrap admin token ($STATE/server/admin-token) and trusts the control plane's CA,
+both saved by \`fleet login\` to ~/.config/fleet/config.json (0600).
 Logs: .fleet/server.log, .fleet/agent.log.  Stop: bash scripts/quickstart.sh stop
 TXT

@@ -14,6 +14,7 @@ import {
   type StatusReport,
 } from '../../proto/gen/fleet/v1/agent.js';
 import { Backoff } from './backoff.js';
+import { dialOptions } from './enroll/client.js';
 
 /** The agent's answer to a preflight request: its checks, and the preview when one was asked for. */
 export type PreflightAnswer = Omit<PreflightResponse, 'requestId'>;
@@ -87,6 +88,7 @@ export class Connection {
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.initial_reconnect_backoff_ms': 250,
       'grpc.max_reconnect_backoff_ms': 5_000,
+      ...dialOptions(this.opts.address),
       ...this.opts.channelOptions,
     });
   }

@@ -206,7 +206,7 @@ function buildRenewer(
     node: opts.node,
     ...id,
     renew: (csrPem) => connection.renew(csrPem),
-    switchTo: (next) => connection.useCredentials(mtlsCredentials(next)),
+    switchTo: (next) => connection.useCredentials(mtlsCredentials(next, opts.server)),
     log: log.child({ component: 'renew' }),
   });
 }
@@ -312,7 +312,7 @@ function buildConnection(
 ): Connection {
   return new Connection({
     address: opts.server,
-    credentials: mtlsCredentials(tls),
+    credentials: mtlsCredentials(tls, opts.server),
     node: opts.node,
     log: log.child({ component: 'connection' }),
     heartbeatMs: opts.heartbeatMs,

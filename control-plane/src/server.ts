@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { Server as HttpsServer } from 'node:https';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -9,13 +10,18 @@ import { VERSION } from '../../common/version.js';
 import { DEFAULT_VOLUME_ROOTS } from '../../common/volumes.js';
 import { AgentServiceService } from '../../proto/gen/fleet/v1/agent.js';
 import { api } from './api/app.js';
+import { refuseLargeBodiesEarly } from './api/errors.js';
 import { ensureBootstrapToken } from './auth/tokens.js';
 import { CountsRepo } from './db/counts.js';
 import { Store } from './db/store.js';
 import { Deployer } from './deployer.js';
 import { DesiredStates } from './desired/cache.js';
-import { agentPortCredentials, agentService } from './grpc/agent-service.js';
-import { CertificateAuthenticator } from './grpc/auth.js';
+import { agentPortCredentials, agentService, type ServerIdentity } from './grpc/agent-service.js';
+import {
+  type AgentAuthenticator,
+  CertificateAuthenticator,
+  type CertificateAuthenticatorDeps,
+} from './grpc/auth.js';
 import { AgentHub } from './grpc/hub.js';
 import { PreflightRequests } from './grpc/preflight.js';
 import { DEFAULT_SILENCE_MS, LivenessTracker } from './ingest/liveness.js';
@@ -26,7 +32,14 @@ import { Enrollment } from './pki/enrollment.js';
 import { trustAnchor } from './pki/identity.js';
 import { serverNames } from './pki/issue.js';
 import { JoinTokens } from './pki/join-token.js';
-import { loadOrIssueServerCertificate, type ServerCredentials, serverCertPaths } from './pki/server-cert.js';
+import { loadOrIssueServerCertificate, serverCertPaths } from './pki/server-cert.js';
+import {
+  type CertAndKey,
+  type FileCertificate,
+  loadCertificateFiles,
+  ServerCertificateKeeper,
+  TlsFilesError,
+} from './pki/server-tls.js';
 import { PrefetchTracker } from './rollout/prefetch.js';
 import { RolloutRunner } from './rollout/runner.js';
 import { DeploymentWatcher, nodeProgress } from './rollout/watcher.js';
@@ -41,6 +54,14 @@ export interface ServerOptions {
   grpcListen: string;
   /** Extra DNS names or addresses for the server certificate (beyond loopback, the host name, the listen hosts). */
   tlsNames?: readonly string[];
+  /**
+   * The REST API's certificate (PEM chain) and key from files (`--tls-cert`/`--tls-key`), checked
+   * at start; without them it serves the certificate the control plane issues from its CA.
+   */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  /** Lifetime of the server's self-issued certificate (default 90 days; tests shorten it to see reissues). */
+  serverCertLifetimeMs?: number;
   /** Lifetime of the agent certificates this control plane issues (default 30 days; tests shorten it). */
   agentCertLifetimeMs?: number;
   /** Largest REST request body in bytes (413 above it); default 1 MiB. */
@@ -56,16 +77,20 @@ export interface ServerOptions {
 }
 
 export interface RunningServer {
+  /** The REST API's URL: https:// (`MUTUAL_TLS`, the only transport outside the TLS benchmark). */
   httpUrl: string;
   grpcAddress: string;
   /** The CA file (`DATA_DIR/ca.crt`): what agents pin through join tokens and clients pass as --ca-file. */
   caFile: string;
   /** SHA-256 over the CA's DER (the `K10<hash>` of join tokens). */
   caFingerprint: string;
-  /** The server's own certificate and key, issued from the CA (reusable for the REST API's TLS). */
+  /** The server's own certificate and key, issued from the CA and reissued while it runs. */
   serverCertFile: string;
   serverKeyFile: string;
+  /** The CA and the self-issued certificate and key as they were at start. */
   tls: { caPem: string; certPem: string; keyPem: string };
+  /** What the REST API serves: the files given, or the self-issued certificate. */
+  restCertificate: 'files' | 'self-issued';
   /** DATA_DIR/admin-token: the bootstrap admin token, written on the first start (0600). */
   adminTokenFile: string;
   close(): Promise<void>;
@@ -82,9 +107,16 @@ function splitHostPort(addr: string): { host: string; port: number } {
 }
 
 /** The parts of the control plane and how they listen to each other; built once, here. */
-function wire(store: Store, ca: Ca, opts: ServerOptions, log: Logger, secrets: Secrets) {
+function wire(
+  store: Store,
+  ca: Ca,
+  opts: ServerOptions,
+  log: Logger,
+  transport: Transport,
+  secrets: Secrets,
+) {
   const desired = new DesiredStates(store.deployments, secrets.value);
-  const auth = new CertificateAuthenticator({
+  const auth = transport.agentAuth({
     anchor: trustAnchor(ca.der),
     binding: (node) => store.nodeKeys.get(node),
     clock: { now: Date.now },
@@ -163,34 +195,46 @@ function wire(store: Store, ca: Ca, opts: ServerOptions, log: Logger, secrets: S
 }
 
 /** The CA and the server's certificate for its names (loopback, host name, listen hosts, extras). */
-async function loadPki(opts: ServerOptions): Promise<{ ca: Ca; server: ServerCredentials }> {
+async function loadPki(
+  opts: ServerOptions,
+  log: Logger,
+): Promise<{ ca: Ca; keeper: ServerCertificateKeeper }> {
   const { ca } = await loadOrCreateCa(opts.dataDir, pkiDeps);
   const listenHosts = [opts.grpcListen, opts.listen]
     .map((a) => splitHostPort(a).host)
     .filter((h) => h !== '' && h !== '0.0.0.0' && h !== '::');
   const names = serverNames(hostname(), [...listenHosts, ...(opts.tlsNames ?? [])]);
-  const server = await loadOrIssueServerCertificate(opts.dataDir, ca, { names, deps: pkiDeps });
-  return { ca, server };
+  const issue = () =>
+    loadOrIssueServerCertificate(opts.dataDir, ca, {
+      names,
+      deps: pkiDeps,
+      lifetimeMs: opts.serverCertLifetimeMs,
+    });
+  const keeper = new ServerCertificateKeeper(await issue(), {
+    issue,
+    now: Date.now,
+    onRenewed: ({ notAfterMs }) =>
+      log.info({ notAfter: new Date(notAfterMs).toISOString() }, 'reissued the server certificate'),
+    onError: (err, retryInMs) =>
+      log.error({ err: err.message, retryInMs }, 'could not reissue the server certificate; retrying'),
+  });
+  return { ca, keeper };
 }
 
-/** The control plane process: SQLite store, gRPC hub for agents, REST API for users. */
-export async function runServer(opts: ServerOptions): Promise<RunningServer> {
-  const log = createLogger('fleet-server');
-  mkdirSync(opts.dataDir, { recursive: true });
-  const store = Store.open(join(opts.dataDir, 'fleet.db'));
-  store.nodes.resetConnections();
-  const { ca, server } = await loadPki(opts);
-  const tls = { caPem: ca.certPem, certPem: server.certPem, keyPem: server.keyPem };
-  const { keyring, source: secretsKey } = loadKeyring(opts.dataDir);
-  const secrets = new Secrets(store, keyring);
-  const wired = wire(store, ca, opts, log, secrets);
-  const { hub, service, joinTokens, recorder, deployer, rollouts, liveness, metrics } = wired;
-  // Rollouts that were running when the process stopped go on from the batch they were in.
-  rollouts.resume();
-  const adminTokenFile = join(opts.dataDir, 'admin-token');
-  if (ensureBootstrapToken(store, adminTokenFile, { now: Date.now }))
-    log.warn({ file: adminTokenFile }, 'no admin token existed: wrote the bootstrap admin token');
+/** The operator's REST certificate when both files are named (checked now), else undefined. */
+function restFiles(opts: ServerOptions): FileCertificate | undefined {
+  if (!opts.tlsCertFile && !opts.tlsKeyFile) return undefined;
+  if (!opts.tlsCertFile || !opts.tlsKeyFile)
+    throw new TlsFilesError('--tls-cert and --tls-key go together: name both files, or neither');
+  return loadCertificateFiles(opts.tlsCertFile, opts.tlsKeyFile, Date.now());
+}
 
+/** The agent port: keepalive for long-lived streams, the message size limit, TLS credentials. */
+async function listenAgentPort(
+  opts: ServerOptions,
+  service: grpc.UntypedServiceImplementation,
+  credentials: grpc.ServerCredentials,
+): Promise<{ grpcServer: grpc.Server; grpcPort: number }> {
   const grpcServer = new grpc.Server({
     'grpc.keepalive_time_ms': 10_000,
     'grpc.keepalive_timeout_ms': 5_000,
@@ -201,15 +245,78 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
   });
   grpcServer.addService(AgentServiceService, service);
   const grpcPort = await new Promise<number>((resolve, reject) =>
-    grpcServer.bindAsync(opts.grpcListen, agentPortCredentials(tls), (err, port) =>
-      err ? reject(err) : resolve(port),
-    ),
+    grpcServer.bindAsync(opts.grpcListen, credentials, (err, port) => (err ? reject(err) : resolve(port))),
+  );
+  return { grpcServer, grpcPort };
+}
+
+/** The REST server: TLS as the transport says, the body limit (413, before the body when announced). */
+function restApp(opts: ServerOptions, log: Logger, https: { cert: string; key: string } | null) {
+  const bodyLimit = opts.bodyLimit ?? 1024 * 1024;
+  const app = Fastify({ loggerInstance: log.child({ component: 'api' }), bodyLimit, https });
+  refuseLargeBodiesEarly(app.server, bodyLimit);
+  return app;
+}
+
+/** The control plane process: SQLite store, gRPC hub for agents, REST API for users. */
+export function runServer(opts: ServerOptions): Promise<RunningServer> {
+  return startControlPlane(opts, MUTUAL_TLS);
+}
+
+/**
+ * How the control plane's ports are secured and how an agent call proves its node. Production has
+ * exactly one, `MUTUAL_TLS`: `runServer` (and so `fleet server`) knows no other, and no flag or
+ * setting chooses one. The TLS benchmark (test/bench/tls.ts) builds a plaintext one of its own and
+ * passes it to `startControlPlane`, to measure what TLS costs on otherwise the same code.
+ */
+export interface Transport {
+  /** The agent port's credentials, serving the control plane's certificate as it is reissued. */
+  agentPort(caPem: string, identity: ServerIdentity): grpc.ServerCredentials;
+  /** Who an agent call comes from. */
+  agentAuth(deps: CertificateAuthenticatorDeps): AgentAuthenticator;
+  /** The REST listener's TLS key and certificate (null: none). */
+  restTls(cert: CertAndKey): { cert: string; key: string } | null;
+}
+
+/** Mutual TLS on the agent port, identity from the client certificate; HTTPS on the REST port. */
+export const MUTUAL_TLS: Transport = {
+  agentPort: agentPortCredentials,
+  agentAuth: (deps) => new CertificateAuthenticator(deps),
+  restTls: (c) => ({ cert: c.certPem, key: c.keyPem }),
+};
+
+/** The control plane with `transport`; see `runServer`. */
+export async function startControlPlane(opts: ServerOptions, transport: Transport): Promise<RunningServer> {
+  const log = createLogger('fleet-server');
+  // Bad certificate files stop the start before anything is created or listens.
+  const files = restFiles(opts);
+  mkdirSync(opts.dataDir, { recursive: true });
+  const store = Store.open(join(opts.dataDir, 'fleet.db'));
+  store.nodes.resetConnections();
+  const { ca, keeper } = await loadPki(opts, log);
+  const tls = { caPem: ca.certPem, ...keeper.current() };
+  const { keyring, source: secretsKey } = loadKeyring(opts.dataDir);
+  const secrets = new Secrets(store, keyring);
+  const wired = wire(store, ca, opts, log, transport, secrets);
+  const { hub, service, joinTokens, recorder, deployer, rollouts, liveness, metrics } = wired;
+  // Rollouts that were running when the process stopped go on from the batch they were in.
+  rollouts.resume();
+  const adminTokenFile = join(opts.dataDir, 'admin-token');
+  if (ensureBootstrapToken(store, adminTokenFile, { now: Date.now }))
+    log.warn({ file: adminTokenFile }, 'no admin token existed: wrote the bootstrap admin token');
+
+  const { grpcServer, grpcPort } = await listenAgentPort(
+    opts,
+    service,
+    transport.agentPort(ca.certPem, keeper),
   );
 
-  const app = Fastify({
-    loggerInstance: log.child({ component: 'api' }),
-    bodyLimit: opts.bodyLimit ?? 1024 * 1024,
-  });
+  const app = restApp(opts, log, transport.restTls(files ?? keeper.current()));
+  if (app.server instanceof HttpsServer && !files) {
+    const server = app.server;
+    keeper.onChange((c) => server.setSecureContext(transport.restTls(c) ?? {}));
+  }
+  keeper.start();
   await app.register(api, {
     store,
     deployer,
@@ -235,6 +342,7 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
       caFile,
       caFingerprint: ca.fingerprint,
       secretsKey,
+      restCertificate: files ? { file: opts.tlsCertFile, sha256: files.fingerprint256 } : 'self-issued',
       version: VERSION,
     },
     'control plane started',
@@ -248,8 +356,10 @@ export async function runServer(opts: ServerOptions): Promise<RunningServer> {
     serverCertFile: serverCertPaths(opts.dataDir).cert,
     serverKeyFile: serverCertPaths(opts.dataDir).key,
     tls,
+    restCertificate: files ? 'files' : 'self-issued',
     adminTokenFile,
     async close() {
+      keeper.stop();
       await app.close();
       rollouts.stop();
       recorder.flush();

@@ -14,9 +14,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type Fetch, fetchTrusting } from '../helpers/https.js';
 import { FLEET_BIN, freePort, stop, waitFor } from '../helpers/procs.js';
 import { wallMs } from './sim-agents.js';
-import { SimFleet } from './sim-fleet.js';
+import { SimFleet, simPlaybook } from './sim-fleet.js';
 import { fmt, median, quantile } from './stats.js';
 
 const AGENTS = Number(process.env.BENCH_SIM_AGENTS ?? 1000);
@@ -38,17 +39,7 @@ const SCENARIOS = {
 } as const;
 type Scenario = (typeof SCENARIOS)[keyof typeof SCENARIOS];
 
-const playbook = (i: number, sc: Scenario) => `name: ${DEPLOYMENT}
-hosts: group=sim
-serial: "100%"
-rollout: { min_healthy_time: ${sc.minHealthy}, healthy_deadline: 60s }
-services:
-  web:
-    image: 127.0.0.1:5000/fleet-test/web:1
-    env: { GREETING: "apply-${i}" }
-    port: 8080
-    health: { path: /cgi-bin/health, interval: 1s, timeout: 500ms, retries: 2, start_period: 1s }
-`;
+const playbook = (i: number, sc: Scenario) => simPlaybook(DEPLOYMENT, i, sc.minHealthy);
 
 interface ApplySample {
   /** apply start → the last agent's ack */
@@ -91,6 +82,8 @@ function connectionsTo(port: number): number {
 
 /** The admin token's header, once the control plane wrote it. */
 const ADMIN: Record<string, string> = {};
+/** `fetch` on the REST API (HTTPS), trusting the control plane's CA once it wrote it. */
+let api: Fetch = () => Promise.reject(new Error('no control plane yet'));
 
 /** One join token per simulated node, minted over REST as `fleet join-token create` does (20 at a time). */
 async function mintJoinTokens(url: string, nodes: readonly string[]): Promise<Record<string, string>> {
@@ -98,7 +91,7 @@ async function mintJoinTokens(url: string, nodes: readonly string[]): Promise<Re
   for (let i = 0; i < nodes.length; i += 20) {
     await Promise.all(
       nodes.slice(i, i + 20).map(async (node) => {
-        const res = await fetch(`${url}/v1/join-tokens`, {
+        const res = await api(`${url}/v1/join-tokens`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', ...ADMIN },
           body: JSON.stringify({ labels: { group: 'sim' } }),
@@ -134,8 +127,9 @@ async function startControlPlane(dir: string) {
   );
   server.stdout?.pipe(log);
   server.stderr?.pipe(log);
-  const url = `http://127.0.0.1:${httpPort}`;
-  await waitFor('control plane /healthz', async () => (await fetch(`${url}/healthz`)).ok, 15_000);
+  const url = `https://127.0.0.1:${httpPort}`;
+  api = fetchTrusting(join(dir, 'cp', 'ca.crt'));
+  await waitFor('control plane /healthz', async () => (await api(`${url}/healthz`)).ok, 15_000);
   // Security stays on: the benchmark speaks to the API as the bootstrap admin.
   ADMIN.authorization = `Bearer ${readFileSync(join(dir, 'cp', 'admin-token'), 'utf8').trim()}`;
   return { server, url, grpcPort, address: `127.0.0.1:${grpcPort}` };
@@ -147,7 +141,7 @@ async function succeededAt(url: string, revision: number, timeoutMs: number): Pr
   return waitFor(
     `rollout of revision ${revision} succeeded`,
     async () => {
-      const res = await fetch(`${url}/v1/events?deployment=${DEPLOYMENT}&limit=3`, { headers: ADMIN });
+      const res = await api(`${url}/v1/events?deployment=${DEPLOYMENT}&limit=3`, { headers: ADMIN });
       const { events } = (await res.json()) as { events: { kind: string; message: string; atMs: number }[] };
       return events.find((e) => e.kind === 'rollout.succeeded' && e.message.startsWith(want))?.atMs;
     },
@@ -159,7 +153,7 @@ async function succeededAt(url: string, revision: number, timeoutMs: number): Pr
 async function oneApply(cp: { url: string; server: ChildProcess }, sim: SimFleet, i: number, sc: Scenario) {
   const cpu0 = cpuSeconds(cp.server.pid!);
   const t0 = wallMs();
-  const res = await fetch(`${cp.url}/v1/apply`, {
+  const res = await api(`${cp.url}/v1/apply`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...ADMIN },
     body: JSON.stringify({ source: playbook(i, sc), file: `sim-${i}.yaml` }),

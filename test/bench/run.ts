@@ -8,7 +8,8 @@
  * Then the inference server (inference.ts), facts (facts.ts) and issue 5's agent health, restarts,
  * proxy overhead and agent at rest (health.ts), and issue 11's rollouts (rollout.ts). `--health-only`,
  * `--facts-only`, `--inference-only`, `--rollout-only` (`--rollout-gate-only`, `--rollout-scale-only`
- * for one of its two parts) run one of those alone; `--apply-only` runs 1 and 2 alone.
+ * for one of its two parts) run one of those alone; `--apply-only` runs 1 and 2 alone. Issue 12's
+ * TLS overhead (tls.ts) runs with `--tls-only`, and last in a full run.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -27,6 +28,7 @@ import { benchInference } from './inference.js';
 import { benchRollout, benchRolloutGate } from './rollout.js';
 import { benchRolloutScale } from './rollout-scale.js';
 import { fmt, median, quantile } from './stats.js';
+import { benchTls } from './tls.js';
 import { benchUpstream } from './upstream.js';
 
 const run = promisify(execFile);
@@ -158,6 +160,11 @@ async function main() {
     process.stdout.write(`${(await benchRolloutScale()).join('\n')}\n`);
     return;
   }
+  // Issue 12: what TLS costs (apply → running, push → ack, enrollment, 1,000 reconnects).
+  if (process.argv.includes('--tls-only')) {
+    process.stdout.write(`${(await benchTls()).join('\n')}\n`);
+    return;
+  }
   // Issue 6: the inference server in ENGINE=openai-upstream mode against direct mode (upstream.ts).
   if (process.argv.includes('--upstream-only')) {
     process.stdout.write(`${(await benchUpstream()).join('\n')}\n`);
@@ -205,6 +212,7 @@ async function main() {
   if (!process.argv.includes('--apply-only')) {
     process.stdout.write(`\n${(await benchHealth()).join('\n')}\n`);
     process.stdout.write(`\n${(await benchRollout()).join('\n')}\n`);
+    process.stdout.write(`\n${(await benchTls()).join('\n')}\n`);
   }
 }
 

@@ -17,6 +17,7 @@
  */
 
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { Connection } from '../../agent/src/connection.js';
 import { enroll, mtlsCredentials } from '../../agent/src/enroll/client.js';
 import { factsSummary } from '../../agent/src/facts.js';
@@ -40,6 +41,11 @@ export interface SimConfig {
   labels: Record<string, string>;
   /** The deployment whose revisions the acks are counted for. */
   deployment: string;
+  /**
+   * The TLS benchmark's baseline only (tls.ts): no enrollment, an insecure channel, against the
+   * plaintext control plane that benchmark builds in its own process. Nothing in fleet offers it.
+   */
+  plaintext?: boolean;
 }
 
 export type ToChild =
@@ -55,6 +61,8 @@ export type FromChild =
 export const wallMs = () => performance.timeOrigin + performance.now();
 
 interface AckStats {
+  /** When each node acked (wall ms). */
+  at: Record<string, number>;
   count: number;
   firstMs: number;
   lastMs: number;
@@ -107,7 +115,9 @@ class SimAgents {
       await Promise.all(nodes.slice(i, i + 25).map((node) => this.startOne(node, log)));
   }
 
-  private async startOne(node: string, log: Logger) {
+  /** Mutual TLS after enrolling with the node's join token (the TLS baseline: an insecure channel). */
+  private async credentials(node: string, log: Logger): Promise<grpc.ChannelCredentials> {
+    if (this.cfg.plaintext) return grpc.credentials.createInsecure();
     const token = parseJoinToken(this.cfg.joinTokens[node] ?? '');
     if (!token.ok) throw new Error(`${node}: ${token.message}`);
     const tls = await enroll({
@@ -118,13 +128,18 @@ class SimAgents {
       tlsDir: join(this.cfg.tlsDir, node),
       log,
     });
+    return mtlsCredentials(tls, this.cfg.address);
+  }
+
+  private async startOne(node: string, log: Logger) {
+    const credentials = await this.credentials(node, log);
     const facts = factsSummary('sim');
     {
       let version = '';
       let report: StatusReport | undefined;
       const conn: Connection = new Connection({
         address: this.cfg.address,
-        credentials: mtlsCredentials(tls),
+        credentials,
         node,
         log,
         channelOptions: { 'grpc.use_local_subchannel_pool': 1 },
@@ -134,7 +149,7 @@ class SimAgents {
           conn.ack(d.version);
           if (d.version === version) return;
           version = d.version;
-          this.note(d, 'ack');
+          this.note(d, 'ack', node);
           const healthy = () => {
             if (version !== d.version) return;
             report = healthyReport(d);
@@ -172,21 +187,31 @@ class SimAgents {
         });
       });
     }
-    return this.acks.get(revision) ?? { count: 0, firstMs: 0, lastMs: 0, healthy: 0, lastHealthyMs: 0 };
+    return (
+      this.acks.get(revision) ?? { at: {}, count: 0, firstMs: 0, lastMs: 0, healthy: 0, lastHealthyMs: 0 }
+    );
   }
 
   stop() {
     for (const c of this.conns) c.stop();
   }
 
-  private note(d: DesiredState, what: 'ack' | 'healthy') {
+  private note(d: DesiredState, what: 'ack' | 'healthy', node = '') {
     const revision = d.deployments.find((x) => x.name === this.cfg.deployment)?.revision;
     if (revision === undefined) return;
     const at = wallMs();
-    const s = this.acks.get(revision) ?? { count: 0, firstMs: at, lastMs: at, healthy: 0, lastHealthyMs: 0 };
+    const s = this.acks.get(revision) ?? {
+      at: {},
+      count: 0,
+      firstMs: at,
+      lastMs: at,
+      healthy: 0,
+      lastHealthyMs: 0,
+    };
     if (what === 'ack') {
       s.count++;
       s.lastMs = at;
+      s.at[node] = at;
     } else {
       s.healthy++;
       s.lastHealthyMs = at;

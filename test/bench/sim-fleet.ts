@@ -7,12 +7,30 @@ const CHILD = fileURLToPath(new URL('./sim-agents.js', import.meta.url));
 
 /** What the agents said about one revision: how many acked it, the first and last ack, the last healthy report (wall ms). */
 export interface AckSpread {
+  /** When each node acked (wall ms). */
+  at: Record<string, number>;
   count: number;
   firstMs: number;
   lastMs: number;
   healthy: number;
   lastHealthyMs: number;
 }
+
+/**
+ * The benchmarks' playbook for simulated agents: every node labelled group=sim in one batch, a
+ * new revision for each `i` (its GREETING), the rollout gated on `minHealthy`.
+ */
+export const simPlaybook = (deployment: string, i: number, minHealthy: string) => `name: ${deployment}
+hosts: group=sim
+serial: "100%"
+rollout: { min_healthy_time: ${minHealthy}, healthy_deadline: 60s }
+services:
+  web:
+    image: 127.0.0.1:5000/fleet-test/web:1
+    env: { GREETING: "apply-${i}" }
+    port: 8080
+    health: { path: /cgi-bin/health, interval: 1s, timeout: 500ms, retries: 2, start_period: 1s }
+`;
 
 /**
  * N simulated agents (`sim-agents.ts`) spread over a few child processes, each agent on its own
@@ -33,7 +51,10 @@ export class SimFleet {
     for (let p = 0; p < procs; p++) {
       const nodes = this.nodes.slice(p * per, (p + 1) * per);
       if (nodes.length === 0) continue;
-      const config: SimConfig = { ...cfg, nodes };
+      // Each child gets its own nodes' join tokens only: all of them for 1,000 nodes pass the
+      // kernel's limit for one environment string (E2BIG).
+      const joinTokens = Object.fromEntries(nodes.map((n) => [n, cfg.joinTokens[n] ?? '']));
+      const config: SimConfig = { ...cfg, nodes, joinTokens };
       this.children.push(
         fork(CHILD, [], {
           env: { ...process.env, FLEET_SIM_CONFIG: JSON.stringify(config) },
@@ -81,6 +102,7 @@ export class SimFleet {
     );
     const acked = parts.filter((p) => p.count > 0);
     return {
+      at: Object.assign({}, ...parts.map((p) => p.at)) as Record<string, number>,
       count: parts.reduce((a, p) => a + p.count, 0),
       firstMs: Math.min(...acked.map((p) => p.firstMs)),
       lastMs: Math.max(...acked.map((p) => p.lastMs)),

@@ -323,7 +323,11 @@ services:
   });
 
   test('the CLI needs a token and says where it looks; a viewer token reads but cannot apply', async () => {
-    const noConfig = { FLEET_TOKEN: '', FLEET_CONFIG: `${cluster.dir}/absent.json` };
+    const noConfig = {
+      FLEET_TOKEN: '',
+      FLEET_CA_FILE: cluster.caFile,
+      FLEET_CONFIG: `${cluster.dir}/absent.json`,
+    };
     const bare = await fleet(['--server', cluster.url, 'nodes'], noConfig);
     assert.equal(bare.code, 2, bare.stderr);
     assert.match(bare.stderr, /needs an API token: pass --token or set FLEET_TOKEN/);

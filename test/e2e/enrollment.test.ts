@@ -86,6 +86,8 @@ describe('enrollment and mutual TLS (real processes, real TLS)', { timeout: 300_
     assert.ok((await events('join-token.created')).length >= 1);
     const text = await cluster.cli('join-token', 'list');
     assert.match(text.stdout, new RegExp(`used\\s+${A}`));
+    // It dialed 127.0.0.1: no IP was sent as the TLS server name (Node's DEP0123 on stderr).
+    assert.doesNotMatch(cluster.log(`agent-${A}.log`), /DEP0123|ServerName to an IP/);
   });
 
   test('a token used twice is refused the second time, with the reason in the event', async () => {
@@ -169,6 +171,8 @@ describe('enrollment and mutual TLS (real processes, real TLS)', { timeout: 300_
       const n = await cluster.cliJson<{ lastSeenMs: number; connected: boolean }>('nodes', A);
       return n.connected && n.lastSeenMs > since;
     });
+    // Nor on the renewed certificate's channel.
+    assert.doesNotMatch(cluster.log(`agent-${A}.log`), /DEP0123|ServerName to an IP/);
   });
 
   test('an expired token is refused', async () => {

@@ -3,7 +3,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { Cluster } from '../helpers/cluster.js';
 import { REGISTRY, removeManaged, requireEngines } from '../helpers/engines.js';
-import { FLEET_BIN, freePort, stop, waitFor } from '../helpers/procs.js';
+import { freePort, stop, waitFor } from '../helpers/procs.js';
 
 /**
  * `fleet events -f` against a real `fleet server` and a real agent on Docker: an apply's events
@@ -51,13 +51,9 @@ describe('fleet events -f: a rollout live', { timeout: 180_000 }, () => {
   });
 
   test('history, then the apply, its rollout and its verdict arrive live', async () => {
-    follower = spawn(
-      process.execPath,
-      [FLEET_BIN, '--server', cluster.url, '--token', cluster.adminToken, 'events', '-f'],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    follower = spawn(process.execPath, cluster.cliArgv('events', '-f'), {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     follower.stdout?.on('data', (d) => (out += d));
     follower.stderr?.on('data', (d) => (out += d));
     // The history comes first: the node's own connect proves the stream is up.

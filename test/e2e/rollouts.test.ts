@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { clusterOf, jsonLines } from '../helpers/cluster.js';
 import { docker, managedContainers, REGISTRY } from '../helpers/engines.js';
-import { FLEET_BIN, waitFor } from '../helpers/procs.js';
+import { waitFor } from '../helpers/procs.js';
 
 /**
  * Rollouts across three agents on one Docker daemon (distinct node names), a real control plane
@@ -257,16 +257,7 @@ describe('rollouts across nodes', { timeout: 300_000 }, () => {
 
   test('on a terminal the block is redrawn in place, and its last frame stays on screen above the recap', async () => {
     const file = cluster.playbook('tty.yaml', playbook({ tag: '2', greeting: 'tty', minHealthy: '1s' }));
-    const r = await onTerminal([
-      process.execPath,
-      FLEET_BIN,
-      '--server',
-      cluster.url,
-      '--token',
-      cluster.adminToken,
-      'apply',
-      file,
-    ]);
+    const r = await onTerminal([process.execPath, ...cluster.cliArgv('apply', file)]);
     assert.equal(r.code, 0, r.out);
     const redraws = r.out.split(`${ESC}[`).filter((s) => /^\d+A/.test(s)).length;
     assert.ok(redraws >= 3, `the cursor moved up to redraw ${redraws} times`);

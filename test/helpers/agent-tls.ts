@@ -5,10 +5,12 @@ import type * as grpc from '@grpc/grpc-js';
 import { type AgentTls, enroll, mtlsCredentials } from '../../agent/src/enroll/client.js';
 import { parseJoinToken } from '../../common/join-token.js';
 import { createLogger } from '../../common/log.js';
+import { fetchTrusting } from './https.js';
 
-/** A running control plane as these helpers reach it: its REST URL and its bootstrap admin token. */
+/** A running control plane as these helpers reach it: its REST URL, CA file and bootstrap admin token. */
 interface ControlPlane {
   httpUrl: string;
+  caFile: string;
   adminTokenFile: string;
 }
 
@@ -18,7 +20,7 @@ export async function createJoinToken(
   body: { ttl?: string; labels?: Record<string, string> } = {},
 ): Promise<string> {
   const admin = readFileSync(server.adminTokenFile, 'utf8').trim();
-  const res = await fetch(`${server.httpUrl}/v1/join-tokens`, {
+  const res = await fetchTrusting(server.caFile)(`${server.httpUrl}/v1/join-tokens`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${admin}` },
     body: JSON.stringify(body),
@@ -47,5 +49,5 @@ export async function enrollNode(
     tlsDir,
     log: createLogger('test', 'silent'),
   });
-  return { ...tls, credentials: mtlsCredentials(tls), tlsDir };
+  return { ...tls, credentials: mtlsCredentials(tls, server.grpcAddress), tlsDir };
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { removeManaged, requireEngines } from './engines.js';
+import { fetchTrusting } from './https.js';
 import { FLEET_BIN, fleet, freePort, startFleet, stop, waitFor } from './procs.js';
 
 /**
@@ -18,8 +19,20 @@ export class Cluster {
   httpPort = 0;
   grpcPort = 0;
 
+  /** The REST API: HTTPS only, its certificate from the control plane's CA (see `caFile`). */
   get url() {
-    return `http://127.0.0.1:${this.httpPort}`;
+    return `https://127.0.0.1:${this.httpPort}`;
+  }
+
+  /**
+   * What clients trust for the REST API: the control plane's CA, unless the server was started
+   * with a certificate of the operator's (`--tls-cert`), whose issuer a test names here.
+   */
+  restCaFile?: string;
+
+  /** `fetch` trusting the REST API's CA: tests verify its certificate as the CLI does. */
+  get fetch() {
+    return fetchTrusting(this.restCaFile ?? this.caFile);
   }
 
   /** The bootstrap admin token the control plane wrote on its first start (DATA_DIR/admin-token). */
@@ -27,16 +40,20 @@ export class Cluster {
     return readFileSync(join(this.dir, 'cp', 'admin-token'), 'utf8').trim();
   }
 
-  /** What the CLI gets: the admin token, and a config path of its own (never the user's). */
+  /** What the CLI gets: the admin token, the CA to trust, and a config path of its own (never the user's). */
   cliEnv(): Record<string, string> {
-    return { FLEET_TOKEN: this.adminToken, FLEET_CONFIG: join(this.dir, 'cli-config.json') };
+    return {
+      FLEET_TOKEN: this.adminToken,
+      FLEET_CA_FILE: this.restCaFile ?? this.caFile,
+      FLEET_CONFIG: join(this.dir, 'cli-config.json'),
+    };
   }
 
-  /** `fetch` on the REST API with the admin token (security stays on in tests). */
+  /** `fetch` on the REST API with the admin token, verifying its certificate (security stays on in tests). */
   api(path: string, init: RequestInit = {}) {
     const headers = new Headers(init.headers);
     headers.set('authorization', `Bearer ${this.adminToken}`);
-    return fetch(`${this.url}${path}`, { ...init, headers });
+    return this.fetch(`${this.url}${path}`, { ...init, headers });
   }
 
   /** `api(path)` as parsed JSON, failing on a non-2xx answer. */
@@ -65,7 +82,7 @@ export class Cluster {
       ],
       join(this.dir, 'server.log'),
     );
-    await waitFor('control plane /healthz', async () => (await fetch(`${this.url}/healthz`)).ok, 15_000);
+    await waitFor('control plane /healthz', async () => (await this.fetch(`${this.url}/healthz`)).ok, 15_000);
   }
 
   async stopServer(signal: NodeJS.Signals = 'SIGTERM') {
@@ -152,6 +169,12 @@ export class Cluster {
     const file = join(this.dir, name);
     writeFileSync(file, yaml);
     return file;
+  }
+
+  /** `node` arguments that run the real CLI against this cluster with everything on the command line. */
+  cliArgv(...args: string[]): string[] {
+    const ca = this.restCaFile ?? this.caFile;
+    return [FLEET_BIN, '--server', this.url, '--ca-file', ca, '--token', this.adminToken, ...args];
   }
 
   cli(...args: string[]) {

@@ -8,6 +8,8 @@
  * The unverified first call carries nothing secret: only the CA's hash, checked here, decides
  * whether the second call (the one with the secret) is made, and that one trusts only this CA.
  */
+import { isIP } from 'node:net';
+import { checkServerIdentity } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { JoinToken } from '../../../common/join-token.js';
 import type { Logger } from '../../../common/log.js';
@@ -26,9 +28,47 @@ export interface AgentTls {
 /** A failure the operator has to act on (a wrong token, a refused enrollment): never retried. */
 export class EnrollError extends Error {}
 
+/** What TLS sends as the server name when the agent dials an IP address (see `dialOptions`). */
+export const SNI_FOR_IP = 'control-plane.fleet.invalid';
+
+/** The host of `host:port`, `[v6]:port` or a bare host. */
+function hostOf(address: string): string {
+  const v6 = /^\[([^\]]+)\](?::\d+)?$/.exec(address);
+  if (v6) return v6[1]!;
+  return isIP(address) === 6 ? address : address.replace(/:\d+$/, '');
+}
+
+/**
+ * Channel options for dialing `address`, to go with `caCredentials`/`mtlsCredentials` for the same
+ * address. grpc-js sends the target's host as the TLS server name
+ * (SNI); for an IP address that is what RFC 6066 forbids and Node warns about (DEP0123). So for an
+ * IP the channel names a placeholder instead, and `verifyFor` checks the certificate against the
+ * IP itself: the check is as strict as before, only the SNI changes.
+ */
+export function dialOptions(address: string): grpc.ChannelOptions {
+  return isIP(hostOf(address)) ? { 'grpc.ssl_target_name_override': SNI_FOR_IP } : {};
+}
+
+/** Verification of the server's certificate for `address`: by its IP when it is one (`dialOptions`). */
+function verifyFor(address: string): grpc.VerifyOptions {
+  const host = hostOf(address);
+  if (!isIP(host)) return {};
+  // grpc-js calls this with the placeholder name; the certificate must cover the address dialed.
+  return { checkServerIdentity: (_name, cert) => checkServerIdentity(host, cert) };
+}
+
+/** Channel credentials that trust only the fleet CA, without a client certificate (enrollment). */
+export const caCredentials = (caPem: string, address: string): grpc.ChannelCredentials =>
+  grpc.credentials.createSsl(Buffer.from(caPem), null, null, verifyFor(address));
+
 /** Channel credentials of an enrolled agent: trusts only the fleet CA, presents the node's certificate. */
-export const mtlsCredentials = (tls: AgentTls): grpc.ChannelCredentials =>
-  grpc.credentials.createSsl(Buffer.from(tls.caPem), Buffer.from(tls.keyPem), Buffer.from(tls.certPem));
+export const mtlsCredentials = (tls: AgentTls, address: string): grpc.ChannelCredentials =>
+  grpc.credentials.createSsl(
+    Buffer.from(tls.caPem),
+    Buffer.from(tls.keyPem),
+    Buffer.from(tls.certPem),
+    verifyFor(address),
+  );
 
 const CALL_TIMEOUT_MS = 10_000;
 
@@ -55,7 +95,7 @@ async function withClient<T>(
   creds: grpc.ChannelCredentials,
   fn: (c: AgentServiceClient) => Promise<T>,
 ): Promise<T> {
-  const client = new AgentServiceClient(address, creds);
+  const client = new AgentServiceClient(address, creds, dialOptions(address));
   try {
     return await fn(client);
   } finally {
@@ -121,15 +161,18 @@ export async function enroll(o: EnrollOptions): Promise<AgentTls> {
     got = await retryUnavailable(
       'enrolling',
       () =>
-        withClient(o.address, grpc.credentials.createSsl(Buffer.from(ca.caPem)), (c) =>
-          unary(c, c.enroll, {
-            caHash: o.token.caHash,
-            tokenId: o.token.id,
-            tokenSecret: o.token.secret,
-            node: o.node,
-            csrPem,
-            labels: o.labels,
-          }),
+        withClient(
+          o.address,
+          grpc.credentials.createSsl(Buffer.from(ca.caPem), null, null, verifyFor(o.address)),
+          (c) =>
+            unary(c, c.enroll, {
+              caHash: o.token.caHash,
+              tokenId: o.token.id,
+              tokenSecret: o.token.secret,
+              node: o.node,
+              csrPem,
+              labels: o.labels,
+            }),
         ),
       log,
     );

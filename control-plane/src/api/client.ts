@@ -241,6 +241,12 @@ export class FleetClient {
           `cannot verify the certificate of ${this.baseUrl} (${cause}); trust the control plane's CA with --ca-file DATA_DIR/ca.crt or FLEET_CA_FILE`,
           0,
         );
+      // A plaintext request to the TLS port is dropped; say what to change rather than "not running".
+      if (this.baseUrl.startsWith('http:') && cause !== 'ECONNREFUSED')
+        throw new ClientError(
+          `no HTTP answer from ${this.baseUrl} (${cause}); the control plane serves HTTPS only: use --server ${this.baseUrl.replace(/^http:/, 'https:')}`,
+          0,
+        );
       throw new ClientError(
         `cannot reach the control plane at ${this.baseUrl} (${cause}); is \`fleet server\` running? (--server or FLEET_SERVER)`,
         0,

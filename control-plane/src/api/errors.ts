@@ -1,3 +1,5 @@
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { ErrorBody } from './schemas.js';
 
@@ -51,11 +53,35 @@ export function installErrorHandler(app: FastifyInstance) {
       status >= 500
         ? 'internal error; see the control plane log'
         : status === 413
-          ? `request body larger than the limit of ${app.initialConfig.bodyLimit} bytes (fleet server --body-limit)`
+          ? tooLargeMessage(app.initialConfig.bodyLimit)
           : err.message;
     return reply.status(status).send({ error: code, message });
   });
   app.setNotFoundHandler((req, reply) =>
     reply.status(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url}` }),
   );
+}
+
+const tooLargeMessage = (limit: number | undefined) =>
+  `request body larger than the limit of ${limit} bytes (fleet server --body-limit)`;
+
+/**
+ * A client that announces its body with `Expect: 100-continue` (the CLI does for large ones) gets
+ * the 413 before it sends a body over the limit. Otherwise the answer comes mid-upload and the
+ * server closes the connection (Fastify must: the client is still sending), and over TLS the
+ * client often sees only the reset (EPIPE), not the answer. Bodies within the limit go on as
+ * usual (100 Continue, then the request through Fastify).
+ */
+export function refuseLargeBodiesEarly(server: HttpServer | HttpsServer, limit: number) {
+  const onCheckContinue = (req: IncomingMessage, res: ServerResponse) => {
+    const length = Number(req.headers['content-length']);
+    if (Number.isFinite(length) && length > limit) {
+      res.writeHead(413, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
+      res.end(JSON.stringify({ error: 'body_too_large', message: tooLargeMessage(limit) }));
+      return;
+    }
+    res.writeContinue();
+    server.emit('request', req, res);
+  };
+  server.on('checkContinue', onCheckContinue);
 }

@@ -17,7 +17,11 @@ export interface TransportRequest {
 export function send(url: URL, req: TransportRequest, ca?: string): Promise<Response> {
   const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const r = request(url, { method: req.method, headers: req.headers, signal: req.signal, ca }, (res) => {
+    const large = req.body !== undefined && Buffer.byteLength(req.body) >= EXPECT_CONTINUE_FROM;
+    const headers = large
+      ? { ...req.headers, expect: '100-continue', 'content-length': String(Buffer.byteLength(req.body!)) }
+      : req.headers;
+    const r = request(url, { method: req.method, headers, signal: req.signal, ca }, (res) => {
       const headers = new Headers();
       for (const [k, v] of Object.entries(res.headers))
         for (const one of Array.isArray(v) ? v : v === undefined ? [] : [v]) headers.append(k, one);
@@ -28,6 +32,27 @@ export function send(url: URL, req: TransportRequest, ca?: string): Promise<Resp
       resolve(new Response(body, { status, headers }));
     });
     r.on('error', reject);
-    r.end(req.body);
+    if (!large) {
+      r.end(req.body);
+      return;
+    }
+    // A large body waits for the server's go-ahead, so a 413 arrives as an answer rather than as
+    // a connection reset mid-upload (api/errors.ts refuseLargeBodiesEarly). A server that never
+    // says 100 Continue gets the body after a second anyway (RFC 9110, 10.1.1).
+    const body = req.body;
+    let sent = false;
+    const sendBody = () => {
+      if (sent) return;
+      sent = true;
+      clearTimeout(timer);
+      r.end(body);
+    };
+    const timer = setTimeout(sendBody, 1_000);
+    r.on('continue', sendBody);
+    r.on('response', () => clearTimeout(timer));
+    r.flushHeaders();
   });
 }
+
+/** Bodies from this size on are announced with `Expect: 100-continue`. */
+const EXPECT_CONTINUE_FROM = 64 * 1024;

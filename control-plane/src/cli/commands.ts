@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { arg, CliError, untilSignal, volumeRootsOption } from '../../../common/cli.js';
 import { parseDuration } from '../../../common/duration.js';
@@ -7,7 +6,7 @@ import { FleetClient } from '../api/client.js';
 import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
 import { addServerInstallCommands, SERVER_DEFAULTS } from '../install.js';
 import { applyCommand } from './apply.js';
-import { configPath, readConfig, resolveConnection } from './config.js';
+import { configPath, readCaFile, readConfig, resolveConnection } from './config.js';
 import { addEventsCommand } from './events.js';
 import { historyCommand } from './history.js';
 import { addJoinTokenCommands } from './join-token.js';
@@ -30,7 +29,7 @@ const outputOption = () =>
 export function addControlPlaneCommands(program: Command): Command {
   const client = () => {
     const conn = resolveConnection(program.opts(), process.env, readConfig(configPath()));
-    const ca = conn.caFile ? readFileSync(conn.caFile, 'utf8') : undefined;
+    const ca = conn.caFile ? readCaFile(conn.caFile) : undefined;
     return new FleetClient(conn.server, { token: conn.token, ca });
   };
 
@@ -88,6 +87,11 @@ function addServerCommand(program: Command) {
       'comma-separated extra DNS names or addresses for the server certificate',
       '',
     )
+    .option(
+      '--tls-cert <file>',
+      "the REST API's certificate (PEM, chain after the leaf); default: one issued from the CA",
+    )
+    .option('--tls-key <file>', 'the key of --tls-cert (PEM)')
     .addOption(
       // A test knob (renewal end to end in seconds); production keeps the 30-day default.
       new Option('--agent-cert-lifetime <duration>', 'lifetime of issued agent certificates')
@@ -112,6 +116,7 @@ function addServerCommand(program: Command) {
     .action(async (o) => {
       // Daemons load lazily so client commands start fast (no gRPC, SQLite or Docker modules).
       const { runServer } = await import('../server.js');
+      const { TlsFilesError } = await import('../pki/server-tls.js');
       const s = await runServer({
         dataDir: o.dataDir,
         listen: o.listen,
@@ -120,20 +125,40 @@ function addServerCommand(program: Command) {
           .split(',')
           .map((d) => d.trim())
           .filter(Boolean),
+        tlsCertFile: o.tlsCert,
+        tlsKeyFile: o.tlsKey,
         agentCertLifetimeMs: o.agentCertLifetime,
         agentSilenceMs: o.agentSilence,
         bodyLimit: o.bodyLimit,
         rateLimitPerMinute: o.rateLimit,
         grpcMaxMessageBytes: o.grpcMaxMessage,
         volumeRoots: o.volumeRoots,
+      }).catch((err: Error) => {
+        throw err instanceof TlsFilesError ? new CliError(err.message, 2) : err;
       });
+      const restCert = s.restCertificate === 'files' ? o.tlsCert : `issued from the CA, ${s.serverCertFile}`;
       process.stderr.write(
-        `fleet server: REST ${s.httpUrl}, agents ${s.grpcAddress} (mutual TLS), CA ${s.caFile}, admin token in ${s.adminTokenFile}\n` +
+        `fleet server: REST ${s.httpUrl} (TLS: ${restCert}), agents ${s.grpcAddress} (mutual TLS), CA ${s.caFile}, admin token in ${s.adminTokenFile}\n` +
+          `  clients: fleet login --server ${s.httpUrl} --token-file ${s.adminTokenFile} --ca-file ${s.caFile}\n` +
           `  enroll a host: fleet join-token create, then fleet agent --join-token <token>\n`,
       );
       untilSignal(() => s.close());
     });
   addServerInstallCommands(server);
+}
+
+/**
+ * The connection flags given on this command line, for a printed follow-up command
+ * (`fleet apply FILE --expect-revision N`) to reach the same server the same way.
+ */
+function cliGlobals(program: Command): string[] {
+  const out: string[] = [];
+  for (const [key, flag] of [
+    ['server', '--server'],
+    ['caFile', '--ca-file'],
+  ] as const)
+    if (program.getOptionValueSource(key) === 'cli') out.push(flag, program.opts()[key]);
+  return out;
 }
 
 function parseCount(v: string): number {
@@ -175,7 +200,7 @@ function addApplyCommands(program: Command, client: () => FleetClient) {
       check: o.check,
       diff: o.diff,
       detailedExitcode: o.detailedExitcode,
-      globalArgs: program.getOptionValueSource('server') === 'cli' ? ['--server', program.opts().server] : [],
+      globalArgs: cliGlobals(program),
       ...rolloutFlags(o),
     });
   });

@@ -5,11 +5,12 @@
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { CliError } from '../../../common/cli.js';
 import { writeFileAtomic } from '../../../common/pki.js';
 
-export const DEFAULT_SERVER = 'http://127.0.0.1:7080';
+/** The REST API serves TLS only (its certificate from the control plane's CA unless given). */
+export const DEFAULT_SERVER = 'https://127.0.0.1:7080';
 
 export interface ClientConfig {
   server?: string;
@@ -57,4 +58,25 @@ export function resolveConnection(
     token: flags.token ?? e(env.FLEET_TOKEN) ?? cfg.token,
     caFile: flags.caFile ?? e(env.FLEET_CA_FILE) ?? cfg.caFile,
   };
+}
+
+/** The PEM of the CA file the CLI trusts (`--ca-file`, `FLEET_CA_FILE` or the config file's `caFile`). */
+export function readCaFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new CliError(
+      `cannot read the CA file ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ` +
+        "pass the control plane's DATA_DIR/ca.crt with --ca-file or FLEET_CA_FILE",
+      2,
+    );
+  }
+}
+
+/**
+ * What `fleet login` saves: the server, the token and the CA file as an absolute path (so the
+ * saved file works from any folder).
+ */
+export function loginConfig(conn: { server: string; token?: string; caFile?: string }): ClientConfig {
+  return { server: conn.server, token: conn.token, caFile: conn.caFile ? resolve(conn.caFile) : undefined };
 }

@@ -3,7 +3,7 @@ import { type Command, Option } from 'commander';
 import { arg, CliError } from '../../../common/cli.js';
 import type { FleetClient } from '../api/client.js';
 import { isRole, ROLES, type Role } from '../auth/api-token.js';
-import { configPath, readConfig, resolveConnection, writeConfig } from './config.js';
+import { configPath, loginConfig, readConfig, resolveConnection, writeConfig } from './config.js';
 import { type OutputFormat, printJson } from './output.js';
 import { ago, table } from './table.js';
 
@@ -70,7 +70,9 @@ export function addTokenCommands(program: Command, client: () => FleetClient, ou
 export function addLoginCommand(program: Command, client: () => FleetClient) {
   program
     .command('login')
-    .description('save --server, --token (or --token-file) and --ca-file to the config file (0600)')
+    .description(
+      'save --server, --token (or --token-file) and --ca-file (its absolute path) to the config file (0600)',
+    )
     .option('--token-file <file>', 'read the token from a file (e.g. DATA_DIR/admin-token)')
     .action(async (o) => {
       const path = configPath();
@@ -79,7 +81,9 @@ export function addLoginCommand(program: Command, client: () => FleetClient) {
       if (!conn.token)
         throw new CliError('no token to save: pass --token, --token-file or set FLEET_TOKEN', 2);
       await client().nodes();
-      writeConfig(path, conn);
-      process.stdout.write(`saved ${conn.server} and its token to ${path}\n`);
+      const saved = loginConfig(conn);
+      writeConfig(path, saved);
+      const ca = saved.caFile ? `, the CA file ${saved.caFile}` : '';
+      process.stdout.write(`saved ${conn.server}, its token${ca} to ${path}\n`);
     });
 }

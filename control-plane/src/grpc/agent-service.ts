@@ -24,8 +24,15 @@ import type {
 } from '../../../proto/gen/fleet/v1/agent.js';
 import { GRPC_POLICY, type GrpcAccess } from '../api/policy.js';
 import type { EnrollFailure, Enrollment } from '../pki/enrollment.js';
+import type { CertAndKey } from '../pki/server-tls.js';
 import { type AgentAuthenticator, type AuthResult, authStatus } from './auth.js';
 import type { AgentHub } from './hub.js';
+
+/** The server's own certificate now, and each one that replaces it. */
+export interface ServerIdentity {
+  current(): CertAndKey;
+  onChange(listener: (c: CertAndKey) => void): () => void;
+}
 
 /** What a caller must present: nothing (enrollment), or an agent certificate bound to its node. */
 export type RpcAuth = GrpcAccess;
@@ -33,21 +40,40 @@ export type RpcAuth = GrpcAccess;
 /** The gRPC rows of the one policy table (api/policy.ts). */
 export const AGENT_RPC_POLICY = GRPC_POLICY;
 
+type IdentityListener = Parameters<
+  grpc.experimental.CertificateProvider['addIdentityCertificateListener']
+>[0];
+
 /**
  * Server credentials for the agent port: our certificate, client certificates requested (so grpc-js
  * hands them to `getAuthContext()`) but not required (`requireClientCertificate` false), so that
- * GetCa and Enroll work for an agent that has none yet.
+ * GetCa and Enroll work for an agent that has none yet. `identity` is the server's certificate as
+ * it is reissued while the process runs.
  */
-export function agentPortCredentials(tls: { caPem: string; certPem: string; keyPem: string }) {
+export function agentPortCredentials(caPem: string, identity: ServerIdentity) {
   // Delivered on a microtask, not inside `add…Listener`: grpc-js registers the listening
   // server's watcher only after adding these listeners, so a synchronous answer would be lost
   // and every handshake dropped as "credentials not loaded".
+  const asUpdate = (c: CertAndKey) => ({
+    certificate: Buffer.from(c.certPem),
+    privateKey: Buffer.from(c.keyPem),
+  });
+  const unsubscribe = new Map<IdentityListener, () => void>();
   const provider: grpc.experimental.CertificateProvider = {
-    addCaCertificateListener: (l) => queueMicrotask(() => l({ caCertificate: Buffer.from(tls.caPem) })),
+    addCaCertificateListener: (l) => queueMicrotask(() => l({ caCertificate: Buffer.from(caPem) })),
     removeCaCertificateListener: () => {},
-    addIdentityCertificateListener: (l) =>
-      queueMicrotask(() => l({ certificate: Buffer.from(tls.certPem), privateKey: Buffer.from(tls.keyPem) })),
-    removeIdentityCertificateListener: () => {},
+    addIdentityCertificateListener: (l) => {
+      queueMicrotask(() => l(asUpdate(identity.current())));
+      // A reissued certificate reaches new handshakes at once (grpc-js calls setSecureContext).
+      unsubscribe.set(
+        l,
+        identity.onChange((c) => l(asUpdate(c))),
+      );
+    },
+    removeIdentityCertificateListener: (l) => {
+      unsubscribe.get(l)?.();
+      unsubscribe.delete(l);
+    },
   };
   return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
 }

@@ -2,7 +2,7 @@
  * The control plane's own TLS certificate when the operator gives none: issued by its CA for its own
  * names and kept beside the CA (`server.crt` 0644, `server.key` 0600). On start it is reused while
  * it is ours, covers the wanted names and is short of 70% of its life; otherwise a new key and
- * certificate replace it. (A long-running server also reissues on a timer at `renewAt`.)
+ * certificate replace it. (A long-running server also reissues it on a timer: server-tls.ts.)
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -11,7 +11,6 @@ import {
   generateKeyPair,
   privateKeyPem,
   publicKeyFingerprint,
-  RENEW_WINDOW,
   readOwnerOnly,
   writeFileAtomic,
   x509,
@@ -19,6 +18,7 @@ import {
 import type { Ca, PkiDeps } from './ca.js';
 import { identify, trustAnchor } from './identity.js';
 import { issueServerCertificate, type ServerNames } from './issue.js';
+import { serverRenewAt } from './server-tls.js';
 
 export const serverCertPaths = (dir: string) => ({
   cert: join(dir, 'server.crt'),
@@ -60,7 +60,7 @@ function reusable(dir: string, ca: Ca, names: ServerNames, now: number): ServerC
   const have = namesOf(certPem);
   if (sorted(have.dns) !== sorted(names.dns) || sorted(have.ips) !== sorted(names.ips)) return undefined;
   const { notBeforeMs, notAfterMs } = id.identity;
-  if (now >= notBeforeMs + (notAfterMs - notBeforeMs) * RENEW_WINDOW.from) return undefined;
+  if (now >= serverRenewAt(notBeforeMs, notAfterMs)) return undefined;
   return { certPem, keyPem, notBeforeMs, notAfterMs, issued: false };
 }
 

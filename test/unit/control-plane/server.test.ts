@@ -14,6 +14,7 @@ import {
   ServiceState,
 } from '../../../proto/gen/fleet/v1/agent.js';
 import { enrollNode } from '../../helpers/agent-tls.js';
+import { fetchTrusting } from '../../helpers/https.js';
 
 /** Rejects when `p` takes longer than `ms`: a deadline, never a sleep. */
 function within<T>(p: Promise<T>, what: string, ms = 3_000): Promise<T> {
@@ -130,7 +131,7 @@ describe('agent gRPC stream (real server on loopback)', () => {
 
   const http = async <T = Record<string, unknown>>(path: string, init: RequestInit = {}) => {
     const headers = { ...adminAuth(server), ...(init.headers as Record<string, string>) };
-    const res = await fetch(`${server.httpUrl}${path}`, { ...init, headers });
+    const res = await fetchTrusting(server.caFile)(`${server.httpUrl}${path}`, { ...init, headers });
     return { status: res.status, body: (await res.json()) as T };
   };
   const healthz = async () => (await http<{ agentsConnected: number }>('/healthz')).body.agentsConnected;
@@ -509,7 +510,7 @@ describe('server wiring: apply waits on the rollout watcher, check mode asks the
   let at = 0;
   const apply = async (image: string, check = false, diff?: boolean) => {
     const started = Date.now();
-    const res = await fetch(`${server.httpUrl}/v1/apply`, {
+    const res = await fetchTrusting(server.caFile)(`${server.httpUrl}/v1/apply`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...adminAuth(server) },
       body: JSON.stringify({
