@@ -48,7 +48,13 @@ async function waitOrJournal<T>(unit: string, what: string, fn: () => T | false,
 
 const checkout = realpathSync(ROOT);
 const node = realpathSync(process.execPath);
-const fleet = `${node} ${join(checkout, 'bin/fleet.js')}`;
+/**
+ * The checkout is mounted at /opt/fleet in the container, wherever it lives here (a CI clone may sit
+ * under /tmp, which install rightly refuses: the units' sandbox hides it).
+ */
+const INSIDE = '/opt/fleet';
+const fleet = `${node} ${INSIDE}/bin/fleet.js`;
+const modules = realpathSync(join(ROOT, 'node_modules'));
 
 describe('the units under a running systemd', { timeout: 300_000 }, () => {
   before(() => {
@@ -57,10 +63,9 @@ describe('the units under a running systemd', { timeout: 300_000 }, () => {
       240_000,
     );
     assert.equal(build.status, 0, `docker build: ${build.stderr}`);
-    const mounts = [checkout, realpathSync(join(ROOT, 'node_modules')), node].flatMap((p) => [
-      '-v',
-      `${p}:${p}:ro`,
-    ]);
+    // node_modules is mounted at its own path too when it lies outside the checkout (a symlink).
+    const own = [node, ...(modules.startsWith(`${checkout}/`) ? [] : [modules])];
+    const mounts = [`${checkout}:${INSIDE}:ro`, ...own.map((p) => `${p}:${p}:ro`)].flatMap((m) => ['-v', m]);
     const run = docker([
       'run',
       '-d',
@@ -127,7 +132,9 @@ describe('the units under a running systemd', { timeout: 300_000 }, () => {
     assert.match(props, /ProtectSystem=strict/);
     assert.match(props, /DynamicUser=yes/);
     assert.match(props, /PrivateDevices=yes/);
-    ok(`${fleet} login --server http://127.0.0.1:7080 --token-file /var/lib/fleet/admin-token`);
+    ok(
+      `${fleet} login --server https://127.0.0.1:7080 --token-file /var/lib/fleet/admin-token --ca-file /var/lib/fleet/ca.crt`,
+    );
   });
 
   test('fleet agent install: enrolls through its sandbox and reports facts from Docker', async () => {

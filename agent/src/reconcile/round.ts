@@ -27,7 +27,9 @@ export interface HealthSource {
       spec: NonNullable<DesiredContainer['health']>;
     }[],
   ): void;
-  get(id: string): { status: HealthStatus; lastError: string; lastProbeAtMs: number } | undefined;
+  get(
+    id: string,
+  ): { status: HealthStatus; lastError: string; lastProbeAtMs: number; everHealthy: boolean } | undefined;
   reset(id: string): void;
 }
 
@@ -96,7 +98,11 @@ export class Rounds {
   /** Containers started again after they stopped or failed their probe (not first starts). */
   restarts = 0;
 
+  /** When this agent process began: containers created before it were adopted, not started by it. */
+  private readonly startedAtMs: number;
+
   constructor(private readonly deps: RoundDeps) {
+    this.startedAtMs = deps.clock.now();
     this.lifecycle = new ContainerLifecycle(() => deps.clock.now(), deps.restartPolicy, deps.random);
     this.pulls = new PullProgress(deps.clock, deps.pullProgressed);
     this.admission = new Admission(deps.volumeRoots ?? DEFAULT_VOLUME_ROOTS, {
@@ -295,12 +301,20 @@ export class Rounds {
     this.deps.health.sync(targets);
   }
 
-  /** Probe status by container id; 'unknown' until a container's first probe answered (after an agent restart, say). */
+  /**
+   * Probe status by container id; 'unknown' until a container's first probe answered (after an
+   * agent restart, say). A container this agent adopted (it ran before the agent started) stays
+   * 'unknown' while its failed probes do not count yet (start period, fewer than `retries`) and
+   * none has passed: nginx keeps routing to a replica it served before the restart, instead of
+   * dropping it for one slow probe.
+   */
   private healthMap(observed: readonly ObservedContainer[]): Map<string, Health> {
     const out = new Map<string, Health>();
     for (const o of observed) {
       const h = this.deps.health?.get(o.id);
-      if (h) out.set(o.id, h.lastProbeAtMs ? h.status : 'unknown');
+      if (!h) continue;
+      const adoptedUnproven = o.createdAtMs < this.startedAtMs && !h.everHealthy && h.status === 'starting';
+      out.set(o.id, h.lastProbeAtMs && !adoptedUnproven ? h.status : 'unknown');
     }
     return out;
   }
