@@ -34,10 +34,11 @@ export function addRetentionOptions(cmd: Command): Command {
         .default(DEFAULT_RETENTION[f.key], f.shown),
     );
   }
+  // Also from the environment: a cron expression holds spaces, which $FLEET_SERVER_ARGS splits at.
   return cmd.option(
     '--housekeeping <cron>',
-    'when the retention pass runs (cron expression, local time)',
-    DEFAULT_HOUSEKEEPING_CRON,
+    'when the retention pass runs (cron expression, local time; also FLEET_HOUSEKEEPING)',
+    process.env.FLEET_HOUSEKEEPING || DEFAULT_HOUSEKEEPING_CRON,
   );
 }
 
