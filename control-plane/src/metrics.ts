@@ -2,6 +2,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { registerProcessMetrics } from '../../common/process-metrics.js';
 import type { RolloutState } from './db/rollouts.js';
 import type { HubEvent } from './grpc/events.js';
+import type { PassReport } from './retention/housekeeping.js';
+import { RETENTION_TARGETS } from './retention/policy.js';
 
 /** What the gauges read at scrape time. */
 export interface MetricSources {
@@ -33,6 +35,9 @@ const MESSAGE_KIND: Partial<Record<HubEvent['kind'], string>> = {
   facts: 'facts',
   preflightAnswered: 'preflight',
 };
+
+/** The control plane's metrics as `server.ts` wires them. */
+export type ControlPlaneMetrics = ReturnType<typeof createControlPlaneMetrics>;
 
 /** What the API's instrumentation needs: the registry it serves and the apply timer. */
 export interface ApiMetrics {
@@ -76,8 +81,10 @@ export function createControlPlaneMetrics(src: MetricSources) {
     buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
     registers: [registry],
   });
+  const observeRetention = retentionMetrics(registry);
   return {
     registry,
+    observeRetention,
     /** The hub listener. */
     onHubEvent: (e: HubEvent) => byKind.get(e.kind)?.inc(),
     observeApply: (seconds: number, code: number) => apply.observe({ code: String(code) }, seconds),
@@ -115,4 +122,26 @@ function gauges(registry: Registry, src: MetricSources) {
       for (const state of ROLLOUT_STATES) this.set({ state }, by.get(state) ?? 0);
     },
   });
+}
+
+/** Rows retention deleted per target, and passes by outcome: what bounds the database over time. */
+function retentionMetrics(registry: Registry) {
+  const deleted = new Counter({
+    name: 'fleet_controlplane_retention_deleted_total',
+    help: 'rows the housekeeping job deleted as their retention expired, by target',
+    labelNames: ['target'],
+    registers: [registry],
+  });
+  for (const target of RETENTION_TARGETS) deleted.labels(target).inc(0);
+  const passes = new Counter({
+    name: 'fleet_controlplane_retention_passes_total',
+    help: 'housekeeping passes, by result (ok, or error when one ended early)',
+    labelNames: ['result'],
+    registers: [registry],
+  });
+  passes.labels('ok').inc(0);
+  return (r: PassReport) => {
+    for (const target of RETENTION_TARGETS) deleted.labels(target).inc(r.deleted[target]);
+    passes.labels(r.error ? 'error' : 'ok').inc();
+  };
 }

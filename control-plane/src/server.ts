@@ -26,7 +26,7 @@ import { AgentHub } from './grpc/hub.js';
 import { PreflightRequests } from './grpc/preflight.js';
 import { DEFAULT_SILENCE_MS, LivenessTracker } from './ingest/liveness.js';
 import { AgentRecorder } from './ingest/recorder.js';
-import { createControlPlaneMetrics } from './metrics.js';
+import { type ControlPlaneMetrics, createControlPlaneMetrics } from './metrics.js';
 import { type Ca, caPaths, loadOrCreateCa, type PkiDeps } from './pki/ca.js';
 import { Enrollment } from './pki/enrollment.js';
 import { trustAnchor } from './pki/identity.js';
@@ -40,6 +40,8 @@ import {
   ServerCertificateKeeper,
   TlsFilesError,
 } from './pki/server-tls.js';
+import { Housekeeping, type Scheduler, scheduleHousekeeping } from './retention/housekeeping.js';
+import { DEFAULT_HOUSEKEEPING_CRON, type RetentionPolicy, retentionPolicy } from './retention/policy.js';
 import { PrefetchTracker } from './rollout/prefetch.js';
 import { RolloutRunner } from './rollout/runner.js';
 import { DeploymentWatcher, nodeProgress } from './rollout/watcher.js';
@@ -74,6 +76,12 @@ export interface ServerOptions {
   volumeRoots?: readonly string[];
   /** How long an open agent stream may stay silent before its node counts offline. */
   agentSilenceMs?: number;
+  /** How long history is kept (`--retain-*`); what is not given keeps its default. */
+  retention?: Partial<RetentionPolicy>;
+  /** When the housekeeping pass runs (a node-cron expression; default hourly). */
+  housekeepingCron?: string;
+  /** What runs the housekeeping schedule (default node-cron; tests inject one). */
+  scheduler?: Scheduler;
 }
 
 export interface RunningServer {
@@ -194,6 +202,17 @@ function wire(
   return { hub, service, joinTokens, recorder, deployer, rollouts, liveness, metrics };
 }
 
+/** The retention job on its schedule; its passes count in the metrics. Stopped by `close`. */
+function startHousekeeping(store: Store, opts: ServerOptions, log: Logger, metrics: ControlPlaneMetrics) {
+  const job = new Housekeeping({
+    store,
+    policy: retentionPolicy(opts.retention),
+    log: log.child({ component: 'housekeeping' }),
+    onPass: metrics.observeRetention,
+  });
+  return scheduleHousekeeping(job, opts.housekeepingCron ?? DEFAULT_HOUSEKEEPING_CRON, opts.scheduler);
+}
+
 /** The CA and the server's certificate for its names (loopback, host name, listen hosts, extras). */
 async function loadPki(
   opts: ServerOptions,
@@ -301,6 +320,7 @@ export async function startControlPlane(opts: ServerOptions, transport: Transpor
   const { hub, service, joinTokens, recorder, deployer, rollouts, liveness, metrics } = wired;
   // Rollouts that were running when the process stopped go on from the batch they were in.
   rollouts.resume();
+  const housekeeping = startHousekeeping(store, opts, log, metrics);
   const adminTokenFile = join(opts.dataDir, 'admin-token');
   if (ensureBootstrapToken(store, adminTokenFile, { now: Date.now }))
     log.warn({ file: adminTokenFile }, 'no admin token existed: wrote the bootstrap admin token');
@@ -365,6 +385,7 @@ export async function startControlPlane(opts: ServerOptions, transport: Transpor
       recorder.flush();
       hub.shutdown();
       liveness.stop();
+      housekeeping.stop();
       // Agent streams never end on their own: cut them; agents keep enforcing and reconnect later.
       grpcServer.forceShutdown();
       store.close();

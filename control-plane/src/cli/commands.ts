@@ -13,6 +13,7 @@ import { addJoinTokenCommands } from './join-token.js';
 import { labelCommand } from './label.js';
 import { nodesCommand } from './nodes.js';
 import { type OutputFormat, parseOutput } from './output.js';
+import { addRetentionOptions, retentionOptions } from './retention-flags.js';
 import { rollbackCommand } from './rollback.js';
 import { rolloutCommand } from './rollout.js';
 import { addSecretCommands } from './secret.js';
@@ -112,38 +113,39 @@ function addServerCommand(program: Command) {
       'an agent stream silent this long counts offline (agents beat every 2 s by default)',
       arg(parseDuration),
       DEFAULT_SILENCE_MS,
-    )
-    .action(async (o) => {
-      // Daemons load lazily so client commands start fast (no gRPC, SQLite or Docker modules).
-      const { runServer } = await import('../server.js');
-      const { TlsFilesError } = await import('../pki/server-tls.js');
-      const s = await runServer({
-        dataDir: o.dataDir,
-        listen: o.listen,
-        grpcListen: o.grpcListen,
-        tlsNames: String(o.tlsName)
-          .split(',')
-          .map((d) => d.trim())
-          .filter(Boolean),
-        tlsCertFile: o.tlsCert,
-        tlsKeyFile: o.tlsKey,
-        agentCertLifetimeMs: o.agentCertLifetime,
-        agentSilenceMs: o.agentSilence,
-        bodyLimit: o.bodyLimit,
-        rateLimitPerMinute: o.rateLimit,
-        grpcMaxMessageBytes: o.grpcMaxMessage,
-        volumeRoots: o.volumeRoots,
-      }).catch((err: Error) => {
-        throw err instanceof TlsFilesError ? new CliError(err.message, 2) : err;
-      });
-      const restCert = s.restCertificate === 'files' ? o.tlsCert : `issued from the CA, ${s.serverCertFile}`;
-      process.stderr.write(
-        `fleet server: REST ${s.httpUrl} (TLS: ${restCert}), agents ${s.grpcAddress} (mutual TLS), CA ${s.caFile}, admin token in ${s.adminTokenFile}\n` +
-          `  clients: fleet login --server ${s.httpUrl} --token-file ${s.adminTokenFile} --ca-file ${s.caFile}\n` +
-          `  enroll a host: fleet join-token create, then fleet agent --join-token <token>\n`,
-      );
-      untilSignal(() => s.close());
+    );
+  addRetentionOptions(server).action(async (o) => {
+    // Daemons load lazily so client commands start fast (no gRPC, SQLite or Docker modules).
+    const { runServer } = await import('../server.js');
+    const { TlsFilesError } = await import('../pki/server-tls.js');
+    const s = await runServer({
+      dataDir: o.dataDir,
+      listen: o.listen,
+      grpcListen: o.grpcListen,
+      tlsNames: String(o.tlsName)
+        .split(',')
+        .map((d) => d.trim())
+        .filter(Boolean),
+      tlsCertFile: o.tlsCert,
+      tlsKeyFile: o.tlsKey,
+      agentCertLifetimeMs: o.agentCertLifetime,
+      agentSilenceMs: o.agentSilence,
+      bodyLimit: o.bodyLimit,
+      rateLimitPerMinute: o.rateLimit,
+      grpcMaxMessageBytes: o.grpcMaxMessage,
+      volumeRoots: o.volumeRoots,
+      ...(await retentionOptions(o)),
+    }).catch((err: Error) => {
+      throw err instanceof TlsFilesError ? new CliError(err.message, 2) : err;
     });
+    const restCert = s.restCertificate === 'files' ? o.tlsCert : `issued from the CA, ${s.serverCertFile}`;
+    process.stderr.write(
+      `fleet server: REST ${s.httpUrl} (TLS: ${restCert}), agents ${s.grpcAddress} (mutual TLS), CA ${s.caFile}, admin token in ${s.adminTokenFile}\n` +
+        `  clients: fleet login --server ${s.httpUrl} --token-file ${s.adminTokenFile} --ca-file ${s.caFile}\n` +
+        `  enroll a host: fleet join-token create, then fleet agent --join-token <token>\n`,
+    );
+    untilSignal(() => s.close());
+  });
   addServerInstallCommands(server);
 }
 

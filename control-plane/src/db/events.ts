@@ -49,6 +49,27 @@ export const matches = (e: EventRecord, f: EventFilter) =>
 const FILTER = '(@deployment IS NULL OR deployment = @deployment) AND (@node IS NULL OR node = @node)';
 
 /**
+ * Audit events: what a person did (an actor is set) and what changed deployments, credentials or
+ * trust, whoever caused it. Retention keeps them longer than what agents report (connects,
+ * liveness, container restarts), which arrives at heartbeat rate and matters for days, not years.
+ */
+export const AUDIT_KINDS = {
+  exact: ['agent.refused', 'node.enrolled', 'node.labels'],
+  prefixes: ['deployment.', 'rollout.', 'token.', 'secret.', 'join-token.', 'enroll.'],
+} as const;
+
+/** Whether an event counts as audit (the same rule as `AUDIT_SQL`, for callers and tests). */
+export const isAudit = (e: Pick<EventRecord, 'actor' | 'kind'>) =>
+  e.actor !== '' ||
+  (AUDIT_KINDS.exact as readonly string[]).includes(e.kind) ||
+  AUDIT_KINDS.prefixes.some((p) => e.kind.startsWith(p));
+
+// GLOB is case-sensitive and '.' is literal in it; the kinds are constants above, never input.
+const AUDIT_SQL = `(actor != '' OR kind IN (${AUDIT_KINDS.exact.map((k) => `'${k}'`).join(', ')}) OR ${AUDIT_KINDS.prefixes
+  .map((p) => `kind GLOB '${p}*'`)
+  .join(' OR ')})`;
+
+/**
  * An append-only log of what happened: applies, connects, and what agents did. It also feeds
  * live readers (`subscribe`): events are added inside transactions, so `add` only schedules a
  * publish, which runs once the current synchronous work (and so the transaction) has finished and
@@ -61,6 +82,8 @@ export class EventRepo {
   private readonly byDeploymentStmt;
   private readonly afterStmt;
   private readonly tailStmt;
+  private readonly pruneStmt;
+  private readonly pruneAuditStmt;
   private readonly bus = new EventBus<EventRecord>();
   private published: number;
   private scheduled = false;
@@ -79,6 +102,14 @@ export class EventRepo {
     );
     this.tailStmt = db.prepare<Record<string, unknown>, Row>(
       `SELECT * FROM events WHERE ${FILTER} ORDER BY id DESC LIMIT @limit`,
+    );
+    // Bounded deletes (`id IN (… LIMIT n)`): one statement never holds the write lock for long.
+    this.pruneStmt = db.prepare<[number, number]>(
+      `DELETE FROM events WHERE id IN (
+         SELECT id FROM events WHERE at_ms < ? AND NOT ${AUDIT_SQL} LIMIT ?)`,
+    );
+    this.pruneAuditStmt = db.prepare<[number, number]>(
+      `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at_ms < ? AND ${AUDIT_SQL} LIMIT ?)`,
     );
     this.published = (db.prepare('SELECT MAX(id) AS id FROM events').get() as { id: number | null }).id ?? 0;
   }
@@ -112,6 +143,16 @@ export class EventRepo {
       .all({ limit, ...nulls(filter) })
       .map(toRecord)
       .reverse();
+  }
+
+  /** Deletes up to `limit` operational (not audit) events older than `beforeMs`; returns how many. */
+  pruneOperational(beforeMs: number, limit: number): number {
+    return this.pruneStmt.run(beforeMs, limit).changes;
+  }
+
+  /** Deletes up to `limit` audit events older than `beforeMs`; returns how many. */
+  pruneAudit(beforeMs: number, limit: number): number {
+    return this.pruneAuditStmt.run(beforeMs, limit).changes;
   }
 
   /** Every event committed from now on, through a bounded queue (see EventBus). */

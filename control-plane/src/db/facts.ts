@@ -8,7 +8,8 @@ export interface GpuSampleRecord {
 
 /**
  * The latest facts each agent reported, and the last `historyPerNode` GPU samples per node
- * (older ones are trimmed on insert, so the table stays bounded at any fleet size).
+ * (older ones are trimmed on insert, so the table stays bounded at any fleet size; retention
+ * removes samples past their age, those of nodes gone silent included).
  */
 export class FactsRepo {
   private readonly upsertStmt;
@@ -17,6 +18,7 @@ export class FactsRepo {
   private readonly sampleStmt;
   private readonly trimStmt;
   private readonly historyStmt;
+  private readonly pruneStmt;
 
   constructor(
     db: Database,
@@ -35,6 +37,9 @@ export class FactsRepo {
     );
     this.historyStmt = db.prepare<[string, number], { at_ms: number; gpus: string }>(
       'SELECT at_ms, gpus FROM gpu_samples WHERE node = ? ORDER BY id DESC LIMIT ?',
+    );
+    this.pruneStmt = db.prepare<[number, number]>(
+      'DELETE FROM gpu_samples WHERE id IN (SELECT id FROM gpu_samples WHERE at_ms < ? LIMIT ?)',
     );
   }
 
@@ -58,5 +63,13 @@ export class FactsRepo {
 
   history(node: string, limit: number): GpuSampleRecord[] {
     return this.historyStmt.all(node, limit).map((r) => ({ atMs: r.at_ms, gpus: JSON.parse(r.gpus) }));
+  }
+
+  /**
+   * Deletes up to `limit` GPU samples taken before `beforeMs`; returns how many. The per-node cap
+   * bounds a reporting node; this bounds the samples of nodes that stopped reporting.
+   */
+  pruneSamples(beforeMs: number, limit: number): number {
+    return this.pruneStmt.run(beforeMs, limit).changes;
   }
 }

@@ -90,7 +90,9 @@ export class JoinTokenRepo {
     this.revokeStmt = db.prepare(
       'UPDATE join_tokens SET revoked_ms = ? WHERE id = ? AND used_ms IS NULL AND revoked_ms IS NULL',
     );
-    this.pruneStmt = db.prepare('DELETE FROM join_tokens WHERE expires_ms < ?');
+    this.pruneStmt = db.prepare<[number, number]>(
+      'DELETE FROM join_tokens WHERE rowid IN (SELECT rowid FROM join_tokens WHERE expires_ms < ? LIMIT ?)',
+    );
   }
 
   insert(t: NewJoinToken) {
@@ -131,8 +133,11 @@ export class JoinTokenRepo {
     return { ok: false, reason: t.usedMs !== null ? 'used' : 'revoked' };
   }
 
-  /** Deletes tokens that expired before `beforeMs` (housekeeping); returns how many. */
-  prune(beforeMs: number): number {
-    return this.pruneStmt.run(beforeMs).changes;
+  /**
+   * Deletes up to `limit` tokens that expired before `beforeMs`, used or not (retention); returns
+   * how many. A used token's record outlives its use until then: `join-token list` shows who used it.
+   */
+  prune(beforeMs: number, limit = 5_000): number {
+    return this.pruneStmt.run(beforeMs, limit).changes;
   }
 }

@@ -202,6 +202,13 @@ export const migrations: readonly string[] = [
     FOREIGN KEY (name, fingerprint) REFERENCES secret_values(name, fingerprint)
   ) STRICT;
   `,
+  // 10: retention (retention/policy.ts) deletes by age in bounded batches: events and GPU samples
+  // by their time, so a pass reads only the rows it deletes; rollouts by when they last changed.
+  `
+  CREATE INDEX events_at ON events(at_ms);
+  CREATE INDEX gpu_samples_at ON gpu_samples(at_ms);
+  CREATE INDEX rollouts_updated ON rollouts(updated_ms);
+  `,
 ];
 
 /** Applies every migration past the file's `user_version`, each in its own transaction. */

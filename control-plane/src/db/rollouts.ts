@@ -98,6 +98,7 @@ export class RolloutRepo {
   private readonly outcomeStmt;
   private readonly updateStmt;
   private readonly updateNodeStmt;
+  private readonly pruneNodesStmt;
 
   constructor(db: Database) {
     this.insertStmt = db.prepare(
@@ -131,6 +132,15 @@ export class RolloutRepo {
     this.updateNodeStmt = db.prepare(
       `UPDATE rollout_nodes SET state = @state, pushed_ms = @pushedMs, healthy_since_ms = @healthySinceMs,
          reason = @reason WHERE rollout_id = @id AND node = @node`,
+    );
+    // Finished rollouts that last changed before the cutoff, except each deployment's newest
+    // (what `fleet rollout status` shows). The rollout rows stay: they are a revision's outcome.
+    this.pruneNodesStmt = db.prepare<[number, number]>(
+      `DELETE FROM rollout_nodes WHERE rowid IN (
+         SELECT n.rowid FROM rollouts r JOIN rollout_nodes n ON n.rollout_id = r.id
+         WHERE r.updated_ms < ? AND r.state NOT IN ('running', 'paused')
+           AND r.id < (SELECT MAX(id) FROM rollouts WHERE deployment = r.deployment)
+         LIMIT ?)`,
     );
   }
 
@@ -172,6 +182,15 @@ export class RolloutRepo {
 
   updateNode(id: number, n: RolloutNode) {
     this.updateNodeStmt.run({ id, ...n });
+  }
+
+  /**
+   * Deletes up to `limit` per-node rows of finished rollouts that last changed before `beforeMs`
+   * (never of a deployment's newest rollout); returns how many. With thousands of nodes these
+   * rows are most of what rollouts store.
+   */
+  pruneNodes(beforeMs: number, limit: number): number {
+    return this.pruneNodesStmt.run(beforeMs, limit).changes;
   }
 
   private withNodes(row: RolloutRow): RolloutRecord {
