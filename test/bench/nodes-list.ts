@@ -125,10 +125,8 @@ export async function benchNodesList(): Promise<string[]> {
         (i) => `/v1/nodes?limit=100&after=${cursor(i)}`,
       ],
       ['GET /v1/nodes?limit=1000 (the largest page)', (i) => `/v1/nodes?limit=1000&after=${cursor(i)}`],
-      [
-        'GET /v1/nodes?label=gpu=l40s,rack=r7&limit=100 (1 in 100 match)',
-        () => '/v1/nodes?label=gpu=l40s,rack=r7',
-      ],
+      ['GET /v1/nodes?label=gpu=l40s,rack=r8 (1 in 100 match)', () => '/v1/nodes?label=gpu=l40s,rack=r8'],
+      ['GET /v1/nodes?label=gpu=a100 (none match: a walk of every row)', () => '/v1/nodes?label=gpu=a100'],
       ['GET /v1/nodes?state=offline&limit=100 (1 in 10 match)', () => '/v1/nodes?state=offline'],
     ];
     const cpu = readFileSync('/proc/cpuinfo', 'utf8')
