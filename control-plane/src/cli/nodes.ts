@@ -137,6 +137,5 @@ export async function nodesCommand(client: FleetClient, name: string | undefined
       : await client.nodes({ ...filters, limit: o.limit });
   if (o.output === 'json') return printJson(page);
   process.stdout.write(`${nodeTable(page.nodes)}\n`);
-  if (page.next !== undefined)
-    process.stderr.write(`more nodes: add --after ${page.next} for the next page\n`);
+  if (page.next !== undefined) process.stderr.write(`more nodes: the next page is --after ${page.next}\n`);
 }

@@ -70,7 +70,7 @@ describe('fleet nodes', () => {
     const text = await run({ output: 'text', limit: 2 });
     assert.match(text.out, /^NODE\s+STATUS\s+LABELS/);
     assert.match(text.out, /\na\s+connected\s+gpu=h100/);
-    assert.equal(text.err, 'more nodes: add --after b for the next page\n');
+    assert.equal(text.err, 'more nodes: the next page is --after b\n');
   });
 
   test('--limit and --state values', () => {
