@@ -9,7 +9,8 @@
  * proxy overhead and agent at rest (health.ts), and issue 11's rollouts (rollout.ts). `--health-only`,
  * `--facts-only`, `--inference-only`, `--rollout-only` (`--rollout-gate-only`, `--rollout-scale-only`
  * for one of its two parts) run one of those alone; `--apply-only` runs 1 and 2 alone. Issue 12's
- * TLS overhead (tls.ts) runs with `--tls-only`, and last in a full run.
+ * TLS overhead (tls.ts) runs with `--tls-only`, and near the end of a full run; issue 13's node list
+ * page at 10,000 nodes (nodes-list.ts) with `--nodes-list-only`, and last.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ import { freePort, waitFor } from '../helpers/procs.js';
 import { benchFacts } from './facts.js';
 import { benchHealth } from './health.js';
 import { benchInference } from './inference.js';
+import { benchNodesList } from './nodes-list.js';
 import { benchRollout, benchRolloutGate } from './rollout.js';
 import { benchRolloutScale } from './rollout-scale.js';
 import { fmt, median, quantile } from './stats.js';
@@ -165,6 +167,11 @@ async function main() {
     process.stdout.write(`${(await benchTls()).join('\n')}\n`);
     return;
   }
+  // Issue 13: a page of the node list at 10,000 nodes in SQLite (nodes-list.ts); no engines needed.
+  if (process.argv.includes('--nodes-list-only')) {
+    process.stdout.write(`${(await benchNodesList()).join('\n')}\n`);
+    return;
+  }
   // Issue 6: the inference server in ENGINE=openai-upstream mode against direct mode (upstream.ts).
   if (process.argv.includes('--upstream-only')) {
     process.stdout.write(`${(await benchUpstream()).join('\n')}\n`);
@@ -213,6 +220,7 @@ async function main() {
     process.stdout.write(`\n${(await benchHealth()).join('\n')}\n`);
     process.stdout.write(`\n${(await benchRollout()).join('\n')}\n`);
     process.stdout.write(`\n${(await benchTls()).join('\n')}\n`);
+    process.stdout.write(`\n${(await benchNodesList()).join('\n')}\n`);
   }
 }
 

@@ -29,10 +29,8 @@ describe('facts: host facts, GPU inventory, agent metrics', { timeout: 120_000 }
   const modeFile = join(cluster.dir, 'smi-mode');
   let metricsPort = 0;
 
-  const node = async (name: string) => {
-    const { nodes } = await cluster.cliJson<{ nodes: NodeJson[] }>('nodes');
-    return nodes.find((n) => n.name === name);
-  };
+  /** One node in detail (`fleet nodes NAME`): the list leaves the host facts out. */
+  const node = async (name: string) => await cluster.cliJson<NodeJson>('nodes', name);
 
   before(async () => {
     await requireEngines();

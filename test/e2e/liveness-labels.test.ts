@@ -54,8 +54,8 @@ describe('nodes: labels from the control plane, liveness from the stream', { tim
   /** Polls the API every 25 ms until `name` shows `connected === want`; returns when (ms). */
   const whenConnected = async (name: string, want: boolean, timeoutMs: number) => {
     const fast = async () => {
-      const { nodes } = (await (await cluster.api(`/v1/nodes`)).json()) as { nodes: NodeRow[] };
-      return nodes.find((n) => n.name === name)?.connected === want;
+      const res = await cluster.api(`/v1/nodes/${name}`);
+      return res.ok && ((await res.json()) as NodeRow).connected === want;
     };
     await waitFor(`${name} connected=${want}`, fast, timeoutMs, 25);
     return Date.now();
@@ -89,6 +89,12 @@ describe('nodes: labels from the control plane, liveness from the stream', { tim
     assert.equal(labeled.code, 0, labeled.stderr);
     assert.match(labeled.stdout, /e2e-live-b labeled: rack=r7,tier=gold/);
     assert.deepEqual((await node(NODE_B))?.labels, { rack: 'r7', tier: 'gold' });
+    // `fleet nodes -l` selects like hosts: (both are gold now; only B has a rack).
+    const gold = await cluster.cliJson<{ nodes: NodeRow[] }>('nodes', '-l', 'tier=gold,rack');
+    assert.deepEqual(
+      gold.nodes.map((n) => n.name),
+      [NODE_B],
+    );
     await waitFor(`web running on ${NODE_B} after fleet label`, () => runsWeb(NODE_B), 60_000);
     const ev = await events(NODE_B, 'node.labels');
     assert.deepEqual(

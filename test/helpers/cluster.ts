@@ -157,8 +157,9 @@ export class Cluster {
     await waitFor(
       `node ${node} connected`,
       async () => {
-        const { nodes } = await this.apiJson<{ nodes: { name: string; connected: boolean }[] }>('/v1/nodes');
-        return nodes.some((n) => n.name === node && n.connected);
+        // The node's own route (a 404 until it registers): the list is paginated.
+        const n = await this.apiJson<{ connected: boolean }>(`/v1/nodes/${encodeURIComponent(node)}`);
+        return n.connected;
       },
       timeoutMs,
     );

@@ -25,6 +25,8 @@ type Body<S extends { body: TSchema }> = Static<S['body']>;
 /** The answers of each route, as the CLI reads them. */
 export type ApplyReply = Reply<typeof applySchema>;
 export type NodeListReply = Reply<typeof nodeListSchema>;
+/** What `GET /v1/nodes` accepts; `limit` defaults on the server. */
+export type NodeListQuery = Partial<Static<(typeof nodeListSchema)['querystring']>>;
 export type NodeReply = Reply<ReturnType<typeof byNameSchema<typeof NodeView>>>;
 export type LabelEditReply = Reply<typeof labelEditSchema>;
 export type DeploymentListReply = Reply<typeof deploymentListSchema>;
@@ -134,8 +136,24 @@ export class FleetClient {
     );
   }
 
-  nodes() {
-    return this.request<NodeListReply>('GET', '/v1/nodes');
+  /** `fleet nodes --limit`: one page of nodes in name order; `next` is there when more match. */
+  nodes(query: NodeListQuery = {}) {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, String(v));
+    const q = params.size ? `?${params}` : '';
+    return this.request<NodeListReply>('GET', `/v1/nodes${q}`);
+  }
+
+  /** `fleet nodes`: every matching node, following `next` page by page (the largest pages). */
+  async allNodes(query: Omit<NodeListQuery, 'limit' | 'after'> = {}): Promise<NodeListReply['nodes']> {
+    const all: NodeListReply['nodes'] = [];
+    let after: string | undefined;
+    do {
+      const page = await this.nodes({ ...query, limit: 1000, after });
+      all.push(...page.nodes);
+      after = page.next;
+    } while (after !== undefined);
+    return all;
   }
 
   node(name: string) {

@@ -1,6 +1,7 @@
 import { type Static, Type as T } from '@sinclair/typebox';
 import type { ServiceStatusRecord, ContainerView as StoredContainer } from '../db/status.js';
 import { FieldChangeView, NodePreviewView } from './check-schemas.js';
+import { NODE_PAGE_DEFAULT, NODE_PAGE_MAX } from './node-page.js';
 import { RolloutView } from './rollout-schemas.js';
 
 /** Request and response schemas of every REST route; the types handlers use derive from them. */
@@ -145,7 +146,52 @@ export const NodeView = T.Object({
 });
 export type NodeView = Static<typeof NodeView>;
 
-export const NodeList = T.Object({ nodes: T.Array(NodeView) });
+/**
+ * A node in `GET /v1/nodes`: the detail without `host` (the full HostFacts, kilobytes per node with
+ * eight GPUs), so a page of 100 stays small; `GET /v1/nodes/:name` keeps it.
+ */
+export const NodeListItem = T.Omit(NodeView, ['host']);
+export type NodeListItem = Static<typeof NodeListItem>;
+
+/**
+ * `GET /v1/nodes` query: keyset pagination by node name (`after` is the `next` of the page before;
+ * repeat the same filters with it) and filters. Unknown keys are a 400, so a misspelt filter never
+ * silently lists the whole fleet.
+ */
+export const NodeListQuery = T.Object(
+  {
+    limit: T.Integer({ minimum: 1, maximum: NODE_PAGE_MAX, default: NODE_PAGE_DEFAULT }),
+    after: T.Optional(
+      T.String({
+        minLength: 1,
+        maxLength: 253,
+        description: "only nodes named after this one (a page's next)",
+      }),
+    ),
+    label: T.Optional(
+      T.String({
+        minLength: 1,
+        maxLength: 1024,
+        description:
+          "a label selector like a playbook's hosts: `key` (has the label) or `key=value`; several, comma-separated, must all match",
+      }),
+    ),
+    state: T.Optional(
+      T.Unsafe<'online' | 'offline'>({
+        type: 'string',
+        enum: ['online', 'offline'],
+        description: 'online: stream open and heard from (liveness); offline: the others',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type NodeListQuery = Static<typeof NodeListQuery>;
+
+export const NodeList = T.Object({
+  nodes: T.Array(NodeListItem, { description: 'ordered by name' }),
+  next: T.Optional(T.String({ description: 'pass as ?after= for the next page; absent on the last page' })),
+});
 
 /**
  * `PATCH /v1/nodes/:name/labels`, kubectl's `label` as a body: `set` adds or changes labels,

@@ -1,10 +1,12 @@
 import { HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
+import type { NodeRecord } from '../db/nodes.js';
 import type { RolloutRecord } from '../db/rollouts.js';
 import type { Store } from '../db/store.js';
 import type { DesiredStateSource } from '../grpc/events.js';
+import type { LabelTerm } from '../selector.js';
 import type { ApiDeps } from './deps.js';
 import type { RolloutView } from './rollout-schemas.js';
-import type { DeploymentDetail, GpuSummary, NodeView } from './schemas.js';
+import type { DeploymentDetail, GpuSummary, NodeListItem, NodeView } from './schemas.js';
 
 /**
  * Read models for the REST API, assembled from the repositories. A deployment is ready when
@@ -17,21 +19,44 @@ export class Views {
     private readonly rollouts?: ApiDeps['rollouts'],
   ) {}
 
-  nodes(): NodeView[] {
-    const facts = this.store.facts.all();
-    return this.store.nodes.list().map((n) => {
-      const f = facts.get(n.name);
-      return {
-        ...n,
-        desiredVersion: this.desired.forNode(n.name).version,
-        gpus: summarizeGpus(f, n.connected),
-        host: f ? (HostFacts.toJSON(f) as Record<string, unknown>) : undefined,
-      };
+  /**
+   * One page of the node list, in name order, with `next` when more nodes match. SQLite walks
+   * the name index from `after` and reads `limit + 1` rows (the extra one only says whether a
+   * next page exists); facts are read for this page's nodes only. `connected` is the row's flag,
+   * which the recorder writes on every transition of the in-memory liveness tracker, so the
+   * `state` filter (in SQL) and the field agree.
+   */
+  nodePage(q: { limit: number; after?: string; state?: 'online' | 'offline'; labels: LabelTerm[] }): {
+    nodes: NodeListItem[];
+    next?: string;
+  } {
+    const connected = q.state === undefined ? undefined : q.state === 'online';
+    const rows = this.store.nodes.page({
+      after: q.after ?? '',
+      limit: q.limit + 1,
+      connected,
+      labels: q.labels,
     });
+    const page = rows.slice(0, q.limit);
+    const facts = this.store.facts.latestOf(page.map((n) => n.name));
+    const nodes = page.map((n) => this.listItem(n, facts.get(n.name)));
+    return rows.length > q.limit ? { nodes, next: page.at(-1)!.name } : { nodes };
   }
 
+  /** One node in detail: the list's fields and its latest HostFacts. */
   node(name: string): NodeView | undefined {
-    return this.nodes().find((n) => n.name === name);
+    const n = this.store.nodes.get(name);
+    if (!n) return undefined;
+    const f = this.store.facts.latest(name);
+    return { ...this.listItem(n, f), host: f ? (HostFacts.toJSON(f) as Record<string, unknown>) : undefined };
+  }
+
+  private listItem(n: NodeRecord, f: HostFacts | undefined): NodeListItem {
+    return {
+      ...n,
+      desiredVersion: this.desired.forNode(n.name).version,
+      gpus: summarizeGpus(f, n.connected),
+    };
   }
 
   /** A node's failing preflight checks, when they hold back the desired state it should have now. */

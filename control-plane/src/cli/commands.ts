@@ -3,6 +3,7 @@ import { arg, CliError, untilSignal, volumeRootsOption } from '../../../common/c
 import { parseDuration } from '../../../common/duration.js';
 
 import { FleetClient } from '../api/client.js';
+import { NODE_PAGE_MAX } from '../api/node-page.js';
 import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
 import { addServerInstallCommands, SERVER_DEFAULTS } from '../install.js';
 import { applyCommand } from './apply.js';
@@ -11,7 +12,7 @@ import { addEventsCommand } from './events.js';
 import { historyCommand } from './history.js';
 import { addJoinTokenCommands } from './join-token.js';
 import { labelCommand } from './label.js';
-import { nodesCommand } from './nodes.js';
+import { nodesCommand, parseNodeLimit, parseNodeState } from './nodes.js';
 import { type OutputFormat, parseOutput } from './output.js';
 import { addRetentionOptions, retentionOptions } from './retention-flags.js';
 import { rollbackCommand } from './rollback.js';
@@ -40,10 +41,14 @@ export function addControlPlaneCommands(program: Command): Command {
 
   program
     .command('nodes')
-    .description('list nodes, or show one')
+    .description('list nodes (every one, page by page), or show one')
     .argument('[name]', 'a node name')
+    .option('--limit <n>', `show one page of at most n nodes (1..${NODE_PAGE_MAX})`, arg(parseNodeLimit))
+    .option('--after <node>', "only nodes named after this one (a page's next)")
+    .option('-l, --label <selector>', 'key or key=value, comma-separated: nodes matching all')
+    .option('--state <state>', 'online or offline', arg(parseNodeState))
     .addOption(outputOption())
-    .action((name, o) => nodesCommand(client(), name, o.output));
+    .action((name, o) => nodesCommand(client(), name, o));
 
   program
     .command('label')

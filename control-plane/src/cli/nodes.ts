@@ -1,5 +1,6 @@
 import { HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
-import type { FleetClient } from '../api/client.js';
+import type { FleetClient, NodeListQuery, NodeListReply } from '../api/client.js';
+import { NODE_PAGE_MAX } from '../api/node-page.js';
 import type { GpuSummary, NodeView } from '../api/schemas.js';
 import { type OutputFormat, printJson } from './output.js';
 import { ago, table } from './table.js';
@@ -81,16 +82,32 @@ function detail(n: NodeView): string {
   return lines.join('\n');
 }
 
-/** `fleet nodes [NAME]`: every node with its labels, liveness and GPUs, or one node in detail. */
-export async function nodesCommand(client: FleetClient, name: string | undefined, output: OutputFormat) {
-  if (name) {
-    const n = await client.node(name);
-    if (output === 'json') return printJson(n);
-    process.stdout.write(`${detail(n)}\n`);
-    return;
-  }
-  const { nodes } = await client.nodes();
-  if (output === 'json') return printJson({ nodes });
+/** `fleet nodes --limit`: one page of 1..NODE_PAGE_MAX nodes. */
+export function parseNodeLimit(v: string): number {
+  const n = Number(v);
+  if (!/^[0-9]+$/.test(v) || n < 1 || n > NODE_PAGE_MAX)
+    throw new Error(`invalid limit ${JSON.stringify(v)} (1..${NODE_PAGE_MAX})`);
+  return n;
+}
+
+/** `fleet nodes --state`. */
+export function parseNodeState(v: string): 'online' | 'offline' {
+  if (v !== 'online' && v !== 'offline')
+    throw new Error(`invalid state ${JSON.stringify(v)} (online or offline)`);
+  return v;
+}
+
+/** The list flags of `fleet nodes`: filters, and `limit` for one page instead of every node. */
+export interface NodesOptions {
+  output: OutputFormat;
+  limit?: number;
+  after?: string;
+  label?: string;
+  state?: 'online' | 'offline';
+}
+
+/** The table of `fleet nodes`. */
+function nodeTable(nodes: NodeListReply['nodes']): string {
   const rows = nodes.map((n) => [
     n.name,
     n.connected ? 'connected' : 'offline',
@@ -98,7 +115,27 @@ export async function nodesCommand(client: FleetClient, name: string | undefined
     ...gpuCells(n.gpus),
     ago(n.lastSeenMs),
   ]);
-  process.stdout.write(
-    `${table(['NODE', 'STATUS', 'LABELS', 'GPUS', 'GPU MEMORY', 'UTIL', 'TEMP', 'LAST SEEN'], rows)}\n`,
-  );
+  return table(['NODE', 'STATUS', 'LABELS', 'GPUS', 'GPU MEMORY', 'UTIL', 'TEMP', 'LAST SEEN'], rows);
+}
+
+/**
+ * `fleet nodes [NAME]`: the nodes with their labels, liveness and GPUs, or one node in detail.
+ * Without `--limit` it follows the API's pages to the end, so it still lists every node; with
+ * `--limit` it shows one page and says how to get the next (`-o json` carries `next`).
+ */
+export async function nodesCommand(client: FleetClient, name: string | undefined, o: NodesOptions) {
+  if (name) {
+    const n = await client.node(name);
+    if (o.output === 'json') return printJson(n);
+    process.stdout.write(`${detail(n)}\n`);
+    return;
+  }
+  const filters: NodeListQuery = { label: o.label, state: o.state, after: o.after };
+  const page: NodeListReply =
+    o.limit === undefined
+      ? { nodes: await client.allNodes(filters) }
+      : await client.nodes({ ...filters, limit: o.limit });
+  if (o.output === 'json') return printJson(page);
+  process.stdout.write(`${nodeTable(page.nodes)}\n`);
+  if (page.next !== undefined) process.stderr.write(`more nodes: the next page is --after ${page.next}\n`);
 }

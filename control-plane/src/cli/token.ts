@@ -80,7 +80,7 @@ export function addLoginCommand(program: Command, client: () => FleetClient) {
       const conn = resolveConnection(program.opts(), process.env, readConfig(path));
       if (!conn.token)
         throw new CliError('no token to save: pass --token, --token-file or set FLEET_TOKEN', 2);
-      await client().nodes();
+      await client().nodes({ limit: 1 });
       const saved = loginConfig(conn);
       writeConfig(path, saved);
       const ca = saved.caFile ? `, the CA file ${saved.caFile}` : '';

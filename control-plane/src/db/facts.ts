@@ -14,7 +14,7 @@ export interface GpuSampleRecord {
 export class FactsRepo {
   private readonly upsertStmt;
   private readonly getStmt;
-  private readonly allStmt;
+  private readonly someStmt;
   private readonly sampleStmt;
   private readonly trimStmt;
   private readonly historyStmt;
@@ -29,7 +29,9 @@ export class FactsRepo {
        ON CONFLICT(node) DO UPDATE SET facts = excluded.facts, updated_ms = excluded.updated_ms`,
     );
     this.getStmt = db.prepare<[string], { facts: string }>('SELECT facts FROM node_facts WHERE node = ?');
-    this.allStmt = db.prepare<[], { node: string; facts: string }>('SELECT node, facts FROM node_facts');
+    this.someStmt = db.prepare<[string], { node: string; facts: string }>(
+      'SELECT node, facts FROM node_facts WHERE node IN (SELECT value FROM json_each(?))',
+    );
     this.sampleStmt = db.prepare('INSERT INTO gpu_samples (node, at_ms, gpus) VALUES (?, ?, ?)');
     this.trimStmt = db.prepare(
       `DELETE FROM gpu_samples WHERE node = ? AND id <= (
@@ -57,8 +59,11 @@ export class FactsRepo {
     return row ? HostFacts.fromJSON(JSON.parse(row.facts)) : undefined;
   }
 
-  all(): Map<string, HostFacts> {
-    return new Map(this.allStmt.all().map((r) => [r.node, HostFacts.fromJSON(JSON.parse(r.facts))]));
+  /** The latest facts of `nodes` (a page of the node list) in one statement, by primary key. */
+  latestOf(nodes: readonly string[]): Map<string, HostFacts> {
+    if (nodes.length === 0) return new Map();
+    const rows = this.someStmt.all(JSON.stringify(nodes));
+    return new Map(rows.map((r) => [r.node, HostFacts.fromJSON(JSON.parse(r.facts))]));
   }
 
   history(node: string, limit: number): GpuSampleRecord[] {

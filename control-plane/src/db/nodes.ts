@@ -1,4 +1,5 @@
-import type { Database } from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
+import type { LabelTerm } from '../selector.js';
 
 export interface NodeRecord {
   name: string;
@@ -33,6 +34,34 @@ const fromRow = (r: NodeRow): NodeRecord => ({
   ackedVersion: r.acked_version,
 });
 
+/** Which nodes a page holds: names after `after` ('' from the start), up to `limit`, filtered. */
+export interface NodePageQuery {
+  after: string;
+  limit: number;
+  /** true: online only; false: offline only; undefined: both. */
+  connected?: boolean;
+  labels: readonly LabelTerm[];
+}
+
+/**
+ * The SQL of one page's shape (which filters it has). The order and the range come from the
+ * primary key's index (`name > ? ORDER BY name LIMIT ?`), so a page reads its rows and stops, at
+ * any fleet size; filters narrow the walk. Label keys pass the `--label` rule (no quotes), so
+ * they are safe inside a JSON path; they still travel as parameters.
+ */
+export function nodePageSql(q: Pick<NodePageQuery, 'connected' | 'labels'>): string {
+  const where = ['name > @after'];
+  if (q.connected !== undefined) where.push('connected = @connected');
+  q.labels.forEach((t, i) => {
+    where.push(
+      t.value === undefined
+        ? `json_type(labels, @path${i}) IS NOT NULL`
+        : `json_extract(labels, @path${i}) = @value${i}`,
+    );
+  });
+  return `SELECT * FROM nodes WHERE ${where.join(' AND ')} ORDER BY name LIMIT @limit`;
+}
+
 /**
  * Nodes as their agents last described themselves, with the labels the control plane holds for
  * them. Owns every SQL statement on `nodes`.
@@ -47,8 +76,10 @@ export class NodeRepo {
   private readonly listStmt;
   private readonly resetStmt;
   private readonly seedStmt;
+  /** Page statements by shape: a handful at most (state × label terms), prepared once each. */
+  private readonly pageStmts = new Map<string, Statement<[Record<string, unknown>], NodeRow>>();
 
-  constructor(db: Database) {
+  constructor(private readonly db: Database) {
     this.upsertStmt = db.prepare(
       `INSERT INTO nodes (name, labels, agent_version, facts, connected, first_seen_ms, last_seen_ms)
        VALUES (@name, @labels, @agentVersion, @facts, 1, @now, @now)
@@ -123,5 +154,22 @@ export class NodeRepo {
 
   list(): NodeRecord[] {
     return this.listStmt.all().map(fromRow);
+  }
+
+  /** One page of nodes in name order (see `nodePageSql`); never reads the rows it does not return. */
+  page(q: NodePageQuery): NodeRecord[] {
+    const sql = nodePageSql(q);
+    let stmt = this.pageStmts.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare<[Record<string, unknown>], NodeRow>(sql);
+      this.pageStmts.set(sql, stmt);
+    }
+    const params: Record<string, unknown> = { after: q.after, limit: q.limit };
+    if (q.connected !== undefined) params.connected = q.connected ? 1 : 0;
+    q.labels.forEach((t, i) => {
+      params[`path${i}`] = `$."${t.key}"`;
+      if (t.value !== undefined) params[`value${i}`] = t.value;
+    });
+    return stmt.all(params).map(fromRow);
   }
 }

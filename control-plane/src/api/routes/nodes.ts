@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { parseLabel } from '../../../../common/cli.js';
 import type { Store } from '../../db/store.js';
 import type { Deployer } from '../../deployer.js';
+import { type LabelTerm, parseLabelSelector } from '../../selector.js';
 import { actorOf } from '../auth.js';
 import type { RouteDeps } from '../deps.js';
 import { ApiError, ERROR_REPLIES, notFound } from '../errors.js';
@@ -13,12 +14,13 @@ import {
   LabelEditReply,
   NameParam,
   NodeList,
+  NodeListQuery,
   NodeView,
 } from '../schemas.js';
 import { getByName } from './by-name.js';
 
 /** The routes' schemas; the typed client (api/client.ts) derives its types from them. */
-export const nodeListSchema = { response: { 200: NodeList } };
+export const nodeListSchema = { querystring: NodeListQuery, response: { 200: NodeList, ...ERROR_REPLIES } };
 export const gpuHistorySchema = {
   params: NameParam,
   querystring: GpuHistoryQuery,
@@ -88,10 +90,27 @@ function relabel(store: Store, deployer: Deployer, name: string, edit: LabelEdit
   return { node: name, labels, changed: true };
 }
 
-/** Nodes as their agents describe them, with their desired-state version and GPU summary; labels. */
+/** `?label=` as terms; a 400 naming the bad term. */
+function labelTerms(text: string | undefined): LabelTerm[] {
+  if (text === undefined) return [];
+  try {
+    return parseLabelSelector(text);
+  } catch (err) {
+    throw new ApiError(400, 'bad_request', `querystring/label: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Nodes as their agents describe them, with their desired-state version and GPU summary; labels.
+ * `GET /v1/nodes` is paginated (`limit`, `after`, `next`) and filtered (`label`, `state`) so its
+ * answer stays bounded at 10,000 nodes; `GET /v1/nodes/:name` adds the full host facts.
+ */
 export const nodeRoutes: FastifyPluginAsync<RouteDeps> = async (app, { store, views, deployer }) => {
   const f = app.withTypeProvider<TypeBoxTypeProvider>();
-  f.get('/v1/nodes', { schema: nodeListSchema }, async () => ({ nodes: views.nodes() }));
+  f.get('/v1/nodes', { schema: nodeListSchema }, async (req) => {
+    const { limit, after, state, label } = req.query;
+    return views.nodePage({ limit, after, state, labels: labelTerms(label) });
+  });
   getByName(app, '/v1/nodes/:name', 'node', NodeView, (name) => views.node(name));
   f.patch('/v1/nodes/:name/labels', { schema: labelEditSchema }, async (req) =>
     relabel(store, deployer, req.params.name, req.body, actorOf(req).name),
