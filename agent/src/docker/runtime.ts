@@ -229,6 +229,8 @@ export class DockerRuntime implements ContainerRuntime {
     const policy = { volumeRoots: this.opts.volumeRoots ?? DEFAULT_VOLUME_ROOTS };
     // Checked before Docker is asked anything, the engine too (its namespace id is filled in later).
     const options = guardCreate(containerOptions(c, gpus, this.opts.readSecret), policy);
+    // The engine's options are checked before the replica exists; reading its secrets here too
+    // fails a missing one before anything is created.
     if (c.spec.engine) guardCreate(engineOptions(c, gpus, 'replica', this.opts.readSecret), policy);
     await this.call(() => ensureNetwork(this.docker, this.opts.node));
     const container = await this.call(() => this.docker.createContainer(options));

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
+  existsSync,
   fsyncSync,
   mkdirSync,
   openSync,
@@ -120,6 +121,9 @@ export class SecretFiles {
 
   private write(ref: SecretRef, value: Uint8Array) {
     const file = this.path(ref);
+    // One file per version, written by rename: one that exists is whole and holds this value (a
+    // state re-sent on every reconnect writes nothing).
+    if (existsSync(file)) return;
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const tmp = join(this.dir, `.${randomBytes(6).toString('hex')}.tmp`);
     const fd = openSync(tmp, 'w', 0o600);

@@ -15,41 +15,22 @@ import { type ClientError, FleetClient } from '../../../../control-plane/src/api
 import { loadCertificateFiles, serverRenewAt } from '../../../../control-plane/src/pki/server-tls.js';
 import { type RunningServer, runServer } from '../../../../control-plane/src/server.js';
 import { fetchTrusting } from '../../../helpers/https.js';
+import { selfSignedPair } from '../../../helpers/tls-pair.js';
 import { tmpDir } from './rig.js';
 
 process.env.FLEET_LOG_LEVEL = 'silent';
 const root = tmpDir('server-tls');
 let n = 0;
 
-/** A self-signed certificate and key from openssl, as an operator would bring them. */
+/** A self-signed certificate and key from openssl (test/helpers/tls-pair.ts), in files as an operator brings them. */
 function opensslCert(name: string) {
   const dir = join(root, `ossl${n++}`);
   mkdirSync(dir, { recursive: true });
+  const pair = selfSignedPair(name);
   const cert = join(dir, `${name}.crt`);
   const key = join(dir, `${name}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'pipe' },
-  );
+  writeFileSync(cert, pair.cert);
+  writeFileSync(key, pair.key);
   const fingerprint = execFileSync('openssl', ['x509', '-in', cert, '-noout', '-fingerprint', '-sha256'], {
     encoding: 'utf8',
   })
