@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
+  chmodSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -19,11 +20,12 @@ import {
   readlinkSync,
   realpathSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FLEET_BIN, ROOT } from '../helpers/procs.js';
 import { parseUnit, service } from '../helpers/unit-file.js';
@@ -44,6 +46,26 @@ function fleet(args: string[], opts: { env?: Record<string, string>; uid?: numbe
   });
   if (r.error) throw r.error;
   return r;
+}
+
+/**
+ * Runs `fn` with every folder above the checkout traversable by others (o+x), as uid 65534 needs to
+ * reach bin/fleet.js: a clone under `mktemp -d` (0700) is not. Each mode is restored afterwards.
+ */
+function asNobody<T>(fn: () => T): T {
+  const changed: [string, number][] = [];
+  for (let dir = dirname(FLEET_BIN); dir !== dirname(dir); dir = dirname(dir)) {
+    const mode = statSync(dir).mode & 0o7777;
+    if ((mode & 0o001) === 0) {
+      chmodSync(dir, mode | 0o001);
+      changed.push([dir, mode]);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    for (const [dir, mode] of changed) chmodSync(dir, mode);
+  }
 }
 
 const out = (r: SpawnSyncReturns<string>) => `${r.stdout}${r.stderr}`;
@@ -363,7 +385,9 @@ describe('hardened systemd units: install and uninstall on a scratch root', { ti
     test('not root and no --root: refused before anything (the real /etc is untouched)', () => {
       const unit = '/etc/systemd/system/fleet-agent.service';
       const had = existsSync(unit);
-      const r = fleet(['agent', 'install', '--server', 'cp:7443', '--join-token', TOKEN], { uid: 65534 });
+      const r = asNobody(() =>
+        fleet(['agent', 'install', '--server', 'cp:7443', '--join-token', TOKEN], { uid: 65534 }),
+      );
       exits(r, 1);
       assert.match(r.stderr, /writes \/etc and talks to systemd: run it as root \(or with --root DIR\)/);
       assert.equal(existsSync(unit), had);
