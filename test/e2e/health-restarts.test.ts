@@ -140,10 +140,11 @@ describe('health probes and restarts', { timeout: 120_000 }, () => {
       250,
     );
     const gaps = restarts.slice(1).map((t, i) => t - restarts[i]!);
-    // The waits between restarts double (1 s, 2 s, 4 s…, minus up to 20% jitter), counted from the
-    // previous restart: each gap is at least its policy minimum, and at most its maximum plus the
-    // round and Docker's start (0.3–1.1 s measured here under load; 1.5 s allowed). With the
-    // agent's resync at 10 s, a restart that waited for the resync would show here.
+    // The waits between restarts double (1 s, 2 s, 4 s…, minus up to 20% jitter), counted from when
+    // the previous restart was issued (the event's time; Docker's own start, seconds on a loaded
+    // host, is not the agent's wait): each gap is at least its policy minimum, and at most its
+    // maximum plus the timer and the round (1.5 s allowed). With the agent's resync at 10 s, a
+    // restart that waited for the resync would show here.
     const shown = gaps.map((g) => `${g} ms`).join(', ');
     process.stdout.write(`# crash-loop restart gaps: ${shown}\n`);
     for (const [i, g] of gaps.entries()) {

@@ -20,8 +20,13 @@ export interface ExecutorContext {
   event: (kind: string, message: string, about?: EventSubject) => void;
   /** The exit code of a container as last observed. */
   exitCodeOf: (id: string) => number | undefined;
-  /** Records a restart the agent issued (streak, counter, event). */
-  restarted: (id: string, key: ReplicaKey, reason: string, exitCode?: number) => void;
+  /** The agent's clock: a restart is timed from when it was issued, not when Docker finished it. */
+  now: () => number;
+  /**
+   * Records a restart the agent issued at `issuedAtMs` (streak, counter, event). The backoff counts
+   * from the issue, so Docker's own start time (seconds on a loaded host) does not stretch it.
+   */
+  restarted: (id: string, key: ReplicaKey, reason: string, issuedAtMs: number, exitCode?: number) => void;
 }
 
 type StepOf<K extends Step['kind']> = Extract<Step, { kind: K }>;
@@ -72,23 +77,25 @@ async function create(
 
 async function start(
   s: StepOf<'start'>,
-  ctx: Pick<ExecutorContext, 'runtime' | 'event' | 'lifecycle' | 'exitCodeOf' | 'restarted'>,
+  ctx: Pick<ExecutorContext, 'runtime' | 'event' | 'lifecycle' | 'exitCodeOf' | 'restarted' | 'now'>,
 ) {
   const exitCode = ctx.exitCodeOf(s.id);
+  const issuedAtMs = ctx.now();
   ctx.lifecycle.starting(s.id);
   await ctx.runtime.start(s.id);
   // The engine joins the service container's (new) network namespace, so it starts after it.
   ctx.lifecycle.restarting(s.parts ?? []);
   for (const part of s.parts ?? []) await ctx.runtime.restart(part);
   ctx.lifecycle.started([s.id, ...(s.parts ?? [])]);
-  if (s.restart) ctx.restarted(s.id, s.key, s.reason, exitCode);
+  if (s.restart) ctx.restarted(s.id, s.key, s.reason, issuedAtMs, exitCode);
   else ctx.event('container.started', `${s.name}: ${s.reason}`, aboutReplica(s.key));
 }
 
 async function restart(
   s: StepOf<'restart'>,
-  ctx: Pick<ExecutorContext, 'runtime' | 'lifecycle' | 'resetHealth' | 'restarted'>,
+  ctx: Pick<ExecutorContext, 'runtime' | 'lifecycle' | 'resetHealth' | 'restarted' | 'now'>,
 ) {
+  const issuedAtMs = ctx.now();
   ctx.lifecycle.restarting([s.id, ...(s.parts ?? [])]);
   await ctx.runtime.restart(s.id);
   ctx.resetHealth(s.id);
@@ -97,7 +104,7 @@ async function restart(
     ctx.resetHealth(part);
   }
   ctx.lifecycle.started([s.id, ...(s.parts ?? [])]);
-  ctx.restarted(s.id, s.key, s.reason, undefined);
+  ctx.restarted(s.id, s.key, s.reason, issuedAtMs, undefined);
 }
 
 export const EXECUTORS: Executors = { remove, pull, create, start, restart };

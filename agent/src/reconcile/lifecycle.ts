@@ -109,18 +109,19 @@ export class ContainerLifecycle {
     }
   }
 
-  /** Records a restart the agent issued; returns the streak's restart count. */
+  /** Records a restart the agent issued at `atMs`; returns the streak's restart count. */
   restarted(
     d: DesiredContainer | undefined,
     key: ReplicaKey,
     id: string,
     reason: string,
+    atMs: number,
     exitCode?: number,
   ): number {
     const hk = `${key}#${d?.hash ?? ''}`;
     const h = recordRestart(
       this.history.get(hk),
-      this.now(),
+      atMs,
       reason,
       exitCode,
       this.upSince.get(id),

@@ -40,9 +40,10 @@ export class Reporter {
     private readonly send: (r: StatusReport) => unknown,
   ) {}
 
-  event(kind: string, message: string, about: EventSubject = {}) {
+  /** Buffers an event that happened at `atMs` (now, unless the caller timed it earlier). */
+  event(kind: string, message: string, about: EventSubject = {}, atMs = this.clock.now()) {
     this.events.push({
-      atMs: this.clock.now(),
+      atMs,
       kind,
       message,
       deployment: about.deployment ?? '',

@@ -117,7 +117,8 @@ export class Rounds {
       pulls: this.pulls,
       event: (kind, message, about) => this.event(kind, message, about),
       exitCodeOf: (id) => this.lastObservedList.find((o) => o.id === id)?.exitCode,
-      restarted: (id, key, reason, exitCode) => this.noteRestart(id, key, reason, exitCode),
+      now: () => deps.clock.now(),
+      restarted: (id, key, reason, at, exitCode) => this.noteRestart(id, key, reason, at, exitCode),
     };
   }
 
@@ -340,19 +341,16 @@ export class Rounds {
     );
   }
 
-  private noteRestart(id: string, key: ReplicaKey, reason: string, exitCode: number | undefined) {
+  private noteRestart(id: string, key: ReplicaKey, reason: string, atMs: number, exitCode: number | undefined) {
     const d = this.lastDesiredList.find((x) => x.key === key);
-    const attempts = this.lifecycle.restarted(d, key, id, reason, exitCode);
+    const attempts = this.lifecycle.restarted(d, key, id, reason, atMs, exitCode);
     this.restarts++;
-    this.event(
-      'container.restarted',
-      `${id.slice(0, 12)}: ${reason} (restart ${attempts})`,
-      aboutReplica(key),
-    );
+    const message = `${id.slice(0, 12)}: ${reason} (restart ${attempts})`;
+    this.event('container.restarted', message, aboutReplica(key), atMs);
   }
 
-  private event(kind: string, message: string, about?: EventSubject) {
-    this.deps.reporter.event(kind, message, about);
+  private event(kind: string, message: string, about?: EventSubject, atMs?: number) {
+    this.deps.reporter.event(kind, message, about, atMs);
   }
 }
 
