@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { systemClock } from '../../common/clock.js';
 import { createLogger, type Logger } from '../../common/log.js';
 import { withTimeout } from '../../common/timeout.js';
@@ -30,7 +30,6 @@ import { Reconciler } from './reconcile/loop.js';
 import type { ContainerRuntime } from './runtime.js';
 import type { SecretFiles } from './secrets/files.js';
 import { intake } from './secrets/intake.js';
-import { RegistryLogins } from './secrets/registry.js';
 import { buildDocker, loadPersisted } from './startup.js';
 import { StateStore } from './state-store.js';
 

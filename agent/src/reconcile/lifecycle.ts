@@ -119,14 +119,7 @@ export class ContainerLifecycle {
     exitCode?: number,
   ): number {
     const hk = `${key}#${d?.hash ?? ''}`;
-    const h = recordRestart(
-      this.history.get(hk),
-      atMs,
-      reason,
-      exitCode,
-      this.upSince.get(id),
-      this.policy,
-    );
+    const h = recordRestart(this.history.get(hk), atMs, reason, exitCode, this.upSince.get(id), this.policy);
     this.history.set(hk, { ...h, jitter: this.random() });
     return h.attempts;
   }

@@ -341,7 +341,13 @@ export class Rounds {
     );
   }
 
-  private noteRestart(id: string, key: ReplicaKey, reason: string, atMs: number, exitCode: number | undefined) {
+  private noteRestart(
+    id: string,
+    key: ReplicaKey,
+    reason: string,
+    atMs: number,
+    exitCode: number | undefined,
+  ) {
     const d = this.lastDesiredList.find((x) => x.key === key);
     const attempts = this.lifecycle.restarted(d, key, id, reason, atMs, exitCode);
     this.restarts++;
