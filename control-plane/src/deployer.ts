@@ -241,7 +241,7 @@ export class Deployer {
       deployment: name,
       kind: 'deployment.applied',
       message:
-        `revision ${revision} from ${a.file} to ${a.matched.join(', ')}` +
+        `revision ${revision} from ${a.file} to ${nodeList(a.matched)}` +
         (a.opts.localUser ? ` (local user ${a.opts.localUser})` : ''),
       actor: a.opts.appliedBy ?? '',
     });
@@ -250,12 +250,14 @@ export class Deployer {
       this.store.deployments.setAssignments(name, a.matched, revision);
       return { revision, touched: [...new Set([...a.assigned, ...a.matched])] };
     }
-    const leaving = a.assigned.filter((n) => !a.matched.includes(n));
+    const matched = new Set(a.matched);
+    const assigned = new Set(a.assigned);
+    const leaving = a.assigned.filter((n) => !matched.has(n));
     for (const n of leaving) this.store.deployments.unassign(name, n);
     if (sameContent) {
       // Only the set of nodes changed: a newcomer gets what a joining node gets (never a jump past a
       // running rollout's batches); the others stay where they are.
-      const joining = a.matched.filter((n) => !a.assigned.includes(n));
+      const joining = a.matched.filter((n) => !assigned.has(n));
       for (const n of joining) this.store.deployments.assign(name, n, this.revisionForNewcomer(a.current!));
       return { revision, touched: [...leaving, ...joining] };
     }
@@ -302,8 +304,11 @@ export class Deployer {
     if (!node) return false;
     let changed = false;
     this.store.transaction(() => {
+      // The node's own assignments (indexed by node), never each deployment's whole list: a
+      // reconnect storm of N agents stays O(N), not O(N²).
+      const mine = new Set(this.store.deployments.nodeAssignments(name).map((a) => a.deployment));
       for (const rev of this.store.deployments.listCurrent()) {
-        const assigned = this.store.deployments.assignments(rev.deployment).some((a) => a.node === name);
+        const assigned = mine.has(rev.deployment);
         const wants = matchHosts(rev.spec.hosts, [node]).length > 0;
         if (wants === assigned) continue;
         if (wants) this.store.deployments.assign(rev.deployment, name, this.revisionForNewcomer(rev));
@@ -376,4 +381,10 @@ export class Deployer {
   desiredFor(node: string): DesiredState {
     return this.desired.forNode(node);
   }
+}
+
+/** Node names for an event's message: the first few and how many more (an apply may reach 10,000). */
+export function nodeList(nodes: readonly string[], shown = 5): string {
+  if (nodes.length <= shown) return nodes.join(', ');
+  return `${nodes.slice(0, shown).join(', ')} and ${nodes.length - shown} more (${nodes.length} nodes)`;
 }

@@ -8,7 +8,6 @@ import Fastify from 'fastify';
 import { createLogger, type Logger } from '../../common/log.js';
 import { VERSION } from '../../common/version.js';
 import { DEFAULT_VOLUME_ROOTS } from '../../common/volumes.js';
-import { AgentServiceService } from '../../proto/gen/fleet/v1/agent.js';
 import { api } from './api/app.js';
 import { refuseLargeBodiesEarly } from './api/errors.js';
 import { ensureBootstrapToken } from './auth/tokens.js';
@@ -22,6 +21,7 @@ import {
   CertificateAuthenticator,
   type CertificateAuthenticatorDeps,
 } from './grpc/auth.js';
+import { AgentServiceWire } from './grpc/encoded.js';
 import { AgentHub } from './grpc/hub.js';
 import { PreflightRequests } from './grpc/preflight.js';
 import { DEFAULT_SILENCE_MS, LivenessTracker } from './ingest/liveness.js';
@@ -262,7 +262,7 @@ async function listenAgentPort(
     // A bigger message is refused with RESOURCE_EXHAUSTED before it is decoded.
     'grpc.max_receive_message_length': opts.grpcMaxMessageBytes ?? 4 * 1024 * 1024,
   });
-  grpcServer.addService(AgentServiceService, service);
+  grpcServer.addService(AgentServiceWire, service);
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(opts.grpcListen, credentials, (err, port) => (err ? reject(err) : resolve(port))),
   );

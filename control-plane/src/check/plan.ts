@@ -63,24 +63,50 @@ export function planNodes(
   nodes: readonly { name: string; connected: boolean }[],
   fields = false,
 ): NodePlan[] {
-  const names = [...new Set([...assigned, ...matched])].sort();
-  return names.map((node) => {
-    const before = current && assigned.includes(node) ? current.services : {};
-    const after = matched.includes(node) ? next.services : {};
-    const services = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort().map((service) => {
-      const a = before[service];
-      const b = after[service];
-      let action: ServiceAction = 'unchanged';
-      if (!a) action = 'create';
-      else if (!b) action = 'remove';
-      else if (
-        contentHash(toServiceSpec(service, a, current?.secret_pins)) !==
-        contentHash(toServiceSpec(service, b, next.secret_pins))
-      )
-        action = 'replace';
-      return { service, action, ...(fields ? { changes: fieldDiff(a, b) } : {}) };
-    });
-    return { node, connected: nodes.find((n) => n.name === node)?.connected ?? false, services };
+  const wasOn = new Set(assigned);
+  const isOn = new Set(matched);
+  const connected = new Map(nodes.map((n) => [n.name, n.connected]));
+  // Every node either keeps, gains or loses the deployment: three plans of services at most,
+  // each computed (and hashed) once, not once per node of a 10,000-node fleet.
+  const memo = new Map<string, ServicePlan[]>();
+  const servicesFor = (before: boolean, after: boolean) => {
+    const key = `${before}/${after}`;
+    let plan = memo.get(key);
+    if (!plan) {
+      plan = servicePlans(before ? current : undefined, after ? next : undefined, current, next, fields);
+      memo.set(key, plan);
+    }
+    return plan;
+  };
+  return [...new Set([...assigned, ...matched])].sort().map((node) => ({
+    node,
+    connected: connected.get(node) ?? false,
+    services: servicesFor(wasOn.has(node), isOn.has(node)),
+  }));
+}
+
+/** Each service's action from `from` (what the node runs) to `to` (what it would run). */
+function servicePlans(
+  from: Playbook | undefined,
+  to: Playbook | undefined,
+  current: Playbook | undefined,
+  next: Playbook,
+  fields: boolean,
+): ServicePlan[] {
+  const before = from?.services ?? {};
+  const after = to?.services ?? {};
+  return [...new Set([...Object.keys(before), ...Object.keys(after)])].sort().map((service) => {
+    const a = before[service];
+    const b = after[service];
+    let action: ServiceAction = 'unchanged';
+    if (!a) action = 'create';
+    else if (!b) action = 'remove';
+    else if (
+      contentHash(toServiceSpec(service, a, current?.secret_pins)) !==
+      contentHash(toServiceSpec(service, b, next.secret_pins))
+    )
+      action = 'replace';
+    return { service, action, ...(fields ? { changes: fieldDiff(a, b) } : {}) };
   });
 }
 

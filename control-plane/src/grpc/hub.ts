@@ -1,9 +1,11 @@
 import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
-import { type Clock, systemClock } from '../../../common/clock.js';
+import { type Clock, systemClock, type TimerHandle } from '../../../common/clock.js';
 import type { Logger } from '../../../common/log.js';
 import type { AgentMessage, ControlMessage, Hello } from '../../../proto/gen/fleet/v1/agent.js';
 import { type AgentAuthenticator, type AuthResult, authStatus } from './auth.js';
+import { encodedDesired } from './encoded.js';
 import type { AgentLink, DesiredStateSource, HubEvent, HubListener } from './events.js';
+import { PushWindow } from './push-window.js';
 
 type AgentStream = ServerDuplexStream<AgentMessage, ControlMessage>;
 
@@ -19,6 +21,8 @@ export interface HubDeps {
    * told apart from stream events, so no listener mistakes it for the node being heard from.
    */
   onRefused?: (r: { node: string; atMs: number; message: string }) => void;
+  /** How long an unanswered push holds newer ones back (tests shorten it). */
+  pushHoldMs?: number;
 }
 
 /**
@@ -40,10 +44,13 @@ export class AgentHub implements AgentLink {
   private readonly streams = new Map<string, AgentStream>();
   private readonly listeners: HubListener[] = [];
   private readonly clock: Clock;
+  private readonly window: PushWindow;
+  private sweep: TimerHandle | undefined;
   private closed = false;
 
   constructor(private readonly deps: HubDeps) {
     this.clock = deps.clock ?? systemClock;
+    this.window = new PushWindow(deps.pushHoldMs);
   }
 
   /** Adds a listener; listeners run in the order they subscribed. Returns the unsubscribe. */
@@ -62,6 +69,7 @@ export class AgentHub implements AgentLink {
    */
   shutdown() {
     this.closed = true;
+    if (this.sweep !== undefined) this.clock.clearTimeout(this.sweep);
     const atMs = this.clock.now();
     const nodes = [...this.streams.keys()];
     this.streams.clear();
@@ -83,12 +91,40 @@ export class AgentHub implements AgentLink {
     return true;
   }
 
-  /** Sends each connected node among `nodes` its current desired state. */
+  /**
+   * Sends each connected node among `nodes` its current desired state: the same encoded bytes to
+   * every node that shares it, and never a second state while the first is unanswered (it goes
+   * when the node answers; see `PushWindow`).
+   */
   push(nodes: readonly string[]) {
+    const now = this.clock.now();
     for (const node of nodes) {
-      if (this.streams.has(node))
-        this.send(node, { msg: { $case: 'desired', desired: this.deps.desired.forNode(node) } });
+      const stream = this.streams.get(node);
+      if (!stream) continue;
+      if (!this.window.offer(node, now)) {
+        this.sweepLater();
+        continue;
+      }
+      const state = this.deps.desired.forNode(node);
+      // The service's serializer passes pre-encoded bytes through (grpc/encoded.ts).
+      stream.write(encodedDesired(state) as unknown as ControlMessage);
+      this.window.sent(node, state.version, now);
     }
+  }
+
+  /** Pushes held back by an unanswered one go once the hold ends, whatever the node says. */
+  private sweepLater() {
+    this.sweep ??= this.clock.setTimeout(() => {
+      this.sweep = undefined;
+      if (this.closed) return;
+      this.push(this.window.due(this.clock.now()));
+      if (this.window.waiting) this.sweepLater();
+    }, this.window.holdMs / 2);
+  }
+
+  /** A node answered `version`: a push that waited for it goes now. */
+  private answered(node: string, version: string) {
+    if (this.window.answered(node, version)) this.push([node]);
   }
 
   /** The gRPC handler for AgentService.Connect. */
@@ -118,6 +154,7 @@ export class AgentHub implements AgentLink {
     const detach = () => {
       if (!attached || this.streams.get(node) !== call) return;
       this.streams.delete(node);
+      this.window.forget(node);
       this.emit({ kind: 'disconnected', node, atMs: this.clock.now(), reason: 'closed' });
       log.info('agent disconnected');
     };
@@ -155,6 +192,7 @@ export class AgentHub implements AgentLink {
     const previous = this.streams.get(node);
     this.streams.set(node, call);
     if (previous && previous !== call) previous.end();
+    this.window.forget(node);
     this.emit({ kind: 'connected', node, atMs: this.clock.now(), hello });
     log.info({ labels: hello.labels, version: hello.agentVersion }, 'agent connected');
     this.push([node]);
@@ -166,9 +204,14 @@ export class AgentHub implements AgentLink {
       case 'heartbeat':
         return this.emit({ kind: 'heartbeat', node, atMs });
       case 'ack':
-        return this.emit({ kind: 'acked', node, atMs, version: m.msg.ack.desiredVersion });
-      case 'status':
-        return this.emit({ kind: 'reported', node, atMs, report: m.msg.status });
+        this.emit({ kind: 'acked', node, atMs, version: m.msg.ack.desiredVersion });
+        return this.answered(node, m.msg.ack.desiredVersion);
+      case 'status': {
+        const { preflight } = m.msg.status;
+        this.emit({ kind: 'reported', node, atMs, report: m.msg.status });
+        if (preflight && !preflight.ok) this.answered(node, preflight.desiredVersion);
+        return;
+      }
       case 'facts':
         return this.emit({ kind: 'facts', node, atMs, facts: m.msg.facts });
       case 'preflightResult': {

@@ -483,8 +483,14 @@ describe('server wiring: apply waits on the rollout watcher, check mode asks the
         : undefined;
       call.write({ msg: { $case: 'preflightResult', preflightResult: { requestId, result, preview } } });
     }
-    if (m.msg?.$case !== 'desired' || m.msg.desired.deployments.length === 0) return;
+    if (m.msg?.$case !== 'desired') return;
     const version = m.msg.desired.version;
+    // A real agent acks every state it takes, the empty one of its hello too: until it does, the
+    // control plane holds newer pushes back (one in flight per node).
+    if (m.msg.desired.deployments.length === 0) {
+      call.write({ msg: { $case: 'ack', ack: { desiredVersion: version } } });
+      return;
+    }
     // Answer a little later, as a real agent persisting the state would.
     setTimeout(() => {
       if (mode === 'ack') call.write({ msg: { $case: 'ack', ack: { desiredVersion: version } } });

@@ -4,9 +4,15 @@ import { describe, test } from 'node:test';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { createLogger } from '../../../../common/log.js';
 import type { AgentAuthenticator } from '../../../../control-plane/src/grpc/auth.js';
+import { EncodedMessage, encodedDesired } from '../../../../control-plane/src/grpc/encoded.js';
 import type { HubEvent } from '../../../../control-plane/src/grpc/events.js';
 import { AgentHub } from '../../../../control-plane/src/grpc/hub.js';
-import type { AgentMessage, ControlMessage, StatusReport } from '../../../../proto/gen/fleet/v1/agent.js';
+import {
+  type AgentMessage,
+  ControlMessage,
+  type DesiredState,
+  type StatusReport,
+} from '../../../../proto/gen/fleet/v1/agent.js';
 import { FakeClock } from '../fake-clock.js';
 
 /** A server-side stream: what the hub writes, whether it ended it, the errors it raised. */
@@ -18,8 +24,9 @@ class FakeCall extends EventEmitter {
     super();
     this.on('error', (e) => this.errors.push(e));
   }
-  write(m: ControlMessage) {
-    this.written.push(m);
+  /** Pushes arrive pre-encoded (as the service's serializer passes them through); kept decoded. */
+  write(m: ControlMessage | EncodedMessage) {
+    this.written.push(m instanceof EncodedMessage ? ControlMessage.decode(m.bytes) : m);
     return true;
   }
   end() {
@@ -44,9 +51,11 @@ const auth: AgentAuthenticator = {
 
 function rig() {
   const clock = new FakeClock();
+  /** Each node's desired version; `v-NODE` until a test sets another. */
+  const versions = new Map<string, string>();
   const hub = new AgentHub({
     auth,
-    desired: { forNode: (n) => ({ version: `v-${n}`, deployments: [] }) },
+    desired: { forNode: (n) => ({ version: versions.get(n) ?? `v-${n}`, deployments: [] }) },
     log: createLogger('test', 'silent'),
     clock,
   });
@@ -62,7 +71,7 @@ function rig() {
     call.send(hello(node));
     return call;
   };
-  return { hub, clock, events, open, attach };
+  return { hub, clock, events, open, attach, versions };
 }
 
 const hello = (node: string): AgentMessage => ({
@@ -76,6 +85,9 @@ const report: StatusReport = {
   converged: true,
 };
 const kinds = (events: HubEvent[]) => events.map((e) => e.kind);
+const ack = (desiredVersion: string): AgentMessage => ({ msg: { $case: 'ack', ack: { desiredVersion } } });
+const versionsOf = (call: FakeCall) =>
+  call.written.map((m) => (m.msg?.$case === 'desired' ? m.msg.desired.version : m.msg?.$case));
 
 describe('AgentHub: the stream protocol', () => {
   test('a stream that fails authentication is UNAUTHENTICATED and emits nothing', () => {
@@ -204,6 +216,7 @@ describe('AgentHub: the stream protocol', () => {
   test('push and send reach connected nodes only', () => {
     const r = rig();
     const a = r.attach('a');
+    a.send(ack('v-a'));
     r.hub.push(['a', 'ghost']);
     assert.equal(a.written.length, 2);
     assert.equal(r.hub.send('ghost', { msg: undefined }), false);
@@ -253,5 +266,67 @@ describe('AgentHub: prefetch', () => {
       true,
     );
     assert.equal(call.written.at(-1)?.msg?.$case, 'prefetch');
+  });
+});
+
+describe('AgentHub: pushes, one in flight per node', () => {
+  test('pushes made while one is unanswered coalesce: the newest goes when the node acks', () => {
+    const r = rig();
+    const a = r.attach('a');
+    r.versions.set('a', 'v2');
+    r.hub.push(['a']);
+    r.versions.set('a', 'v3');
+    r.hub.push(['a']);
+    assert.deepEqual(versionsOf(a), ['v-a'], 'nothing more while v-a is unanswered');
+    a.send(ack('v-old'));
+    assert.deepEqual(versionsOf(a), ['v-a'], 'an ack of another version answers nothing');
+    a.send(ack('v-a'));
+    assert.deepEqual(versionsOf(a), ['v-a', 'v3'], 'latest wins');
+    a.send(ack('v3'));
+    r.versions.set('a', 'v4');
+    r.hub.push(['a']);
+    assert.deepEqual(versionsOf(a), ['v-a', 'v3', 'v4'], 'an answered node gets the next at once');
+  });
+
+  test('a preflight refusal answers the push as an ack does', () => {
+    const r = rig();
+    const a = r.attach('a');
+    r.versions.set('a', 'v2');
+    r.hub.push(['a']);
+    const refused = { desiredVersion: 'v-a', ok: false, checks: [], checkedAtMs: 1 };
+    a.send({ msg: { $case: 'status', status: { ...report, preflight: refused } } });
+    assert.deepEqual(versionsOf(a), ['v-a', 'v2']);
+  });
+
+  test('an unanswered push holds the next one back for the hold only (5 s), never forever', () => {
+    const r = rig();
+    const a = r.attach('a');
+    r.versions.set('a', 'v2');
+    r.hub.push(['a']);
+    r.clock.advance(2_000);
+    assert.deepEqual(versionsOf(a), ['v-a']);
+    r.clock.advance(3_000);
+    assert.deepEqual(versionsOf(a), ['v-a', 'v2']);
+  });
+
+  test('a new stream forgets what was in flight: its hello gets the newest state at once', () => {
+    const r = rig();
+    r.attach('a');
+    r.versions.set('a', 'v2');
+    r.hub.push(['a']);
+    const again = r.attach('a');
+    assert.deepEqual(versionsOf(again), ['v2']);
+    r.versions.set('a', 'v3');
+    again.send(ack('v2'));
+    r.hub.push(['a']);
+    assert.deepEqual(versionsOf(again), ['v2', 'v3']);
+  });
+
+  test('one desired-state object is encoded once, whatever number of nodes get it', () => {
+    const state: DesiredState = { version: 'shared', deployments: [] };
+    const first = encodedDesired(state);
+    assert.equal(encodedDesired(state), first, 'the same bytes object');
+    assert.deepEqual(ControlMessage.decode(first.bytes), { msg: { $case: 'desired', desired: state } });
+    assert.notEqual(encodedDesired({ ...state }), first, 'another object is encoded on its own');
   });
 });
