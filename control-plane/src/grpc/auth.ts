@@ -2,7 +2,8 @@ import type { X509Certificate as NodeX509 } from 'node:crypto';
 import { status as GrpcStatus, type Metadata, type ServerUnaryCall } from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
 import type { NodeKeyBinding } from '../db/node-keys.js';
-import { type AgentRefusal, authorizeAgent, type IdentityRefusal, identify } from '../pki/identity.js';
+import { type AgentRefusal, authorizeAgent, type IdentityRefusal } from '../pki/identity.js';
+import { IdentityCache } from '../pki/identity-cache.js';
 
 /** Who is on the other end of an agent call, as proven by its client certificate, never by a message. */
 export interface AgentIdentity {
@@ -56,11 +57,16 @@ export interface CertificateAuthenticatorDeps {
  * certificate for A cannot speak as B). Pure over its deps, so the role × RPC table tests it.
  */
 export class CertificateAuthenticator implements AgentAuthenticator {
-  constructor(private readonly deps: CertificateAuthenticatorDeps) {}
+  /** Certificates verified before are not parsed again (a reconnecting fleet presents the same ones). */
+  private readonly identities: IdentityCache;
+
+  constructor(private readonly deps: CertificateAuthenticatorDeps) {
+    this.identities = new IdentityCache(deps.anchor);
+  }
 
   authenticate(call: AuthenticatedCall): AuthResult {
     const peer = call.getAuthContext()?.sslPeerCertificate;
-    const id = identify(peer, this.deps.anchor, this.deps.clock.now());
+    const id = this.identities.identify(peer, this.deps.clock.now());
     if (!id.ok && id.reason === 'no-certificate')
       return { ok: false, reason: id.reason, message: NO_VALID_CERT };
     if (!id.ok) return { ok: false, reason: id.reason, message: id.message };

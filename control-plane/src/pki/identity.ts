@@ -49,7 +49,7 @@ export type PeerCertificateInput = { raw?: Uint8Array } | Uint8Array | string | 
 export const trustAnchor = (caPemOrDer: string | Uint8Array): NodeX509 =>
   new NodeX509(typeof caPemOrDer === 'string' ? caPemOrDer : Buffer.from(caPemOrDer));
 
-function derOf(peer: PeerCertificateInput): Uint8Array | undefined {
+export function derOf(peer: PeerCertificateInput): Uint8Array | undefined {
   if (peer === null || peer === undefined) return undefined;
   if (typeof peer === 'string') return pemToDer(peer);
   if (peer instanceof Uint8Array) return peer;

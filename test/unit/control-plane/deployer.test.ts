@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Store } from '../../../control-plane/src/db/store.js';
-import { type ApplyResult, Deployer } from '../../../control-plane/src/deployer.js';
+import { type ApplyResult, Deployer, nodeList } from '../../../control-plane/src/deployer.js';
 import { freshStores, WEB } from './fixtures.js';
 
 const freshStore = freshStores('fleet-deployer-');
@@ -302,5 +302,14 @@ describe('Deployer.syncNode', () => {
     );
     assert.equal(deployer.syncNode('ghost'), false);
     store.close();
+  });
+});
+
+describe('nodeList: an event names a few nodes and counts the rest', () => {
+  test('up to five by name; beyond, five and how many more', () => {
+    assert.equal(nodeList(['a', 'b']), 'a, b');
+    const many = Array.from({ length: 10_000 }, (_, i) => `gpu-${i}`);
+    const text = nodeList(many);
+    assert.equal(text, 'gpu-0, gpu-1, gpu-2, gpu-3, gpu-4 and 9995 more (10000 nodes)');
   });
 });
