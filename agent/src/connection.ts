@@ -40,6 +40,8 @@ export interface ConnectionOptions {
   onPrefetch?: (p: Prefetch) => void;
   heartbeatMs?: number;
   backoff?: Backoff;
+  /** The redial jitter's source (tests pin it). */
+  random?: () => number;
   /**
    * Extra gRPC channel options. The rollout benchmark's simulated agents pass
    * `grpc.use_local_subchannel_pool` so each opens its own HTTP/2 connection, as real hosts do
@@ -72,6 +74,8 @@ export class Connection {
   private redial: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly backoff: Backoff;
+  /** The redial window the control plane asked for in its welcome (0 until one arrives). */
+  private windowMs = 0;
   connected = false;
   /** When a status report last went out on an open stream (ms since epoch; 0 = never). */
   lastReportAtMs = 0;
@@ -175,6 +179,10 @@ export class Connection {
     this.stream = stream;
     let opened = false;
     stream.on('data', (m: ControlMessage) => {
+      if (m.msg?.$case === 'welcome') {
+        this.windowMs = m.msg.welcome.reconnectWindowMs;
+        return;
+      }
       if (m.msg?.$case === 'preflight') {
         const { requestId, desired, previewDeployment } = m.msg.preflight;
         const answer = (a: PreflightAnswer) =>
@@ -239,9 +247,18 @@ export class Connection {
     stream.write({ msg: { $case: 'hello', hello } });
   }
 
+  /**
+   * Schedules the next dial: the backoff, or, once a control plane sized a window for its fleet,
+   * a random time up to the larger of the two (full jitter), so 10,000 agents that lost it at the
+   * same instant come back spread over the window rather than in its first second.
+   */
   private retry() {
     if (this.stopped) return;
-    const delay = this.backoff.next();
+    const backoff = this.backoff.next();
+    const delay =
+      this.windowMs > 0
+        ? Math.round((this.opts.random ?? Math.random)() * Math.max(this.windowMs, backoff))
+        : backoff;
     this.opts.log.info({ delayMs: delay, attempt: this.backoff.attempts }, 'redialing control plane');
     clearTimeout(this.redial);
     this.redial = setTimeout(() => void this.dial(), delay);

@@ -24,6 +24,7 @@ import {
 import { AgentServiceWire } from './grpc/encoded.js';
 import { AgentHub } from './grpc/hub.js';
 import { PreflightRequests } from './grpc/preflight.js';
+import { cachedFor, reconnectWindowMs } from './grpc/reconnect.js';
 import { DEFAULT_SILENCE_MS, LivenessTracker } from './ingest/liveness.js';
 import { AgentRecorder } from './ingest/recorder.js';
 import { type ControlPlaneMetrics, createControlPlaneMetrics } from './metrics.js';
@@ -124,6 +125,7 @@ function wire(
   secrets: Secrets,
 ) {
   const desired = new DesiredStates(store.deployments, secrets.value);
+  const counts = new CountsRepo(store.db);
   const auth = transport.agentAuth({
     anchor: trustAnchor(ca.der),
     binding: (node) => store.nodeKeys.get(node),
@@ -134,6 +136,7 @@ function wire(
     desired,
     log: log.child({ component: 'hub' }),
     onRefused: (r) => store.events.add({ ...r, kind: 'agent.refused' }),
+    reconnectWindowMs: cachedFor(10_000, () => reconnectWindowMs(counts.nodes())),
   });
   const joinTokens = new JoinTokens(store.joinTokens, ca.fingerprint, pkiDeps);
   const enrollment = new Enrollment({
@@ -190,7 +193,6 @@ function wire(
   hub.subscribe(prefetch.onHubEvent);
   // Last: a rollout looks at what the recorder has just stored.
   hub.subscribe(rollouts.onHubEvent);
-  const counts = new CountsRepo(store.db);
   const metrics = createControlPlaneMetrics({
     agentsConnected: () => hub.connectedNodes().length,
     nodesOnline: () => liveness.onlineCount(),

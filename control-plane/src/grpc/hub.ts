@@ -23,6 +23,8 @@ export interface HubDeps {
   onRefused?: (r: { node: string; atMs: number; message: string }) => void;
   /** How long an unanswered push holds newer ones back (tests shorten it). */
   pushHoldMs?: number;
+  /** The redial window to tell each agent on hello (see reconnect.ts); none is sent without it. */
+  reconnectWindowMs?: () => number;
 }
 
 /**
@@ -195,6 +197,9 @@ export class AgentHub implements AgentLink {
     this.window.forget(node);
     this.emit({ kind: 'connected', node, atMs: this.clock.now(), hello });
     log.info({ labels: hello.labels, version: hello.agentVersion }, 'agent connected');
+    const windowMs = this.deps.reconnectWindowMs?.();
+    if (windowMs !== undefined)
+      call.write({ msg: { $case: 'welcome', welcome: { reconnectWindowMs: windowMs } } });
     this.push([node]);
   }
 

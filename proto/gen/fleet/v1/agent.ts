@@ -174,10 +174,25 @@ export interface AgentMessage {
 }
 
 export interface ControlMessage {
-  msg: { $case: "desired"; desired: DesiredState } | { $case: "preflight"; preflight: PreflightRequest } | {
-    $case: "prefetch";
-    prefetch: Prefetch;
-  } | undefined;
+  msg:
+    | { $case: "desired"; desired: DesiredState }
+    | { $case: "preflight"; preflight: PreflightRequest }
+    | { $case: "prefetch"; prefetch: Prefetch }
+    | { $case: "welcome"; welcome: Welcome }
+    | undefined;
+}
+
+/**
+ * Sent once after a hello is accepted, before the first desired state: how this control plane
+ * wants the agent to behave toward it. An agent that does not know a field keeps its default.
+ */
+export interface Welcome {
+  /**
+   * After losing an established stream, each redial waits a random time up to the larger of this
+   * and its backoff: a fleet of N agents returns spread over the window the control plane sized
+   * for N (one handshake budget per second), not all in the first second after a restart.
+   */
+  reconnectWindowMs: number;
 }
 
 export interface Hello {
@@ -1431,6 +1446,9 @@ export const ControlMessage: MessageFns<ControlMessage> = {
       case "prefetch":
         Prefetch.encode(message.msg.prefetch, writer.uint32(26).fork()).join();
         break;
+      case "welcome":
+        Welcome.encode(message.msg.welcome, writer.uint32(34).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1472,6 +1490,14 @@ export const ControlMessage: MessageFns<ControlMessage> = {
             message.msg = { $case: "prefetch", prefetch: Prefetch.decode(reader, reader.uint32()) };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.msg = { $case: "welcome", welcome: Welcome.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1492,6 +1518,8 @@ export const ControlMessage: MessageFns<ControlMessage> = {
         ? { $case: "preflight", preflight: PreflightRequest.fromJSON(object.preflight) }
         : isSet(object.prefetch)
         ? { $case: "prefetch", prefetch: Prefetch.fromJSON(object.prefetch) }
+        : isSet(object.welcome)
+        ? { $case: "welcome", welcome: Welcome.fromJSON(object.welcome) }
         : undefined,
     };
   },
@@ -1504,6 +1532,8 @@ export const ControlMessage: MessageFns<ControlMessage> = {
       obj.preflight = PreflightRequest.toJSON(message.msg.preflight);
     } else if (message.msg?.$case === "prefetch") {
       obj.prefetch = Prefetch.toJSON(message.msg.prefetch);
+    } else if (message.msg?.$case === "welcome") {
+      obj.welcome = Welcome.toJSON(message.msg.welcome);
     }
     return obj;
   },
@@ -1532,7 +1562,86 @@ export const ControlMessage: MessageFns<ControlMessage> = {
         }
         break;
       }
+      case "welcome": {
+        if (object.msg?.welcome !== undefined && object.msg?.welcome !== null) {
+          message.msg = { $case: "welcome", welcome: Welcome.fromPartial(object.msg.welcome) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseWelcome(): Welcome {
+  return { reconnectWindowMs: 0 };
+}
+
+export const Welcome: MessageFns<Welcome> = {
+  encode(message: Welcome, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reconnectWindowMs !== 0) {
+      writer.uint32(8).uint32(message.reconnectWindowMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Welcome {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWelcome();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.reconnectWindowMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Welcome {
+    return {
+      reconnectWindowMs: isSet(object.reconnectWindowMs)
+        ? globalThis.Number(object.reconnectWindowMs)
+        : isSet(object.reconnect_window_ms)
+        ? globalThis.Number(object.reconnect_window_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: Welcome): unknown {
+    const obj: any = {};
+    if (message.reconnectWindowMs !== 0) {
+      obj.reconnectWindowMs = Math.round(message.reconnectWindowMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Welcome>, I>>(base?: I): Welcome {
+    return Welcome.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Welcome>, I>>(object: I): Welcome {
+    const message = createBaseWelcome();
+    message.reconnectWindowMs = object.reconnectWindowMs ?? 0;
     return message;
   },
 };

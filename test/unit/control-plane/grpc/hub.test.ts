@@ -330,3 +330,24 @@ describe('AgentHub: pushes, one in flight per node', () => {
     assert.notEqual(encodedDesired({ ...state }), first, 'another object is encoded on its own');
   });
 });
+
+describe('AgentHub: the welcome', () => {
+  test('with a window source, each accepted hello gets a welcome with the window before its state', () => {
+    const hub = new AgentHub({
+      auth,
+      desired: { forNode: () => ({ version: 'v', deployments: [] }) },
+      log: createLogger('test', 'silent'),
+      clock: new FakeClock(),
+      reconnectWindowMs: () => 7_000,
+    });
+    const call = new FakeCall('n1');
+    hub.connect(call as never);
+    call.send(hello('n1'));
+    assert.deepEqual(
+      call.written.map((m) => m.msg?.$case),
+      ['welcome', 'desired'],
+    );
+    const first = call.written[0]!.msg;
+    assert.equal(first?.$case === 'welcome' && first.welcome.reconnectWindowMs, 7_000);
+  });
+});
