@@ -201,6 +201,7 @@ function wire(
   });
   hub.subscribe(metrics.onHubEvent);
   store.observeTransactions(metrics.observeTransaction);
+  store.observeBatchErrors((err) => log.error({ err }, 'a group commit of agent reports failed'));
   return { hub, service, joinTokens, recorder, deployer, rollouts, liveness, metrics };
 }
 

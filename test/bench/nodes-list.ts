@@ -29,7 +29,7 @@ const REQUESTS = Number(process.env.BENCH_NODES_REQUESTS ?? 500);
 const GPUS_PER_NODE = 8;
 
 /** One host's facts as an agent reports them: this machine, eight H100s from the capture. */
-async function realisticFacts(): Promise<HostFacts> {
+export async function realisticFacts(): Promise<HostFacts> {
   const base = await collectHost(
     async () => ({ version: '26.1.5', runtimes: ['runc', 'nvidia'], rootDir: '/var/lib/docker' }),
     ['/var/lib/fleet/models'],

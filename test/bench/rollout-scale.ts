@@ -58,18 +58,18 @@ interface ApplySample {
 }
 
 /** CPU seconds (user + system) the process used so far, from /proc. */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-function rssBytes(pid: number): number {
+export function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
 }
 
 /** Established TCP connections to `port` on loopback (one per simulated agent, if each has its own). */
-function connectionsTo(port: number): number {
+export function connectionsTo(port: number): number {
   const hex = port.toString(16).toUpperCase().padStart(4, '0');
   return readFileSync('/proc/net/tcp', 'utf8')
     .split('\n')
@@ -85,8 +85,19 @@ const ADMIN: Record<string, string> = {};
 /** `fetch` on the REST API (HTTPS), trusting the control plane's CA once it wrote it. */
 let api: Fetch = () => Promise.reject(new Error('no control plane yet'));
 
-/** One join token per simulated node, minted over REST as `fleet join-token create` does (20 at a time). */
-async function mintJoinTokens(url: string, nodes: readonly string[]): Promise<Record<string, string>> {
+/** A REST call as the bootstrap admin (HTTPS, trusting the control plane's CA). */
+export const adminCall = (url: string, init: RequestInit = {}) =>
+  api(url, { ...init, headers: { 'content-type': 'application/json', ...ADMIN, ...init.headers } });
+
+/**
+ * One join token per simulated node, minted over REST as `fleet join-token create` does (20 at a
+ * time), each carrying the node's labels (`group=sim` unless `labels` says more).
+ */
+export async function mintJoinTokens(
+  url: string,
+  nodes: readonly string[],
+  labels: (node: string) => Record<string, string> = () => ({ group: 'sim' }),
+): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (let i = 0; i < nodes.length; i += 20) {
     await Promise.all(
@@ -94,7 +105,7 @@ async function mintJoinTokens(url: string, nodes: readonly string[]): Promise<Re
         const res = await api(`${url}/v1/join-tokens`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', ...ADMIN },
-          body: JSON.stringify({ labels: { group: 'sim' } }),
+          body: JSON.stringify({ labels: labels(node) }),
         });
         if (!res.ok) throw new Error(`minting a join token: ${res.status} ${await res.text()}`);
         out[node] = ((await res.json()) as { token: string }).token;
@@ -104,11 +115,12 @@ async function mintJoinTokens(url: string, nodes: readonly string[]): Promise<Re
   return out;
 }
 
-async function startControlPlane(dir: string) {
-  const httpPort = await freePort();
-  const grpcPort = await freePort();
+/** `fleet server` on `dir/cp` in its own process (on the given ports: a restart keeps them). */
+export async function startControlPlane(dir: string, ports?: { http: number; grpc: number }) {
+  const httpPort = ports?.http ?? (await freePort());
+  const grpcPort = ports?.grpc ?? (await freePort());
   const prof = process.env.BENCH_CPU_PROF;
-  const log = createWriteStream(join(dir, 'server.log'));
+  const log = createWriteStream(join(dir, 'server.log'), { flags: 'a' });
   const server = spawn(
     process.execPath,
     [
@@ -132,16 +144,21 @@ async function startControlPlane(dir: string) {
   await waitFor('control plane /healthz', async () => (await api(`${url}/healthz`)).ok, 15_000);
   // Security stays on: the benchmark speaks to the API as the bootstrap admin.
   ADMIN.authorization = `Bearer ${readFileSync(join(dir, 'cp', 'admin-token'), 'utf8').trim()}`;
-  return { server, url, grpcPort, address: `127.0.0.1:${grpcPort}` };
+  return { server, url, grpcPort, httpPort, address: `127.0.0.1:${grpcPort}` };
 }
 
 /** When the control plane recorded the rollout of `revision` succeeded (polls the newest events). */
-async function succeededAt(url: string, revision: number, timeoutMs: number): Promise<number> {
+export async function succeededAt(
+  url: string,
+  revision: number,
+  timeoutMs: number,
+  deployment = DEPLOYMENT,
+): Promise<number> {
   const want = `revision ${revision} healthy`;
   return waitFor(
     `rollout of revision ${revision} succeeded`,
     async () => {
-      const res = await api(`${url}/v1/events?deployment=${DEPLOYMENT}&limit=3`, { headers: ADMIN });
+      const res = await api(`${url}/v1/events?deployment=${deployment}&limit=3`, { headers: ADMIN });
       const { events } = (await res.json()) as { events: { kind: string; message: string; atMs: number }[] };
       return events.find((e) => e.kind === 'rollout.succeeded' && e.message.startsWith(want))?.atMs;
     },

@@ -29,6 +29,7 @@ import { benchInference } from './inference.js';
 import { benchNodesList } from './nodes-list.js';
 import { benchRollout, benchRolloutGate } from './rollout.js';
 import { benchRolloutScale } from './rollout-scale.js';
+import { benchScale } from './scale.js';
 import { fmt, median, quantile } from './stats.js';
 import { benchTls } from './tls.js';
 import { benchUpstream } from './upstream.js';
@@ -170,6 +171,11 @@ async function main() {
   // Issue 13: a page of the node list at 10,000 nodes in SQLite (nodes-list.ts); no engines needed.
   if (process.argv.includes('--nodes-list-only')) {
     process.stdout.write(`${(await benchNodesList()).join('\n')}\n`);
+    return;
+  }
+  // Issue 13: one control plane against 1,000–10,000 agents beside the raw grpc-js floor (scale.ts).
+  if (process.argv.includes('--scale-only')) {
+    process.stdout.write(`${(await benchScale()).join('\n')}\n`);
     return;
   }
   // Issue 6: the inference server in ENGINE=openai-upstream mode against direct mode (upstream.ts).

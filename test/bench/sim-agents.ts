@@ -19,9 +19,9 @@
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Connection } from '../../agent/src/connection.js';
-import { enroll, mtlsCredentials } from '../../agent/src/enroll/client.js';
+import { mtlsCredentials } from '../../agent/src/enroll/client.js';
+import { startTls } from '../../agent/src/enroll/start.js';
 import { factsSummary } from '../../agent/src/facts.js';
-import { parseJoinToken } from '../../common/join-token.js';
 import { createLogger, type Logger } from '../../common/log.js';
 import { VERSION } from '../../common/version.js';
 import {
@@ -50,10 +50,12 @@ export interface SimConfig {
 
 export type ToChild =
   | { kind: 'connected' }
+  | { kind: 'connects'; sinceMs: number }
   | { kind: 'spread'; ms: number }
   | { kind: 'acks'; revision: number; waitMs: number };
 export type FromChild =
   | { kind: 'connected'; count: number }
+  | { kind: 'connects'; times: number[] }
   | { kind: 'spread'; ms: number }
   | ({ kind: 'acks'; revision: number } & AckStats);
 
@@ -100,6 +102,8 @@ function healthyReport(d: DesiredState, serving = true): StatusReport {
 
 class SimAgents {
   private readonly conns: Connection[] = [];
+  /** When each (re)connect completed (wall ms): the stream answered with a desired state. */
+  readonly connectTimes: number[] = [];
   readonly acks = new Map<number, AckStats>();
   private readonly waiters: { revision: number; done: () => void }[] = [];
   /** Healthy reports follow the ack after a random delay up to this (0: at once). */
@@ -109,23 +113,26 @@ class SimAgents {
 
   /** Enrolls every node (25 at a time), then dials each with its own certificate. */
   async start() {
-    const log = createLogger('fleet-sim', 'warn');
+    const log = createLogger('fleet-sim', process.env.FLEET_SIM_LOG_LEVEL === 'error' ? 'error' : 'warn');
     const nodes = this.cfg.nodes;
     for (let i = 0; i < nodes.length; i += 25)
       await Promise.all(nodes.slice(i, i + 25).map((node) => this.startOne(node, log)));
   }
 
-  /** Mutual TLS after enrolling with the node's join token (the TLS baseline: an insecure channel). */
+  /**
+   * Mutual TLS as the real agent starts it (`startTls`): the node's certificate when it enrolled
+   * before (a benchmark's cached fleet), else an enrollment with its join token. The TLS
+   * baseline: an insecure channel.
+   */
   private async credentials(node: string, log: Logger): Promise<grpc.ChannelCredentials> {
     if (this.cfg.plaintext) return grpc.credentials.createInsecure();
-    const token = parseJoinToken(this.cfg.joinTokens[node] ?? '');
-    if (!token.ok) throw new Error(`${node}: ${token.message}`);
-    const tls = await enroll({
+    const token = this.cfg.joinTokens[node];
+    const { tls } = await startTls({
       address: this.cfg.address,
       node,
-      token: token.token,
       labels: this.cfg.labels,
       tlsDir: join(this.cfg.tlsDir, node),
+      ...(token ? { joinToken: token } : {}),
       log,
     });
     return mtlsCredentials(tls, this.cfg.address);
@@ -145,6 +152,7 @@ class SimAgents {
         channelOptions: { 'grpc.use_local_subchannel_pool': 1 },
         hello: async () => ({ node, labels: this.cfg.labels, agentVersion: VERSION, facts }),
         latestReport: () => report,
+        onConnect: () => this.connectTimes.push(wallMs()),
         onDesired: (d) => {
           conn.ack(d.version);
           if (d.version === version) return;
@@ -236,6 +244,8 @@ function main() {
   const send = (m: FromChild) => process.send?.(m);
   process.on('message', (m: ToChild) => {
     if (m.kind === 'connected') send({ kind: 'connected', count: agents.connected() });
+    else if (m.kind === 'connects')
+      send({ kind: 'connects', times: agents.connectTimes.filter((t) => t >= m.sinceMs) });
     else if (m.kind === 'spread') {
       agents.spreadMs = m.ms;
       send({ kind: 'spread', ms: m.ms });

@@ -88,6 +88,16 @@ export class SimFleet {
     return counts.reduce((a, m) => a + m.count, 0);
   }
 
+  /** When agents (re)connected since `sinceMs` (wall ms), across every child. */
+  async connectsSince(sinceMs: number): Promise<number[]> {
+    const parts = await Promise.all(
+      this.children.map((c) =>
+        ask<Extract<FromChild, { kind: 'connects' }>>(c, { kind: 'connects', sinceMs }),
+      ),
+    );
+    return parts.flatMap((p) => p.times).sort((a, b) => a - b);
+  }
+
   /** From now on agents report healthy after a random delay up to `ms` (0: with the ack). */
   async spread(ms: number) {
     await Promise.all(this.children.map((c) => ask(c, { kind: 'spread', ms })));

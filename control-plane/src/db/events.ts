@@ -160,14 +160,14 @@ export class EventRepo {
     return this.bus.subscribe(capacity);
   }
 
-  /** Publishes the committed events past the last published id. */
-  private readonly publish = () => {
+  /**
+   * Publishes the committed events past the last published id. A transaction still open here is
+   * the store's group commit of this turn (`Store.batched`): its commit publishes, so nothing
+   * here spins waiting for it.
+   */
+  readonly publish = () => {
     if (!this.db.open) return;
-    // A transaction still open (one spanning an await would be a bug elsewhere): look again later.
-    if (this.db.inTransaction) {
-      setImmediate(this.publish);
-      return;
-    }
+    if (this.db.inTransaction) return;
     this.scheduled = false;
     for (;;) {
       const rows = this.after(this.published, {}, 500);

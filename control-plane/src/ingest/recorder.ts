@@ -8,8 +8,9 @@ import type { LivenessChange } from './liveness.js';
 
 /**
  * Writes what agents say into the store: the hub's events become node rows, status rows, facts,
- * preflight results and the event log. Heartbeats are batched; everything else lands at once,
- * each message in one transaction.
+ * preflight results and the event log. Heartbeats are batched (the latest per node, a second);
+ * everything else lands at once, each message all or nothing, in the store's group commit of the
+ * event-loop turn (`Store.batched`): readers see it at once, the disk once per turn.
  */
 export class AgentRecorder {
   private readonly beats: HeartbeatBatcher;
@@ -20,7 +21,7 @@ export class AgentRecorder {
   ) {
     this.beats = new HeartbeatBatcher(
       (batch) =>
-        store.transaction(() => {
+        store.batched(() => {
           for (const [node, at] of batch) store.nodes.markSeen(node, at);
         }),
       clock,
@@ -37,7 +38,7 @@ export class AgentRecorder {
     const { store } = this;
     switch (e.kind) {
       case 'connected':
-        return store.transaction(() => {
+        return store.batched(() => {
           const { labels, agentVersion, facts } = e.hello;
           store.nodes.upsertHello({ name: e.node, labels, agentVersion, facts: facts ?? {} }, e.atMs);
           store.events.add({
@@ -48,23 +49,24 @@ export class AgentRecorder {
           });
         });
       case 'disconnected':
-        store.nodes.setConnected(e.node, false, e.atMs);
-        if (e.reason === 'closed')
-          store.events.add({
-            atMs: e.atMs,
-            node: e.node,
-            kind: 'node.disconnected',
-            message: 'stream closed',
-          });
-        return;
+        return store.batched(() => {
+          store.nodes.setConnected(e.node, false, e.atMs);
+          if (e.reason === 'closed')
+            store.events.add({
+              atMs: e.atMs,
+              node: e.node,
+              kind: 'node.disconnected',
+              message: 'stream closed',
+            });
+        });
       case 'heartbeat':
         return this.beats.note(e.node, e.atMs);
       case 'acked':
-        return store.nodes.setAcked(e.node, e.version);
+        return store.batched(() => store.nodes.setAcked(e.node, e.version));
       case 'reported':
         return this.recordStatus(e.node, e.report, e.atMs);
       case 'facts':
-        return store.transaction(() => {
+        return store.batched(() => {
           store.nodes.markSeen(e.node, e.atMs);
           store.facts.record(e.node, e.facts, e.atMs);
         });
@@ -80,7 +82,7 @@ export class AgentRecorder {
    */
   readonly onLiveness = (c: LivenessChange) => {
     const { store } = this;
-    store.transaction(() => {
+    store.batched(() => {
       store.nodes.setConnected(c.node, c.online, c.lastSeenMs);
       store.events.add({
         atMs: c.atMs,
@@ -100,7 +102,7 @@ export class AgentRecorder {
     const mine = new Set(store.deployments.nodeAssignments(node).map((a) => a.deployment));
     const services = report.services.filter((s) => mine.has(s.deployment));
     const events = report.events.filter((e) => e.deployment === '' || mine.has(e.deployment));
-    store.transaction(() => {
+    store.batched(() => {
       store.nodes.markSeen(node, now);
       store.status.replaceNode(
         node,
