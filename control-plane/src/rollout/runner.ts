@@ -97,9 +97,13 @@ export class RolloutRunner {
     return this.ports.prefetch?.progress(deployment, revision);
   }
 
-  /** Every targeted node of every batch starts pulling the revision's images (`policy.prefetch`, default on). */
+  /**
+   * Every targeted node of every batch starts pulling the revision's images (`policy.prefetch`,
+   * default on). A rollout of one batch has no later batch to get ahead of: its push starts every
+   * pull at once, and a prefetch would only double the messages (10,000 more each way).
+   */
   private prefetch(r: RolloutRecord) {
-    if (!this.ports.prefetch || r.policy.prefetch === false) return;
+    if (!this.ports.prefetch || r.policy.prefetch === false || r.batches <= 1) return;
     const rev = this.ports.store.deployments.revision(r.deployment, r.revision);
     if (!rev) return;
     const nodes = r.nodes.map((n) => n.node);

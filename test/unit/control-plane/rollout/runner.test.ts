@@ -260,3 +260,45 @@ describe('RolloutRunner: the work per message is bounded by that node', () => {
     assert.ok(rollout().nodes.every((n) => n.state === 'healthy'));
   });
 });
+
+describe('RolloutRunner: prefetch only where a later batch can get ahead', () => {
+  const run = (serial: string) => {
+    const store = openStore();
+    const clock = new FakeClock();
+    const desired = new DesiredStates(store.deployments);
+    const asked: string[][] = [];
+    const runner = new RolloutRunner({
+      store,
+      desired,
+      push: () => {},
+      isOnline: () => true,
+      log: createLogger('test', 'silent'),
+      clock,
+      prefetch: {
+        start: (_d, _r, _images, nodes) => {
+          asked.push([...nodes]);
+          return nodes.length;
+        },
+        progress: () => undefined,
+      },
+    });
+    const deployer = new Deployer(
+      store,
+      { push: () => {}, rollouts: runner },
+      { desired, now: () => clock.now() },
+    );
+    for (const name of NODES)
+      store.nodes.upsertHello({ name, labels: {}, agentVersion: 't', facts: {} }, clock.now());
+    const r = deployer.apply(playbook('1').replace('serial: 1', `serial: ${serial}`), 'web.yml', false);
+    assert.ok(r.ok, JSON.stringify(r));
+    return asked;
+  };
+
+  test('serial 1 (three batches): every targeted node is asked to pull', () => {
+    assert.deepEqual(run('1'), [NODES]);
+  });
+
+  test('serial 100% (one batch): no prefetch, the push itself starts every pull', () => {
+    assert.deepEqual(run('"100%"'), []);
+  });
+});
