@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { Cluster } from '../helpers/cluster.js';
+import { REGISTRY, removeManaged, requireEngines } from '../helpers/engines.js';
+import { say, scaled } from '../helpers/faults.js';
+
+/**
+ * Fault suite, control plane: its disk full. The data folder is a small tmpfs the test mounts; a
+ * filler file takes every free byte. Then an apply fails clearly (HTTP 507 naming the disk; the CLI
+ * exits non-zero with that message), the control plane keeps running, nothing acknowledged before
+ * is lost, and once the filler is gone applies succeed again.
+ */
+const WEB = `${REGISTRY}/fleet-test/web:1`;
+const NODE = 'e2e-fault-disk';
+const SIZE_MB = 24;
+
+const playbook = (mark: string) => `name: fault-disk
+hosts: role=disk
+services:
+  web:
+    image: ${WEB}
+    port: 8080
+    env: { MARK: "${mark}" }
+`;
+
+describe('fault: the control plane’s disk full', { timeout: 180_000 }, () => {
+  const cluster = new Cluster();
+  const dataDir = join(cluster.dir, 'cp');
+  const filler = join(dataDir, 'filler');
+  let mounted = false;
+
+  before(async () => {
+    await requireEngines([WEB]);
+    await removeManaged([NODE]);
+    mkdirSync(dataDir, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${SIZE_MB}m,mode=0700`, 'fleet-fault-disk', dataDir]);
+    mounted = true;
+    await cluster.startServer();
+    cluster.startAgent(NODE, { role: 'disk' });
+    await cluster.nodeConnected(NODE);
+  });
+
+  after(async () => {
+    await cluster.close();
+    await removeManaged([NODE]);
+    if (mounted) execFileSync('umount', ['-l', dataDir]);
+  });
+
+  const apply = (mark: string) =>
+    cluster.api('/v1/apply', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ source: playbook(mark), file: 'fault-disk.yaml' }),
+    });
+
+  test('applies fail with 507 naming the disk, nothing acknowledged is lost, service resumes', async () => {
+    const acked: { revision: number; mark: string }[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await apply(`before-${i}`);
+      assert.equal(res.status, 200, await res.clone().text());
+      acked.push({ revision: ((await res.json()) as { revision: number }).revision, mark: `before-${i}` });
+    }
+    // Take every free byte (dd stops at ENOSPC, exiting non-zero).
+    try {
+      execFileSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=64k'], { stdio: 'ignore' });
+    } catch {
+      // no space left: what the test wants
+    }
+    const free = statfsSync(dataDir);
+    say(`data dir tmpfs ${SIZE_MB} MB, ${free.bavail * free.bsize} bytes free after the filler`);
+    // SQLite may still fit a write or two into pages its WAL already holds: apply until one fails.
+    let refused: { status: number; body: { error: string; message: string } } | undefined;
+    let accepted = 0;
+    for (let i = 0; i < scaled(40, 200) && !refused; i++) {
+      const mark = `full-${i}`;
+      const res = await apply(mark);
+      if (res.status === 200) {
+        accepted++;
+        acked.push({ revision: ((await res.json()) as { revision: number }).revision, mark });
+      } else refused = { status: res.status, body: (await res.json()) as { error: string; message: string } };
+    }
+    assert.ok(refused, `every apply succeeded on a full disk (${accepted})`);
+    say(`after ${accepted} more applies fit, an apply got HTTP ${refused.status}: ${refused.body.message}`);
+    assert.equal(refused.status, 507);
+    assert.equal(refused.body.error, 'disk_full');
+    assert.match(refused.body.message, /disk is full/);
+    // The CLI: non-zero, with the server's message.
+    const cli = await cluster.cli('apply', cluster.playbook('full.yaml', playbook('cli-full')), '--no-wait');
+    say(`fleet apply on a full disk: exit ${cli.code}, stderr ${JSON.stringify(cli.stderr.trim())}`);
+    assert.notEqual(cli.code, 0);
+    assert.match(cli.stderr, /disk is full/);
+    // Still running, still answering reads.
+    assert.equal(cluster.server?.exitCode, null, 'the control plane is still running');
+    assert.equal((await cluster.api('/v1/deployments/fault-disk')).status, 200);
+
+    rmSync(filler);
+    const back = await apply('after');
+    assert.equal(back.status, 200, await back.clone().text());
+    acked.push({ revision: ((await back.json()) as { revision: number }).revision, mark: 'after' });
+    const db = new Database(join(dataDir, 'fleet.db'), { readonly: true, fileMustExist: true });
+    try {
+      assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
+      const get = db.prepare("SELECT source FROM revisions WHERE deployment = 'fault-disk' AND revision = ?");
+      for (const a of acked) {
+        const row = get.get(a.revision) as { source: string } | undefined;
+        assert.ok(row?.source.includes(`MARK: "${a.mark}"`), `revision ${a.revision} (${a.mark}) lost`);
+      }
+    } finally {
+      db.close();
+    }
+    say(
+      `${acked.length} acknowledged revisions all in the db after the disk filled and emptied; integrity ok`,
+    );
+  });
+});
