@@ -17,6 +17,8 @@ export class AgentRecorder {
   constructor(
     private readonly store: Store,
     clock?: Clock,
+    /** A heartbeat batch that could not be written (kept and tried again). */
+    onError?: (err: unknown) => void,
   ) {
     this.beats = new HeartbeatBatcher(
       (batch) =>
@@ -24,6 +26,8 @@ export class AgentRecorder {
           for (const [node, at] of batch) store.nodes.markSeen(node, at);
         }),
       clock,
+      undefined,
+      onError,
     );
   }
 
