@@ -31,7 +31,7 @@ services:
     health: { path: /cgi-bin/health, interval: 1s, timeout: 800ms, retries: 3, start_period: 5s }
 `;
 
-/** A new revision of one of four burst deployments on the burst node (its marker in the env). */
+/** A new revision of a burst deployment on the burst node (its marker in the env). */
 const burstPlaybook = (deployment: string, mark: string) => `name: ${deployment}
 hosts: role=burst
 services:
@@ -74,15 +74,30 @@ describe('fault: kill -9 of the control plane during concurrent applies', { time
     await removeManaged(NODES);
   });
 
-  /** Applies from WORKERS clients until `stop()`; collects what the API acknowledged. */
+  /** The deployment's current revision (0 before its first). */
+  async function currentRevision(deployment: string) {
+    const res = await cluster.api(`/v1/deployments/${deployment}`);
+    if (res.status === 404) return 0;
+    if (!res.ok) throw new Error(`GET ${deployment}: HTTP ${res.status}`);
+    return ((await res.json()) as { revision: number }).revision;
+  }
+
+  /**
+   * Applies from WORKERS clients until `stop()`, each to its own deployment, one apply after
+   * another; collects what the API acknowledged. Each apply names the revision it supersedes
+   * (`expectRevision`), as `fleet apply --expect-revision` does: the previous one's rollout is still
+   * waiting for the node, and without it the apply would be refused (409, a rollout in progress).
+   */
   function burst(rep: number) {
     const acks: Ack[] = [];
+    const statuses = new Map<number | string, number>();
     let inFlight = 0;
     let sent = 0;
     let stopped = false;
     const worker = async (w: number) => {
-      for (let k = 0; !stopped && k < 200; k++) {
-        const deployment = `fault-burst-${(w + k) % 4}`;
+      const deployment = `fault-burst-${w}`;
+      let expect = await currentRevision(deployment);
+      for (let k = 0; !stopped && k < 500; k++) {
         const mark = `r${rep}-w${w}-k${k}`;
         inFlight++;
         sent++;
@@ -90,13 +105,20 @@ describe('fault: kill -9 of the control plane during concurrent applies', { time
           const res = await cluster.api('/v1/apply', {
             method: 'POST',
             headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ source: burstPlaybook(deployment, mark), file: `${deployment}.yaml` }),
+            body: JSON.stringify({
+              source: burstPlaybook(deployment, mark),
+              file: `${deployment}.yaml`,
+              expectRevision: expect,
+            }),
           });
-          if (res.status === 200 || res.status === 201) {
-            const body = (await res.json()) as { deployment: string; revision: number };
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          const body = (await res.json()) as { deployment: string; revision: number };
+          if (res.status === 200) {
             acks.push({ deployment: body.deployment, revision: body.revision, mark });
-          }
+            expect = body.revision;
+          } else if (res.status === 409) expect = await currentRevision(deployment);
         } catch {
+          statuses.set('no answer', (statuses.get('no answer') ?? 0) + 1);
           stopped = true; // the control plane is gone: this one was not acknowledged
         } finally {
           inFlight--;
@@ -106,6 +128,7 @@ describe('fault: kill -9 of the control plane during concurrent applies', { time
     const done = Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
     return {
       acks,
+      statuses,
       inFlight: () => inFlight,
       sent: () => sent,
       done,
@@ -182,8 +205,9 @@ describe('fault: kill -9 of the control plane during concurrent applies', { time
         assert.ok(Number.isFinite(r.delayMs), `${r.node} logged no redial after the kill`);
       delays.push(...redials.map((r) => r.delayMs));
       const counts = verifyDatabase(allAcks);
+      const answers = [...b.statuses].map(([k, v]) => `${k}: ${v}`).join(', ');
       say(
-        `rep ${rep + 1}: ${b.sent()} applies sent, ${b.acks.length} acknowledged, ${inFlightAtKill} in flight at the kill; ` +
+        `rep ${rep + 1}: ${b.sent()} applies sent (${answers}), ${b.acks.length} acknowledged, ${inFlightAtKill} in flight at the kill; ` +
           `control plane up ${upMs} ms after the kill; agents back ${Math.min(...times) - killAt}..${Math.max(...times) - killAt} ms after it ` +
           `(spread ${Math.max(...times) - Math.min(...times)} ms); first redial delays ${redials.map((r) => r.delayMs).join(', ')} ms; ` +
           `${counts.n} revisions in the db, integrity ok`,
