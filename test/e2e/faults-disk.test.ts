@@ -50,12 +50,17 @@ describe('fault: the control plane’s disk full', { timeout: 180_000 }, () => {
     if (mounted) execFileSync('umount', ['-l', dataDir]);
   });
 
-  const apply = (mark: string) =>
-    cluster.api('/v1/apply', {
+  let current = 0;
+  /** One apply, naming the revision it supersedes (the previous rollout is still watching the node). */
+  const apply = async (mark: string) => {
+    const res = await cluster.api('/v1/apply', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ source: playbook(mark), file: 'fault-disk.yaml' }),
+      body: JSON.stringify({ source: playbook(mark), file: 'fault-disk.yaml', expectRevision: current }),
     });
+    if (res.status === 200) current = ((await res.clone().json()) as { revision: number }).revision;
+    return res;
+  };
 
   test('applies fail with 507 naming the disk, nothing acknowledged is lost, service resumes', async () => {
     const acked: { revision: number; mark: string }[] = [];
@@ -89,7 +94,13 @@ describe('fault: the control plane’s disk full', { timeout: 180_000 }, () => {
     assert.equal(refused.body.error, 'disk_full');
     assert.match(refused.body.message, /disk is full/);
     // The CLI: non-zero, with the server's message.
-    const cli = await cluster.cli('apply', cluster.playbook('full.yaml', playbook('cli-full')), '--no-wait');
+    const cli = await cluster.cli(
+      'apply',
+      cluster.playbook('full.yaml', playbook('cli-full')),
+      '--no-wait',
+      '--expect-revision',
+      String(current),
+    );
     say(`fleet apply on a full disk: exit ${cli.code}, stderr ${JSON.stringify(cli.stderr.trim())}`);
     assert.notEqual(cli.code, 0);
     assert.match(cli.stderr, /disk is full/);
