@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { Cluster } from '../helpers/cluster.js';
-import { REGISTRY, removeManaged, requireEngines } from '../helpers/engines.js';
-import { say, scaled } from '../helpers/faults.js';
+import { docker, managedContainers, REGISTRY, removeManaged, requireEngines } from '../helpers/engines.js';
+import { say, scaled, sleep } from '../helpers/faults.js';
+import { waitFor } from '../helpers/procs.js';
 
 /**
  * Fault suite, control plane: its disk full. The data folder is a small tmpfs the test mounts; a
@@ -17,6 +18,7 @@ import { say, scaled } from '../helpers/faults.js';
 const WEB = `${REGISTRY}/fleet-test/web:1`;
 const NODE = 'e2e-fault-disk';
 const SIZE_MB = 24;
+const FULL_FOR_MS = scaled(4_000, 30_000);
 
 const playbook = (mark: string) => `name: fault-disk
 hosts: role=disk
@@ -104,14 +106,39 @@ describe('fault: the control plane’s disk full', { timeout: 180_000 }, () => {
     say(`fleet apply on a full disk: exit ${cli.code}, stderr ${JSON.stringify(cli.stderr.trim())}`);
     assert.notEqual(cli.code, 0);
     assert.match(cli.stderr, /disk is full/);
-    // Still running, still answering reads.
+    // The disk stays full a while: heartbeats, status reports and events keep arriving and cannot be
+    // written. The control plane stays up, answers reads, and keeps the agent's stream.
+    await sleep(FULL_FOR_MS);
+    const log = cluster.log('server.log');
+    const unwritten = log.split('\n').filter((l) => l.includes('heartbeats not written')).length;
+    say(
+      `disk held full ${FULL_FOR_MS} ms: ${unwritten} heartbeat batches logged as not written and kept; control plane up`,
+    );
     assert.equal(cluster.server?.exitCode, null, 'the control plane is still running');
+    assert.equal(cluster.server?.signalCode, null, 'the control plane is still running');
+    await cluster.nodeConnected(NODE, 5_000);
     assert.equal((await cluster.api('/v1/deployments/fault-disk')).status, 200);
 
     rmSync(filler);
     const back = await apply('after');
     assert.equal(back.status, 200, await back.clone().text());
     acked.push({ revision: ((await back.json()) as { revision: number }).revision, mark: 'after' });
+    // The agent, whose reports could not be written meanwhile, is back and runs the new revision.
+    const t0 = Date.now();
+    await waitFor(
+      'the node runs the revision applied after the disk emptied',
+      async () => {
+        for (const c of await managedContainers(NODE)) {
+          const env = (await docker.getContainer(c.Id).inspect()).Config.Env ?? [];
+          if (c.State === 'running' && env.includes('MARK=after')) return true;
+        }
+        return false;
+      },
+      60_000,
+      250,
+    );
+    await cluster.nodeConnected(NODE, 10_000);
+    say(`after the filler was removed: the node runs the new revision ${Date.now() - t0} ms after its apply`);
     const db = new Database(join(dataDir, 'fleet.db'), { readonly: true, fileMustExist: true });
     try {
       assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');

@@ -32,7 +32,8 @@ interface Detail {
 }
 
 function services(fn: string) {
-  execFileSync('bash', ['-c', `source scripts/services.sh && ${fn}`], { cwd: ROOT, stdio: 'inherit' });
+  // Its progress lines go to stderr (not into the test's TAP output on stdout).
+  execFileSync('bash', ['-c', `source scripts/services.sh && ${fn}`], { cwd: ROOT, stdio: ['ignore', 2, 2] });
 }
 
 async function enginesUp() {
