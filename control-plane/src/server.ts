@@ -145,7 +145,7 @@ function wire(
   });
   const service = agentService({ hub, auth, enrollment });
   const recorder = new AgentRecorder(store, undefined, (err) =>
-    log.error({ err }, 'heartbeats not written; kept for the next try'),
+    log.error({ err }, 'agent liveness not written (heartbeats are kept for the next try)'),
   );
   const liveness = new LivenessTracker(undefined, opts.agentSilenceMs ?? DEFAULT_SILENCE_MS);
   liveness.onChange(recorder.onLiveness);

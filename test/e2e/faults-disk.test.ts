@@ -110,7 +110,7 @@ describe('fault: the control plane’s disk full', { timeout: 180_000 }, () => {
     // written. The control plane stays up, answers reads, and keeps the agent's stream.
     await sleep(FULL_FOR_MS);
     const log = cluster.log('server.log');
-    const unwritten = log.split('\n').filter((l) => l.includes('heartbeats not written')).length;
+    const unwritten = log.split('\n').filter((l) => l.includes('agent liveness not written')).length;
     say(
       `disk held full ${FULL_FOR_MS} ms: ${unwritten} heartbeat batches logged as not written and kept; control plane up`,
     );

@@ -17,8 +17,11 @@ export class AgentRecorder {
   constructor(
     private readonly store: Store,
     clock?: Clock,
-    /** A heartbeat batch that could not be written (kept and tried again). */
-    onError?: (err: unknown) => void,
+    /**
+     * A write that failed outside any request (a full disk): a heartbeat batch (kept and tried
+     * again) or a liveness change (the in-memory liveness stays right; its row and event are lost).
+     */
+    private readonly onError: (err: unknown) => void = () => {},
   ) {
     this.beats = new HeartbeatBatcher(
       (batch) =>
@@ -84,15 +87,20 @@ export class AgentRecorder {
    */
   readonly onLiveness = (c: LivenessChange) => {
     const { store } = this;
-    store.transaction(() => {
-      store.nodes.setConnected(c.node, c.online, c.lastSeenMs);
-      store.events.add({
-        atMs: c.atMs,
-        node: c.node,
-        kind: c.online ? 'node.online' : 'node.offline',
-        message: c.reason,
+    // Called from the liveness timer too, where a throw would take the process down.
+    try {
+      store.transaction(() => {
+        store.nodes.setConnected(c.node, c.online, c.lastSeenMs);
+        store.events.add({
+          atMs: c.atMs,
+          node: c.node,
+          kind: c.online ? 'node.online' : 'node.offline',
+          message: c.reason,
+        });
       });
-    });
+    } catch (err) {
+      this.onError(err);
+    }
   };
 
   /**

@@ -93,6 +93,22 @@ describe('AgentRecorder: hub events into the store', () => {
     store.close();
   });
 
+  test('a liveness change that cannot be written (disk full) is reported, not thrown', () => {
+    const store = freshStore();
+    const errors: unknown[] = [];
+    const recorder = new AgentRecorder(store, undefined, (err) => errors.push(err));
+    const transaction = store.transaction.bind(store);
+    store.transaction = (() => {
+      throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    }) as typeof store.transaction;
+    assert.doesNotThrow(() =>
+      recorder.onLiveness({ node: 'n1', online: false, atMs: 5, lastSeenMs: 1, reason: 'silent for 5.5 s' }),
+    );
+    assert.equal((errors[0] as { code?: string }).code, 'SQLITE_FULL');
+    store.transaction = transaction;
+    store.close();
+  });
+
   test('heartbeats land in batches; flush writes them at once', () => {
     const { store, recorder } = setup();
     recorder.onHubEvent({ kind: 'heartbeat', node: 'n1', atMs: 50 });
