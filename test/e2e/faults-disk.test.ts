@@ -18,7 +18,8 @@ import { waitFor } from '../helpers/procs.js';
 const WEB = `${REGISTRY}/fleet-test/web:1`;
 const NODE = 'e2e-fault-disk';
 const SIZE_MB = 24;
-const FULL_FOR_MS = scaled(4_000, 30_000);
+/** Longer than the liveness TTL (5.5 s): the frozen agent is declared silent while the disk is full. */
+const FULL_FOR_MS = scaled(7_500, 30_000);
 
 const playbook = (mark: string) => `name: fault-disk
 hosts: role=disk
@@ -47,6 +48,7 @@ describe('fault: the control plane’s disk full', { timeout: 180_000 }, () => {
   });
 
   after(async () => {
+    cluster.agents.get(NODE)?.kill('SIGCONT');
     await cluster.close();
     await removeManaged([NODE]);
     if (mounted) execFileSync('umount', ['-l', dataDir]);
@@ -107,12 +109,17 @@ describe('fault: the control plane’s disk full', { timeout: 180_000 }, () => {
     assert.notEqual(cli.code, 0);
     assert.match(cli.stderr, /disk is full/);
     // The disk stays full a while: heartbeats, status reports and events keep arriving and cannot be
-    // written. The control plane stays up, answers reads, and keeps the agent's stream.
+    // written, and the agent, frozen longer than the liveness TTL (5.5 s), goes silent and comes back:
+    // liveness changes that cannot be written either. The control plane stays up and answers reads.
+    const agent = cluster.agents.get(NODE);
+    agent?.kill('SIGSTOP');
     await sleep(FULL_FOR_MS);
+    agent?.kill('SIGCONT');
+    await sleep(1_500);
     const log = cluster.log('server.log');
     const unwritten = log.split('\n').filter((l) => l.includes('agent liveness not written')).length;
     say(
-      `disk held full ${FULL_FOR_MS} ms: ${unwritten} heartbeat batches logged as not written and kept; control plane up`,
+      `disk held full ${FULL_FOR_MS + 1_500} ms, the agent frozen for ${FULL_FOR_MS} ms of it: ${unwritten} liveness writes (heartbeat batches, offline/online) failed and were logged; control plane up`,
     );
     assert.equal(cluster.server?.exitCode, null, 'the control plane is still running');
     assert.equal(cluster.server?.signalCode, null, 'the control plane is still running');
