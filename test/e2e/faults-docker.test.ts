@@ -43,7 +43,7 @@ async function enginesUp() {
   return { plain: plain.status, auth: auth.status };
 }
 
-describe('fault: dockerd restarted under a running deployment', { timeout: 400_000 }, () => {
+describe('fault: dockerd restarted under a running deployment', { timeout: 600_000 }, () => {
   const cluster = new Cluster();
   const healthy = async () => {
     const d = await cluster.apiJson<Detail>('/v1/deployments/fault-dockerd');
