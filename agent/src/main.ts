@@ -27,6 +27,7 @@ import { runPreflight } from './preflight/run.js';
 import { previewDeployment } from './preview/run.js';
 import { readFleetApiKeys } from './proxy/keys.js';
 import { Reconciler } from './reconcile/loop.js';
+import { RestartHistoryFile } from './restart-store.js';
 import type { ContainerRuntime } from './runtime.js';
 import type { SecretFiles } from './secrets/files.js';
 import { intake } from './secrets/intake.js';
@@ -229,6 +230,10 @@ function buildReconciler(
     proxy: { driver: docker.proxyDriver, readApiKeys: readFleetApiKeys },
     gpus: () => gpusOf(gpuCollector),
     volumeRoots: opts.volumeRoots,
+    restartHistory: new RestartHistoryFile(
+      join(opts.stateDir, opts.node),
+      log.child({ component: 'reconcile' }),
+    ),
   });
 }
 

@@ -1,6 +1,7 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
 import { DesiredState } from '../../proto/gen/fleet/v1/agent.js';
+import { writeFileAtomic } from './atomic-file.js';
 
 /**
  * The last desired state the control plane sent, on local disk, so the agent keeps enforcing it
@@ -34,20 +35,6 @@ export class StateStore {
   }
 
   save(state: DesiredState) {
-    const tmp = `${this.file}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(DesiredState.toJSON(state)));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.file);
-    const dfd = openSync(dirname(this.file), 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
+    writeFileAtomic(this.file, JSON.stringify(DesiredState.toJSON(state)));
   }
 }

@@ -147,7 +147,9 @@ function wire(
     agentCertLifetimeMs: opts.agentCertLifetimeMs,
   });
   const service = agentService({ hub, auth, enrollment });
-  const recorder = new AgentRecorder(store);
+  const recorder = new AgentRecorder(store, undefined, (err) =>
+    log.error({ err }, 'agent liveness not written (heartbeats are kept for the next try)'),
+  );
   const liveness = new LivenessTracker(undefined, opts.agentSilenceMs ?? DEFAULT_SILENCE_MS);
   liveness.onChange(recorder.onLiveness);
   const preflight = new PreflightRequests(hub);

@@ -1,6 +1,7 @@
 import { decide, type RestartHistory, type RestartPolicy, recordRestart } from '../health/restart-policy.js';
 import type { DesiredContainer, ObservedContainer } from '../model.js';
 import type { ReplicaKey } from '../replica-key.js';
+import type { RestartHistoryStore } from '../restart-store.js';
 
 /** A replica's restart streak as the planner and the status see it. */
 export interface StreakView {
@@ -15,12 +16,13 @@ export interface StreakView {
  * What the agent remembers about its containers between rounds (Docker cannot tell it): restart
  * streaks per replica and spec, when each container's run began and when it was seen stopped,
  * exits Docker announced before its list shows them, and when the agent itself last started each
- * container (so the exit its own restart causes is not taken for a crash). Kept in memory: an agent
- * restart starts every streak afresh.
+ * container (so the exit its own restart causes is not taken for a crash). Only the restart streaks
+ * outlive the process (in `store`, saved at every restart before it is reported): a restarted agent
+ * goes on counting, so restart counts never go backwards; the rest is learnt again from Docker.
  */
 export class ContainerLifecycle {
   /** Restart streaks by key#hash (with the jitter drawn for the streak's latest restart). */
-  private readonly history = new Map<string, RestartHistory & { jitter: number }>();
+  private readonly history: Map<string, RestartHistory & { jitter: number }>;
   private readonly upSince = new Map<string, number>();
   private readonly stoppedAt = new Map<string, number>();
   private readonly exits = new Map<string, { atMs: number; exitCode?: number }>();
@@ -34,7 +36,10 @@ export class ContainerLifecycle {
     private readonly now: () => number,
     private readonly policy: RestartPolicy,
     private readonly random: () => number,
-  ) {}
+    private readonly store?: RestartHistoryStore,
+  ) {
+    this.history = store?.load() ?? new Map();
+  }
 
   /** Records an exit Docker announced; false when it is the exit of the agent's own restart. */
   exited(id: string, exitCode: number | undefined, atMs: number): boolean {
@@ -121,6 +126,7 @@ export class ContainerLifecycle {
     const hk = `${key}#${d?.hash ?? ''}`;
     const h = recordRestart(this.history.get(hk), atMs, reason, exitCode, this.upSince.get(id), this.policy);
     this.history.set(hk, { ...h, jitter: this.random() });
+    this.store?.save(this.history);
     return h.attempts;
   }
 

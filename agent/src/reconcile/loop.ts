@@ -5,6 +5,7 @@ import { Backoff } from '../backoff.js';
 import type { GpuInfo } from '../gpu/assign.js';
 import { DEFAULT_RESTART_POLICY, type RestartPolicy } from '../health/restart-policy.js';
 import type { DesiredContainer, ObservedContainer } from '../model.js';
+import type { RestartHistoryStore } from '../restart-store.js';
 import type { ContainerRuntime } from '../runtime.js';
 import type { ProxySyncDeps } from './proxy.js';
 import { Reporter } from './reporter.js';
@@ -36,6 +37,8 @@ export interface ReconcilerDeps {
   random?: () => number;
   /** Host directories volumes may come from; a deployment mounting anything else is refused (admission.ts). */
   volumeRoots?: readonly string[];
+  /** Where restart streaks outlive the agent process (restart-store.ts). */
+  restartHistory?: RestartHistoryStore;
 }
 
 /** A run that failed terminally (a bad reference, say) is looked at again this rarely. */
@@ -89,6 +92,7 @@ export class Reconciler {
       proxy: deps.proxy,
       gpus: deps.gpus,
       volumeRoots: deps.volumeRoots,
+      restartHistory: deps.restartHistory,
       // Progress of a long pull is reported as it goes, not when the round ends.
       pullProgressed: () => {
         if (this.desired) this.report(this.rounds_.lastObserved, this.rounds_.lastDesired, false);

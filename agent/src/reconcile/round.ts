@@ -8,6 +8,7 @@ import type { Health, HealthStatus } from '../health/tracker.js';
 import { type DesiredContainer, fromSpec, type ObservedContainer } from '../model.js';
 import { type PlanResult, planRound, type Step, type Wait } from '../plan/planner.js';
 import { type ReplicaKey, type ServiceKey, serviceKey, serviceOfKey } from '../replica-key.js';
+import type { RestartHistoryStore } from '../restart-store.js';
 import { type ContainerRuntime, classify } from '../runtime.js';
 import { buildStatus } from '../status.js';
 import { Admission } from './admission.js';
@@ -68,6 +69,8 @@ export interface RoundDeps {
   pullProgressed: () => void;
   /** Host directories volumes may come from (`fleet agent --volume-roots`); default DEFAULT_VOLUME_ROOTS. */
   volumeRoots?: readonly string[];
+  /** Where restart streaks outlive the agent process (restart counts never go backwards). */
+  restartHistory?: RestartHistoryStore;
 }
 
 const serviceOf = (d: DesiredContainer) => serviceKey(d.spec.deployment, d.spec.service);
@@ -103,7 +106,12 @@ export class Rounds {
 
   constructor(private readonly deps: RoundDeps) {
     this.startedAtMs = deps.clock.now();
-    this.lifecycle = new ContainerLifecycle(() => deps.clock.now(), deps.restartPolicy, deps.random);
+    this.lifecycle = new ContainerLifecycle(
+      () => deps.clock.now(),
+      deps.restartPolicy,
+      deps.random,
+      deps.restartHistory,
+    );
     this.pulls = new PullProgress(deps.clock, deps.pullProgressed);
     this.admission = new Admission(deps.volumeRoots ?? DEFAULT_VOLUME_ROOTS, {
       event: (kind, message, about) => this.event(kind, message, about),

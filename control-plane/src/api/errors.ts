@@ -26,7 +26,21 @@ export const ERROR_REPLIES = {
   422: ErrorBody,
   429: ErrorBody,
   500: ErrorBody,
+  507: ErrorBody,
 };
+
+/**
+ * Errors that mean the disk under the data folder is full: SQLite's `SQLITE_FULL` (its write was
+ * rolled back, so nothing of the request was stored) or the OS's `ENOSPC`/`EDQUOT`. They are the
+ * operator's to fix, not a bug: the client gets 507 and says so, instead of "internal error".
+ */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+export const DISK_FULL_MESSAGE =
+  "the control plane's disk is full: nothing was stored; free space in its data folder (fleet server --data-dir) and retry";
 
 export function notFound(kind: string, name: string): never {
   throw new ApiError(404, 'not_found', `${kind} ${JSON.stringify(name)} not found`);
@@ -42,6 +56,10 @@ export function installErrorHandler(app: FastifyInstance) {
       return reply
         .status(err.statusCode)
         .send({ error: err.code, message: err.message, errors: err.details });
+    }
+    if (isDiskFull(err)) {
+      req.log.error({ err }, 'request failed: disk full');
+      return reply.status(507).send({ error: 'disk_full', message: DISK_FULL_MESSAGE });
     }
     if (err.validation) {
       return reply.status(400).send({ error: 'bad_request', message: err.message });

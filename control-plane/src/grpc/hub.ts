@@ -157,7 +157,13 @@ export class AgentHub implements AgentLink {
       if (!attached || this.streams.get(node) !== call) return;
       this.streams.delete(node);
       this.window.forget(node);
-      this.emit({ kind: 'disconnected', node, atMs: this.clock.now(), reason: 'closed' });
+      // No message to fail here (the stream is gone): a listener that throws (the recorder on a
+      // full disk) is logged, never an uncaught exception that takes the control plane down.
+      try {
+        this.emit({ kind: 'disconnected', node, atMs: this.clock.now(), reason: 'closed' });
+      } catch (err) {
+        log.error({ err }, 'recording the disconnect failed');
+      }
       log.info('agent disconnected');
     };
     call.on('end', () => {
@@ -233,7 +239,20 @@ export class AgentHub implements AgentLink {
     }
   }
 
+  /**
+   * Every listener hears the event even when one before it throws (the recorder failing on a full
+   * disk must not keep liveness or rollouts from hearing it); then the first error is thrown, so the
+   * message being handled fails as before.
+   */
   private emit(event: HubEvent) {
-    for (const listener of [...this.listeners]) listener(event);
+    const errors: unknown[] = [];
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(event);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    if (errors.length > 0) throw errors[0];
   }
 }

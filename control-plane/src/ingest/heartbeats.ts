@@ -13,11 +13,29 @@ export class HeartbeatBatcher {
     private readonly write: (batch: [node: string, atMs: number][]) => void,
     private readonly clock: Clock = systemClock,
     private readonly intervalMs = 1_000,
+    /** A batch the timer could not write (a full disk); its beats are kept for the next try. */
+    private readonly onError: (err: unknown) => void = () => {},
   ) {}
 
   note(node: string, atMs: number) {
     this.seen.set(node, atMs);
-    this.timer ??= this.clock.setTimeout(() => this.flush(), this.intervalMs);
+    this.timer ??= this.clock.setTimeout(() => this.tick(), this.intervalMs);
+  }
+
+  /**
+   * The timer's flush. A failed write must not take the process down (it runs outside any request,
+   * so a throw would be an uncaught exception): the beats go back, unless newer ones arrived, and
+   * are tried again after the interval.
+   */
+  private tick() {
+    const batch = [...this.seen];
+    try {
+      this.flush();
+    } catch (err) {
+      for (const [node, atMs] of batch) if (!this.seen.has(node)) this.seen.set(node, atMs);
+      this.onError(err);
+      this.timer ??= this.clock.setTimeout(() => this.tick(), this.intervalMs);
+    }
   }
 
   /** Writes the batched heartbeat times now (also before shutdown). */

@@ -18,6 +18,11 @@ export class AgentRecorder {
   constructor(
     private readonly store: Store,
     clock?: Clock,
+    /**
+     * A write that failed outside any request (a full disk): a heartbeat batch (kept and tried
+     * again) or a liveness change (the in-memory liveness stays right; its row and event are lost).
+     */
+    private readonly onError: (err: unknown) => void = () => {},
   ) {
     this.beats = new HeartbeatBatcher(
       (batch) =>
@@ -25,6 +30,8 @@ export class AgentRecorder {
           for (const [node, at] of batch) store.nodes.markSeen(node, at);
         }),
       clock,
+      undefined,
+      onError,
     );
   }
 
@@ -82,15 +89,20 @@ export class AgentRecorder {
    */
   readonly onLiveness = (c: LivenessChange) => {
     const { store } = this;
-    store.batched(() => {
-      store.nodes.setConnected(c.node, c.online, c.lastSeenMs);
-      store.events.add({
-        atMs: c.atMs,
-        node: c.node,
-        kind: c.online ? 'node.online' : 'node.offline',
-        message: c.reason,
+    // Called from the liveness timer too, where a throw would take the process down.
+    try {
+      store.batched(() => {
+        store.nodes.setConnected(c.node, c.online, c.lastSeenMs);
+        store.events.add({
+          atMs: c.atMs,
+          node: c.node,
+          kind: c.online ? 'node.online' : 'node.offline',
+          message: c.reason,
+        });
       });
-    });
+    } catch (err) {
+      this.onError(err);
+    }
   };
 
   /**

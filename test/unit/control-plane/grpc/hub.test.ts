@@ -213,6 +213,26 @@ describe('AgentHub: the stream protocol', () => {
     assert.equal(r.hub.isConnected('n1'), false);
   });
 
+  test('a listener failing on a disconnect (disk full) is logged, not thrown; later listeners still hear it', () => {
+    const r = rig();
+    const heard: string[] = [];
+    r.hub.subscribe((e) => {
+      if (e.kind === 'disconnected' || e.kind === 'reported')
+        throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    });
+    r.hub.subscribe((e) => heard.push(e.kind));
+    const call = r.attach('n1');
+    call.send({ msg: { $case: 'status', status: report } });
+    assert.deepEqual(
+      call.errors.map((e) => e.code),
+      [GrpcStatus.INTERNAL],
+      'the message that could not be recorded fails its stream',
+    );
+    assert.doesNotThrow(() => call.emit('close'));
+    assert.deepEqual(heard, ['connected', 'reported', 'disconnected']);
+    assert.equal(r.hub.isConnected('n1'), false);
+  });
+
   test('push and send reach connected nodes only', () => {
     const r = rig();
     const a = r.attach('a');

@@ -9,6 +9,31 @@ import { freshStores } from '../fixtures.js';
 const freshStore = freshStores('fleet-recorder-');
 
 describe('HeartbeatBatcher', () => {
+  test('a write failing on the timer (disk full) is not thrown: the beats are kept and written later', () => {
+    const clock = new FakeClock();
+    const writes: [string, number][][] = [];
+    const errors: unknown[] = [];
+    let full = true;
+    const write = (batch: [string, number][]) => {
+      if (full) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+      writes.push(batch);
+    };
+    const b = new HeartbeatBatcher(write, clock, 1_000, (err) => errors.push(err));
+    b.note('a', 1);
+    b.note('b', 2);
+    assert.doesNotThrow(() => clock.advance(1_000));
+    assert.equal(errors.length, 1);
+    b.note('a', 5); // newer than the kept beat: it wins
+    full = false;
+    clock.advance(1_000);
+    assert.deepEqual(writes, [
+      [
+        ['a', 5],
+        ['b', 2],
+      ],
+    ]);
+  });
+
   test('beats within a second become one write holding the latest beat per node', () => {
     const clock = new FakeClock();
     const writes: [string, number][][] = [];
@@ -65,6 +90,22 @@ describe('AgentRecorder: hub events into the store', () => {
       ['node.connected', 'node.disconnected'],
       'a shutdown logs no disconnect',
     );
+    store.close();
+  });
+
+  test('a liveness change that cannot be written (disk full) is reported, not thrown', () => {
+    const store = freshStore();
+    const errors: unknown[] = [];
+    const recorder = new AgentRecorder(store, undefined, (err) => errors.push(err));
+    const batched = store.batched.bind(store);
+    store.batched = (() => {
+      throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    }) as typeof store.batched;
+    assert.doesNotThrow(() =>
+      recorder.onLiveness({ node: 'n1', online: false, atMs: 5, lastSeenMs: 1, reason: 'silent for 5.5 s' }),
+    );
+    assert.equal((errors[0] as { code?: string }).code, 'SQLITE_FULL');
+    store.batched = batched;
     store.close();
   });
 
