@@ -9,19 +9,8 @@
  * it keeps as a library singleton; both are set here, once, for every importer of `x509`.
  */
 import 'reflect-metadata';
-import { createHash, timingSafeEqual, webcrypto } from 'node:crypto';
-import {
-  closeSync,
-  fchmodSync,
-  fstatSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
-import { dirname } from 'node:path';
+import { createHash, webcrypto } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto);
@@ -59,12 +48,7 @@ export const certificateFingerprint = (pemOrDer: string | Uint8Array): string =>
  */
 export const publicKeyFingerprint = (spkiDer: Uint8Array | ArrayBuffer): string => sha256Hex(spkiDer);
 
-/** Compares two hex strings in constant time (for hashes an attacker may be probing). */
-export function sameHex(a: string, b: string): boolean {
-  const x = Buffer.from(a.toLowerCase(), 'utf8');
-  const y = Buffer.from(b.toLowerCase(), 'utf8');
-  return x.length === y.length && timingSafeEqual(x, y);
-}
+export { sameHex } from './hex.js';
 
 /** The DER inside the first PEM block of `pem` (any label); throws when there is none. */
 export function pemToDer(pem: string): Uint8Array {
@@ -118,31 +102,7 @@ export function readOwnerOnly(path: string): string {
   }
 }
 
-/**
- * Writes a file atomically (temp file, fsync, rename, fsync of the folder) with `mode` from the
- * first byte: a key never exists on disk, even briefly, with wider permissions.
- */
-export function writeFileAtomic(path: string, data: string, mode: number) {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', mode);
-  try {
-    // The process umask (UMask=0077 in the server's unit) must not narrow a public file such as
-    // ca.crt, which clients on the host pass as --ca-file.
-    fchmodSync(fd, mode);
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  const dfd = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
-}
+export { writeFileAtomic } from './atomic-file.js';
 
 /** The earliest and latest share of a certificate's lifetime at which it renews. */
 export const RENEW_WINDOW = { from: 0.7, to: 0.9 } as const;

@@ -6,21 +6,19 @@ import { FleetClient } from '../api/client.js';
 import { NODE_PAGE_MAX } from '../api/node-page.js';
 import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
 import { addServerInstallCommands, SERVER_DEFAULTS } from '../install.js';
-import { applyCommand } from './apply.js';
 import { configPath, readCaFile, readConfig, resolveConnection } from './config.js';
 import { addEventsCommand } from './events.js';
-import { historyCommand } from './history.js';
 import { addJoinTokenCommands } from './join-token.js';
-import { labelCommand } from './label.js';
-import { nodesCommand, parseNodeLimit, parseNodeState } from './nodes.js';
+import { parseNodeLimit, parseNodeState } from './nodes.js';
 import { type OutputFormat, parseOutput } from './output.js';
 import { addRetentionOptions, retentionOptions } from './retention-flags.js';
-import { rollbackCommand } from './rollback.js';
-import { rolloutCommand } from './rollout.js';
 import { addSecretCommands } from './secret.js';
-import { statusCommand } from './status.js';
 import { addLoginCommand, addTokenCommands } from './token.js';
 
+/*
+ * Each command's module loads when that command runs, so one command's start pays only for its
+ * own code (`fleet apply` loads neither the node view's wire types nor the rollout renderer).
+ */
 const outputOption = () =>
   new Option('-o, --output <format>', 'text or json').default('text').argParser(arg(parseOutput));
 
@@ -48,7 +46,7 @@ export function addControlPlaneCommands(program: Command): Command {
     .option('-l, --label <selector>', 'key or key=value, comma-separated: nodes matching all')
     .option('--state <state>', 'online or offline', arg(parseNodeState))
     .addOption(outputOption())
-    .action((name, o) => nodesCommand(client(), name, o));
+    .action(async (name, o) => (await import('./nodes.js')).nodesCommand(client(), name, o));
 
   program
     .command('label')
@@ -56,14 +54,16 @@ export function addControlPlaneCommands(program: Command): Command {
     .argument('<node>', 'a node name')
     .argument('<labels...>', 'key=value to set, key- to remove')
     .addOption(outputOption())
-    .action((node, labels, o) => labelCommand(client(), node, labels, o.output));
+    .action(async (node, labels, o) =>
+      (await import('./label.js')).labelCommand(client(), node, labels, o.output),
+    );
 
   program
     .command('status')
     .description('list deployments, or show one per node and service')
     .argument('[deployment]', 'a deployment name')
     .addOption(outputOption())
-    .action((name, o) => statusCommand(client(), name, o.output));
+    .action(async (name, o) => (await import('./status.js')).statusCommand(client(), name, o.output));
 
   addEventsCommand(program, client, outputOption);
   addJoinTokenCommands(program, client, outputOption);
@@ -201,8 +201,9 @@ function addApplyCommands(program: Command, client: () => FleetClient) {
       'with --check: exit 0 no change, 2 changes, 1 an error or failing check',
       false,
     );
-  withRolloutOptions(apply).action((file, o) => {
+  withRolloutOptions(apply).action(async (file, o) => {
     checkOnly(o);
+    const { applyCommand } = await import('./apply.js');
     return applyCommand(client(), file, {
       check: o.check,
       diff: o.diff,
@@ -218,7 +219,9 @@ function addApplyCommands(program: Command, client: () => FleetClient) {
     .argument('<action>', 'status, pause, resume or abort', arg(parseRolloutAction))
     .argument('<deployment>', 'a deployment name')
     .addOption(outputOption())
-    .action((action, name, o) => rolloutCommand(client(), action, name, o.output));
+    .action(async (action, name, o) =>
+      (await import('./rollout.js')).rolloutCommand(client(), action, name, o.output),
+    );
 }
 
 /** `--diff` and `--detailed-exitcode` describe a check: without `--check` they are a usage error (exit 2). */
@@ -244,15 +247,15 @@ function addHistoryCommands(program: Command, client: () => FleetClient) {
     .option('--limit <n>', 'how many revisions, newest first', arg(parseRevision), 20)
     .option('--before <n>', 'only revisions older than N', arg(parseRevision))
     .addOption(outputOption())
-    .action((name, n, o) => historyCommand(client(), name, n, o));
+    .action(async (name, n, o) => (await import('./history.js')).historyCommand(client(), name, n, o));
 
   const rollback = program
     .command('rollback')
     .description("roll out an older revision's playbook again, as a new revision (default: the last stable)")
     .argument('<deployment>', 'a deployment name')
     .option('--to <n>', 'the revision to go back to', arg(parseRevision));
-  withRolloutOptions(rollback).action((name, o) =>
-    rollbackCommand(client(), name, { to: o.to, ...rolloutFlags(o) }),
+  withRolloutOptions(rollback).action(async (name, o) =>
+    (await import('./rollback.js')).rollbackCommand(client(), name, { to: o.to, ...rolloutFlags(o) }),
   );
 }
 
