@@ -23,6 +23,7 @@ import { createLogger } from '../../common/log.js';
 import { Cluster } from '../helpers/cluster.js';
 import { docker, REGISTRY, requireEngines } from '../helpers/engines.js';
 import { freePort, waitFor } from '../helpers/procs.js';
+import { benchAgentRest } from './agent-rest.js';
 import { benchFacts } from './facts.js';
 import { benchHealth } from './health.js';
 import { benchInference } from './inference.js';
@@ -139,6 +140,11 @@ async function noopRound(cluster: Cluster) {
 async function main() {
   if (process.argv.includes('--facts-only')) {
     process.stdout.write(`${(await benchFacts()).join('\n')}\n`);
+    return;
+  }
+  // Issue 13: the agent at rest alone (part 4 of --health-only), for its footprint.
+  if (process.argv.includes('--agent-rest-only')) {
+    process.stdout.write(`${(await benchAgentRest()).join('\n')}\n`);
     return;
   }
   if (process.argv.includes('--health-only')) {

@@ -19,8 +19,7 @@ import {
   publicKeyFingerprint,
   readOwnerOnly,
   writeFileAtomic,
-  x509,
-} from '../../../common/pki.js';
+} from '../../../common/pki-core.js';
 
 export const tlsPaths = (dir: string) => ({
   key: join(dir, 'node.key'),
@@ -59,6 +58,8 @@ export async function loadOrCreateNodeKey(dir: string): Promise<{ key: NodeKey; 
  * the control plane ignores it and writes the name the join token authorized.
  */
 export async function createCsr(key: NodeKey, node: string): Promise<string> {
+  // The X.509 library loads only to make a request (enrollment, renewal), not at the agent's rest.
+  const { x509 } = await import('../../../common/pki.js');
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: [{ CN: [node] }],
     keys: { privateKey: key.privateKey, publicKey: key.publicKey },
