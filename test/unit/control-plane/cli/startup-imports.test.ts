@@ -64,6 +64,12 @@ describe('the CLI loads only what the command it runs needs', () => {
       'the apply module was loaded',
     );
     for (const pkg of DAEMON_ONLY) assert.deepEqual(loaded(urls, pkg), [], `fleet apply loaded ${pkg}`);
+    // bin/fleet.js loads only the part that owns the command named.
+    assert.deepEqual(
+      urls.filter((u) => u.includes('/agent/src/')),
+      [],
+      "fleet apply loaded the agent's command definitions",
+    );
   });
 
   test('fleet agent --help loads none of the daemon either (the agent loads it when it runs)', () => {
