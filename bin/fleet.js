@@ -9,7 +9,7 @@ const word = commandWord(process.argv.slice(2));
 const program = createProgram();
 if (word !== 'agent') {
   const { addControlPlaneCommands } = await import('../dist/control-plane/src/cli/commands.js');
-  addControlPlaneCommands(program);
+  await addControlPlaneCommands(program, word);
 }
 if (!program.commands.some((c) => c.name() === word || c.aliases().includes(word))) {
   const { agentCommand } = await import('../dist/agent/src/cli.js');

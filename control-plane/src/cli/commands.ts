@@ -1,17 +1,14 @@
 import { type Command, Option } from 'commander';
-import { arg, CliError, untilSignal, volumeRootsOption } from '../../../common/cli.js';
+import { arg, CliError } from '../../../common/cli.js';
 import { parseDuration } from '../../../common/duration.js';
 
 import { FleetClient } from '../api/client.js';
 import { NODE_PAGE_MAX } from '../api/node-page.js';
-import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
-import { addServerInstallCommands, SERVER_DEFAULTS } from '../install.js';
 import { configPath, readCaFile, readConfig, resolveConnection } from './config.js';
 import { addEventsCommand } from './events.js';
 import { addJoinTokenCommands } from './join-token.js';
 import { parseNodeLimit, parseNodeState } from './nodes.js';
 import { type OutputFormat, parseOutput } from './output.js';
-import { addRetentionOptions, retentionOptions } from './retention-flags.js';
 import { addSecretCommands } from './secret.js';
 import { addLoginCommand, addTokenCommands } from './token.js';
 
@@ -24,16 +21,17 @@ const outputOption = () =>
 
 /**
  * The control plane's commands (`server`, and the REST client's `apply`, `nodes`, `label`, `status`), added
- * to the root program that bin/fleet.js composes.
+ * to the root program that bin/fleet.js composes. `word`, the command the command line names
+ * (common/cli.ts `commandWord`): when it is a client command, `server` is not defined (nor its
+ * modules loaded); otherwise, help included, every command is, `server` first.
  */
-export function addControlPlaneCommands(program: Command): Command {
+export async function addControlPlaneCommands(program: Command, word?: string): Promise<Command> {
   const client = () => {
     const conn = resolveConnection(program.opts(), process.env, readConfig(configPath()));
     const ca = conn.caFile ? readCaFile(conn.caFile) : undefined;
     return new FleetClient(conn.server, { token: conn.token, ca });
   };
 
-  addServerCommand(program);
   addApplyCommands(program, client);
   addHistoryCommands(program, client);
 
@@ -71,87 +69,14 @@ export function addControlPlaneCommands(program: Command): Command {
   addSecretCommands(program, client, outputOption);
   addLoginCommand(program, client);
 
+  if (word === undefined || !program.commands.some((c) => c.name() === word)) {
+    const { addServerCommand } = await import('./server-command.js');
+    addServerCommand(program);
+    // Help lists it first, as before the split.
+    const commands = program.commands as Command[];
+    commands.unshift(commands.pop()!);
+  }
   return program;
-}
-
-/** `fleet server`: the control plane process with its listen addresses and limits. */
-function addServerCommand(program: Command) {
-  const server = program
-    .command('server')
-    .description('run the control plane: REST API, agent gRPC endpoint, SQLite store')
-    // `fleet server install --listen ...`: its own flags go to install, not to the daemon's.
-    .enablePositionalOptions()
-    .option(
-      '--data-dir <dir>',
-      'where the SQLite file, the CA (ca.crt, ca.key) and the server certificate live',
-      process.env.FLEET_DATA_DIR ?? SERVER_DEFAULTS.dataDir,
-    )
-    .option('--listen <host:port>', 'REST API address', SERVER_DEFAULTS.listen)
-    .option('--grpc-listen <host:port>', 'agent stream address', SERVER_DEFAULTS.grpcListen)
-    .option(
-      '--tls-name <names>',
-      'comma-separated extra DNS names or addresses for the server certificate',
-      '',
-    )
-    .option(
-      '--tls-cert <file>',
-      "the REST API's certificate (PEM, chain after the leaf); default: one issued from the CA",
-    )
-    .option('--tls-key <file>', 'the key of --tls-cert (PEM)')
-    .addOption(
-      // A test knob (renewal end to end in seconds); production keeps the 30-day default.
-      new Option('--agent-cert-lifetime <duration>', 'lifetime of issued agent certificates')
-        .argParser(arg(parseDuration))
-        .hideHelp(),
-    )
-    .addOption(volumeRootsOption('comma-separated host directories playbooks may bind-mount'))
-    .option('--body-limit <bytes>', 'largest REST request body (413 above it)', arg(parseCount), 1024 * 1024)
-    .option('--rate-limit <n>', 'REST requests per minute per API token (429 above it)', arg(parseCount), 600)
-    .option(
-      '--grpc-max-message <bytes>',
-      'largest message an agent may send (RESOURCE_EXHAUSTED above it)',
-      arg(parseCount),
-      4 * 1024 * 1024,
-    )
-    .option(
-      '--agent-silence <duration>',
-      'an agent stream silent this long counts offline (agents beat every 2 s by default)',
-      arg(parseDuration),
-      DEFAULT_SILENCE_MS,
-    );
-  addRetentionOptions(server).action(async (o) => {
-    // Daemons load lazily so client commands start fast (no gRPC, SQLite or Docker modules).
-    const { runServer } = await import('../server.js');
-    const { TlsFilesError } = await import('../pki/server-tls.js');
-    const s = await runServer({
-      dataDir: o.dataDir,
-      listen: o.listen,
-      grpcListen: o.grpcListen,
-      tlsNames: String(o.tlsName)
-        .split(',')
-        .map((d) => d.trim())
-        .filter(Boolean),
-      tlsCertFile: o.tlsCert,
-      tlsKeyFile: o.tlsKey,
-      agentCertLifetimeMs: o.agentCertLifetime,
-      agentSilenceMs: o.agentSilence,
-      bodyLimit: o.bodyLimit,
-      rateLimitPerMinute: o.rateLimit,
-      grpcMaxMessageBytes: o.grpcMaxMessage,
-      volumeRoots: o.volumeRoots,
-      ...(await retentionOptions(o)),
-    }).catch((err: Error) => {
-      throw err instanceof TlsFilesError ? new CliError(err.message, 2) : err;
-    });
-    const restCert = s.restCertificate === 'files' ? o.tlsCert : `issued from the CA, ${s.serverCertFile}`;
-    process.stderr.write(
-      `fleet server: REST ${s.httpUrl} (TLS: ${restCert}), agents ${s.grpcAddress} (mutual TLS), CA ${s.caFile}, admin token in ${s.adminTokenFile}\n` +
-        `  clients: fleet login --server ${s.httpUrl} --token-file ${s.adminTokenFile} --ca-file ${s.caFile}\n` +
-        `  enroll a host: fleet join-token create, then fleet agent --join-token <token>\n`,
-    );
-    untilSignal(() => s.close());
-  });
-  addServerInstallCommands(server);
 }
 
 /**
@@ -166,12 +91,6 @@ function cliGlobals(program: Command): string[] {
   ] as const)
     if (program.getOptionValueSource(key) === 'cli') out.push(flag, program.opts()[key]);
   return out;
-}
-
-function parseCount(v: string): number {
-  if (!/^[1-9][0-9]{0,9}$/.test(v))
-    throw new Error(`invalid number ${JSON.stringify(v)} (a whole number ≥ 1)`);
-  return Number(v);
 }
 
 function parseRevision(v: string): number {
