@@ -10,7 +10,8 @@
  * `--facts-only`, `--inference-only`, `--rollout-only` (`--rollout-gate-only`, `--rollout-scale-only`
  * for one of its two parts) run one of those alone; `--apply-only` runs 1 and 2 alone. Issue 12's
  * TLS overhead (tls.ts) runs with `--tls-only`, and near the end of a full run; issue 13's node list
- * page at 10,000 nodes (nodes-list.ts) with `--nodes-list-only`, and last.
+ * page at 10,000 nodes (nodes-list.ts) with `--nodes-list-only`, and last. `--agent-rest-only`: the
+ * agent at rest (agent-rest.ts) with what its imports cost (agent-imports.ts), issue 13's footprint.
  */
 import { execFile } from 'node:child_process';
 import { loadavg } from 'node:os';
@@ -24,6 +25,7 @@ import { createLogger } from '../../common/log.js';
 import { Cluster } from '../helpers/cluster.js';
 import { docker, REGISTRY, requireEngines } from '../helpers/engines.js';
 import { freePort, waitFor } from '../helpers/procs.js';
+import { benchAgentImports } from './agent-imports.js';
 import { benchAgentRest } from './agent-rest.js';
 import { benchFacts } from './facts.js';
 import { benchHealth } from './health.js';
@@ -213,7 +215,7 @@ async function main() {
   }
   // Issue 13: the agent at rest alone (part 4 of --health-only), for its footprint.
   if (process.argv.includes('--agent-rest-only')) {
-    process.stdout.write(`${(await benchAgentRest()).join('\n')}\n`);
+    process.stdout.write(`${benchAgentImports().join('\n')}\n\n${(await benchAgentRest()).join('\n')}\n`);
     return;
   }
   if (process.argv.includes('--health-only')) {
@@ -295,6 +297,7 @@ async function main() {
   // Issue 5 runs with nothing of the above left on the machine (it measures the agent at rest).
   if (!process.argv.includes('--apply-only')) {
     process.stdout.write(`\n${(await benchHealth()).join('\n')}\n`);
+    process.stdout.write(`\n${benchAgentImports().join('\n')}\n`);
     process.stdout.write(`\n${(await benchRollout()).join('\n')}\n`);
     process.stdout.write(`\n${(await benchTls()).join('\n')}\n`);
     process.stdout.write(`\n${(await benchNodesList()).join('\n')}\n`);

@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { pathToFileURL } from 'node:url';
-import { FLEET_BIN } from '../../../helpers/procs.js';
+import { modulesLoadedBy } from '../../../helpers/imports.js';
 
 /** What a client command must not load: the daemons' libraries and the heavy optional ones. */
 const DAEMON_ONLY = [
@@ -21,33 +19,6 @@ const DAEMON_ONLY = [
   'pino',
   'log-update',
 ];
-
-/**
- * Runs `fleet ARGS` under a module resolve hook and returns every module URL it loaded (the hook
- * writes each one to a file), so a test sees the real import graph, the lazily loaded part included.
- */
-function modulesLoadedBy(args: string[]): { urls: string[]; stderr: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'fleet-imports-'));
-  const out = join(dir, 'loaded.txt');
-  const hook = join(dir, 'hook.mjs');
-  writeFileSync(
-    hook,
-    `import { appendFileSync } from 'node:fs';\n` +
-      `export async function resolve(s, c, next) { const r = await next(s, c); appendFileSync(${JSON.stringify(out)}, r.url + '\\n'); return r; }\n`,
-  );
-  const register = join(dir, 'register.mjs');
-  writeFileSync(
-    register,
-    `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hook).href)});\n`,
-  );
-  writeFileSync(out, '');
-  const r = spawnSync(process.execPath, ['--import', pathToFileURL(register).href, FLEET_BIN, ...args], {
-    env: { ...process.env, FLEET_CONFIG: join(dir, 'config.json'), FLEET_TOKEN: 'fleet_test' },
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
-  return { urls: readFileSync(out, 'utf8').split('\n').filter(Boolean), stderr: r.stderr };
-}
 
 const loaded = (urls: string[], pkg: string) => urls.filter((u) => u.includes(`/node_modules/${pkg}/`));
 
