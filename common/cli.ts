@@ -76,6 +76,30 @@ export function createProgram(): Command {
     .showHelpAfterError();
 }
 
+/** The root program's options that take a value (`createProgram`); `commandWord` skips their values. */
+const ROOT_VALUE_OPTIONS = new Set(['--server', '--token', '--ca-file']);
+/** The root program's options without a value. */
+const ROOT_FLAGS = new Set(['--debug']);
+
+/**
+ * The command a `fleet` command line names (`apply` in `fleet --server URL apply f.yaml`), or
+ * undefined when it names none or cannot be told without parsing (help, version, an unknown
+ * option first). bin/fleet.js loads only the part that owns the command, so `fleet apply` does
+ * not load the agent's command definitions; undefined loads every part, so help and commander's
+ * "unknown command" answers stay whole.
+ */
+export function commandWord(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith('-')) return a;
+    const name = a.split('=', 1)[0]!;
+    if (ROOT_VALUE_OPTIONS.has(name)) {
+      if (!a.includes('=')) i++;
+    } else if (!ROOT_FLAGS.has(name)) return undefined;
+  }
+  return undefined;
+}
+
 /** An error's exit code: its own `exitCode` when it carries one (CliError, the API client's), else 1. */
 export function exitCodeOf(err: unknown): number {
   const code = (err as { exitCode?: unknown }).exitCode;

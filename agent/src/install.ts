@@ -32,6 +32,13 @@ export const AGENT_ENV = 'agent.env';
 /** The agent's state directory under systemd (StateDirectory=fleet-agent). */
 export const AGENT_STATE_DIR = '/var/lib/fleet-agent';
 
+/**
+ * V8 flags the agent's unit runs Node with: young-generation semi-spaces of 1 MB instead of up to
+ * 16 MB. The agent allocates little and slowly; with the default, V8 grows the young generation
+ * after a busy moment and the idle agent keeps up to ~16 MB more resident for it (issue 13).
+ */
+export const AGENT_NODE_OPTIONS = '--max-semi-space-size=1';
+
 /** The agent's unit: ExecStart runs `entry`; the settings come from /etc/fleet/agent.env. */
 export function agentUnit(entry: Pick<FleetEntry, 'node' | 'fleetJs'>): UnitSpec {
   return {
@@ -49,6 +56,11 @@ export function agentUnit(entry: Pick<FleetEntry, 'node' | 'fleetJs'>): UnitSpec
     service: [
       d('Type', 'simple'),
       d('EnvironmentFile', envPath(AGENT_ENV)),
+      d(
+        'Environment',
+        `NODE_OPTIONS=${AGENT_NODE_OPTIONS}`,
+        'A small young generation: the idle agent keeps less memory resident (install.ts AGENT_NODE_OPTIONS).',
+      ),
       d(
         'ExecStart',
         `${entry.node} ${entry.fleetJs} agent --state-dir ${AGENT_STATE_DIR} $FLEET_AGENT_ARGS`,

@@ -24,7 +24,6 @@ import { withSharedPulls } from './prefetch/shared-pulls.js';
 import { FileProbe } from './preflight/files.js';
 import { PreflightGate } from './preflight/gate.js';
 import { runPreflight } from './preflight/run.js';
-import { previewDeployment } from './preview/run.js';
 import { readFleetApiKeys } from './proxy/keys.js';
 import { Reconciler } from './reconcile/loop.js';
 import { RestartHistoryFile } from './restart-store.js';
@@ -101,8 +100,9 @@ export async function runAgent(opts: AgentOptions): Promise<RunningAgent> {
   const runtime = withSharedPulls(docker.runtime);
   const reconciler = buildReconciler(opts, log, { ...docker, runtime }, prober, gpuCollector, late);
   late.reconciler = reconciler;
-  late.preview = (d, deployment) =>
-    previewDeployment(d, deployment, {
+  // `fleet apply --check --diff` only: the preview (and its diff library) loads when first asked.
+  late.preview = async (d, deployment) =>
+    (await import('./preview/run.js')).previewDeployment(d, deployment, {
       node: opts.node,
       runtime,
       health: (id) => prober.get(id),

@@ -41,6 +41,7 @@ import {
   ServerCertificateKeeper,
   TlsFilesError,
 } from './pki/server-tls.js';
+import { warmPlaybookValidator } from './playbook/schema-errors.js';
 import { Housekeeping, type Scheduler, scheduleHousekeeping } from './retention/housekeeping.js';
 import { DEFAULT_HOUSEKEEPING_CRON, type RetentionPolicy, retentionPolicy } from './retention/policy.js';
 import { PrefetchTracker } from './rollout/prefetch.js';
@@ -356,6 +357,7 @@ export async function startControlPlane(opts: ServerOptions, transport: Transpor
   });
   const { host, port } = splitHostPort(opts.listen);
   const httpUrl = await app.listen({ host, port });
+  setImmediate(warmPlaybookValidator);
   const grpcHost = splitHostPort(opts.grpcListen).host;
   const grpcAddress = `${grpcHost.includes(':') ? `[${grpcHost}]` : grpcHost}:${grpcPort}`;
   const caFile = caPaths(opts.dataDir).cert;

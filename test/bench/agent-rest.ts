@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { docker, managedContainers, REGISTRY, requireEngines } from '../helpers/engines.js';
 import { freePort, waitFor } from '../helpers/procs.js';
-import { agentLog, PRODUCTION_ARGS, verdict, withAgent } from './health.js';
+import { agentLog, PRODUCTION_ARGS, PRODUCTION_ENV, verdict, withAgent } from './health.js';
 
 const WEB = `${REGISTRY}/fleet-test/web:1`;
 const NGINX = `${REGISTRY}/fleet/nginx:1`;
@@ -129,7 +129,7 @@ export async function benchAgentRest(): Promise<string[]> {
       const mean = (s: number[]) => s.reduce((x, y) => x + y, 0) / s.length;
       return [
         `4. agent at rest: ${count} managed containers (2 web replicas probed every 5 s, 1 nginx), settled ${SETTLE_S} s, then a ${wall.toFixed(1)} s window;`,
-        `   agent flags: ${PRODUCTION_ARGS.join(' ')} (the defaults), FLEET_LOG_LEVEL=info`,
+        `   agent flags: ${PRODUCTION_ARGS.join(' ')} (the defaults), FLEET_LOG_LEVEL=info, NODE_OPTIONS=${JSON.stringify(PRODUCTION_ENV.NODE_OPTIONS)} (as its unit runs it)`,
         `  RSS      mean ${mean(rss).toFixed(1)} MB, max ${rssMax.toFixed(1)} MB (at the end: ${anon.toFixed(1)} MB anonymous, ${file.toFixed(1)} MB file-backed; peak since start VmHWM ${hwm.toFixed(1)} MB); target ≤ ${RSS_TARGET_MB} MB: ${verdict(rssMax <= RSS_TARGET_MB)}`,
         `  CPU      ${cpuPct.toFixed(2)}% of one core (${((a1 - a0) * 1000).toFixed(0)} ms CPU); target ≤ ${CPU_TARGET_PCT}%: ${verdict(cpuPct <= CPU_TARGET_PCT)}`,
         `  floor: node with an empty event loop, same window: RSS ${mean(floorRss).toFixed(1)} MB (${floorMem.anon.toFixed(1)} anonymous, ${floorMem.file.toFixed(1)} file-backed), CPU ${(((f1 - f0) / wall) * 100).toFixed(2)}%`,

@@ -14,6 +14,7 @@
  */
 import { loadavg } from 'node:os';
 import type Docker from 'dockerode';
+import { AGENT_NODE_OPTIONS } from '../../agent/src/install.js';
 import { Cluster } from '../helpers/cluster.js';
 import { docker, managedContainers, REGISTRY, removeManaged, requireEngines } from '../helpers/engines.js';
 import { waitFor } from '../helpers/procs.js';
@@ -47,7 +48,14 @@ export const PRODUCTION_ARGS = [
   '--facts-interval',
   '5m',
 ];
-const PRODUCTION_ENV = { FLEET_LOG_LEVEL: 'info' };
+/**
+ * The agent's environment as its systemd unit gives it: info logs and the unit's Node flags
+ * (agent/src/install.ts AGENT_NODE_OPTIONS); `BENCH_AGENT_NODE_OPTIONS` replaces those ('' for none).
+ */
+export const PRODUCTION_ENV = {
+  FLEET_LOG_LEVEL: 'info',
+  NODE_OPTIONS: process.env.BENCH_AGENT_NODE_OPTIONS ?? AGENT_NODE_OPTIONS,
+};
 
 export const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
 

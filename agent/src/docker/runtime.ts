@@ -5,7 +5,7 @@ import type { SecretRef } from '../../../proto/gen/fleet/v1/agent.js';
 import { deviceRequestsFor } from '../gpu/assign.js';
 import { type DesiredContainer, fromLabels, LABEL, labelsFor, type ObservedContainer } from '../model.js';
 import { type ContainerRuntime, classify, RuntimeError } from '../runtime.js';
-import { guardCreate } from './guard.js';
+import { type GuardPolicy, guardCreate } from './guard.js';
 import { ensureNetwork, networkName } from './network.js';
 
 export interface DockerRuntimeOptions {
@@ -123,6 +123,8 @@ export function exitCodeOf(status: string | undefined): number | undefined {
 /** ContainerRuntime over the Docker Engine API. Only containers labelled for this node are seen. */
 export class DockerRuntime implements ContainerRuntime {
   private readonly docker: Docker;
+  /** The node's network was seen (or made) by this runtime; see `create`. */
+  private networkReady = false;
 
   constructor(private readonly opts: DockerRuntimeOptions) {
     // A hung daemon must not hang the agent: every API call gives up after a bound (a pull's
@@ -232,7 +234,28 @@ export class DockerRuntime implements ContainerRuntime {
     // The engine's options are checked before the replica exists; reading its secrets here too
     // fails a missing one before anything is created.
     if (c.spec.engine) guardCreate(engineOptions(c, gpus, 'replica', this.opts.readSecret), policy);
-    await this.call(() => ensureNetwork(this.docker, this.opts.node));
+    // The node's network is looked up (and made) once, not before every create. One removed
+    // behind the agent's back fails the start ("network ... not found"): made again, tried once more.
+    const known = this.networkReady;
+    try {
+      return await this.createAndStart(c, gpus, options, policy);
+    } catch (err) {
+      if (!known || !/network .*not found/i.test((err as Error).message)) throw err;
+      this.networkReady = false;
+      return this.createAndStart(c, gpus, options, policy);
+    }
+  }
+
+  private async createAndStart(
+    c: DesiredContainer,
+    gpus: readonly string[],
+    options: Docker.ContainerCreateOptions,
+    policy: GuardPolicy,
+  ): Promise<string> {
+    if (!this.networkReady) {
+      await this.call(() => ensureNetwork(this.docker, this.opts.node));
+      this.networkReady = true;
+    }
     const container = await this.call(() => this.docker.createContainer(options));
     let engine: Docker.Container | undefined;
     try {

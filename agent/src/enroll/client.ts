@@ -16,7 +16,6 @@ import type { Logger } from '../../../common/log.js';
 import { AgentServiceClient, type EnrollResponse } from '../../../proto/gen/fleet/v1/agent.js';
 import { Backoff } from '../backoff.js';
 import { createCsr, loadOrCreateNodeKey, saveCertificate } from './keys.js';
-import { verifyCa } from './verify-ca.js';
 
 /** The files and PEMs a mutual-TLS channel is made of. */
 export interface AgentTls {
@@ -150,6 +149,8 @@ export async function enroll(o: EnrollOptions): Promise<AgentTls> {
     () => withClient(o.address, insecure, (c) => unary(c, c.getCa, {})),
     log,
   );
+  // The X.509 library loads for enrollment only (verify-ca.ts), not for the agent at rest.
+  const { verifyCa } = await import('./verify-ca.js');
   const ca = verifyCa(shown.caPem, o.token.caHash);
   if (!ca.ok)
     throw new EnrollError(`enrollment stopped before sending the join token's secret: ${ca.message}`);

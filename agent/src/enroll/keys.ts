@@ -19,8 +19,8 @@ import {
   publicKeyFingerprint,
   readOwnerOnly,
   writeFileAtomic,
-  x509,
-} from '../../../common/pki.js';
+} from '../../../common/pki-core.js';
+import { certificateRequestPem } from './csr.js';
 
 export const tlsPaths = (dir: string) => ({
   key: join(dir, 'node.key'),
@@ -59,12 +59,7 @@ export async function loadOrCreateNodeKey(dir: string): Promise<{ key: NodeKey; 
  * the control plane ignores it and writes the name the join token authorized.
  */
 export async function createCsr(key: NodeKey, node: string): Promise<string> {
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    name: [{ CN: [node] }],
-    keys: { privateKey: key.privateKey, publicKey: key.publicKey },
-    signingAlgorithm: KEY_ALGORITHM,
-  });
-  return csr.toString('pem');
+  return certificateRequestPem(key.pem, node);
 }
 
 /** Stores what enrollment or a renewal returned; the certificate is written last. */

@@ -6,7 +6,8 @@
  *   issued ──(now < renewAt)──▶ valid ──(now ≥ renewAt)──▶ due ──(now ≥ notAfter)──▶ expired
  *                                         renew over mTLS          re-enroll with a new join token
  */
-import { renewAt, x509 } from '../../../common/pki.js';
+import { X509Certificate } from 'node:crypto';
+import { renewAt } from '../../../common/pki-core.js';
 
 export interface Validity {
   notBeforeMs: number;
@@ -15,8 +16,9 @@ export interface Validity {
 
 /** The validity period of a certificate (PEM). */
 export function validityOf(certPem: string): Validity {
-  const cert = new x509.X509Certificate(certPem);
-  return { notBeforeMs: cert.notBefore.getTime(), notAfterMs: cert.notAfter.getTime() };
+  // Node's own parser: reading the validity at start needs no X.509 library in the agent's memory.
+  const cert = new X509Certificate(certPem);
+  return { notBeforeMs: Date.parse(cert.validFrom), notAfterMs: Date.parse(cert.validTo) };
 }
 
 export interface RenewalSchedule extends Validity {

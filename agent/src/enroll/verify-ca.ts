@@ -3,7 +3,8 @@
  * must be the one whose hash the token carries. Without it, whoever answers on the server's address
  * (a wrong host, a man in the middle) would receive the secret and could enroll in our place.
  */
-import { certificateFingerprint, pemToDer, sameHex, x509 } from '../../../common/pki.js';
+import { X509Certificate } from 'node:crypto';
+import { certificateFingerprint, pemToDer, sameHex } from '../../../common/pki-core.js';
 
 export type VerifyCaResult =
   | { ok: true; caPem: string; fingerprint: string }
@@ -12,10 +13,10 @@ export type VerifyCaResult =
 /** Checks `caPem` against `expectedHash` (the token's `K10<hash>`), in constant time. */
 export function verifyCa(caPem: string, expectedHash: string): VerifyCaResult {
   let der: Uint8Array;
-  let cert: x509.X509Certificate;
+  let cert: X509Certificate;
   try {
     der = pemToDer(caPem);
-    cert = new x509.X509Certificate(der);
+    cert = new X509Certificate(der);
   } catch (err) {
     return {
       ok: false,
@@ -33,8 +34,9 @@ export function verifyCa(caPem: string, expectedHash: string): VerifyCaResult {
         `got ${got}): wrong server or a man in the middle`,
     };
   }
-  if (!cert.getExtension(x509.BasicConstraintsExtension)?.ca) {
+  // Node's parser (not an X.509 library): the agent loads none (see csr.ts). `ca` is basicConstraints cA.
+  if (!cert.ca) {
     return { ok: false, reason: 'not-a-ca', message: 'the certificate matching the join token is not a CA' };
   }
-  return { ok: true, caPem: cert.toString('pem'), fingerprint: got };
+  return { ok: true, caPem: cert.toString(), fingerprint: got };
 }

@@ -36,20 +36,25 @@ export async function runPreflight(
   // `docker info` is slow on a busy daemon: reachability takes a version call, and the runtimes
   // come from the host facts when they have them (they change only with a daemon reconfigure).
   const known = facts?.dockerVersion ? { runtimes: facts.dockerRuntimes, rootDir: '' } : undefined;
-  const docker = await withTimeout(
-    known ? deps.runtime.version().then(() => known) : deps.runtime.info(),
-    5_000,
-    'docker info',
-  ).then(
-    (i) => ({ ok: true as const, runtimes: i.runtimes, rootDir: i.rootDir }),
-    (err: Error) => ({ ok: false as const, error: err.message }),
-  );
   const images = [...new Set(desired.deployments.flatMap((d) => d.services.map((s) => s.image)))];
-  const imagesPresent = new Set<string>();
-  if (docker.ok) {
-    for (const image of images)
-      if (await deps.runtime.imagePresent(image).catch(() => false)) imagesPresent.add(image);
-  }
+  // Reachability and the images are asked in parallel (one round trip to Docker, not 1 + images):
+  // this runs between a push and the containers starting. Presence counts only when Docker answered.
+  const [docker, present] = await Promise.all([
+    withTimeout(
+      known ? deps.runtime.version().then(() => known) : deps.runtime.info(),
+      5_000,
+      'docker info',
+    ).then(
+      (i) => ({ ok: true as const, runtimes: i.runtimes, rootDir: i.rootDir }),
+      (err: Error) => ({ ok: false as const, error: err.message }),
+    ),
+    withTimeout(
+      Promise.all(images.map((image) => deps.runtime.imagePresent(image).catch(() => false))),
+      5_000,
+      'docker image inspect',
+    ).catch(() => images.map(() => false)),
+  ]);
+  const imagesPresent = new Set<string>(docker.ok ? images.filter((_, i) => present[i]) : []);
   const files = new Map<string, FileFacts>();
   for (const m of modelFiles(desired)) {
     const prev = files.get(m.hostPath);

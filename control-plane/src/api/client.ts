@@ -15,7 +15,7 @@ import type { rolloutActionSchema } from './routes/rollouts.js';
 import type { secretDeleteSchema, secretListSchema, secretSetSchema } from './routes/secrets.js';
 import type { tokenCreateSchema, tokenListSchema, tokenRevokeSchema } from './routes/tokens.js';
 import type { DeploymentDetail, ErrorBody, EventView, NodeView } from './schemas.js';
-import { send } from './transport.js';
+import { send, sendText, type TextReply, type TransportRequest } from './transport.js';
 
 /** What a route answers with 200, straight from its response schema. */
 type Reply<S extends { response: { 200: TSchema } }> = Static<S['response'][200]>;
@@ -218,8 +218,9 @@ export class FleetClient {
     for (;;) {
       const params = new URLSearchParams();
       for (const [k, v] of Object.entries({ ...query, since })) if (v !== undefined) params.set(k, String(v));
-      const res = await this.fetch('GET', `/v1/events/stream?${params}`, undefined, signal);
-      if (!res.ok || !res.body) throw await this.failure('GET', '/v1/events/stream', res);
+      const res = await this.exchange(send, 'GET', `/v1/events/stream?${params}`, undefined, signal);
+      if (!res.ok || !res.body)
+        throw this.failure('GET', '/v1/events/stream', { status: res.status, text: await res.text() });
       let dropped = false;
       for await (const item of parseSse(res.body)) {
         if (item.type === 'comment') dropped ||= item.text.startsWith('dropped');
@@ -234,9 +235,9 @@ export class FleetClient {
   }
 
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.fetch(method, path, body, AbortSignal.timeout(30_000));
-    if (!res.ok) throw await this.failure(method, path, res);
-    const text = await res.text();
+    const res = await this.exchange(sendText, method, path, body, AbortSignal.timeout(30_000));
+    if (!res.ok) throw this.failure(method, path, res);
+    const text = res.text;
     try {
       return (text ? JSON.parse(text) : undefined) as T;
     } catch {
@@ -244,12 +245,19 @@ export class FleetClient {
     }
   }
 
-  private async fetch(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<Response> {
+  /** One call through `via` (a whole text answer, or a streamed `Response`), its errors made plain. */
+  private async exchange<R>(
+    via: (url: URL, req: TransportRequest, ca?: string) => Promise<R>,
+    method: string,
+    path: string,
+    body: unknown,
+    signal?: AbortSignal,
+  ): Promise<R> {
     const headers: Record<string, string> = body ? { 'content-type': 'application/json' } : {};
     if (this.auth.token) headers.authorization = `Bearer ${this.auth.token}`;
     try {
       const init = { method, headers, body: body ? JSON.stringify(body) : undefined, signal };
-      return await send(new URL(path, this.baseUrl), init, this.auth.ca);
+      return await via(new URL(path, this.baseUrl), init, this.auth.ca);
     } catch (err) {
       if (signal?.aborted && (err as Error).name === 'AbortError') throw err;
       const e = err as { code?: string; cause?: { code?: string } };
@@ -273,8 +281,8 @@ export class FleetClient {
   }
 
   /** The ClientError for a non-2xx answer, with the server's error body when it sent one. */
-  private async failure(method: string, path: string, res: Response): Promise<ClientError> {
-    const text = await res.text();
+  private failure(method: string, path: string, res: Pick<TextReply, 'status' | 'text'>): ClientError {
+    const text = res.text;
     let err: ErrorBody | undefined;
     try {
       err = text ? (JSON.parse(text) as ErrorBody) : undefined;

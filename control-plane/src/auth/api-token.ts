@@ -7,7 +7,7 @@
  * makes a leaked token greppable (secret scanners) and tells it apart from a join token (`K10…`).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { sameHex } from '../../../common/pki.js';
+import { sameHex } from '../../../common/hex.js';
 
 /** The roles, weakest first: each includes every role before it (admin ⊇ deployer ⊇ viewer). */
 export const ROLES = ['viewer', 'deployer', 'admin'] as const;

@@ -5,9 +5,7 @@ import type { DeploymentDetail } from '../api/schemas.js';
 import { formatError } from '../playbook/format.js';
 import { type CheckFlags, refusedExitCode, reportCheck } from './check.js';
 import { type OutputFormat, printJson, printJsonLine } from './output.js';
-import { sinkFor } from './progress-render.js';
-import { followRollout, type RecapCounts, recap, recapCounts, verdict } from './rollout.js';
-import { renderStatus, waitReady } from './status.js';
+import type { RecapCounts } from './rollout.js';
 import { table } from './table.js';
 import { localUser } from './who.js';
 
@@ -87,6 +85,10 @@ export async function waitApplied(
 }
 
 async function follow(client: FleetClient, result: ApplyReply, flags: ApplyFlags): Promise<Outcome> {
+  // What follows a rollout (the live progress renderer among it) loads only when one is followed:
+  // `fleet apply --no-wait` starts without it.
+  const [{ sinkFor }, { followRollout, recap, recapCounts, verdict }, { renderStatus, waitReady }] =
+    await Promise.all([import('./progress-render.js'), import('./rollout.js'), import('./status.js')]);
   const text = flags.output === 'text';
   let timeoutMs = flags.timeoutMs;
   let rolled: Omit<Outcome, 'status'> | undefined;

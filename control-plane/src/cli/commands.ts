@@ -1,41 +1,37 @@
 import { type Command, Option } from 'commander';
-import { arg, CliError, untilSignal, volumeRootsOption } from '../../../common/cli.js';
+import { arg, CliError } from '../../../common/cli.js';
 import { parseDuration } from '../../../common/duration.js';
 
 import { FleetClient } from '../api/client.js';
 import { NODE_PAGE_MAX } from '../api/node-page.js';
-import { DEFAULT_SILENCE_MS } from '../ingest/liveness.js';
-import { addServerInstallCommands, SERVER_DEFAULTS } from '../install.js';
-import { applyCommand } from './apply.js';
 import { configPath, readCaFile, readConfig, resolveConnection } from './config.js';
 import { addEventsCommand } from './events.js';
-import { historyCommand } from './history.js';
 import { addJoinTokenCommands } from './join-token.js';
-import { labelCommand } from './label.js';
-import { nodesCommand, parseNodeLimit, parseNodeState } from './nodes.js';
+import { parseNodeLimit, parseNodeState } from './nodes.js';
 import { type OutputFormat, parseOutput } from './output.js';
-import { addRetentionOptions, retentionOptions } from './retention-flags.js';
-import { rollbackCommand } from './rollback.js';
-import { rolloutCommand } from './rollout.js';
 import { addSecretCommands } from './secret.js';
-import { statusCommand } from './status.js';
 import { addLoginCommand, addTokenCommands } from './token.js';
 
+/*
+ * Each command's module loads when that command runs, so one command's start pays only for its
+ * own code (`fleet apply` loads neither the node view's wire types nor the rollout renderer).
+ */
 const outputOption = () =>
   new Option('-o, --output <format>', 'text or json').default('text').argParser(arg(parseOutput));
 
 /**
  * The control plane's commands (`server`, and the REST client's `apply`, `nodes`, `label`, `status`), added
- * to the root program that bin/fleet.js composes.
+ * to the root program that bin/fleet.js composes. `word`, the command the command line names
+ * (common/cli.ts `commandWord`): when it is a client command, `server` is not defined (nor its
+ * modules loaded); otherwise, help included, every command is, `server` first.
  */
-export function addControlPlaneCommands(program: Command): Command {
+export async function addControlPlaneCommands(program: Command, word?: string): Promise<Command> {
   const client = () => {
     const conn = resolveConnection(program.opts(), process.env, readConfig(configPath()));
     const ca = conn.caFile ? readCaFile(conn.caFile) : undefined;
     return new FleetClient(conn.server, { token: conn.token, ca });
   };
 
-  addServerCommand(program);
   addApplyCommands(program, client);
   addHistoryCommands(program, client);
 
@@ -48,7 +44,7 @@ export function addControlPlaneCommands(program: Command): Command {
     .option('-l, --label <selector>', 'key or key=value, comma-separated: nodes matching all')
     .option('--state <state>', 'online or offline', arg(parseNodeState))
     .addOption(outputOption())
-    .action((name, o) => nodesCommand(client(), name, o));
+    .action(async (name, o) => (await import('./nodes.js')).nodesCommand(client(), name, o));
 
   program
     .command('label')
@@ -56,14 +52,16 @@ export function addControlPlaneCommands(program: Command): Command {
     .argument('<node>', 'a node name')
     .argument('<labels...>', 'key=value to set, key- to remove')
     .addOption(outputOption())
-    .action((node, labels, o) => labelCommand(client(), node, labels, o.output));
+    .action(async (node, labels, o) =>
+      (await import('./label.js')).labelCommand(client(), node, labels, o.output),
+    );
 
   program
     .command('status')
     .description('list deployments, or show one per node and service')
     .argument('[deployment]', 'a deployment name')
     .addOption(outputOption())
-    .action((name, o) => statusCommand(client(), name, o.output));
+    .action(async (name, o) => (await import('./status.js')).statusCommand(client(), name, o.output));
 
   addEventsCommand(program, client, outputOption);
   addJoinTokenCommands(program, client, outputOption);
@@ -71,87 +69,14 @@ export function addControlPlaneCommands(program: Command): Command {
   addSecretCommands(program, client, outputOption);
   addLoginCommand(program, client);
 
+  if (word === undefined || !program.commands.some((c) => c.name() === word)) {
+    const { addServerCommand } = await import('./server-command.js');
+    addServerCommand(program);
+    // Help lists it first, as before the split.
+    const commands = program.commands as Command[];
+    commands.unshift(commands.pop()!);
+  }
   return program;
-}
-
-/** `fleet server`: the control plane process with its listen addresses and limits. */
-function addServerCommand(program: Command) {
-  const server = program
-    .command('server')
-    .description('run the control plane: REST API, agent gRPC endpoint, SQLite store')
-    // `fleet server install --listen ...`: its own flags go to install, not to the daemon's.
-    .enablePositionalOptions()
-    .option(
-      '--data-dir <dir>',
-      'where the SQLite file, the CA (ca.crt, ca.key) and the server certificate live',
-      process.env.FLEET_DATA_DIR ?? SERVER_DEFAULTS.dataDir,
-    )
-    .option('--listen <host:port>', 'REST API address', SERVER_DEFAULTS.listen)
-    .option('--grpc-listen <host:port>', 'agent stream address', SERVER_DEFAULTS.grpcListen)
-    .option(
-      '--tls-name <names>',
-      'comma-separated extra DNS names or addresses for the server certificate',
-      '',
-    )
-    .option(
-      '--tls-cert <file>',
-      "the REST API's certificate (PEM, chain after the leaf); default: one issued from the CA",
-    )
-    .option('--tls-key <file>', 'the key of --tls-cert (PEM)')
-    .addOption(
-      // A test knob (renewal end to end in seconds); production keeps the 30-day default.
-      new Option('--agent-cert-lifetime <duration>', 'lifetime of issued agent certificates')
-        .argParser(arg(parseDuration))
-        .hideHelp(),
-    )
-    .addOption(volumeRootsOption('comma-separated host directories playbooks may bind-mount'))
-    .option('--body-limit <bytes>', 'largest REST request body (413 above it)', arg(parseCount), 1024 * 1024)
-    .option('--rate-limit <n>', 'REST requests per minute per API token (429 above it)', arg(parseCount), 600)
-    .option(
-      '--grpc-max-message <bytes>',
-      'largest message an agent may send (RESOURCE_EXHAUSTED above it)',
-      arg(parseCount),
-      4 * 1024 * 1024,
-    )
-    .option(
-      '--agent-silence <duration>',
-      'an agent stream silent this long counts offline (agents beat every 2 s by default)',
-      arg(parseDuration),
-      DEFAULT_SILENCE_MS,
-    );
-  addRetentionOptions(server).action(async (o) => {
-    // Daemons load lazily so client commands start fast (no gRPC, SQLite or Docker modules).
-    const { runServer } = await import('../server.js');
-    const { TlsFilesError } = await import('../pki/server-tls.js');
-    const s = await runServer({
-      dataDir: o.dataDir,
-      listen: o.listen,
-      grpcListen: o.grpcListen,
-      tlsNames: String(o.tlsName)
-        .split(',')
-        .map((d) => d.trim())
-        .filter(Boolean),
-      tlsCertFile: o.tlsCert,
-      tlsKeyFile: o.tlsKey,
-      agentCertLifetimeMs: o.agentCertLifetime,
-      agentSilenceMs: o.agentSilence,
-      bodyLimit: o.bodyLimit,
-      rateLimitPerMinute: o.rateLimit,
-      grpcMaxMessageBytes: o.grpcMaxMessage,
-      volumeRoots: o.volumeRoots,
-      ...(await retentionOptions(o)),
-    }).catch((err: Error) => {
-      throw err instanceof TlsFilesError ? new CliError(err.message, 2) : err;
-    });
-    const restCert = s.restCertificate === 'files' ? o.tlsCert : `issued from the CA, ${s.serverCertFile}`;
-    process.stderr.write(
-      `fleet server: REST ${s.httpUrl} (TLS: ${restCert}), agents ${s.grpcAddress} (mutual TLS), CA ${s.caFile}, admin token in ${s.adminTokenFile}\n` +
-        `  clients: fleet login --server ${s.httpUrl} --token-file ${s.adminTokenFile} --ca-file ${s.caFile}\n` +
-        `  enroll a host: fleet join-token create, then fleet agent --join-token <token>\n`,
-    );
-    untilSignal(() => s.close());
-  });
-  addServerInstallCommands(server);
 }
 
 /**
@@ -166,12 +91,6 @@ function cliGlobals(program: Command): string[] {
   ] as const)
     if (program.getOptionValueSource(key) === 'cli') out.push(flag, program.opts()[key]);
   return out;
-}
-
-function parseCount(v: string): number {
-  if (!/^[1-9][0-9]{0,9}$/.test(v))
-    throw new Error(`invalid number ${JSON.stringify(v)} (a whole number ≥ 1)`);
-  return Number(v);
 }
 
 function parseRevision(v: string): number {
@@ -201,8 +120,9 @@ function addApplyCommands(program: Command, client: () => FleetClient) {
       'with --check: exit 0 no change, 2 changes, 1 an error or failing check',
       false,
     );
-  withRolloutOptions(apply).action((file, o) => {
+  withRolloutOptions(apply).action(async (file, o) => {
     checkOnly(o);
+    const { applyCommand } = await import('./apply.js');
     return applyCommand(client(), file, {
       check: o.check,
       diff: o.diff,
@@ -218,7 +138,9 @@ function addApplyCommands(program: Command, client: () => FleetClient) {
     .argument('<action>', 'status, pause, resume or abort', arg(parseRolloutAction))
     .argument('<deployment>', 'a deployment name')
     .addOption(outputOption())
-    .action((action, name, o) => rolloutCommand(client(), action, name, o.output));
+    .action(async (action, name, o) =>
+      (await import('./rollout.js')).rolloutCommand(client(), action, name, o.output),
+    );
 }
 
 /** `--diff` and `--detailed-exitcode` describe a check: without `--check` they are a usage error (exit 2). */
@@ -244,15 +166,15 @@ function addHistoryCommands(program: Command, client: () => FleetClient) {
     .option('--limit <n>', 'how many revisions, newest first', arg(parseRevision), 20)
     .option('--before <n>', 'only revisions older than N', arg(parseRevision))
     .addOption(outputOption())
-    .action((name, n, o) => historyCommand(client(), name, n, o));
+    .action(async (name, n, o) => (await import('./history.js')).historyCommand(client(), name, n, o));
 
   const rollback = program
     .command('rollback')
     .description("roll out an older revision's playbook again, as a new revision (default: the last stable)")
     .argument('<deployment>', 'a deployment name')
     .option('--to <n>', 'the revision to go back to', arg(parseRevision));
-  withRolloutOptions(rollback).action((name, o) =>
-    rollbackCommand(client(), name, { to: o.to, ...rolloutFlags(o) }),
+  withRolloutOptions(rollback).action(async (name, o) =>
+    (await import('./rollback.js')).rollbackCommand(client(), name, { to: o.to, ...rolloutFlags(o) }),
   );
 }
 

@@ -6,8 +6,8 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { writeFileAtomic } from '../../../common/atomic-file.js';
 import { CliError } from '../../../common/cli.js';
-import { writeFileAtomic } from '../../../common/pki.js';
 
 /** The REST API serves TLS only (its certificate from the control plane's CA unless given). */
 export const DEFAULT_SERVER = 'https://127.0.0.1:7080';

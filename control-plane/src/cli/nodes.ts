@@ -1,4 +1,4 @@
-import { HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
+import type { HostFacts } from '../../../proto/gen/fleet/v1/agent.js';
 import type { FleetClient, NodeListQuery, NodeListReply } from '../api/client.js';
 import { NODE_PAGE_MAX } from '../api/node-page.js';
 import type { GpuSummary, NodeView } from '../api/schemas.js';
@@ -25,8 +25,8 @@ function gpuCells(g: GpuSummary): string[] {
   ];
 }
 
-function detail(n: NodeView): string {
-  const h = n.host ? HostFacts.fromJSON(n.host) : undefined;
+function detail(n: NodeView, fromJSON: (o: unknown) => HostFacts): string {
+  const h = n.host ? fromJSON(n.host) : undefined;
   const lines = [
     `name:          ${n.name}`,
     `status:        ${n.connected ? 'connected' : 'offline'} (last seen ${ago(n.lastSeenMs)})`,
@@ -127,7 +127,9 @@ export async function nodesCommand(client: FleetClient, name: string | undefined
   if (name) {
     const n = await client.node(name);
     if (o.output === 'json') return printJson(n);
-    process.stdout.write(`${detail(n)}\n`);
+    // The generated wire types load gRPC: only this view needs them, not the CLI's start.
+    const { HostFacts } = await import('../../../proto/gen/fleet/v1/agent.js');
+    process.stdout.write(`${detail(n, (json) => HostFacts.fromJSON(json))}\n`);
     return;
   }
   const filters: NodeListQuery = { label: o.label, state: o.state, after: o.after };
