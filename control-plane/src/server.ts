@@ -34,13 +34,7 @@ import { trustAnchor } from './pki/identity.js';
 import { serverNames } from './pki/issue.js';
 import { JoinTokens } from './pki/join-token.js';
 import { loadOrIssueServerCertificate, serverCertPaths } from './pki/server-cert.js';
-import {
-  type CertAndKey,
-  type FileCertificate,
-  loadCertificateFiles,
-  ServerCertificateKeeper,
-  TlsFilesError,
-} from './pki/server-tls.js';
+import { type CertAndKey, restFiles, ServerCertificateKeeper } from './pki/server-tls.js';
 import { warmPlaybookValidator } from './playbook/schema-errors.js';
 import { Housekeeping, type Scheduler, scheduleHousekeeping } from './retention/housekeeping.js';
 import { DEFAULT_HOUSEKEEPING_CRON, type RetentionPolicy, retentionPolicy } from './retention/policy.js';
@@ -246,14 +240,6 @@ async function loadPki(
   return { ca, keeper };
 }
 
-/** The operator's REST certificate when both files are named (checked now), else undefined. */
-function restFiles(opts: ServerOptions): FileCertificate | undefined {
-  if (!opts.tlsCertFile && !opts.tlsKeyFile) return undefined;
-  if (!opts.tlsCertFile || !opts.tlsKeyFile)
-    throw new TlsFilesError('--tls-cert and --tls-key go together: name both files, or neither');
-  return loadCertificateFiles(opts.tlsCertFile, opts.tlsKeyFile, Date.now());
-}
-
 /** The agent port: keepalive for long-lived streams, the message size limit, TLS credentials. */
 async function listenAgentPort(
   opts: ServerOptions,
@@ -314,7 +300,7 @@ export const MUTUAL_TLS: Transport = {
 export async function startControlPlane(opts: ServerOptions, transport: Transport): Promise<RunningServer> {
   const log = createLogger('fleet-server');
   // Bad certificate files stop the start before anything is created or listens.
-  const files = restFiles(opts);
+  const files = restFiles(opts.tlsCertFile, opts.tlsKeyFile);
   mkdirSync(opts.dataDir, { recursive: true });
   const store = Store.open(join(opts.dataDir, 'fleet.db'));
   store.nodes.resetConnections();

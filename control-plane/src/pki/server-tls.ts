@@ -77,6 +77,14 @@ export function loadCertificateFiles(certFile: string, keyFile: string, nowMs: n
   return { certPem, keyPem, fingerprint256: leaf.fingerprint256, notAfterMs };
 }
 
+/** The operator's REST certificate when both files are named (checked now), else undefined. */
+export function restFiles(certFile?: string, keyFile?: string): FileCertificate | undefined {
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile || !keyFile)
+    throw new TlsFilesError('--tls-cert and --tls-key go together: name both files, or neither');
+  return loadCertificateFiles(certFile, keyFile, Date.now());
+}
+
 /**
  * When the control plane reissues a certificate it issued itself: at 70% of the life it was
  * issued for (from the moment of issue, not from the back-dated notBefore, so that a short
