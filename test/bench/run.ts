@@ -276,7 +276,7 @@ async function main() {
   }
   // Issue 13: one control plane against 1,000–10,000 agents beside the raw grpc-js floor (scale.ts).
   if (process.argv.includes('--scale-only')) {
-    process.stdout.write(`${(await benchScale()).join('\n')}\n`);
+    await benchScale();
     return;
   }
   // Issue 6: the inference server in ENGINE=openai-upstream mode against direct mode (upstream.ts).
