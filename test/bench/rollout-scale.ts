@@ -133,6 +133,10 @@ export async function startControlPlane(dir: string, ports?: { http: number; grp
       `127.0.0.1:${httpPort}`,
       '--grpc-listen',
       `127.0.0.1:${grpcPort}`,
+      // One join token per simulated node is 10,000 REST calls: the automation's own limit, as an
+      // operator enrolling a fleet from a script would set it.
+      '--rate-limit',
+      '100000',
     ],
     // What production logs, not the tests' debug level.
     { env: { ...process.env, FLEET_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },

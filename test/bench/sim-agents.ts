@@ -16,6 +16,7 @@
  *   child exits when the IPC channel closes.
  */
 
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Connection } from '../../agent/src/connection.js';
@@ -239,7 +240,11 @@ function present(p: Prefetch) {
 }
 
 function main() {
-  const cfg = JSON.parse(process.env.FLEET_SIM_CONFIG ?? '') as SimConfig;
+  const file = process.env.FLEET_SIM_CONFIG_FILE;
+  const cfg = JSON.parse(
+    file ? readFileSync(file, 'utf8') : (process.env.FLEET_SIM_CONFIG ?? ''),
+  ) as SimConfig;
+  if (file) rmSync(file, { force: true });
   const agents = new SimAgents(cfg);
   const send = (m: FromChild) => process.send?.(m);
   process.on('message', (m: ToChild) => {
@@ -263,4 +268,4 @@ function main() {
   });
 }
 
-if (process.env.FLEET_SIM_CONFIG) main();
+if (process.env.FLEET_SIM_CONFIG || process.env.FLEET_SIM_CONFIG_FILE) main();

@@ -1,4 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../helpers/procs.js';
 import type { FromChild, SimConfig, ToChild } from './sim-agents.js';
@@ -51,13 +54,16 @@ export class SimFleet {
     for (let p = 0; p < procs; p++) {
       const nodes = this.nodes.slice(p * per, (p + 1) * per);
       if (nodes.length === 0) continue;
-      // Each child gets its own nodes' join tokens only: all of them for 1,000 nodes pass the
-      // kernel's limit for one environment string (E2BIG).
+      // Each child gets its own nodes' join tokens only.
       const joinTokens = Object.fromEntries(nodes.map((n) => [n, cfg.joinTokens[n] ?? '']));
       const config: SimConfig = { ...cfg, nodes, joinTokens };
+      // A file, not the environment: 2,500 join tokens pass the kernel's limit for one
+      // environment string (E2BIG).
+      const file = join(tmpdir(), `fleet-sim-${process.pid}-${p}.json`);
+      writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
       this.children.push(
         fork(CHILD, [], {
-          env: { ...process.env, FLEET_SIM_CONFIG: JSON.stringify(config) },
+          env: { ...process.env, FLEET_SIM_CONFIG_FILE: file },
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         }),
       );
