@@ -64,7 +64,14 @@ restart_dockerd() {
   pid=$(pgrep -x dockerd | head -1 || true)
   if [ -n "$pid" ]; then
     kill -TERM "$pid"
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    # The old daemon must be gone before a new one is started: one still shutting down answers
+    # "up" to ensure_dockerd, which then starts nothing, and the daemon is gone for good once it
+    # exits. A slow shutdown (containers stopping) gets 60 s, then SIGKILL.
+    for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -KILL "$pid" 2>/dev/null || true
+      for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    fi
   fi
   ensure_dockerd
 }
