@@ -144,7 +144,6 @@ async function restProbe(cp: Cp, done: () => boolean) {
 async function applies(cp: Cp, sim: SimFleet, n: number, from: number) {
   const acked: number[] = [];
   const answered: number[] = [];
-  const applyRest: number[] = [];
   let finished = false;
   const probe = restProbe(cp, () => finished);
   try {
@@ -161,7 +160,6 @@ async function applies(cp: Cp, sim: SimFleet, n: number, from: number) {
       if (acks.count < n) throw new Error(`apply ${i}: ${acks.count} of ${n} agents acked`);
       acked.push(acks.lastMs - t0);
       answered.push(answer);
-      applyRest.push(answer);
       await succeededAt(cp.url, body.revision, 120_000, DEPLOYMENT);
     }
   } finally {
@@ -179,8 +177,10 @@ async function restart(cp: Cp, sim: SimFleet, n: number) {
   const backMs = wallMs() - t0;
   const times = await sim.connectsSince(t0);
   const perSecond = new Map<number, number>();
-  for (const t of times)
-    perSecond.set(Math.floor((t - t0) / 1_000), (perSecond.get(Math.floor((t - t0) / 1_000)) ?? 0) + 1);
+  for (const t of times) {
+    const second = Math.floor((t - t0) / 1_000);
+    perSecond.set(second, (perSecond.get(second) ?? 0) + 1);
+  }
   const peak = Math.max(...perSecond.values());
   await new Promise((r) => setTimeout(r, 3_000));
   const metrics = await (await adminCall(`${next.url}/metrics`)).text();
